@@ -1,0 +1,426 @@
+//! Commands that upstream services send, parsed into validated domain types.
+//!
+//! A command arrives as JSON on `ramp.cmd.<tenant>.<command>`. [`CommandName`] is taken
+//! from the subject; [`parse_command`] turns the body into a [`Command`] or a
+//! [`CommandError`] that names the offending field without echoing its value (which may be
+//! PII).
+
+use serde::Deserialize;
+
+use crate::values::{
+    AmountLimits, BankAccountNumber, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
+    Phone, TokenSymbol, UpiId, Utr, ValueError,
+};
+
+/// The command part of a command subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandName {
+    OnrampCreate,
+    OnrampUtr,
+    OrderCancel,
+}
+
+impl CommandName {
+    pub const ALL: [CommandName; 3] = [
+        CommandName::OnrampCreate,
+        CommandName::OnrampUtr,
+        CommandName::OrderCancel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandName::OnrampCreate => "onramp.create",
+            CommandName::OnrampUtr => "onramp.utr",
+            CommandName::OrderCancel => "order.cancel",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CommandName> {
+        CommandName::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Identifiers every command carries; available even when the rest of the body is invalid,
+/// so a rejection can name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandIds {
+    pub command_id: String,
+    pub order_id: String,
+}
+
+/// Why a command was refused before it reached an order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Not JSON, or without a usable `command_id`/`order_id`: nothing to answer to.
+    #[error("malformed command: {0}")]
+    Malformed(String),
+    /// Well-formed but a field is missing or has the wrong type.
+    #[error("invalid command: {0}")]
+    Schema(String),
+    /// A field's value does not parse.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl CommandError {
+    /// A short, stable, machine-readable code for events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::Malformed(_) => "malformed",
+            CommandError::Schema(_) => "invalid_schema",
+            CommandError::Invalid { .. } => "invalid_field",
+        }
+    }
+}
+
+impl From<ValueError> for CommandError {
+    fn from(e: ValueError) -> Self {
+        CommandError::Invalid {
+            field: e.field(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The user on whose behalf the order runs (the provider account is keyed by email).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct User {
+    pub email: Email,
+    pub name: PersonName,
+    pub phone: Phone,
+    #[serde(default)]
+    pub pan: Option<Pan>,
+}
+
+/// How the user pays fiat for an on-ramp order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// UPI collect from this VPA (provider mode `INR_UPI`).
+    Upi { upi_id: UpiId },
+    /// Bank transfer from this account (provider mode `INR_IMPS`).
+    Imps {
+        account_number: BankAccountNumber,
+        account_name: PersonName,
+        ifsc: Ifsc,
+    },
+}
+
+impl PaymentMethod {
+    pub fn provider_mode(&self) -> &'static str {
+        match self {
+            PaymentMethod::Upi { .. } => "INR_UPI",
+            PaymentMethod::Imps { .. } => "INR_IMPS",
+        }
+    }
+}
+
+/// A validated on-ramp order request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct OnrampRequest {
+    pub user: User,
+    pub fiat_amount: InrAmount,
+    pub token: TokenSymbol,
+    pub chain_id: ChainId,
+    #[serde(default)]
+    pub token_address: Option<EvmAddress>,
+    pub receiver_address: EvmAddress,
+    pub payment: PaymentMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    CreateOnramp(OnrampRequest),
+    SubmitUtr { utr: Utr },
+    Cancel { reason: Option<String> },
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    command_id: serde_json::Value,
+    order_id: serde_json::Value,
+}
+
+fn id_field(v: &serde_json::Value, name: &str) -> Result<String, CommandError> {
+    let s = match v {
+        serde_json::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return Err(CommandError::Malformed(format!("{name} must be a string"))),
+    };
+    if s.is_empty() || s.len() > 128 || s.chars().any(|c| c.is_control() || c == '.') {
+        return Err(CommandError::Malformed(format!(
+            "{name} must be 1-128 printable characters without '.'"
+        )));
+    }
+    Ok(s)
+}
+
+/// Read the identifiers only. Fails with [`CommandError::Malformed`] when there is no
+/// command id or order id to answer to: such a message goes to the dead-letter subject.
+pub fn parse_ids(body: &[u8]) -> Result<CommandIds, CommandError> {
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| {
+        CommandError::Malformed(format!("not a command object: {}", e.classify_name()))
+    })?;
+    Ok(CommandIds {
+        command_id: id_field(&env.command_id, "command_id")?,
+        order_id: id_field(&env.order_id, "order_id")?,
+    })
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "missing command_id or order_id",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawCreate {
+    user: serde_json::Value,
+    fiat_amount: serde_json::Value,
+    token: String,
+    chain_id: serde_json::Value,
+    #[serde(default)]
+    token_address: Option<String>,
+    receiver_address: String,
+    payment: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawUtr {
+    utr: String,
+}
+
+#[derive(Deserialize)]
+struct RawCancel {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Turn a serde error into a schema error that never quotes the input.
+fn schema(e: serde_json::Error) -> CommandError {
+    let text = e.to_string();
+    let text = text.split(" at line").next().unwrap_or("");
+    if text.starts_with("invalid") {
+        CommandError::Schema(redact_quoted(text))
+    } else {
+        // "missing field `x`", "unknown variant `y`, expected ...": names, not values.
+        CommandError::Schema(text.to_string())
+    }
+}
+
+/// serde quotes offending input in backticks or double quotes ("invalid type: integer
+/// `9876543210`"); that input may be a phone number or PAN, so quoted runs are dropped.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push_str("<redacted>");
+            }
+            Some(_) => {}
+            None if c == '`' || c == '"' => quote = Some(c),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CommandError> {
+    serde_json::from_value(v).map_err(schema)
+}
+
+/// Parse a command body for a command name taken from the subject.
+pub fn parse_command(
+    name: CommandName,
+    body: &[u8],
+    limits: &AmountLimits,
+) -> Result<Command, CommandError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| CommandError::Malformed(e.classify_name().into()))?;
+    match name {
+        CommandName::OnrampCreate => {
+            let raw: RawCreate = typed(value)?;
+            let amount_text = match &raw.fiat_amount {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(CommandError::Invalid {
+                        field: "fiat_amount",
+                        reason: "must be a decimal string".into(),
+                    });
+                }
+            };
+            let chain_id: ChainId = typed(raw.chain_id)?;
+            Ok(Command::CreateOnramp(OnrampRequest {
+                user: typed(raw.user)?,
+                fiat_amount: InrAmount::parse_within(&amount_text, limits)?,
+                token: TokenSymbol::parse(&raw.token)?,
+                chain_id,
+                token_address: raw
+                    .token_address
+                    .as_deref()
+                    .map(EvmAddress::parse)
+                    .transpose()?,
+                receiver_address: EvmAddress::parse(&raw.receiver_address)?,
+                payment: typed(raw.payment)?,
+            }))
+        }
+        CommandName::OnrampUtr => {
+            let raw: RawUtr = typed(value)?;
+            Ok(Command::SubmitUtr {
+                utr: Utr::parse(&raw.utr)?,
+            })
+        }
+        CommandName::OrderCancel => {
+            let raw: RawCancel = typed(value)?;
+            let reason = raw
+                .reason
+                .map(|r| r.chars().filter(|c| !c.is_control()).take(200).collect());
+            Ok(Command::Cancel { reason })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn create_body() -> serde_json::Value {
+        json!({
+            "command_id": "c-1", "order_id": "o-1",
+            "user": {"email": "asha@example.com", "name": "Asha Rao", "phone": "9876543210", "pan": "ABCDE1234F"},
+            "fiat_amount": "1500.00", "token": "USDT", "chain_id": 137,
+            "receiver_address": "0x1111111111111111111111111111111111111111",
+            "payment": {"mode": "upi", "upi_id": "asha@okaxis"}
+        })
+    }
+
+    fn parse(name: CommandName, v: &serde_json::Value) -> Result<Command, CommandError> {
+        parse_command(name, v.to_string().as_bytes(), &AmountLimits::default())
+    }
+
+    #[test]
+    fn command_names_round_trip() {
+        for c in CommandName::ALL {
+            assert_eq!(CommandName::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(CommandName::parse("onramp.delete"), None);
+    }
+
+    #[test]
+    fn ids_are_required() {
+        assert!(parse_ids(br#"{"command_id":"a","order_id":"b"}"#).is_ok());
+        assert_eq!(
+            parse_ids(br#"{"command_id":7,"order_id":"b"}"#)
+                .unwrap()
+                .command_id,
+            "7"
+        );
+        for bad in [
+            &b"not json"[..],
+            br#"{"order_id":"b"}"#,
+            br#"{"command_id":"","order_id":"b"}"#,
+            br#"{"command_id":"a.b","order_id":"b"}"#,
+            br#"{"command_id":"a","order_id":{}}"#,
+            br#"[]"#,
+        ] {
+            assert!(
+                matches!(parse_ids(bad), Err(CommandError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_a_valid_upi_create() {
+        let Command::CreateOnramp(req) = parse(CommandName::OnrampCreate, &create_body()).unwrap()
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(req.payment.provider_mode(), "INR_UPI");
+        assert_eq!(req.fiat_amount.to_string(), "1500.00");
+    }
+
+    #[test]
+    fn parses_an_imps_create_with_numeric_amount() {
+        let mut b = create_body();
+        b["fiat_amount"] = json!(2500);
+        b["payment"] = json!({"mode": "imps", "account_number": "50100012345678", "account_name": "Asha Rao", "ifsc": "hdfc0001234"});
+        let Command::CreateOnramp(req) = parse(CommandName::OnrampCreate, &b).unwrap() else {
+            panic!()
+        };
+        assert_eq!(req.payment.provider_mode(), "INR_IMPS");
+    }
+
+    #[test]
+    fn invalid_fields_are_named_without_their_values() {
+        let cases = [
+            ("fiat_amount", json!("-5")),
+            ("fiat_amount", json!("10.001")),
+            ("receiver_address", json!("0x123")),
+            ("token", json!("")),
+        ];
+        for (field, value) in cases {
+            let mut b = create_body();
+            b[field] = value;
+            let err = parse(CommandName::OnrampCreate, &b).unwrap_err();
+            assert!(
+                matches!(err, CommandError::Invalid { .. }),
+                "{field}: {err:?}"
+            );
+        }
+        let mut b = create_body();
+        b["user"]["pan"] = json!("NOTAPAN99");
+        let err = parse(CommandName::OnrampCreate, &b).unwrap_err();
+        assert!(!err.to_string().contains("NOTAPAN99"), "{err}");
+        let mut b = create_body();
+        b["user"]["phone"] = json!(9876543210u64);
+        let err = parse(CommandName::OnrampCreate, &b).unwrap_err();
+        assert!(!err.to_string().contains("9876543210"), "{err}");
+        let mut b = create_body();
+        b["payment"] = json!({"mode": "cash"});
+        assert!(matches!(
+            parse(CommandName::OnrampCreate, &b),
+            Err(CommandError::Schema(_))
+        ));
+    }
+
+    #[test]
+    fn utr_and_cancel() {
+        let ok = json!({"command_id": "c", "order_id": "o", "utr": " 412345678901 "});
+        assert!(matches!(
+            parse(CommandName::OnrampUtr, &ok),
+            Ok(Command::SubmitUtr { .. })
+        ));
+        let bad = json!({"command_id": "c", "order_id": "o", "utr": "12345"});
+        assert!(matches!(
+            parse(CommandName::OnrampUtr, &bad),
+            Err(CommandError::Invalid { field: "utr", .. })
+        ));
+        let missing = json!({"command_id": "c", "order_id": "o"});
+        assert!(matches!(
+            parse(CommandName::OnrampUtr, &missing),
+            Err(CommandError::Schema(_))
+        ));
+        let cancel =
+            json!({"command_id": "c", "order_id": "o", "reason": "user\u{0007} changed mind"});
+        assert_eq!(
+            parse(CommandName::OrderCancel, &cancel).unwrap(),
+            Command::Cancel {
+                reason: Some("user changed mind".into())
+            }
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! rampd's functional core.
+//!
+//! Everything here is pure: no I/O, no clock reads, no randomness. Time and jitter come in
+//! as arguments, so every decision can be replayed and tested. The imperative shell
+//! (`workers/`) loads an order, asks this crate what to do, carries the effects out and
+//! persists the outcome in one transaction.
+
+pub mod command;
+pub mod event;
+pub mod onramp;
+pub mod schedule;
+pub mod values;
+
+use serde::{Deserialize, Serialize};
+
+/// Which way the money flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Fiat in, crypto out.
+    Onramp,
+    /// Crypto in, fiat out.
+    Offramp,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Onramp => "onramp",
+            Direction::Offramp => "offramp",
+        }
+    }
+}
