@@ -242,6 +242,15 @@ pub struct AmountLimits {
     pub max: Decimal,
 }
 
+impl AmountLimits {
+    /// No bounds beyond "greater than zero". Used when reading back stored values, so an
+    /// amount accepted under an older or per-chain limit still loads.
+    pub const UNBOUNDED: AmountLimits = AmountLimits {
+        min: Decimal::ZERO,
+        max: Decimal::MAX,
+    };
+}
+
 impl Default for AmountLimits {
     /// rampd's default bounds for an INR on-ramp order: ₹100.00 to ₹2,00,000.00 inclusive.
     /// Per-chain provider limits (Onmeta `GET /v1/orders/get-chain-limit`) should be passed
@@ -259,8 +268,10 @@ impl Default for AmountLimits {
 /// Textual form: `^[0-9]+(\.[0-9]{1,2})?$` after trimming — no sign, no exponent, no
 /// thousands separators. Serialised as a JSON string such as `"1500.00"`.
 ///
-/// Note: deserialisation (and plain [`InrAmount::parse`]) applies
-/// [`AmountLimits::default`]; use [`InrAmount::parse_within`] for other limits.
+/// Limits are intake policy, not format: [`InrAmount::parse`] / `FromStr` apply
+/// [`AmountLimits::default`], [`InrAmount::parse_within`] takes explicit limits, and
+/// deserialisation (`TryFrom<String>`) checks format and positivity only
+/// ([`AmountLimits::UNBOUNDED`]), so stored orders still load if the limits change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InrAmount(Decimal);
@@ -273,6 +284,11 @@ impl InrAmount {
     /// Parses with [`AmountLimits::default`].
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         Self::parse_within(s, &AmountLimits::default())
+    }
+
+    /// Parses checking format and `> 0` only; what deserialisation uses.
+    pub fn parse_unbounded(s: &str) -> Result<Self, ValueError> {
+        Self::parse_within(s, &AmountLimits::UNBOUNDED)
     }
 
     pub fn parse_within(s: &str, limits: &AmountLimits) -> Result<Self, ValueError> {
@@ -373,8 +389,9 @@ impl FromStr for InrAmount {
 
 impl TryFrom<String> for InrAmount {
     type Error = ValueError;
+    /// Format and positivity only; see the type docs.
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
+        Self::parse_unbounded(&s)
     }
 }
 
@@ -1311,7 +1328,17 @@ mod tests {
         let back: InrAmount = serde_json::from_value(json!("1500.00")).unwrap();
         assert_eq!(a, back);
         assert!(serde_json::from_value::<InrAmount>(json!("10.001")).is_err());
+        assert!(serde_json::from_value::<InrAmount>(json!("0")).is_err());
+        assert!(serde_json::from_value::<InrAmount>(json!("-5")).is_err());
+        assert!(serde_json::from_value::<InrAmount>(json!("1e3")).is_err());
         assert!(serde_json::from_value::<InrAmount>(json!(1500)).is_err());
+        // Stored values outside today's default limits still load.
+        let small: InrAmount = serde_json::from_value(json!("10")).unwrap();
+        assert_eq!(small.to_string(), "10.00");
+        assert!(InrAmount::parse("10").is_err());
+        let big: InrAmount = serde_json::from_value(json!("250000.5")).unwrap();
+        assert_eq!(serde_json::to_value(big).unwrap(), json!("250000.50"));
+        assert_eq!(InrAmount::parse_unbounded("250000.5").unwrap(), big);
     }
 
     // ---- ChainId --------------------------------------------------------------------
@@ -1829,6 +1856,7 @@ mod tests {
             let d = Decimal::new(mantissa, scale);
             let wide = AmountLimits { min: Decimal::MIN, max: Decimal::MAX };
             prop_assert!(InrAmount::new(d, &wide).is_err());
+            prop_assert!(InrAmount::new(d, &AmountLimits::UNBOUNDED).is_err());
             prop_assert!(InrAmount::parse_within(&d.to_string(), &wide).is_err());
         }
 

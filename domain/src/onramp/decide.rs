@@ -360,7 +360,7 @@ fn call_failed(d: &mut Builder, f: CallFailure) {
     let action = next_action(&d.order, d.ctx.now, &d.ctx.policy);
     d.history(
         "provider_call_failed",
-        json!({ "action": action_name(&action), "kind": format!("{:?}", f.kind), "message": f.message }),
+        json!({ "action": action.name(), "kind": format!("{:?}", f.kind), "message": f.message }),
     );
     if f.kind == FailureKind::Rejected {
         match (d.order.state, action) {
@@ -421,20 +421,6 @@ fn obs_name(o: &Observation) -> &'static str {
         Observation::UtrAccepted => "utr_accepted",
         Observation::Status { .. } => "status",
         Observation::CallFailed(_) => "call_failed",
-    }
-}
-
-pub(crate) fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::CheckKyc => "check_kyc",
-        Action::EnsurePaymentMethod => "ensure_payment_method",
-        Action::FetchQuote => "fetch_quote",
-        Action::CreateOrder => "create_order",
-        Action::FindProviderOrder => "find_provider_order",
-        Action::SubmitUtr(_) => "submit_utr",
-        Action::PollStatus => "poll_status",
-        Action::Expire => "expire",
-        Action::Nothing => "nothing",
     }
 }
 
@@ -514,10 +500,17 @@ impl<'a> Builder<'a> {
         self.move_to(OnrampState::Failed);
     }
 
+    /// Schedule the next regular poll, or run at once when a received UTR is waiting to
+    /// be submitted (it may have arrived while this step was in flight).
     fn poll_later(&mut self) {
-        self.next = NextRun::At(
-            self.ctx.now + chrono_duration(poll_delay(&self.ctx.policy.poll, self.ctx.jitter)),
-        );
+        let utr_waiting = self.order.state == OnrampState::AwaitingPayment
+            && self.order.utr.is_some()
+            && self.order.intent.is_none();
+        self.next = NextRun::At(if utr_waiting {
+            self.ctx.now
+        } else {
+            self.ctx.now + chrono_duration(poll_delay(&self.ctx.policy.poll, self.ctx.jitter))
+        });
     }
 
     /// Flag the order for a person; announce it once per distinct reason.

@@ -334,6 +334,23 @@ pub enum Action {
     Nothing,
 }
 
+impl Action {
+    /// A stable label for logs and history.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CheckKyc => "check_kyc",
+            Action::EnsurePaymentMethod => "ensure_payment_method",
+            Action::FetchQuote => "fetch_quote",
+            Action::CreateOrder => "create_order",
+            Action::FindProviderOrder => "find_provider_order",
+            Action::SubmitUtr(_) => "submit_utr",
+            Action::PollStatus => "poll_status",
+            Action::Expire => "expire",
+            Action::Nothing => "nothing",
+        }
+    }
+}
+
 /// When the order's next step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextRun {

@@ -1,0 +1,35 @@
+//! rampd's database schema, as sea-orm-migration migrations.
+//!
+//! Every migration must produce the same logical schema on PostgreSQL and SQLite:
+//! times are `BIGINT` unix epoch milliseconds, ids are `TEXT`, JSON is stored as `TEXT`
+//! and flags are `BOOLEAN`. No backend-specific column types, no foreign keys (the
+//! worker enforces relationships in its transactions), no database-side defaults for
+//! times (the clock is an argument in rampd, never `now()` in SQL).
+//!
+//! The worker applies these with `Migrator::up(&db, None)` (`rampd migrate`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_orders;
+mod m20261121_000002_order_events;
+mod m20261121_000003_processed_commands;
+mod m20261121_000004_scheduled_tasks;
+mod m20261121_000005_outbox;
+mod m20261121_000006_webhook_deliveries;
+
+/// All of rampd's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_orders::Migration),
+            Box::new(m20261121_000002_order_events::Migration),
+            Box::new(m20261121_000003_processed_commands::Migration),
+            Box::new(m20261121_000004_scheduled_tasks::Migration),
+            Box::new(m20261121_000005_outbox::Migration),
+            Box::new(m20261121_000006_webhook_deliveries::Migration),
+        ]
+    }
+}

@@ -1,0 +1,157 @@
+//! Wiring: the parts of a running worker and their start/stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ms};
+use crate::executor::Executor;
+use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
+use crate::webhooks::Endpoints;
+use crate::webhooks::sender::Sender;
+use crate::{intake, nats, relay, storage};
+
+/// Wake-ups between the loops, so new work does not wait for the idle interval.
+#[derive(Default)]
+pub struct Wakers {
+    pub tasks: Notify,
+    pub outbox: Notify,
+    pub webhooks: Notify,
+}
+
+/// What every loop of a worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub db: DatabaseConnection,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub endpoints: Endpoints,
+    pub cfg: Arc<Config>,
+    pub wake: Arc<Wakers>,
+}
+
+impl Shared {
+    pub fn wake_all(&self) {
+        self.wake.tasks.notify_one();
+        self.wake.outbox.notify_one();
+        self.wake.webhooks.notify_one();
+    }
+}
+
+/// Install ring as the process-wide TLS provider (deps.md §2). Idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Refuse configurations that would break the money rules.
+pub fn validate(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.executor.lease_ms < cfg.provider.timeout_ms + 2_000 {
+        anyhow::bail!(
+            "executor.lease_ms ({}) must exceed provider.timeout_ms ({}) by at least 2 s, \
+             or a slow call could be repeated by another replica",
+            cfg.executor.lease_ms,
+            cfg.provider.timeout_ms
+        );
+    }
+    if cfg.onramp.poll_interval_min_ms > cfg.onramp.poll_interval_max_ms {
+        anyhow::bail!("onramp.poll_interval_min_ms must not exceed poll_interval_max_ms");
+    }
+    if cfg.onramp.amount_min <= rust_decimal::Decimal::ZERO
+        || cfg.onramp.amount_min > cfg.onramp.amount_max
+    {
+        anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
+    }
+    Ok(())
+}
+
+/// A running worker: intake, executor, outbox relay and webhook sender.
+pub struct Worker {
+    pub shared: Shared,
+    pub executor: Executor,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Worker {
+    /// Connect, migrate, set up NATS and start every loop.
+    pub async fn start(cfg: Config) -> anyhow::Result<Worker> {
+        install_crypto();
+        validate(&cfg)?;
+        let db = storage::connect(&cfg.database_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database: {e}"))?;
+        storage::migrate(&db).await?;
+        let client = nats::connect(&cfg).await?;
+        let js = jetstream::new(client.clone());
+        let consumer = nats::ensure_topology(&js, &cfg.nats).await?;
+        let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?;
+        let provider = OnmetaClient::new(OnmetaConfig {
+            base_url: cfg.provider.base_url.clone(),
+            api_key: cfg.provider.api_key.expose_secret().to_string().into(),
+            timeout: ms(cfg.provider.timeout_ms),
+        })?;
+        let shared = Shared {
+            db,
+            nats: client,
+            js,
+            endpoints,
+            cfg: Arc::new(cfg),
+            wake: Arc::new(Wakers::default()),
+        };
+        let shutdown = CancellationToken::new();
+        let executor = Executor::new(shared.clone(), provider);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
+        tasks.spawn(executor.clone().run(shutdown.clone()));
+        tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
+        tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
+        tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
+        Ok(Worker {
+            shared,
+            executor,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stop taking work and let in-flight steps finish (bounded by `grace`).
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.shutdown.cancel();
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("shutdown grace elapsed; aborting remaining work");
+            self.tasks.abort_all();
+        }
+        tracing::info!("rampd worker stopped");
+    }
+
+    /// Stop at once, as a crash would: in-flight calls are dropped mid-way. Leases and the
+    /// inbox make the work resume elsewhere.
+    pub async fn kill(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+    pub async fn until_signal() {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await.ok();
+    }
+}

@@ -1,0 +1,287 @@
+//! Configuration: an optional TOML file, then environment variables, with defaults that
+//! run locally (SQLite file, NATS on localhost, the sandbox provider).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rampd_domain::onramp::OnrampPolicy;
+use rampd_domain::schedule::PollPolicy;
+use rampd_domain::values::AmountLimits;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://rampd.db` (default) or `postgres://…`.
+    pub database_url: String,
+    pub nats_url: String,
+    /// Identifies this replica in task leases. Defaults to `<hostname>-<pid>`.
+    pub worker_id: String,
+    pub provider: ProviderConfig,
+    pub nats: NatsConfig,
+    pub onramp: OnrampConfig,
+    pub executor: ExecutorConfig,
+    pub webhooks: WebhookConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    pub command_stream: String,
+    pub event_stream: String,
+    pub dead_letter_stream: String,
+    pub consumer: String,
+    /// Only consume commands matching this subject (e.g. `ramp.cmd.acme.>` for a worker
+    /// dedicated to one tenant). Default: all commands.
+    pub consumer_filter: Option<String>,
+    /// Deliveries of one command before it is dead-lettered.
+    pub max_deliver: i64,
+    /// Must exceed the slowest command handler (a few database writes).
+    pub ack_wait_ms: u64,
+    pub batch: usize,
+    /// Window in which JetStream drops a repeated `Nats-Msg-Id`.
+    pub duplicate_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnrampConfig {
+    pub poll_interval_min_ms: u64,
+    pub poll_interval_max_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    pub retry_after_cap_ms: u64,
+    pub attention_after_errors: u32,
+    pub payment_window_secs: u64,
+    pub expiry_grace_secs: u64,
+    pub amount_min: Decimal,
+    pub amount_max: Decimal,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// How long a claimed task belongs to this replica. Must exceed the provider timeout
+    /// plus a commit; a crashed replica's tasks are taken over when it runs out.
+    pub lease_ms: u64,
+    pub batch: u64,
+    pub concurrency: usize,
+    /// Sleep between scans when nothing is due (new work wakes the loop earlier).
+    pub idle_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub endpoints: Vec<EndpointConfig>,
+    pub timeout_ms: u64,
+    pub max_attempts: i32,
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub id: String,
+    pub tenant: String,
+    pub url: String,
+    /// `whsec_<base64>`.
+    pub secret: SecretString,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://rampd.db".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            worker_id: default_worker_id(),
+            provider: ProviderConfig::default(),
+            nats: NatsConfig::default(),
+            onramp: OnrampConfig::default(),
+            executor: ExecutorConfig::default(),
+            webhooks: WebhookConfig::default(),
+        }
+    }
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            name: "onmeta".into(),
+            base_url: "http://127.0.0.1:8088".into(),
+            api_key: SecretString::from("sandbox-api-key"),
+            timeout_ms: 15_000,
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            command_stream: "RAMP_CMD".into(),
+            event_stream: "RAMP_EVT".into(),
+            dead_letter_stream: "RAMP_DLQ".into(),
+            consumer: "rampd".into(),
+            consumer_filter: None,
+            max_deliver: 5,
+            ack_wait_ms: 30_000,
+            batch: 32,
+            duplicate_window_secs: 120,
+        }
+    }
+}
+
+impl Default for OnrampConfig {
+    fn default() -> Self {
+        let p = OnrampPolicy::default();
+        let l = AmountLimits::default();
+        OnrampConfig {
+            poll_interval_min_ms: p.poll.interval_min.as_millis() as u64,
+            poll_interval_max_ms: p.poll.interval_max.as_millis() as u64,
+            backoff_base_ms: p.poll.backoff_base.as_millis() as u64,
+            backoff_cap_ms: p.poll.backoff_cap.as_millis() as u64,
+            retry_after_cap_ms: p.poll.retry_after_cap.as_millis() as u64,
+            attention_after_errors: p.poll.attention_after_errors,
+            payment_window_secs: p.payment_window.as_secs(),
+            expiry_grace_secs: p.expiry_grace.as_secs(),
+            amount_min: l.min,
+            amount_max: l.max,
+        }
+    }
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            lease_ms: 60_000,
+            batch: 64,
+            concurrency: 32,
+            idle_ms: 500,
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            endpoints: Vec::new(),
+            timeout_ms: 15_000,
+            max_attempts: 8,
+            concurrency: 32,
+        }
+    }
+}
+
+impl OnrampConfig {
+    pub fn policy(&self) -> OnrampPolicy {
+        OnrampPolicy {
+            poll: PollPolicy {
+                interval_min: ms(self.poll_interval_min_ms),
+                interval_max: ms(self.poll_interval_max_ms),
+                backoff_base: ms(self.backoff_base_ms),
+                backoff_cap: ms(self.backoff_cap_ms),
+                retry_after_cap: ms(self.retry_after_cap_ms),
+                attention_after_errors: self.attention_after_errors,
+            },
+            payment_window: Duration::from_secs(self.payment_window_secs),
+            expiry_grace: Duration::from_secs(self.expiry_grace_secs),
+        }
+    }
+
+    pub fn limits(&self) -> AmountLimits {
+        AmountLimits {
+            min: self.amount_min,
+            max: self.amount_max,
+        }
+    }
+}
+
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "rampd".into());
+    format!("{host}-{}", std::process::id())
+}
+
+impl Config {
+    /// Defaults, then the TOML file if given, then the environment:
+    /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
+    /// `RAMPD_PROVIDER_API_KEY`.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut cfg = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", p.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("DATABASE_URL") {
+            cfg.database_url = v;
+        }
+        if let Some(v) = env("NATS_URL") {
+            cfg.nats_url = v;
+        }
+        if let Some(v) = env("RAMPD_WORKER_ID") {
+            cfg.worker_id = v;
+        }
+        if let Some(v) = env("RAMPD_PROVIDER_URL") {
+            cfg.provider.base_url = v;
+        }
+        if let Some(v) = env("RAMPD_PROVIDER_API_KEY") {
+            cfg.provider.api_key = SecretString::from(v);
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_provider_guidance() {
+        let c = Config::default();
+        let p = c.onramp.policy();
+        assert_eq!(p.poll.interval_min, Duration::from_secs(10));
+        assert_eq!(p.poll.interval_max, Duration::from_secs(15));
+        assert_eq!(p.payment_window, Duration::from_secs(3 * 3600));
+        assert!(c.executor.lease_ms > c.provider.timeout_ms);
+        assert!(c.database_url.starts_with("sqlite:"));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("rampd-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "[onramp]\npoll_interval_min_ms = 100\n[[webhooks.endpoints]]\nid='e1'\ntenant='acme'\nurl='http://127.0.0.1:9/'\nsecret='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.onramp.poll_interval_min_ms, 100);
+        assert_eq!(c.webhooks.endpoints.len(), 1);
+        assert!(!format!("{:?}", c).contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        std::fs::write(&f, "bogus = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! `rampd demo`: the whole system on embedded defaults, acting as the upstream service.
+//!
+//! SQLite in a fresh file, the sandbox provider and a verifying webhook receiver
+//! in-process, and NATS from `--nats-url`/`NATS_URL` or a private `nats-server`. It
+//! publishes create commands, answers each payment instruction with a UTR, and waits for
+//! every order to end.
+
+pub mod receiver;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::app::{Worker, install_crypto};
+use crate::config::{Config, EndpointConfig};
+use crate::natsd::NatsServer;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::webhooks::WebhookSecret;
+use receiver::Receiver;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub onramp: usize,
+    pub nats_url: Option<String>,
+    pub timeout: Duration,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DemoSummary {
+    pub orders: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub expired: usize,
+    pub cancelled: usize,
+    pub unfinished: usize,
+    pub webhooks_received: usize,
+    pub webhooks_verified: usize,
+    pub events_received: usize,
+    pub provider_orders: usize,
+    pub duplicate_provider_orders: usize,
+    pub nats: String,
+    pub duration_s: f64,
+}
+
+impl DemoSummary {
+    pub fn success(&self) -> bool {
+        self.completed == self.orders
+            && self.webhooks_received > 0
+            && self.webhooks_verified == self.webhooks_received
+            && self.duplicate_provider_orders == 0
+    }
+
+    pub fn table(&self) -> String {
+        let rows = [
+            ("orders", self.orders.to_string()),
+            ("completed", self.completed.to_string()),
+            ("failed", self.failed.to_string()),
+            ("expired", self.expired.to_string()),
+            ("cancelled", self.cancelled.to_string()),
+            ("unfinished", self.unfinished.to_string()),
+            ("events received (NATS)", self.events_received.to_string()),
+            ("webhooks received", self.webhooks_received.to_string()),
+            ("webhooks verified", self.webhooks_verified.to_string()),
+            ("provider orders", self.provider_orders.to_string()),
+            (
+                "duplicate provider orders",
+                self.duplicate_provider_orders.to_string(),
+            ),
+            ("nats", self.nats.clone()),
+            ("duration", format!("{:.2} s", self.duration_s)),
+        ];
+        let mut out =
+            String::from("┌───────────────────────────┬──────────────────────────────┐\n");
+        for (k, v) in rows {
+            out.push_str(&format!("│ {k:<25} │ {v:<28} │\n"));
+        }
+        out.push_str("└───────────────────────────┴──────────────────────────────┘");
+        out
+    }
+}
+
+/// NATS to use: the given URL if it answers, else a private nats-server.
+async fn nats(url: Option<&str>) -> anyhow::Result<(String, Option<NatsServer>)> {
+    let url = url.unwrap_or("nats://127.0.0.1:4222");
+    let probe = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await;
+    if let Ok(client) = probe {
+        let js = async_nats::jetstream::new(client);
+        if js.query_account().await.is_ok() {
+            return Ok((url.to_string(), None));
+        }
+        eprintln!("rampd demo: NATS at {url} has no JetStream; starting a private nats-server");
+    } else {
+        eprintln!("rampd demo: no NATS answers at {url}; starting a private nats-server");
+    }
+    let server = NatsServer::start().await?;
+    Ok((server.url.clone(), Some(server)))
+}
+
+pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    install_crypto();
+    let started = Instant::now();
+    let (nats_url, _private_nats) = nats(opts.nats_url.as_deref()).await?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let tenant = format!("demo{}", &run_id[..8]);
+    let dir = std::env::temp_dir().join(format!("rampd-demo-{run_id}"));
+    std::fs::create_dir_all(&dir)?;
+    let db_path = dir.join("rampd.db");
+
+    let sandbox = Sandbox::start(
+        SandboxConfig::default(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await?;
+    let secret = WebhookSecret::generate();
+    let receiver = Receiver::start(secret.clone()).await?;
+
+    let mut cfg = Config::default();
+    cfg.database_url = format!("sqlite://{}", db_path.display());
+    cfg.nats_url = nats_url.clone();
+    cfg.worker_id = format!("demo-{}", &run_id[..8]);
+    cfg.provider.base_url = sandbox.base_url();
+    cfg.provider.api_key = SecretString::from(SandboxConfig::default().api_key);
+    cfg.provider.timeout_ms = 5_000;
+    // A consumer of its own, for this run's tenant only, so a shared NATS is left alone.
+    cfg.nats.consumer = format!("rampd-demo-{}", &run_id[..8]);
+    cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
+    cfg.onramp.poll_interval_min_ms = 150;
+    cfg.onramp.poll_interval_max_ms = 300;
+    cfg.onramp.backoff_base_ms = 200;
+    cfg.onramp.backoff_cap_ms = 3_000;
+    cfg.executor.lease_ms = 10_000;
+    cfg.executor.idle_ms = 100;
+    cfg.webhooks.endpoints = vec![EndpointConfig {
+        id: "demo-receiver".into(),
+        tenant: tenant.clone(),
+        url: receiver.url.clone(),
+        secret: SecretString::from(secret.expose_text()),
+    }];
+    let worker = Worker::start(cfg.clone()).await?;
+
+    let client = worker.shared.nats.clone();
+    let js = worker.shared.js.clone();
+    let mut events = client.subscribe(format!("ramp.evt.{tenant}.>")).await?;
+
+    // Upstream: one create command per order.
+    for i in 0..opts.onramp {
+        let order_id = format!("order-{:04}", i + 1);
+        let body = serde_json::json!({
+            "command_id": format!("{order_id}-create"),
+            "order_id": order_id,
+            "user": {
+                "email": format!("user{}@example.com", i + 1),
+                "name": "Asha Rao",
+                "phone": format!("98765{:05}", i + 1),
+                "pan": "ABCDE1234F"
+            },
+            "fiat_amount": format!("{}.00", 500 + 100 * (i % 20)),
+            "token": "USDT",
+            "chain_id": 137,
+            "receiver_address": format!("0x{:040x}", i + 1),
+            "payment": if i % 2 == 0 {
+                serde_json::json!({"mode": "upi", "upi_id": format!("user{}@okaxis", i + 1)})
+            } else {
+                serde_json::json!({"mode": "imps", "account_number": format!("5010{:08}", i + 1), "account_name": "Asha Rao", "ifsc": "HDFC0001234"})
+            },
+        });
+        publish(
+            &js,
+            &format!("ramp.cmd.{tenant}.onramp.create"),
+            &format!("{order_id}-create"),
+            &body,
+        )
+        .await?;
+    }
+
+    let mut states: HashMap<String, String> = HashMap::new();
+    let mut events_received = 0usize;
+    let deadline = started + opts.timeout;
+    let mut last_progress = Instant::now();
+    let terminal = |s: &str| matches!(s, "completed" | "failed" | "expired" | "cancelled");
+    while states.values().filter(|s| terminal(s)).count() < opts.onramp && Instant::now() < deadline
+    {
+        let next = tokio::time::timeout(Duration::from_millis(250), events.next()).await;
+        if let Ok(Some(msg)) = next {
+            events_received += 1;
+            let ev: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+            let (Some(order_id), Some(state)) = (ev["order_id"].as_str(), ev["state"].as_str())
+            else {
+                continue;
+            };
+            if ev["type"] == "order.status_changed" {
+                let seq_state = states.entry(order_id.to_string()).or_default();
+                if !terminal(seq_state) {
+                    *seq_state = state.to_string();
+                }
+                if state == "awaiting_payment" {
+                    // The user pays and upstream forwards the bank reference.
+                    let utr = format!("6{:011}", rand::random::<u64>() % 100_000_000_000);
+                    let body = serde_json::json!({"command_id": format!("{order_id}-utr"), "order_id": order_id, "utr": utr});
+                    publish(
+                        &js,
+                        &format!("ramp.cmd.{tenant}.onramp.utr"),
+                        &format!("{order_id}-utr"),
+                        &body,
+                    )
+                    .await?;
+                }
+            } else if ev["type"] == "command.rejected" {
+                eprintln!("rampd demo: command rejected: {}", ev["reason"]);
+            }
+        }
+        if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            eprintln!(
+                "[{:>5.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                progress_line(&states, opts.onramp)
+            );
+        }
+    }
+    // Webhooks trail the events slightly: wait for each order's terminal webhook.
+    let webhook_deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < webhook_deadline {
+        let terminal_hooks = receiver
+            .received()
+            .iter()
+            .filter(|r| {
+                r.body["type"] == "order.status_changed"
+                    && r.body["state"].as_str().is_some_and(terminal)
+            })
+            .count();
+        if terminal_hooks >= states.values().filter(|s| terminal(s)).count() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+    let _ = js
+        .delete_consumer_from_stream(&cfg.nats.consumer, &cfg.nats.command_stream)
+        .await;
+    receiver.stop();
+    sandbox.shutdown();
+
+    let hooks = receiver.received();
+    let stats = sandbox.stats();
+    let count = |s: &str| states.values().filter(|v| v.as_str() == s).count();
+    let summary = DemoSummary {
+        orders: opts.onramp,
+        completed: count("completed"),
+        failed: count("failed"),
+        expired: count("expired"),
+        cancelled: count("cancelled"),
+        unfinished: opts.onramp - states.values().filter(|s| terminal(s)).count(),
+        webhooks_received: hooks.len(),
+        webhooks_verified: hooks.iter().filter(|h| h.verified).count(),
+        events_received,
+        provider_orders: stats
+            .orders_by_merchant_ref
+            .values()
+            .map(|n| *n as usize)
+            .sum(),
+        duplicate_provider_orders: stats
+            .orders_by_merchant_ref
+            .values()
+            .filter(|n| **n > 1)
+            .count(),
+        nats: nats_url,
+        duration_s: started.elapsed().as_secs_f64(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(summary)
+}
+
+fn progress_line(states: &HashMap<String, String>, total: usize) -> String {
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in states.values() {
+        *by.entry(s.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("{} orders: {}", total, parts.join(", "))
+}
+
+async fn publish(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    id: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    headers.insert(
+        "traceparent",
+        format!("00-{trace_id}-{span_id}-01").as_str(),
+    );
+    js.publish_with_headers(subject.to_string(), headers, body.to_string().into())
+        .await?
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! rampd: the imperative shell around `rampd-domain`.
+//!
+//! - [`intake`]: JetStream command consumer → one transaction per command.
+//! - [`executor`]: leased tasks → provider calls → one transaction per outcome.
+//! - [`relay`]: outbox → NATS events.
+//! - [`webhooks`]: signed deliveries to tenant endpoints.
+//! - [`providers`]: the provider connector; [`sandbox`]: a provider simulator.
+//! - [`storage`]: schema entities, the decision write path, leased claims.
+//! - [`app`]: wiring; [`demo`]: the end-to-end demo; [`natsd`]: a private nats-server.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod executor;
+pub mod intake;
+pub mod nats;
+pub mod natsd;
+pub mod providers;
+pub mod relay;
+pub mod sandbox;
+pub mod storage;
+pub mod telemetry;
+pub mod webhooks;

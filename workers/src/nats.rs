@@ -1,0 +1,111 @@
+//! NATS plumbing: connection, idempotent stream/consumer setup, trace headers.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, stream};
+
+use crate::config::{Config, NatsConfig, ms};
+
+pub const CMD_SUBJECTS: &str = "ramp.cmd.>";
+pub const EVT_SUBJECTS: &str = "ramp.evt.>";
+pub const DLQ_SUBJECTS: &str = "ramp.dlq.>";
+
+pub async fn connect(cfg: &Config) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name(format!("rampd {}", cfg.worker_id))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&cfg.nats_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", cfg.nats_url))
+}
+
+fn stream_config(name: &str, subject: &str, cfg: &NatsConfig, max_age: Duration) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        subjects: vec![subject.to_string()],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(cfg.duplicate_window_secs),
+        max_age,
+        ..Default::default()
+    }
+}
+
+/// Create the command, event and dead-letter streams and the durable command consumer if
+/// they do not exist yet. Safe to call from every replica at every start.
+pub async fn ensure_topology(
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+) -> anyhow::Result<PullConsumer> {
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let cmd = js
+        .get_or_create_stream(stream_config(&cfg.command_stream, CMD_SUBJECTS, cfg, week))
+        .await
+        .map_err(|e| anyhow::anyhow!("command stream: {e}"))?;
+    js.get_or_create_stream(stream_config(&cfg.event_stream, EVT_SUBJECTS, cfg, week))
+        .await
+        .map_err(|e| anyhow::anyhow!("event stream: {e}"))?;
+    js.get_or_create_stream(stream_config(
+        &cfg.dead_letter_stream,
+        DLQ_SUBJECTS,
+        cfg,
+        Duration::from_secs(30 * 24 * 3600),
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("dead-letter stream: {e}"))?;
+    let consumer = cmd
+        .get_or_create_consumer(
+            &cfg.consumer,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(cfg.consumer.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: ms(cfg.ack_wait_ms),
+                max_deliver: cfg.max_deliver,
+                max_ack_pending: 1024,
+                filter_subject: cfg.consumer_filter.clone().unwrap_or_default(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("command consumer: {e}"))?;
+    Ok(consumer)
+}
+
+/// A W3C `traceparent` if it is well formed (`00-<32 hex>-<16 hex>-<2 hex>`), else `None`:
+/// anything else is not worth storing or forwarding.
+pub fn valid_traceparent(v: &str) -> Option<String> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "0".repeat(32))
+    .then(|| v.trim().to_ascii_lowercase())
+}
+
+pub fn traceparent_of(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
+    headers
+        .and_then(|h| h.get("traceparent"))
+        .and_then(|v| valid_traceparent(v.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_validation() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(valid_traceparent(ok).as_deref(), Some(ok));
+        assert_eq!(valid_traceparent(&ok.to_uppercase()).as_deref(), Some(ok));
+        for bad in [
+            "",
+            "00-xyz",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert_eq!(valid_traceparent(bad), None, "{bad}");
+        }
+    }
+}

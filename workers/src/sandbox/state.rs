@@ -1,0 +1,957 @@
+//! The sandbox provider's in-memory world: users, sessions, links, orders and counters.
+//!
+//! Everything here is synchronous and takes provider time as an argument, so the rules are
+//! unit-tested without a server. The HTTP layer (`routes.rs`) holds the `World` behind a
+//! mutex and never awaits while holding it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::Rng;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::clock::delta;
+use super::{Progression, SandboxConfig, SandboxStats};
+
+/// Provider-time lifetime of a refresh token.
+pub(crate) const REFRESH_TOKEN_TTL: TimeDelta = TimeDelta::hours(24);
+
+pub(crate) const STATUS_FIAT_PENDING: &str = "fiatPending";
+pub(crate) const STATUS_EXPIRED: &str = "expired";
+pub(crate) const STATUS_COMPLETED: &str = "completed";
+
+/// An error answer: HTTP status plus the envelope's `error.code` and `error.message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub http: u16,
+    pub code: i64,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(http: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            http,
+            code: i64::from(http),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(401, "unauthorized to access")
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Clone, Debug)]
+struct Token {
+    email: String,
+    kind: TokenKind,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UpiLink {
+    pub upi_id: String,
+    pub name: String,
+    pub reference: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BankLink {
+    pub account_number: String,
+    pub account_name: String,
+    pub ifsc: String,
+    pub reference: String,
+    pub transaction_id: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct User {
+    upis: Vec<UpiLink>,
+    banks: Vec<BankLink>,
+    /// Order ids, oldest first.
+    orders: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Payment {
+    Upi {
+        upi_id: String,
+        name: String,
+    },
+    Imps {
+        account_name: String,
+        account_number: String,
+        ifsc: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct NewOrder {
+    pub token_symbol: String,
+    pub token_address: Option<String>,
+    pub chain_id: u64,
+    pub fiat_amount: Decimal,
+    pub receiver_address: String,
+    pub payment: Payment,
+    pub merchant_ref: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Order {
+    pub id: String,
+    pub email: String,
+    pub token_symbol: String,
+    pub token_address: Option<String>,
+    pub chain_id: u64,
+    pub fiat_amount: Decimal,
+    pub receiver_address: String,
+    pub payment: Payment,
+    pub merchant_ref: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub status: String,
+    pub utr: Option<String>,
+    /// Status polls since the UTR was accepted.
+    pub polls: u32,
+    pub tx_hash: Option<String>,
+    pub transferred_amount: Option<Decimal>,
+}
+
+impl Order {
+    pub(crate) fn is_upi(&self) -> bool {
+        matches!(self.payment, Payment::Upi { .. })
+    }
+
+    /// The UPI payment string the user pays with.
+    pub(crate) fn upi_string(&self) -> String {
+        let mut amount = self.fiat_amount.round_dp(2);
+        amount.rescale(2);
+        format!("upi://pay?pa=onmeta@sandbox&am={amount}&tn={}", self.id)
+    }
+
+    /// Status as seen now, without counting a poll (expiry is applied).
+    fn current_status(&self, now: DateTime<Utc>) -> &str {
+        if self.utr.is_none() && self.status == STATUS_FIAT_PENDING && now >= self.expires_at {
+            STATUS_EXPIRED
+        } else {
+            &self.status
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct QuoteOut {
+    pub received_tokens: Decimal,
+    pub conversion_rate: Decimal,
+    pub base_units: String,
+    pub estimate_id: String,
+}
+
+pub(crate) struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// The whole simulated provider.
+pub(crate) struct World {
+    pub kyc_verified: bool,
+    conversion_rate: Decimal,
+    progression: Progression,
+    order_expiry: TimeDelta,
+    access_ttl: TimeDelta,
+    users: HashMap<String, User>,
+    tokens: HashMap<String, Token>,
+    orders: HashMap<String, Order>,
+    pub stats: SandboxStats,
+}
+
+fn key(email: &str) -> String {
+    email.trim().to_ascii_lowercase()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+fn random_digits(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+/// Token decimals the sandbox assumes for a symbol.
+fn token_decimals(symbol: &str) -> u32 {
+    match symbol.to_ascii_uppercase().as_str() {
+        "USDT" | "USDC" | "USDC.E" => 6,
+        _ => 18,
+    }
+}
+
+/// UTR formats accepted: 12 digits (UPI/IMPS RRN), or 16/22 alphanumerics (NEFT/RTGS).
+pub(crate) fn valid_utr(utr: &str) -> bool {
+    let len = utr.len();
+    (len == 12 && utr.bytes().all(|b| b.is_ascii_digit()))
+        || ((len == 16 || len == 22) && utr.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// IFSC: four letters, a zero, six alphanumerics.
+pub(crate) fn valid_ifsc(ifsc: &str) -> bool {
+    let b = ifsc.as_bytes();
+    b.len() == 11
+        && b[..4].iter().all(u8::is_ascii_uppercase)
+        && b[4] == b'0'
+        && b[5..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Status reached after `polls` status calls since the UTR, per the cumulative thresholds.
+pub(crate) fn progressed_status(p: &Progression, polls: u32) -> &'static str {
+    if polls >= p.completed {
+        STATUS_COMPLETED
+    } else if polls >= p.transferred {
+        "transferred"
+    } else if p.in_progress.is_some_and(|n| polls >= n) {
+        "InProgress"
+    } else if polls >= p.order_received {
+        "orderReceived"
+    } else if polls >= p.fiat_received {
+        "fiatReceived"
+    } else {
+        STATUS_FIAT_PENDING
+    }
+}
+
+impl World {
+    pub(crate) fn new(config: &SandboxConfig) -> Self {
+        World {
+            kyc_verified: config.kyc_verified,
+            conversion_rate: config.conversion_rate,
+            progression: config.progression.clone(),
+            order_expiry: delta(config.order_expiry),
+            access_ttl: delta(config.access_token_ttl),
+            users: HashMap::new(),
+            tokens: HashMap::new(),
+            orders: HashMap::new(),
+            stats: SandboxStats::default(),
+        }
+    }
+
+    // --- sessions ----------------------------------------------------------------------------
+
+    pub(crate) fn login(&mut self, email: &str, now: DateTime<Utc>) -> Result<Tokens, ApiError> {
+        let email = key(email);
+        if !email.contains('@') || email.len() < 3 {
+            return Err(ApiError::bad_request("invalid email"));
+        }
+        self.users.entry(email.clone()).or_default();
+        if self.tokens.len() > 10_000 {
+            self.sweep_tokens(now);
+        }
+        let access = self.issue(&email, TokenKind::Access, now);
+        let refresh = self.issue(&email, TokenKind::Refresh, now);
+        self.stats.logins += 1;
+        Ok(Tokens { access, refresh })
+    }
+
+    fn issue(&mut self, email: &str, kind: TokenKind, now: DateTime<Utc>) -> String {
+        let (prefix, ttl) = match kind {
+            TokenKind::Access => ("sbx_at_", self.access_ttl),
+            TokenKind::Refresh => ("sbx_rt_", REFRESH_TOKEN_TTL),
+        };
+        let token = format!("{prefix}{}", random_hex(16));
+        self.tokens.insert(
+            token.clone(),
+            Token {
+                email: email.to_owned(),
+                kind,
+                expires_at: now
+                    .checked_add_signed(ttl)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            },
+        );
+        token
+    }
+
+    fn check_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        match self.tokens.get(token) {
+            Some(t) if t.kind == kind && now < t.expires_at => Ok(t.email.clone()),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// A new access token for a valid refresh token.
+    pub(crate) fn refresh(
+        &mut self,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        let email = self.check_token(refresh_token, TokenKind::Refresh, now)?;
+        let access = self.issue(&email, TokenKind::Access, now);
+        self.stats.refreshes += 1;
+        Ok(access)
+    }
+
+    /// The user an access token belongs to.
+    pub(crate) fn authenticate(
+        &self,
+        access_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        self.check_token(access_token, TokenKind::Access, now)
+    }
+
+    /// Test hook: make tokens unusable (access only, or refresh tokens too).
+    #[cfg(test)]
+    pub(crate) fn expire_tokens(&mut self, include_refresh: bool) {
+        self.tokens
+            .retain(|_, t| !(t.kind == TokenKind::Access || include_refresh));
+    }
+
+    /// Drops expired tokens (called on login when many have piled up).
+    fn sweep_tokens(&mut self, now: DateTime<Utc>) {
+        self.tokens.retain(|_, t| t.expires_at > now);
+    }
+
+    // --- KYC and links -----------------------------------------------------------------------
+
+    pub(crate) fn kyc_status(&self, _email: &str) -> bool {
+        self.kyc_verified
+    }
+
+    fn require_kyc(&self) -> Result<(), ApiError> {
+        if self.kyc_verified {
+            Ok(())
+        } else {
+            Err(ApiError::bad_request("KYC is not verified for this user"))
+        }
+    }
+
+    fn user_mut(&mut self, email: &str) -> &mut User {
+        self.users.entry(key(email)).or_default()
+    }
+
+    pub(crate) fn link_upi(
+        &mut self,
+        email: &str,
+        upi_id: &str,
+        name: &str,
+    ) -> Result<UpiLink, ApiError> {
+        self.require_kyc()?;
+        let upi_id = upi_id.trim();
+        let valid = upi_id
+            .split_once('@')
+            .is_some_and(|(user, psp)| !user.is_empty() && !psp.is_empty() && !psp.contains('@'));
+        if !valid {
+            return Err(ApiError::bad_request("invalid upiId"));
+        }
+        if name.trim().is_empty() {
+            return Err(ApiError::bad_request("name is required"));
+        }
+        let user = self.user_mut(email);
+        if let Some(existing) = user
+            .upis
+            .iter()
+            .find(|u| u.upi_id.eq_ignore_ascii_case(upi_id))
+        {
+            return Ok(existing.clone());
+        }
+        let link = UpiLink {
+            upi_id: upi_id.to_owned(),
+            name: name.trim().to_owned(),
+            reference: uuid::Uuid::new_v4().to_string(),
+        };
+        user.upis.push(link.clone());
+        Ok(link)
+    }
+
+    pub(crate) fn link_bank(
+        &mut self,
+        email: &str,
+        account_number: &str,
+        account_name: &str,
+        ifsc: &str,
+    ) -> Result<BankLink, ApiError> {
+        self.require_kyc()?;
+        let account_number = account_number.trim();
+        if !(6..=20).contains(&account_number.len())
+            || !account_number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ApiError::bad_request("invalid accountNumber"));
+        }
+        let ifsc = ifsc.trim().to_ascii_uppercase();
+        if !valid_ifsc(&ifsc) {
+            return Err(ApiError::bad_request("invalid ifsc"));
+        }
+        let user = self.user_mut(email);
+        if user
+            .banks
+            .iter()
+            .any(|b| b.account_number == account_number)
+        {
+            return Err(ApiError::new(406, "account already verified"));
+        }
+        let link = BankLink {
+            account_number: account_number.to_owned(),
+            account_name: account_name.trim().to_owned(),
+            ifsc,
+            reference: uuid::Uuid::new_v4().to_string(),
+            transaction_id: random_digits(10),
+        };
+        user.banks.push(link.clone());
+        Ok(link)
+    }
+
+    pub(crate) fn upis(&self, email: &str) -> Vec<UpiLink> {
+        self.users
+            .get(&key(email))
+            .map(|u| u.upis.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn banks(&self, email: &str) -> Vec<BankLink> {
+        self.users
+            .get(&key(email))
+            .map(|u| u.banks.clone())
+            .unwrap_or_default()
+    }
+
+    // --- quotes and orders -------------------------------------------------------------------
+
+    pub(crate) fn quote(
+        &self,
+        token_symbol: &str,
+        fiat_amount: Decimal,
+    ) -> Result<QuoteOut, ApiError> {
+        if token_symbol.trim().is_empty() {
+            return Err(ApiError::bad_request("buyTokenSymbol is required"));
+        }
+        if fiat_amount <= Decimal::ZERO {
+            return Err(ApiError::bad_request("fiatAmount must be positive"));
+        }
+        let decimals = token_decimals(token_symbol);
+        let received = (fiat_amount / self.conversion_rate)
+            .round_dp_with_strategy(decimals.min(6), RoundingStrategy::ToZero)
+            .normalize();
+        let base_units = received
+            .checked_mul(Decimal::from(10u64.pow(decimals.min(18))))
+            .map(|d| d.trunc().normalize().to_string())
+            .unwrap_or_else(|| "0".to_owned());
+        Ok(QuoteOut {
+            received_tokens: received,
+            conversion_rate: self.conversion_rate,
+            base_units,
+            estimate_id: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    pub(crate) fn create_order(
+        &mut self,
+        email: &str,
+        new: NewOrder,
+        now: DateTime<Utc>,
+    ) -> Result<Order, ApiError> {
+        if !self.kyc_verified {
+            return Err(ApiError::bad_request("KYC is not verified for this user"));
+        }
+        if new.fiat_amount <= Decimal::ZERO {
+            return Err(ApiError::bad_request("fiatAmount must be positive"));
+        }
+        if new.token_symbol.trim().is_empty() {
+            return Err(ApiError::bad_request("buyTokenSymbol is required"));
+        }
+        if new.receiver_address.trim().is_empty() {
+            return Err(ApiError::bad_request("receiverAddress is required"));
+        }
+        let user = self.users.entry(key(email)).or_default();
+        match &new.payment {
+            Payment::Upi { upi_id, .. } => {
+                if !user
+                    .upis
+                    .iter()
+                    .any(|u| u.upi_id.eq_ignore_ascii_case(upi_id.trim()))
+                {
+                    return Err(ApiError::bad_request(
+                        "UPI ID is not linked to this user: link it with /v1/users/upi-link first",
+                    ));
+                }
+            }
+            Payment::Imps { account_number, .. } => {
+                if !user
+                    .banks
+                    .iter()
+                    .any(|b| b.account_number == account_number.trim())
+                {
+                    return Err(ApiError::bad_request(
+                        "bank account is not linked to this user: link it with /v1/users/account-link first",
+                    ));
+                }
+            }
+        }
+        let mut id = random_hex(12);
+        while self.orders.contains_key(&id) {
+            id = random_hex(12);
+        }
+        let order = Order {
+            id: id.clone(),
+            email: key(email),
+            token_symbol: new.token_symbol,
+            token_address: new.token_address,
+            chain_id: new.chain_id,
+            fiat_amount: new.fiat_amount,
+            receiver_address: new.receiver_address,
+            payment: new.payment,
+            merchant_ref: new.merchant_ref,
+            created_at: now,
+            updated_at: now,
+            expires_at: now
+                .checked_add_signed(self.order_expiry)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            status: STATUS_FIAT_PENDING.to_owned(),
+            utr: None,
+            polls: 0,
+            tx_hash: None,
+            transferred_amount: None,
+        };
+        user.orders.push(id.clone());
+        if let Some(merchant_ref) = &order.merchant_ref {
+            *self
+                .stats
+                .orders_by_merchant_ref
+                .entry(merchant_ref.clone())
+                .or_default() += 1;
+        }
+        self.orders.insert(id, order.clone());
+        Ok(order)
+    }
+
+    fn own_order_mut(&mut self, email: &str, order_id: &str) -> Result<&mut Order, ApiError> {
+        let email = key(email);
+        match self.orders.get_mut(order_id.trim()) {
+            Some(order) if order.email == email => Ok(order),
+            _ => Err(ApiError::not_found("order not found")),
+        }
+    }
+
+    /// Expires an unpaid order whose deadline passed. Returns whether it is expired.
+    fn settle_expiry(order: &mut Order, now: DateTime<Utc>) -> bool {
+        if order.current_status(now) == STATUS_EXPIRED && order.status != STATUS_EXPIRED {
+            order.status = STATUS_EXPIRED.to_owned();
+            order.updated_at = now;
+        }
+        order.status == STATUS_EXPIRED
+    }
+
+    /// Records a UTR. The same UTR on the same order again is accepted (and counted).
+    pub(crate) fn submit_utr(
+        &mut self,
+        email: &str,
+        order_id: &str,
+        utr: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let utr = utr.trim().to_ascii_uppercase();
+        if !valid_utr(&utr) {
+            return Err(ApiError::bad_request(
+                "invalid UTR: expected 12 digits or a 16/22-character reference",
+            ));
+        }
+        let used_elsewhere = self
+            .orders
+            .values()
+            .any(|o| o.id != order_id.trim() && o.utr.as_deref() == Some(utr.as_str()));
+        let order = self.own_order_mut(email, order_id)?;
+        if order.status == STATUS_COMPLETED {
+            // Onmeta answers this with HTTP 200 and `success: false`.
+            return Err(ApiError {
+                http: 200,
+                code: 400,
+                message: "Order already success, can't update UTR".to_owned(),
+            });
+        }
+        if Self::settle_expiry(order, now) {
+            return Err(ApiError::bad_request("order expired"));
+        }
+        match order.utr.as_deref() {
+            Some(existing) if existing != utr => {
+                return Err(ApiError::bad_request(
+                    "a different UTR was already submitted for this order",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if used_elsewhere {
+                    return Err(ApiError::bad_request("UTR already used on another order"));
+                }
+                order.utr = Some(utr);
+                order.updated_at = now;
+            }
+        }
+        let id = order.id.clone();
+        *self.stats.utr_submissions_by_order.entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    /// Reads an order's status, counting one poll when a UTR is known.
+    pub(crate) fn poll_status(
+        &mut self,
+        email: &str,
+        order_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, ApiError> {
+        let rate = self.conversion_rate;
+        let progression = self.progression.clone();
+        let order = self.own_order_mut(email, order_id)?;
+        if order.utr.is_none() {
+            Self::settle_expiry(order, now);
+            return Ok(order.clone());
+        }
+        order.polls = order.polls.saturating_add(1);
+        let next = progressed_status(&progression, order.polls);
+        if order.status != next && order.status != STATUS_COMPLETED {
+            order.status = next.to_owned();
+            order.updated_at = now;
+        }
+        if matches!(order.status.as_str(), "transferred" | STATUS_COMPLETED)
+            && order.tx_hash.is_none()
+        {
+            order.tx_hash = Some(format!("0x{}", random_hex(32)));
+            order.transferred_amount = Some(
+                (order.fiat_amount / rate)
+                    .round_dp_with_strategy(6, RoundingStrategy::ToZero)
+                    .normalize(),
+            );
+        }
+        Ok(order.clone())
+    }
+
+    /// The user's orders, newest first, `limit` after skipping `skip`; expiry applied.
+    pub(crate) fn list_orders(
+        &self,
+        email: &str,
+        skip: usize,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<Order> {
+        let Some(user) = self.users.get(&key(email)) else {
+            return Vec::new();
+        };
+        user.orders
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(limit)
+            .filter_map(|id| self.orders.get(id))
+            .map(|o| {
+                let mut o = o.clone();
+                o.status = o.current_status(now).to_owned();
+                o
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use super::*;
+
+    const EMAIL: &str = "asha@example.com";
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn world() -> World {
+        World::new(&SandboxConfig::default())
+    }
+
+    fn upi_order(world: &mut World, merchant_ref: &str, now: DateTime<Utc>) -> Order {
+        world.link_upi(EMAIL, "asha@okhdfc", "Asha").unwrap();
+        world
+            .create_order(
+                EMAIL,
+                NewOrder {
+                    token_symbol: "USDT".into(),
+                    token_address: None,
+                    chain_id: 137,
+                    fiat_amount: Decimal::from(1000),
+                    receiver_address: "0xabc".into(),
+                    payment: Payment::Upi {
+                        upi_id: "asha@okhdfc".into(),
+                        name: "Asha".into(),
+                    },
+                    merchant_ref: Some(merchant_ref.into()),
+                },
+                now,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn tokens_expire_and_refresh() {
+        let mut w = world();
+        let tokens = w.login(EMAIL, t0()).unwrap();
+        assert_eq!(w.authenticate(&tokens.access, t0()).unwrap(), EMAIL);
+        let later = t0() + TimeDelta::hours(1);
+        assert_eq!(
+            w.authenticate(&tokens.access, later),
+            Err(ApiError::unauthorized())
+        );
+        // An access token is no refresh token and vice versa.
+        assert!(w.refresh(&tokens.access, t0()).is_err());
+        assert!(w.authenticate(&tokens.refresh, t0()).is_err());
+        let access = w.refresh(&tokens.refresh, later).unwrap();
+        assert!(w.authenticate(&access, later).is_ok());
+        assert!(
+            w.refresh(&tokens.refresh, t0() + TimeDelta::hours(25))
+                .is_err()
+        );
+        assert_eq!((w.stats.logins, w.stats.refreshes), (1, 1));
+        w.expire_tokens(false);
+        assert!(w.authenticate(&access, later).is_err());
+        assert!(w.refresh(&tokens.refresh, later).is_ok());
+        w.expire_tokens(true);
+        assert!(w.refresh(&tokens.refresh, later).is_err());
+    }
+
+    #[test]
+    fn links_need_kyc_and_banks_link_once() {
+        let mut w = world();
+        w.kyc_verified = false;
+        assert_eq!(w.link_upi(EMAIL, "a@ok", "A").unwrap_err().http, 400);
+        w.kyc_verified = true;
+        let first = w.link_upi(EMAIL, "a@ok", "A").unwrap();
+        assert_eq!(w.link_upi(EMAIL, "A@OK", "A").unwrap(), first);
+        assert_eq!(w.link_upi(EMAIL, "not-a-vpa", "A").unwrap_err().http, 400);
+
+        w.link_bank(EMAIL, "123456787315", "A", "hdfc0000123")
+            .unwrap();
+        let again = w
+            .link_bank(EMAIL, "123456787315", "A", "HDFC0000123")
+            .unwrap_err();
+        assert_eq!(
+            (again.http, again.message.as_str()),
+            (406, "account already verified")
+        );
+        assert_eq!(
+            w.link_bank(EMAIL, "1234567890", "A", "BAD")
+                .unwrap_err()
+                .http,
+            400
+        );
+        assert_eq!(w.banks(EMAIL).len(), 1);
+    }
+
+    #[test]
+    fn orders_need_a_linked_instrument() {
+        let mut w = world();
+        let new = NewOrder {
+            token_symbol: "USDT".into(),
+            token_address: None,
+            chain_id: 137,
+            fiat_amount: Decimal::from(500),
+            receiver_address: "0xabc".into(),
+            payment: Payment::Imps {
+                account_name: "A".into(),
+                account_number: "123456787315".into(),
+                ifsc: "HDFC0000123".into(),
+            },
+            merchant_ref: None,
+        };
+        let err = w.create_order(EMAIL, new.clone(), t0()).unwrap_err();
+        assert!(err.message.contains("not linked"), "{}", err.message);
+        w.link_bank(EMAIL, "123456787315", "A", "HDFC0000123")
+            .unwrap();
+        let order = w.create_order(EMAIL, new, t0()).unwrap();
+        assert_eq!(order.id.len(), 24);
+        assert!(
+            order
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(order.expires_at - order.created_at, TimeDelta::hours(3));
+    }
+
+    #[test]
+    fn progression_follows_thresholds() {
+        let p = Progression::default();
+        let seq: Vec<_> = (0..6).map(|n| progressed_status(&p, n)).collect();
+        assert_eq!(
+            seq,
+            [
+                "fiatPending",
+                "fiatReceived",
+                "orderReceived",
+                "transferred",
+                "completed",
+                "completed"
+            ]
+        );
+        let p = Progression {
+            in_progress: Some(3),
+            transferred: 4,
+            completed: 5,
+            ..Progression::default()
+        };
+        assert_eq!(progressed_status(&p, 3), "InProgress");
+    }
+
+    #[test]
+    fn utr_and_status_lifecycle() {
+        let mut w = world();
+        let order = upi_order(&mut w, "m-1", t0());
+        assert_eq!(
+            w.poll_status(EMAIL, &order.id, t0()).unwrap().status,
+            "fiatPending"
+        );
+        assert_eq!(
+            w.submit_utr(EMAIL, &order.id, "12345", t0())
+                .unwrap_err()
+                .http,
+            400
+        );
+        w.submit_utr(EMAIL, &order.id, "412345678901", t0())
+            .unwrap();
+        w.submit_utr(EMAIL, &order.id, "412345678901", t0())
+            .unwrap();
+        assert_eq!(w.stats.utr_submissions_by_order[&order.id], 2);
+        assert!(
+            w.submit_utr(EMAIL, &order.id, "499999999999", t0())
+                .is_err()
+        );
+
+        let statuses: Vec<_> = (0..4)
+            .map(|_| w.poll_status(EMAIL, &order.id, t0()).unwrap())
+            .collect();
+        assert_eq!(statuses[0].status, "fiatReceived");
+        assert_eq!(statuses[1].status, "orderReceived");
+        assert_eq!(statuses[2].status, "transferred");
+        assert!(
+            statuses[2]
+                .tx_hash
+                .as_deref()
+                .is_some_and(|h| h.len() == 66)
+        );
+        let done = &statuses[3];
+        assert_eq!(done.status, "completed");
+        assert_eq!(
+            done.transferred_amount,
+            Some(Decimal::from_str("11.299435").unwrap())
+        );
+
+        // Past the expiry a paid order stays completed.
+        let late = t0() + TimeDelta::hours(10);
+        assert_eq!(
+            w.poll_status(EMAIL, &order.id, late).unwrap().status,
+            "completed"
+        );
+        let err = w
+            .submit_utr(EMAIL, &order.id, "412345678901", late)
+            .unwrap_err();
+        assert_eq!((err.http, err.code), (200, 400));
+        assert!(err.message.contains("already success"));
+    }
+
+    #[test]
+    fn unpaid_orders_expire_and_utrs_move_on() {
+        let mut w = world();
+        let old = upi_order(&mut w, "m-1", t0());
+        let late = t0() + TimeDelta::hours(3);
+        assert_eq!(w.list_orders(EMAIL, 0, 10, late)[0].status, "expired");
+        assert_eq!(
+            w.poll_status(EMAIL, &old.id, late).unwrap().status,
+            "expired"
+        );
+        assert_eq!(
+            w.submit_utr(EMAIL, &old.id, "412345678901", late)
+                .unwrap_err()
+                .message,
+            "order expired"
+        );
+        // The late UTR goes onto a new order for the same amount.
+        let new = upi_order(&mut w, "m-2", late);
+        w.submit_utr(EMAIL, &new.id, "412345678901", late).unwrap();
+        // But a UTR already attached to a live order cannot be reused.
+        let third = upi_order(&mut w, "m-3", late);
+        assert!(
+            w.submit_utr(EMAIL, &third.id, "412345678901", late)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn orders_are_private_and_listed_newest_first() {
+        let mut w = world();
+        for i in 0..12 {
+            upi_order(&mut w, &format!("m-{i}"), t0() + TimeDelta::seconds(i));
+        }
+        let page = w.list_orders(EMAIL, 0, 10, t0());
+        assert_eq!(page.len(), 10);
+        assert_eq!(page[0].merchant_ref.as_deref(), Some("m-11"));
+        let rest = w.list_orders(EMAIL, 10, 10, t0());
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[1].merchant_ref.as_deref(), Some("m-0"));
+        assert!(w.list_orders("other@example.com", 0, 10, t0()).is_empty());
+        let id = page[0].id.clone();
+        assert_eq!(
+            w.poll_status("other@example.com", &id, t0())
+                .unwrap_err()
+                .http,
+            404
+        );
+    }
+
+    #[test]
+    fn quotes_use_the_conversion_rate() {
+        let w = World::new(&SandboxConfig {
+            order_expiry: Duration::from_secs(60),
+            ..SandboxConfig::default()
+        });
+        let q = w.quote("USDT", Decimal::from(885)).unwrap();
+        assert_eq!(q.received_tokens, Decimal::from(10));
+        assert_eq!(q.base_units, "10000000");
+        assert!(w.quote("USDT", Decimal::ZERO).is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert!(valid_utr("412345678901"));
+        assert!(valid_utr("HDFCN52022062412"));
+        assert!(valid_utr("HDFCR52022062412345678"));
+        assert!(!valid_utr("41234567890"));
+        assert!(!valid_utr("4123 5678901"));
+        assert!(valid_ifsc("HDFC0000123"));
+        assert!(!valid_ifsc("HDFC1000123"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Persistence: sea-orm entities, connecting, migrating, the decision write path and
+//! leased claims.
+
+pub mod connect;
+pub mod entities;
+pub mod lease;
+pub mod orders;
+pub mod write;
+
+pub use connect::{
+    begin_write, connect, is_sqlite, is_unique_violation, migrate, migrations_pending,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,484 @@
+//! The one write path for order decisions (DESIGN §2.1).
+//!
+//! Everything a decision implies commits in one transaction: the order row (guarded by its
+//! version), its history, its drive task, the NATS events (outbox) and the webhook
+//! deliveries, plus the inbox row of the command that caused it. Either all of it is
+//! there or none of it is.
+
+use chrono::{DateTime, Utc};
+use rampd_domain::Direction;
+use rampd_domain::event::{CommandRejected, OrderEvent, onramp_event, subject_suffix};
+use rampd_domain::onramp::{Decision, NextRun, OnrampOrder};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::entities::{
+    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
+};
+use super::{begin_write, is_unique_violation};
+use crate::webhooks::Endpoints;
+
+/// The single task kind that drives an order forward.
+pub const DRIVE: &str = "drive";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Someone else wrote the order first (or created it): reload and decide again.
+    #[error("concurrent write")]
+    Conflict,
+    /// The UTR is already recorded on another order.
+    #[error("UTR already used by another order")]
+    UtrInUse,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The command that caused a write, for the inbox.
+#[derive(Debug, Clone)]
+pub struct CommandRecord<'a> {
+    pub tenant: &'a str,
+    pub command_id: &'a str,
+    pub command_type: &'a str,
+}
+
+impl CommandRecord<'_> {
+    pub fn inbox_id(&self) -> String {
+        inbox_id(self.tenant, self.command_id)
+    }
+}
+
+pub fn inbox_id(tenant: &str, command_id: &str) -> String {
+    format!("{tenant}:{command_id}")
+}
+
+pub struct Write<'a> {
+    /// `None` inserts a new order.
+    pub expected_version: Option<i64>,
+    pub decision: &'a Decision,
+    pub command: Option<CommandRecord<'a>>,
+    pub trace_ctx: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    /// The lease token of the executor that made this decision; its lease on the order's
+    /// task ends with the commit. Commands pass `None` and never touch a lease.
+    pub release_lease: Option<&'a str>,
+}
+
+pub fn event_subject(tenant: &str, direction: Direction, event_type: &str) -> String {
+    format!(
+        "ramp.evt.{tenant}.{}.{}",
+        direction.as_str(),
+        subject_suffix(event_type)
+    )
+}
+
+/// Commit a decision. Returns the order's new version.
+pub async fn commit_decision(
+    db: &DatabaseConnection,
+    endpoints: &Endpoints,
+    w: Write<'_>,
+) -> Result<i64, WriteError> {
+    let txn = begin_write(db).await?;
+    let result = write_all(&txn, endpoints, &w).await;
+    match result {
+        Ok(v) => {
+            txn.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            txn.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
+async fn write_all(
+    txn: &impl ConnectionTrait,
+    endpoints: &Endpoints,
+    w: &Write<'_>,
+) -> Result<i64, WriteError> {
+    let d = w.decision;
+    let o = &d.order;
+    let now = w.now.timestamp_millis();
+    let id = o.id.to_string();
+    let data = serde_json::to_string(o).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let utr = o.utr.as_ref().map(|u| u.as_str().to_string());
+    let version = match w.expected_version {
+        None => {
+            let row = orders::ActiveModel {
+                id: Set(id.clone()),
+                tenant: Set(o.tenant.clone()),
+                client_order_id: Set(o.client_order_id.clone()),
+                direction: Set(Direction::Onramp.as_str().into()),
+                state: Set(o.state.as_str().into()),
+                data: Set(data),
+                sm_version: Set(o.sm_version),
+                version: Set(1),
+                provider: Set("onmeta".into()),
+                provider_order_id: Set(o.provider_order_id.clone()),
+                utr: Set(utr),
+                flagged: Set(o.attention.is_some()),
+                trace_ctx: Set(w.trace_ctx.map(str::to_string)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            orders::Entity::insert(row)
+                .exec_without_returning(txn)
+                .await
+                .map_err(classify)?;
+            1
+        }
+        Some(v) => {
+            let res = orders::Entity::update_many()
+                .col_expr(orders::Column::State, Expr::value(o.state.as_str()))
+                .col_expr(orders::Column::Data, Expr::value(data))
+                .col_expr(orders::Column::Version, Expr::value(v + 1))
+                .col_expr(
+                    orders::Column::ProviderOrderId,
+                    Expr::value(o.provider_order_id.clone()),
+                )
+                .col_expr(orders::Column::Utr, Expr::value(utr))
+                .col_expr(orders::Column::Flagged, Expr::value(o.attention.is_some()))
+                .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+                .filter(orders::Column::Id.eq(id.clone()))
+                .filter(orders::Column::Version.eq(v))
+                .exec(txn)
+                .await
+                .map_err(classify)?;
+            if res.rows_affected != 1 {
+                return Err(WriteError::Conflict);
+            }
+            v + 1
+        }
+    };
+
+    write_history(txn, o, d, w, now).await?;
+    write_task(txn, &id, d.next_run, w.trace_ctx, now).await?;
+    if let Some(token) = w.release_lease {
+        scheduled_tasks::Entity::update_many()
+            .col_expr(
+                scheduled_tasks::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                scheduled_tasks::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(scheduled_tasks::Column::OrderId.eq(id.clone()))
+            .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
+            .filter(scheduled_tasks::Column::LeaseOwner.eq(token))
+            .exec(txn)
+            .await?;
+    }
+    for e in &d.events {
+        let event = onramp_event(
+            o,
+            e.seq,
+            &e.kind,
+            Uuid::now_v7().to_string(),
+            w.now,
+            w.command.as_ref().map(|c| c.command_id),
+        );
+        enqueue_event(txn, endpoints, &event, w.trace_ctx, now).await?;
+    }
+    if let Some(c) = &w.command {
+        record_command(txn, c, Some(&id), "accepted", None, now).await?;
+    }
+    Ok(version)
+}
+
+/// Map a unique violation on the UTR index to [`WriteError::UtrInUse`], on the order's
+/// natural key to [`WriteError::Conflict`].
+fn classify(e: DbErr) -> WriteError {
+    if is_unique_violation(&e) {
+        let text = e.to_string();
+        if text.contains("utr") {
+            return WriteError::UtrInUse;
+        }
+        return WriteError::Conflict;
+    }
+    WriteError::Db(e)
+}
+
+async fn write_history(
+    txn: &impl ConnectionTrait,
+    o: &OnrampOrder,
+    d: &Decision,
+    w: &Write<'_>,
+    now: i64,
+) -> Result<(), DbErr> {
+    if d.history.is_empty() {
+        return Ok(());
+    }
+    let last: Option<i32> = order_events::Entity::find()
+        .select_only()
+        .column(order_events::Column::Seq)
+        .filter(order_events::Column::OrderId.eq(o.id.to_string()))
+        .order_by_desc(order_events::Column::Seq)
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let mut seq = last.unwrap_or(0);
+    let rows = d.history.iter().map(|h| {
+        seq += 1;
+        let (from, to) = match h.kind {
+            "state_changed" => (
+                h.detail
+                    .get("from")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                h.detail
+                    .get("to")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+            ),
+            _ => (None, None),
+        };
+        order_events::ActiveModel {
+            id: NotSet,
+            order_id: Set(o.id.to_string()),
+            seq: Set(seq),
+            kind: Set(h.kind.to_string()),
+            from_state: Set(from),
+            to_state: Set(to),
+            detail: Set(h.detail.to_string()),
+            command_id: Set(w.command.as_ref().map(|c| c.command_id.to_string())),
+            trace_ctx: Set(w.trace_ctx.map(str::to_string)),
+            created_at: Set(now),
+        }
+    });
+    order_events::Entity::insert_many(rows.collect::<Vec<_>>())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+async fn write_task(
+    txn: &impl ConnectionTrait,
+    order_id: &str,
+    next: NextRun,
+    trace_ctx: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let (status, run_at) = match next {
+        NextRun::Keep => return Ok(()),
+        NextRun::At(t) => ("ready", t.timestamp_millis()),
+        NextRun::Done => ("done", now),
+    };
+    let row = scheduled_tasks::ActiveModel {
+        id: Set(Uuid::now_v7().to_string()),
+        order_id: Set(order_id.to_string()),
+        kind: Set(DRIVE.into()),
+        status: Set(status.into()),
+        run_at: Set(run_at),
+        attempt: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        trace_ctx: Set(trace_ctx.map(str::to_string)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    // The lease is left alone: a replica that holds it finishes its call and then finds
+    // the order's version moved on.
+    scheduled_tasks::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                scheduled_tasks::Column::OrderId,
+                scheduled_tasks::Column::Kind,
+            ])
+            .update_columns([
+                scheduled_tasks::Column::Status,
+                scheduled_tasks::Column::RunAt,
+                scheduled_tasks::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Queue an order event for NATS and for every endpoint of its tenant. The JSON bytes
+/// are fixed here and never rebuilt, so retries resend the same body under the same id.
+async fn enqueue_event(
+    txn: &impl ConnectionTrait,
+    endpoints: &Endpoints,
+    event: &OrderEvent,
+    trace_ctx: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let body = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let subject = event_subject(&event.tenant, event.direction, &event.event_type);
+    insert_outbox(
+        txn,
+        &event.event_id,
+        subject,
+        body.clone(),
+        Some(&event.rampd_order_id),
+        trace_ctx,
+        now,
+    )
+    .await?;
+    for ep in endpoints.for_tenant(&event.tenant) {
+        let row = webhook_deliveries::ActiveModel {
+            id: Set(format!("msg_{}", Uuid::now_v7().simple())),
+            order_id: Set(event.rampd_order_id.clone()),
+            tenant: Set(event.tenant.clone()),
+            endpoint_id: Set(ep.id.clone()),
+            url: Set(ep.url.clone()),
+            event_type: Set(event.event_type.clone()),
+            body: Set(body.clone()),
+            status: Set("pending".into()),
+            attempt: Set(0),
+            run_at: Set(now),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            last_status: Set(None),
+            last_error: Set(None),
+            trace_ctx: Set(trace_ctx.map(str::to_string)),
+            created_at: Set(now),
+            delivered_at: Set(None),
+        };
+        webhook_deliveries::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_outbox(
+    txn: &impl ConnectionTrait,
+    id: &str,
+    subject: String,
+    payload: String,
+    order_id: Option<&str>,
+    trace_ctx: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let row = outbox::ActiveModel {
+        id: Set(id.to_string()),
+        subject: Set(subject),
+        payload: Set(payload),
+        order_id: Set(order_id.map(str::to_string)),
+        trace_ctx: Set(trace_ctx.map(str::to_string)),
+        created_at: Set(now),
+        published_at: Set(None),
+        attempts: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+    };
+    outbox::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+async fn record_command(
+    txn: &impl ConnectionTrait,
+    c: &CommandRecord<'_>,
+    order_id: Option<&str>,
+    outcome: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let row = processed_commands::ActiveModel {
+        id: Set(c.inbox_id()),
+        tenant: Set(c.tenant.to_string()),
+        command_id: Set(c.command_id.to_string()),
+        command_type: Set(c.command_type.to_string()),
+        order_id: Set(order_id.map(str::to_string)),
+        outcome: Set(outcome.to_string()),
+        reason: Set(reason.map(str::to_string)),
+        processed_at: Set(now),
+    };
+    processed_commands::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Has this command been handled already (accepted, rejected or a no-op)?
+pub async fn already_processed(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    command_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(
+        processed_commands::Entity::find_by_id(inbox_id(tenant, command_id))
+            .one(db)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Record a command that changed nothing (an idempotent repeat under a new command id).
+pub async fn record_noop(
+    db: &DatabaseConnection,
+    c: &CommandRecord<'_>,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    match record_command(
+        &txn,
+        c,
+        Some(order_id),
+        "noop",
+        None,
+        now.timestamp_millis(),
+    )
+    .await
+    {
+        Ok(()) => txn.commit().await,
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Record a refused command and publish `command.rejected` naming it, in one
+/// transaction. A repeat of the same command finds the inbox row and changes nothing.
+pub async fn record_rejection(
+    db: &DatabaseConnection,
+    c: &CommandRecord<'_>,
+    direction: &str,
+    rejected: &CommandRejected,
+    order_id: Option<&str>,
+    trace_ctx: Option<&str>,
+) -> Result<(), DbErr> {
+    let now = rejected.occurred_at.timestamp_millis();
+    let txn = begin_write(db).await?;
+    let res = async {
+        record_command(&txn, c, order_id, "rejected", Some(&rejected.code), now).await?;
+        let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
+        insert_outbox(
+            &txn,
+            &rejected.event_id,
+            subject,
+            body,
+            order_id,
+            trace_ctx,
+            now,
+        )
+        .await
+    }
+    .await;
+    match res {
+        Ok(()) => txn.commit().await,
+        Err(e) if is_unique_violation(&e) => {
+            txn.rollback().await.ok();
+            Ok(())
+        }
+        Err(e) => {
+            txn.rollback().await.ok();
+            Err(e)
+        }
+    }
+}

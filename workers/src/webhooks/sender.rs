@@ -1,0 +1,212 @@
+//! First webhook sender: signs each delivery (Standard Webhooks) and POSTs it, retrying on
+//! a simple durable backoff. The body and `webhook-id` were fixed when the delivery row was
+//! written; only the timestamp and signature are made per attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rampd_domain::schedule::{PollPolicy, backoff_delay};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::signature_header;
+use crate::app::Shared;
+use crate::storage::entities::webhook_deliveries as deliveries;
+use crate::storage::lease::{LeaseColumns, claim};
+
+const COLUMNS: LeaseColumns<deliveries::Column> = LeaseColumns {
+    id: deliveries::Column::Id,
+    lease_owner: deliveries::Column::LeaseOwner,
+    lease_until: deliveries::Column::LeaseUntil,
+    order_by: deliveries::Column::RunAt,
+};
+
+#[derive(Clone)]
+pub struct Sender {
+    shared: Shared,
+    http: reqwest::Client,
+}
+
+impl Sender {
+    pub fn new(shared: Shared) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(shared.cfg.webhooks.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("rampd-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Sender { shared, http })
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let limit = Arc::new(Semaphore::new(self.shared.cfg.webhooks.concurrency.max(1)));
+        let idle = Duration::from_millis(self.shared.cfg.executor.idle_ms);
+        let mut running = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            let batch = match self.claim_due(limit.available_permits() as u64).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                    Vec::new()
+                }
+            };
+            let found = !batch.is_empty();
+            for d in batch {
+                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+                let me = self.clone();
+                running.spawn(async move {
+                    if let Err(e) = me.attempt(d).await {
+                        tracing::warn!(error = %e, "recording a webhook attempt failed");
+                    }
+                    drop(permit);
+                });
+            }
+            while running.try_join_next().is_some() {}
+            if !found {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.shared.wake.webhooks.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                }
+            } else {
+                let _p = limit.acquire().await;
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn claim_due(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
+        if room == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now().timestamp_millis();
+        let lease = self.shared.cfg.webhooks.timeout_ms as i64 + 15_000;
+        claim::<deliveries::Entity, _>(
+            &self.shared.db,
+            &COLUMNS,
+            Condition::all()
+                .add(deliveries::Column::Status.eq("pending"))
+                .add(deliveries::Column::RunAt.lte(now)),
+            &self.shared.cfg.worker_id,
+            now,
+            lease,
+            room.min(256),
+        )
+        .await
+    }
+
+    async fn attempt(&self, d: deliveries::Model) -> Result<(), DbErr> {
+        let Some(endpoint) = self.shared.endpoints.get(&d.endpoint_id) else {
+            return self
+                .finish(
+                    &d,
+                    "dead",
+                    None,
+                    Some("endpoint no longer configured".into()),
+                    0,
+                )
+                .await;
+        };
+        let ts = Utc::now().timestamp();
+        let signature = signature_header(&endpoint.secrets, &d.id, ts, d.body.as_bytes());
+        let mut req = self
+            .http
+            .post(&d.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(d.body.clone());
+        if let Some(tp) = &d.trace_ctx {
+            req = req.header("traceparent", tp);
+        }
+        let attempt = d.attempt + 1;
+        let (ok, status, error) = match req.send().await {
+            Ok(resp) => {
+                let code = resp.status();
+                (
+                    code.is_success(),
+                    Some(code.as_u16() as i32),
+                    (!code.is_success()).then(|| format!("HTTP {code}")),
+                )
+            }
+            Err(e) => (
+                false,
+                None,
+                Some(if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "connection failed".into()
+                }),
+            ),
+        };
+        tracing::debug!(webhook.id = %d.id, attempt, ok, status, "webhook attempt");
+        if ok {
+            return self.finish(&d, "delivered", status, None, attempt).await;
+        }
+        if attempt >= self.shared.cfg.webhooks.max_attempts {
+            tracing::warn!(webhook.id = %d.id, attempt, "webhook delivery exhausted its retries");
+            return self.finish(&d, "dead", status, error, attempt).await;
+        }
+        let policy = PollPolicy {
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            ..PollPolicy::default()
+        };
+        let delay = backoff_delay(&policy, attempt as u32, rand::random());
+        let run_at = Utc::now().timestamp_millis() + delay.as_millis() as i64;
+        deliveries::Entity::update_many()
+            .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
+            .col_expr(deliveries::Column::RunAt, Expr::value(run_at))
+            .col_expr(deliveries::Column::LastStatus, Expr::value(status))
+            .col_expr(deliveries::Column::LastError, Expr::value(error))
+            .col_expr(
+                deliveries::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                deliveries::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(deliveries::Column::Id.eq(d.id.clone()))
+            .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
+            .exec(&self.shared.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        d: &deliveries::Model,
+        status: &str,
+        http_status: Option<i32>,
+        error: Option<String>,
+        attempt: i32,
+    ) -> Result<(), DbErr> {
+        let now = Utc::now().timestamp_millis();
+        deliveries::Entity::update_many()
+            .col_expr(deliveries::Column::Status, Expr::value(status))
+            .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
+            .col_expr(deliveries::Column::LastStatus, Expr::value(http_status))
+            .col_expr(deliveries::Column::LastError, Expr::value(error))
+            .col_expr(
+                deliveries::Column::DeliveredAt,
+                Expr::value((status == "delivered").then_some(now)),
+            )
+            .col_expr(
+                deliveries::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                deliveries::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(deliveries::Column::Id.eq(d.id.clone()))
+            .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
+            .exec(&self.shared.db)
+            .await?;
+        Ok(())
+    }
+}
