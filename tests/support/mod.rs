@@ -1,1 +1,299 @@
+//! One helper that spawns an isolated stack for an end-to-end test: a fresh database
+//! (SQLite file or PostgreSQL database), a private nats-server on a random port, the
+//! sandbox provider, a verifying webhook receiver, and the worker.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use rampd::app::{Worker, install_crypto};
+use rampd::config::{Config, EndpointConfig};
+use rampd::demo::receiver::Receiver;
+use rampd::natsd::NatsServer;
+use rampd::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use rampd::storage::{self, orders::StoredOrder};
+use rampd::webhooks::WebhookSecret;
+use rampd_domain::onramp::OnrampState;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run an async test body once per backend: `both!(name);` expects `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Stack {
+    pub backend: Backend,
+    pub tenant: String,
+    pub cfg: Config,
+    pub db: DatabaseConnection,
+    pub nats: NatsServer,
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub sandbox: SandboxHandle,
+    pub receiver: Receiver,
+    pub worker: Option<Worker>,
+    events: Arc<Mutex<Vec<Value>>>,
+    dead_letters: Arc<Mutex<Vec<Value>>>,
+    pg_admin: Option<(String, String)>,
+    sqlite_dir: Option<std::path::PathBuf>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Config for fast, deterministic-enough tests: tight polls and short leases.
+pub fn test_config(tenant: &str) -> Config {
+    let mut cfg = Config::default();
+    cfg.worker_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    cfg.provider.timeout_ms = 1_000;
+    cfg.executor.lease_ms = 3_000;
+    cfg.executor.idle_ms = 50;
+    cfg.onramp.poll_interval_min_ms = 40;
+    cfg.onramp.poll_interval_max_ms = 80;
+    cfg.onramp.backoff_base_ms = 50;
+    cfg.onramp.backoff_cap_ms = 500;
+    cfg.onramp.retry_after_cap_ms = 2_000;
+    cfg.nats.ack_wait_ms = 5_000;
+    cfg.nats.max_deliver = 3;
+    cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
+    cfg
+}
+
+impl Stack {
+    pub async fn start(backend: Backend) -> Stack {
+        Self::start_with(backend, SandboxConfig::default(), |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, sandbox: SandboxConfig, tweak: impl FnOnce(&mut Config)) -> Stack {
+        install_crypto();
+        let tenant = "acme".to_string();
+        let (database_url, pg_admin, sqlite_dir) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("rampd-e2e-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir).unwrap();
+                (format!("sqlite://{}/rampd.db", dir.display()), None, Some(dir))
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("rampd_e2e_{}", uuid::Uuid::new_v4().simple());
+                let conn = storage::connect(&admin).await.expect("PostgreSQL reachable (DATABASE_URL)");
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let (base, _) = admin.rsplit_once('/').unwrap();
+                (format!("{base}/{name}"), Some((admin, name)), None)
+            }
+        };
+        let nats = NatsServer::start().await.expect("nats-server on PATH");
+        let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let secret = WebhookSecret::generate();
+        let receiver = Receiver::start(secret.clone()).await.unwrap();
+        let mut cfg = test_config(&tenant);
+        cfg.database_url = database_url;
+        cfg.nats_url = nats.url.clone();
+        cfg.provider.base_url = sandbox.base_url();
+        cfg.webhooks.endpoints = vec![EndpointConfig {
+            id: "e1".into(),
+            tenant: tenant.clone(),
+            url: receiver.url.clone(),
+            secret: SecretString::from(secret.expose_text()),
+        }];
+        tweak(&mut cfg);
+        let worker = Worker::start(cfg.clone()).await.expect("worker starts");
+        let db = storage::connect(&cfg.database_url).await.unwrap();
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let events = collect(&client, format!("ramp.evt.{tenant}.>")).await;
+        let dead_letters = collect(&client, "ramp.dlq.>".to_string()).await;
+        Stack {
+            backend,
+            tenant,
+            cfg,
+            db,
+            nats,
+            client,
+            js,
+            sandbox,
+            receiver,
+            worker: Some(worker),
+            events,
+            dead_letters,
+            pg_admin,
+            sqlite_dir,
+        }
+    }
+
+    /// Publish a command body on `ramp.cmd.<tenant>.<command>` with `msg_id` as
+    /// `Nats-Msg-Id` (defaults to the body's command id).
+    pub async fn send_with_id(&self, command: &str, body: &Value, msg_id: &str, traceparent: Option<&str>) {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        if let Some(tp) = traceparent {
+            headers.insert("traceparent", tp);
+        }
+        self.js
+            .publish_with_headers(format!("ramp.cmd.{}.{command}", self.tenant), headers, body.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    pub async fn send(&self, command: &str, body: &Value) {
+        let id = body["command_id"].as_str().unwrap_or("no-id").to_string();
+        self.send_with_id(command, body, &id, None).await;
+    }
+
+    pub async fn create(&self, order_id: &str) {
+        self.send("onramp.create", &create_body(order_id, &format!("{order_id}-create"))).await;
+    }
+
+    pub async fn utr(&self, order_id: &str, utr: &str) {
+        let body = json!({"command_id": format!("{order_id}-utr-{utr}"), "order_id": order_id, "utr": utr});
+        self.send("onramp.utr", &body).await;
+    }
+
+    pub async fn order(&self, order_id: &str) -> Option<StoredOrder> {
+        storage::orders::load_by_client_id(&self.db, &self.tenant, order_id).await.unwrap()
+    }
+
+    /// Wait until the order reaches `state` (panics after [`WAIT`] with what it saw).
+    pub async fn wait_state(&self, order_id: &str, state: OnrampState) -> StoredOrder {
+        let start = Instant::now();
+        loop {
+            let o = self.order(order_id).await;
+            if let Some(o) = &o {
+                if o.order.state == state {
+                    return o.clone();
+                }
+            }
+            if start.elapsed() > WAIT {
+                panic!("order {order_id} did not reach {state:?}; last seen {:?}", o.map(|o| (o.order.state, o.order.reason)));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Events received on NATS so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    pub fn dead_letters(&self) -> Vec<Value> {
+        self.dead_letters.lock().unwrap().clone()
+    }
+
+    /// Wait until an event matching `pred` arrived on NATS.
+    pub async fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, || self.events().into_iter().find(|e| pred(e))).await
+    }
+
+    /// Status-change events of one order, in arrival order.
+    pub fn states_of(&self, order_id: &str) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["type"] == "order.status_changed" && e["order_id"] == order_id)
+            .map(|e| e["state"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub async fn kill_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            w.kill().await;
+        }
+    }
+
+    pub async fn start_worker(&mut self) {
+        let mut cfg = self.cfg.clone();
+        cfg.worker_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+        self.worker = Some(Worker::start(cfg).await.expect("worker restarts"));
+    }
+
+    /// Stop everything and drop the test database.
+    pub async fn finish(mut self) {
+        if let Some(w) = self.worker.take() {
+            w.shutdown(Duration::from_secs(5)).await;
+        }
+        self.sandbox.shutdown();
+        self.receiver.stop();
+        self.db.clone().close().await.ok();
+        if let Some((admin, name)) = self.pg_admin.take() {
+            if let Ok(conn) = storage::connect(&admin).await {
+                let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            }
+        }
+        if let Some(dir) = self.sqlite_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Poll `f` until it returns `Some` (panics after [`WAIT`]).
+pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn collect(client: &async_nats::Client, subject: String) -> Arc<Mutex<Vec<Value>>> {
+    let store: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let mut sub = client.subscribe(subject).await.unwrap();
+    client.flush().await.unwrap();
+    let s = store.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let mut v: Value = serde_json::from_slice(&msg.payload).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&msg.payload)}));
+            if let Some(h) = &msg.headers {
+                let hv = |k: &str| h.get(k).map(|v| v.as_str().to_string());
+                v["_headers"] = json!({"traceparent": hv("traceparent"), "msg_id": hv("Nats-Msg-Id"), "reason": hv("Rampd-Dead-Letter-Reason")});
+            }
+            v["_subject"] = json!(msg.subject.as_str());
+            s.lock().unwrap().push(v);
+        }
+    });
+    store
+}
+
+pub fn create_body(order_id: &str, command_id: &str) -> Value {
+    json!({
+        "command_id": command_id,
+        "order_id": order_id,
+        "user": {"email": format!("{order_id}@example.com"), "name": "Asha Rao", "phone": "9876543210", "pan": "ABCDE1234F"},
+        "fiat_amount": "1500.00",
+        "token": "USDT",
+        "chain_id": 137,
+        "receiver_address": "0x1111111111111111111111111111111111111111",
+        "payment": {"mode": "upi", "upi_id": format!("{order_id}@okaxis")}
+    })
+}

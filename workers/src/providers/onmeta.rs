@@ -312,6 +312,9 @@ enum RefreshFailure {
 }
 
 impl OnmetaClient {
+    /// Builds the pooled HTTP client (timeout from config, redirects never followed).
+    /// The process must have installed the rustls crypto provider first
+    /// (`rustls::crypto::ring::default_provider().install_default()`).
     pub fn new(config: OnmetaConfig) -> Result<Self, ProviderError> {
         let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base_url).map_err(|_| ProviderError::Rejected {
