@@ -130,7 +130,7 @@ pub struct OnrampRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    CreateOnramp(OnrampRequest),
+    CreateOnramp(Box<OnrampRequest>),
     SubmitUtr { utr: Utr },
     Cancel { reason: Option<String> },
 }
@@ -262,7 +262,7 @@ pub fn parse_command(
                 }
             };
             let chain_id: ChainId = typed(raw.chain_id)?;
-            Ok(Command::CreateOnramp(OnrampRequest {
+            Ok(Command::CreateOnramp(Box::new(OnrampRequest {
                 user: typed(raw.user)?,
                 fiat_amount: InrAmount::parse_within(&amount_text, limits)?,
                 token: TokenSymbol::parse(&raw.token)?,
@@ -274,7 +274,7 @@ pub fn parse_command(
                     .transpose()?,
                 receiver_address: EvmAddress::parse(&raw.receiver_address)?,
                 payment: typed(raw.payment)?,
-            }))
+            })))
         }
         CommandName::OnrampUtr => {
             let raw: RawUtr = typed(value)?;

@@ -15,7 +15,13 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 async fn happy_path(backend: Backend) {
     let s = Stack::start(backend).await;
-    s.send_with_id("onramp.create", &create_body("o-1", "c-1"), "c-1", Some(TRACEPARENT)).await;
+    s.send_with_id(
+        "onramp.create",
+        &create_body("o-1", "c-1"),
+        "c-1",
+        Some(TRACEPARENT),
+    )
+    .await;
 
     // The payer's instructions arrive with the awaiting_payment event.
     let ev = s
@@ -24,7 +30,12 @@ async fn happy_path(backend: Backend) {
     assert_eq!(ev["order_id"], "o-1");
     assert_eq!(ev["payment"]["mode"], "INR_UPI");
     assert_eq!(ev["payment"]["amount"], "1500.00");
-    assert!(ev["payment"]["upi_deep_link"].as_str().unwrap().starts_with("upi://"));
+    assert!(
+        ev["payment"]["upi_deep_link"]
+            .as_str()
+            .unwrap()
+            .starts_with("upi://")
+    );
     assert!(ev["payment"]["expires_at"].is_string());
     // No PII of the user in events.
     let text = ev.to_string();
@@ -36,17 +47,41 @@ async fn happy_path(backend: Backend) {
     let done = s.wait_state("o-1", OnrampState::Completed).await;
     assert!(done.order.provider_order_id.is_some());
 
-    wait_for("six status events", || (s.states_of("o-1").len() >= 6).then_some(())).await;
+    wait_for("six status events", || {
+        (s.states_of("o-1").len() >= 6).then_some(())
+    })
+    .await;
     assert_eq!(
         s.states_of("o-1"),
-        ["preparing", "awaiting_payment", "utr_submitted", "processing", "transferred", "completed"]
+        [
+            "preparing",
+            "awaiting_payment",
+            "utr_submitted",
+            "processing",
+            "transferred",
+            "completed"
+        ]
     );
     // Events carry the upstream trace and a per-order sequence.
-    let evs: Vec<_> = s.events().into_iter().filter(|e| e["order_id"] == "o-1").collect();
+    let evs: Vec<_> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["order_id"] == "o-1")
+        .collect();
     for (i, e) in evs.iter().enumerate() {
         assert_eq!(e["sequence"], (i + 1) as i64);
-        assert!(e["_headers"]["traceparent"].as_str().unwrap().contains(TRACE_ID));
-        assert!(e["_subject"].as_str().unwrap().starts_with("ramp.evt.acme.onramp."));
+        assert!(
+            e["_headers"]["traceparent"]
+                .as_str()
+                .unwrap()
+                .contains(TRACE_ID)
+        );
+        assert!(
+            e["_subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("ramp.evt.acme.onramp.")
+        );
     }
 
     // Every state change reached the webhook endpoint, signed verifiably.
@@ -56,9 +91,16 @@ async fn happy_path(backend: Backend) {
     })
     .await;
     assert!(hooks.iter().all(|h| h.verified));
-    let states: Vec<_> = hooks.iter().map(|h| h.body["state"].as_str().unwrap().to_string()).collect();
+    let states: Vec<_> = hooks
+        .iter()
+        .map(|h| h.body["state"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(states.last().map(String::as_str), Some("completed"));
-    assert!(hooks.iter().all(|h| h.traceparent.as_deref().is_some_and(|t| t.contains(TRACE_ID))));
+    assert!(hooks.iter().all(|h| {
+        h.traceparent
+            .as_deref()
+            .is_some_and(|t| t.contains(TRACE_ID))
+    }));
 
     let stats = s.sandbox.stats();
     assert_eq!(stats.orders_by_merchant_ref.len(), 1);
@@ -73,7 +115,9 @@ async fn imps_order_completes(backend: Backend) {
     let mut body = create_body("o-imps", "c-imps");
     body["payment"] = json!({"mode": "imps", "account_number": "50100012345678", "account_name": "Asha Rao", "ifsc": "HDFC0001234"});
     s.send("onramp.create", &body).await;
-    let ev = s.wait_event("awaiting_payment", |e| e["state"] == "awaiting_payment").await;
+    let ev = s
+        .wait_event("awaiting_payment", |e| e["state"] == "awaiting_payment")
+        .await;
     assert_eq!(ev["payment"]["mode"], "INR_IMPS");
     assert!(ev["payment"]["bank"]["ifsc"].is_string());
     assert!(!ev.to_string().contains("50100012345678"));
@@ -95,11 +139,20 @@ async fn same_command_twice(backend: Backend) {
     s.send_with_id("onramp.utr", &utr, "m-4", None).await;
     s.wait_state("o-dup", OnrampState::Completed).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(s.events().iter().all(|e| e["type"] != "command.rejected"), "a repeat must not be rejected");
+    assert!(
+        s.events().iter().all(|e| e["type"] != "command.rejected"),
+        "a repeat must not be rejected"
+    );
     let stats = s.sandbox.stats();
     assert_eq!(stats.orders_by_merchant_ref.values().sum::<u32>(), 1);
     assert_eq!(stats.utr_submissions_by_order.values().sum::<u32>(), 1);
-    assert_eq!(s.states_of("o-dup").iter().filter(|st| *st == "preparing").count(), 1);
+    assert_eq!(
+        s.states_of("o-dup")
+            .iter()
+            .filter(|st| *st == "preparing")
+            .count(),
+        1
+    );
     s.finish().await;
 }
 both!(same_command_twice);
@@ -108,12 +161,21 @@ async fn two_creates_for_one_order_id(backend: Backend) {
     let s = Stack::start(backend).await;
     s.send("onramp.create", &create_body("o-2", "c-a")).await;
     s.send("onramp.create", &create_body("o-2", "c-b")).await;
-    let rej = s.wait_event("rejection", |e| e["type"] == "command.rejected").await;
+    let rej = s
+        .wait_event("rejection", |e| e["type"] == "command.rejected")
+        .await;
     assert_eq!(rej["command_id"], "c-b");
     assert_eq!(rej["code"], "order_exists");
     assert_eq!(rej["_subject"], "ramp.evt.acme.onramp.command_rejected");
     s.wait_state("o-2", OnrampState::AwaitingPayment).await;
-    assert_eq!(s.sandbox.stats().orders_by_merchant_ref.values().sum::<u32>(), 1);
+    assert_eq!(
+        s.sandbox
+            .stats()
+            .orders_by_merchant_ref
+            .values()
+            .sum::<u32>(),
+        1
+    );
     s.finish().await;
 }
 both!(two_creates_for_one_order_id);
@@ -139,7 +201,14 @@ async fn utr_before_the_provider_order_exists(backend: Backend) {
     s.utr("o-early", "412345678901").await;
     let done = s.wait_state("o-early", OnrampState::Completed).await;
     assert_eq!(done.order.utr.as_ref().unwrap().as_str(), "412345678901");
-    assert_eq!(s.sandbox.stats().utr_submissions_by_order.values().sum::<u32>(), 1);
+    assert_eq!(
+        s.sandbox
+            .stats()
+            .utr_submissions_by_order
+            .values()
+            .sum::<u32>(),
+        1
+    );
     s.finish().await;
 }
 both!(utr_before_the_provider_order_exists);
@@ -150,17 +219,27 @@ async fn invalid_commands_are_rejected_or_dead_lettered(backend: Backend) {
     s.wait_state("o-3", OnrampState::AwaitingPayment).await;
 
     // A UTR of the wrong shape: rejected with the command id, nothing changes.
-    s.send("onramp.utr", &json!({"command_id": "bad-utr", "order_id": "o-3", "utr": "12345"})).await;
-    let rej = s.wait_event("bad utr rejection", |e| e["command_id"] == "bad-utr").await;
+    s.send(
+        "onramp.utr",
+        &json!({"command_id": "bad-utr", "order_id": "o-3", "utr": "12345"}),
+    )
+    .await;
+    let rej = s
+        .wait_event("bad utr rejection", |e| e["command_id"] == "bad-utr")
+        .await;
     assert_eq!(rej["code"], "invalid_field");
     assert!(rej["reason"].as_str().unwrap().contains("utr"));
-    assert_eq!(s.order("o-3").await.unwrap().order.state, OnrampState::AwaitingPayment);
+    assert_eq!(
+        s.order("o-3").await.unwrap().order.state,
+        OnrampState::AwaitingPayment
+    );
 
     // An invalid create: rejected, no order.
     let mut bad = create_body("o-4", "bad-create");
     bad["fiat_amount"] = json!("-10");
     s.send("onramp.create", &bad).await;
-    s.wait_event("bad create rejection", |e| e["command_id"] == "bad-create").await;
+    s.wait_event("bad create rejection", |e| e["command_id"] == "bad-create")
+        .await;
     assert!(s.order("o-4").await.is_none());
 
     // The same UTR on a second order is refused by the database's unique index.
@@ -168,16 +247,46 @@ async fn invalid_commands_are_rejected_or_dead_lettered(backend: Backend) {
     s.wait_state("o-5", OnrampState::AwaitingPayment).await;
     s.utr("o-3", "412345678901").await;
     s.wait_state("o-3", OnrampState::UtrSubmitted).await;
-    s.send("onramp.utr", &json!({"command_id": "reuse", "order_id": "o-5", "utr": "412345678901"})).await;
-    let rej = s.wait_event("reused utr rejection", |e| e["command_id"] == "reuse").await;
+    s.send(
+        "onramp.utr",
+        &json!({"command_id": "reuse", "order_id": "o-5", "utr": "412345678901"}),
+    )
+    .await;
+    let rej = s
+        .wait_event("reused utr rejection", |e| e["command_id"] == "reuse")
+        .await;
     assert_eq!(rej["code"], "utr_in_use");
 
     // Poison: no ids, not JSON, unknown command: dead-lettered, not redelivered forever.
-    s.send_with_id("onramp.create", &json!({"hello": "world"}), "poison-1", None).await;
-    s.js.publish(format!("ramp.cmd.{}.onramp.utr", s.tenant), "not json".into()).await.unwrap().await.unwrap();
-    s.js.publish(format!("ramp.cmd.{}.onramp.explode", s.tenant), "{}".into()).await.unwrap().await.unwrap();
-    wait_for("three dead letters", || (s.dead_letters().len() >= 3).then_some(())).await;
-    assert!(s.dead_letters().iter().all(|d| d["_headers"]["reason"].is_string()));
+    s.send_with_id(
+        "onramp.create",
+        &json!({"hello": "world"}),
+        "poison-1",
+        None,
+    )
+    .await;
+    s.js.publish(
+        format!("ramp.cmd.{}.onramp.utr", s.tenant),
+        "not json".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    s.js.publish(format!("ramp.cmd.{}.onramp.explode", s.tenant), "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for("three dead letters", || {
+        (s.dead_letters().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(
+        s.dead_letters()
+            .iter()
+            .all(|d| d["_headers"]["reason"].is_string())
+    );
     s.finish().await;
 }
 both!(invalid_commands_are_rejected_or_dead_lettered);
@@ -209,7 +318,12 @@ async fn provider_errors_while_polling(backend: Backend) {
             .await
             .unwrap()
     };
-    assert!(rows.iter().filter(|(k,)| k == "provider_call_failed").count() >= 5);
+    assert!(
+        rows.iter()
+            .filter(|(k,)| k == "provider_call_failed")
+            .count()
+            >= 5
+    );
     s.finish().await;
 }
 both!(provider_errors_while_polling);
@@ -218,21 +332,43 @@ async fn cancel_before_payment(backend: Backend) {
     let s = Stack::start(backend).await;
     s.create("o-c").await;
     s.wait_state("o-c", OnrampState::AwaitingPayment).await;
-    s.send("order.cancel", &json!({"command_id": "cancel-1", "order_id": "o-c", "reason": "user changed their mind"})).await;
+    s.send(
+        "order.cancel",
+        &json!({"command_id": "cancel-1", "order_id": "o-c", "reason": "user changed their mind"}),
+    )
+    .await;
     let o = s.wait_state("o-c", OnrampState::Cancelled).await;
     assert_eq!(o.order.reason.as_deref(), Some("user changed their mind"));
-    s.wait_event("cancelled event", |e| e["state"] == "cancelled" && e["order_id"] == "o-c").await;
+    s.wait_event("cancelled event", |e| {
+        e["state"] == "cancelled" && e["order_id"] == "o-c"
+    })
+    .await;
     // A UTR after the cancel is refused.
-    s.send("onramp.utr", &json!({"command_id": "late", "order_id": "o-c", "utr": "412345678901"})).await;
-    let rej = s.wait_event("late utr rejection", |e| e["command_id"] == "late").await;
+    s.send(
+        "onramp.utr",
+        &json!({"command_id": "late", "order_id": "o-c", "utr": "412345678901"}),
+    )
+    .await;
+    let rej = s
+        .wait_event("late utr rejection", |e| e["command_id"] == "late")
+        .await;
     assert_eq!(rej["code"], "order_closed");
     // A cancel after payment is refused.
     s.create("o-paid").await;
     s.wait_state("o-paid", OnrampState::AwaitingPayment).await;
     s.utr("o-paid", "412345678902").await;
-    s.send("order.cancel", &json!({"command_id": "cancel-2", "order_id": "o-paid"})).await;
-    let rej = s.wait_event("cancel rejection", |e| e["command_id"] == "cancel-2").await;
-    assert!(["payment_claimed", "payment_in_progress", "order_closed"].contains(&rej["code"].as_str().unwrap()));
+    s.send(
+        "order.cancel",
+        &json!({"command_id": "cancel-2", "order_id": "o-paid"}),
+    )
+    .await;
+    let rej = s
+        .wait_event("cancel rejection", |e| e["command_id"] == "cancel-2")
+        .await;
+    assert!(
+        ["payment_claimed", "payment_in_progress", "order_closed"]
+            .contains(&rej["code"].as_str().unwrap())
+    );
     s.finish().await;
 }
 both!(cancel_before_payment);
@@ -246,8 +382,12 @@ async fn unpaid_order_expires(backend: Backend) {
     let s = Stack::start_with(backend, sandbox, |cfg| cfg.onramp.payment_window_secs = 2).await;
     s.create("o-exp").await;
     let o = s.wait_state("o-exp", OnrampState::Expired).await;
-    assert!(o.order.reason.as_deref().unwrap().contains("expired") || o.order.reason.as_deref() == Some("payment_window_elapsed"));
-    s.wait_event("expired event", |e| e["state"] == "expired").await;
+    assert!(
+        o.order.reason.as_deref().unwrap().contains("expired")
+            || o.order.reason.as_deref() == Some("payment_window_elapsed")
+    );
+    s.wait_event("expired event", |e| e["state"] == "expired")
+        .await;
     s.finish().await;
 }
 both!(unpaid_order_expires);
@@ -264,18 +404,32 @@ async fn worker_killed_mid_create_resumes_without_duplicates(backend: Backend) {
     };
     let mut s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-crash").await;
-    wait_for("create call", || (s.sandbox.stats().create_calls >= 1).then_some(())).await;
+    wait_for("create call", || {
+        (s.sandbox.stats().create_calls >= 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.kill_worker().await;
     s.sandbox.set_faults(Faults::default());
-    assert_eq!(s.order("o-crash").await.unwrap().order.state, OnrampState::Preparing);
+    assert_eq!(
+        s.order("o-crash").await.unwrap().order.state,
+        OnrampState::Preparing
+    );
     s.start_worker().await;
     s.wait_state("o-crash", OnrampState::AwaitingPayment).await;
     s.utr("o-crash", "412345678901").await;
     s.wait_state("o-crash", OnrampState::Completed).await;
     let stats = s.sandbox.stats();
-    assert_eq!(stats.orders_by_merchant_ref.values().sum::<u32>(), 1, "{stats:?}");
-    assert_eq!(stats.utr_submissions_by_order.values().sum::<u32>(), 1, "{stats:?}");
+    assert_eq!(
+        stats.orders_by_merchant_ref.values().sum::<u32>(),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.utr_submissions_by_order.values().sum::<u32>(),
+        1,
+        "{stats:?}"
+    );
     s.finish().await;
 }
 both!(worker_killed_mid_create_resumes_without_duplicates);
@@ -295,3 +449,23 @@ async fn worker_restart_between_commands(backend: Backend) {
     s.finish().await;
 }
 both!(worker_restart_between_commands);
+
+/// `rampd demo` itself (SQLite, in-process sandbox and receiver) on a private NATS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_completes_every_order() {
+    let nats = rampd::natsd::NatsServer::start().await.unwrap();
+    let summary = rampd::demo::run(rampd::demo::DemoOptions {
+        onramp: 6,
+        nats_url: Some(nats.url.clone()),
+        timeout: Duration::from_secs(60),
+        progress: false,
+    })
+    .await
+    .unwrap();
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(summary.completed, 6);
+    assert_eq!(summary.provider_orders, 6);
+    // six status changes per order, each delivered once and verified
+    assert_eq!(summary.webhooks_received, 36);
+    assert_eq!(summary.webhooks_verified, 36);
+}

@@ -71,8 +71,10 @@ fn pg_admin_url() -> String {
 
 /// Config for fast, deterministic-enough tests: tight polls and short leases.
 pub fn test_config(tenant: &str) -> Config {
-    let mut cfg = Config::default();
-    cfg.worker_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let mut cfg = Config {
+        worker_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
+        ..Config::default()
+    };
     cfg.provider.timeout_ms = 1_000;
     cfg.executor.lease_ms = 3_000;
     cfg.executor.idle_ms = 50;
@@ -92,26 +94,41 @@ impl Stack {
         Self::start_with(backend, SandboxConfig::default(), |_| {}).await
     }
 
-    pub async fn start_with(backend: Backend, sandbox: SandboxConfig, tweak: impl FnOnce(&mut Config)) -> Stack {
+    pub async fn start_with(
+        backend: Backend,
+        sandbox: SandboxConfig,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Stack {
         install_crypto();
         let tenant = "acme".to_string();
         let (database_url, pg_admin, sqlite_dir) = match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("rampd-e2e-{}", uuid::Uuid::new_v4().simple()));
+                let dir = std::env::temp_dir()
+                    .join(format!("rampd-e2e-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir).unwrap();
-                (format!("sqlite://{}/rampd.db", dir.display()), None, Some(dir))
+                (
+                    format!("sqlite://{}/rampd.db", dir.display()),
+                    None,
+                    Some(dir),
+                )
             }
             Backend::Postgres => {
                 let admin = pg_admin_url();
                 let name = format!("rampd_e2e_{}", uuid::Uuid::new_v4().simple());
-                let conn = storage::connect(&admin).await.expect("PostgreSQL reachable (DATABASE_URL)");
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let conn = storage::connect(&admin)
+                    .await
+                    .expect("PostgreSQL reachable (DATABASE_URL)");
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
                 let (base, _) = admin.rsplit_once('/').unwrap();
                 (format!("{base}/{name}"), Some((admin, name)), None)
             }
         };
         let nats = NatsServer::start().await.expect("nats-server on PATH");
-        let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
         let secret = WebhookSecret::generate();
         let receiver = Receiver::start(secret.clone()).await.unwrap();
         let mut cfg = test_config(&tenant);
@@ -151,14 +168,24 @@ impl Stack {
 
     /// Publish a command body on `ramp.cmd.<tenant>.<command>` with `msg_id` as
     /// `Nats-Msg-Id` (defaults to the body's command id).
-    pub async fn send_with_id(&self, command: &str, body: &Value, msg_id: &str, traceparent: Option<&str>) {
+    pub async fn send_with_id(
+        &self,
+        command: &str,
+        body: &Value,
+        msg_id: &str,
+        traceparent: Option<&str>,
+    ) {
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         if let Some(tp) = traceparent {
             headers.insert("traceparent", tp);
         }
         self.js
-            .publish_with_headers(format!("ramp.cmd.{}.{command}", self.tenant), headers, body.to_string().into())
+            .publish_with_headers(
+                format!("ramp.cmd.{}.{command}", self.tenant),
+                headers,
+                body.to_string().into(),
+            )
             .await
             .unwrap()
             .await
@@ -171,7 +198,11 @@ impl Stack {
     }
 
     pub async fn create(&self, order_id: &str) {
-        self.send("onramp.create", &create_body(order_id, &format!("{order_id}-create"))).await;
+        self.send(
+            "onramp.create",
+            &create_body(order_id, &format!("{order_id}-create")),
+        )
+        .await;
     }
 
     pub async fn utr(&self, order_id: &str, utr: &str) {
@@ -180,7 +211,9 @@ impl Stack {
     }
 
     pub async fn order(&self, order_id: &str) -> Option<StoredOrder> {
-        storage::orders::load_by_client_id(&self.db, &self.tenant, order_id).await.unwrap()
+        storage::orders::load_by_client_id(&self.db, &self.tenant, order_id)
+            .await
+            .unwrap()
     }
 
     /// Wait until the order reaches `state` (panics after [`WAIT`] with what it saw).
@@ -188,13 +221,16 @@ impl Stack {
         let start = Instant::now();
         loop {
             let o = self.order(order_id).await;
-            if let Some(o) = &o {
-                if o.order.state == state {
-                    return o.clone();
-                }
+            if let Some(o) = &o
+                && o.order.state == state
+            {
+                return o.clone();
             }
             if start.elapsed() > WAIT {
-                panic!("order {order_id} did not reach {state:?}; last seen {:?}", o.map(|o| (o.order.state, o.order.reason)));
+                panic!(
+                    "order {order_id} did not reach {state:?}; last seen {:?}",
+                    o.map(|o| (o.order.state, o.order.reason))
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -243,9 +279,13 @@ impl Stack {
         self.sandbox.shutdown();
         self.receiver.stop();
         self.db.clone().close().await.ok();
-        if let Some((admin, name)) = self.pg_admin.take() {
-            if let Ok(conn) = storage::connect(&admin).await {
-                let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        if let Some((admin, name)) = self.pg_admin.take()
+            && let Ok(conn) = storage::connect(&admin).await
+        {
+            {
+                let _ = conn
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
             }
         }
         if let Some(dir) = self.sqlite_dir.take() {
@@ -273,7 +313,8 @@ async fn collect(client: &async_nats::Client, subject: String) -> Arc<Mutex<Vec<
     let s = store.clone();
     tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
-            let mut v: Value = serde_json::from_slice(&msg.payload).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&msg.payload)}));
+            let mut v: Value = serde_json::from_slice(&msg.payload)
+                .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&msg.payload)}));
             if let Some(h) = &msg.headers {
                 let hv = |k: &str| h.get(k).map(|v| v.as_str().to_string());
                 v["_headers"] = json!({"traceparent": hv("traceparent"), "msg_id": hv("Nats-Msg-Id"), "reason": hv("Rampd-Dead-Letter-Reason")});

@@ -12,7 +12,7 @@ pub fn create(
     id: Uuid,
     tenant: &str,
     client_order_id: &str,
-    request: OnrampRequest,
+    request: Box<OnrampRequest>,
     ctx: &Ctx,
 ) -> Decision {
     let order = OnrampOrder {
@@ -20,7 +20,7 @@ pub fn create(
         tenant: tenant.to_string(),
         client_order_id: client_order_id.to_string(),
         sm_version: SM_VERSION,
-        request,
+        request: *request,
         state: OnrampState::Preparing,
         step: PrepStep::CheckKyc,
         created_at: ctx.now,
@@ -93,8 +93,14 @@ pub fn decide(order: &OnrampOrder, input: Input, ctx: &Ctx) -> Result<Decision, 
             d.order.intent = Some(intent);
             d.history("intent", json!({ "intent": intent }));
         }
-        Input::DeadlinePassed => deadline_passed(&mut d),
-        Input::Observed(obs) => observe(&mut d, obs),
+        Input::DeadlinePassed => {
+            deadline_passed(&mut d);
+            d.keep_driving();
+        }
+        Input::Observed(obs) => {
+            observe(&mut d, *obs);
+            d.keep_driving();
+        }
     }
     Ok(d.finish())
 }
@@ -185,10 +191,9 @@ fn observe(d: &mut Builder, obs: Observation) {
         // raced a cancel is still worth knowing about.
         if let Observation::Created(po) | Observation::Lookup(Some(FoundOrder { order: po, .. })) =
             &obs
+            && d.order.provider_order_id.is_none()
         {
-            if d.order.provider_order_id.is_none() {
-                d.order.provider_order_id = Some(po.provider_order_id.clone());
-            }
+            d.order.provider_order_id = Some(po.provider_order_id.clone());
         }
         d.order.intent = None;
         d.history(
@@ -267,7 +272,7 @@ fn provider_order(d: &mut Builder, po: ProviderOrder, how: &'static str) {
     d.history(how, json!({ "provider_order_id": po.provider_order_id }));
     d.order.payment = Some(PaymentInstructions {
         mode: d.order.request.payment.provider_mode().to_string(),
-        amount: d.order.request.fiat_amount.clone(),
+        amount: d.order.request.fiat_amount,
         upi_deep_link: po.upi_deep_link,
         qr_string: po.qr_string,
         bank: po.bank,
@@ -511,6 +516,14 @@ impl<'a> Builder<'a> {
         } else {
             self.ctx.now + chrono_duration(poll_delay(&self.ctx.policy.poll, self.ctx.jitter))
         });
+    }
+
+    /// After a step of the executor a live order always has a next run: an observation
+    /// that changed nothing must not leave the task due at once (a busy loop) nor stranded.
+    fn keep_driving(&mut self) {
+        if self.next == NextRun::Keep && !self.order.state.is_terminal() {
+            self.poll_later();
+        }
     }
 
     /// Flag the order for a person; announce it once per distinct reason.

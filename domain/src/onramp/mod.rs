@@ -244,7 +244,7 @@ pub enum Input {
     /// The shell is about to make the call that `next_action` named and it must record
     /// the intent first (see [`Intent`]).
     Intent(Intent),
-    Observed(Observation),
+    Observed(Box<Observation>),
     /// The payment window plus grace has passed (checked by `next_action`).
     DeadlinePassed,
 }

@@ -40,7 +40,14 @@ fn request() -> OnrampRequest {
 }
 
 fn new_order() -> OnrampOrder {
-    create(Uuid::nil(), "acme", "o-1", request(), &ctx_at(t0())).order
+    create(
+        Uuid::nil(),
+        "acme",
+        "o-1",
+        Box::new(request()),
+        &ctx_at(t0()),
+    )
+    .order
 }
 
 fn utr() -> Utr {
@@ -48,7 +55,7 @@ fn utr() -> Utr {
 }
 
 fn observe(o: &OnrampOrder, obs: Observation) -> Decision {
-    decide(o, Input::Observed(obs), &ctx_at(t0())).unwrap()
+    decide(o, Input::Observed(Box::new(obs)), &ctx_at(t0())).unwrap()
 }
 
 fn created() -> ProviderOrder {
@@ -102,7 +109,13 @@ fn policy() -> OnrampPolicy {
 
 #[test]
 fn create_emits_preparing_and_runs_now() {
-    let d = create(Uuid::nil(), "acme", "o-1", request(), &ctx_at(t0()));
+    let d = create(
+        Uuid::nil(),
+        "acme",
+        "o-1",
+        Box::new(request()),
+        &ctx_at(t0()),
+    );
     assert_eq!(d.order.state, OnrampState::Preparing);
     assert_eq!(d.order.sm_version, SM_VERSION);
     assert_eq!(d.next_run, NextRun::At(t0()));
@@ -575,6 +588,10 @@ fn order_round_trips_through_json() {
 
 // ---------------------------------------------------------------- properties
 
+fn obs_input(o: Observation) -> Input {
+    Input::Observed(Box::new(o))
+}
+
 fn any_input() -> impl Strategy<Value = Input> {
     let status = prop::sample::select(vec![
         "fiatPending",
@@ -608,28 +625,28 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Intent(Intent::CreateOrder)),
         Just(Input::Intent(Intent::SubmitUtr)),
         Just(Input::DeadlinePassed),
-        any::<bool>().prop_map(|v| Input::Observed(Observation::Kyc { verified: v })),
+        any::<bool>().prop_map(|v| obs_input(Observation::Kyc { verified: v })),
         prop_oneof![
             Just(LinkResult::Linked),
             Just(LinkResult::Pending),
             Just(LinkResult::Failed("x".into()))
         ]
-        .prop_map(|l| Input::Observed(Observation::PaymentMethod(l))),
-        Just(Input::Observed(Observation::Quoted(quote()))),
-        Just(Input::Observed(Observation::Created(created()))),
+        .prop_map(|l| obs_input(Observation::PaymentMethod(l))),
+        Just(obs_input(Observation::Quoted(quote()))),
+        Just(obs_input(Observation::Created(created()))),
         proptest::option::of(proptest::option::of(Just("412345678901"))).prop_map(|f| {
-            Input::Observed(Observation::Lookup(f.map(|u| FoundOrder {
+            obs_input(Observation::Lookup(f.map(|u| FoundOrder {
                 order: created(),
                 status: "fiatPending".into(),
                 utr: u.map(str::to_string),
             })))
         }),
-        Just(Input::Observed(Observation::UtrAccepted)),
-        status.prop_map(|s| Input::Observed(Observation::Status {
+        Just(obs_input(Observation::UtrAccepted)),
+        status.prop_map(|s| obs_input(Observation::Status {
             raw: s.to_string(),
             tx_hash: None
         })),
-        (kind, proptest::option::of(0u64..1000)).prop_map(|(k, ra)| Input::Observed(
+        (kind, proptest::option::of(0u64..1000)).prop_map(|(k, ra)| obs_input(
             Observation::CallFailed(CallFailure {
                 kind: k,
                 retry_after: ra.map(Duration::from_secs),
@@ -676,6 +693,11 @@ proptest! {
         for input in inputs {
             now += chrono::Duration::seconds(step_secs);
             let before = order.clone();
+            let input_kind = match &input {
+                Input::Observed(_) => "observed",
+                Input::DeadlinePassed => "deadline",
+                _ => "other",
+            };
             let Ok(d) = decide(&order, input, &ctx_at(now)) else {
                 continue; // refused commands change nothing, by construction
             };
@@ -709,6 +731,10 @@ proptest! {
             }
             if after.state.rank() >= OnrampState::UtrSubmitted.rank() && after.utr.is_some() && submitted_utr.is_none() && after.state == OnrampState::UtrSubmitted {
                 submitted_utr = after.utr.clone();
+            }
+            // after an observation or a timer a live order is always scheduled
+            if matches!(input_kind, "observed" | "deadline") && !after.state.is_terminal() {
+                prop_assert!(matches!(d.next_run, NextRun::At(_)), "live order left unscheduled");
             }
             // terminal orders are unscheduled, live ones are scheduled in the future or kept
             match d.next_run {

@@ -94,8 +94,7 @@ async fn nats(url: Option<&str>) -> anyhow::Result<(String, Option<NatsServer>)>
         .connect(url)
         .await;
     if let Ok(client) = probe {
-        let js = async_nats::jetstream::new(client);
-        if js.query_account().await.is_ok() {
+        if client.server_info().jetstream {
             return Ok((url.to_string(), None));
         }
         eprintln!("rampd demo: NATS at {url} has no JetStream; starting a private nats-server");
@@ -124,10 +123,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let secret = WebhookSecret::generate();
     let receiver = Receiver::start(secret.clone()).await?;
 
-    let mut cfg = Config::default();
-    cfg.database_url = format!("sqlite://{}", db_path.display());
-    cfg.nats_url = nats_url.clone();
-    cfg.worker_id = format!("demo-{}", &run_id[..8]);
+    let mut cfg = Config {
+        database_url: format!("sqlite://{}", db_path.display()),
+        nats_url: nats_url.clone(),
+        worker_id: format!("demo-{}", &run_id[..8]),
+        ..Config::default()
+    };
     cfg.provider.base_url = sandbox.base_url();
     cfg.provider.api_key = SecretString::from(SandboxConfig::default().api_key);
     cfg.provider.timeout_ms = 5_000;
@@ -156,7 +157,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     for i in 0..opts.onramp {
         let order_id = format!("order-{:04}", i + 1);
         let body = serde_json::json!({
-            "command_id": format!("{order_id}-create"),
+            "command_id": format!("{tenant}-{order_id}-create"),
             "order_id": order_id,
             "user": {
                 "email": format!("user{}@example.com", i + 1),
@@ -174,13 +175,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
                 serde_json::json!({"mode": "imps", "account_number": format!("5010{:08}", i + 1), "account_name": "Asha Rao", "ifsc": "HDFC0001234"})
             },
         });
-        publish(
-            &js,
-            &format!("ramp.cmd.{tenant}.onramp.create"),
-            &format!("{order_id}-create"),
-            &body,
-        )
-        .await?;
+        publish(&js, &format!("ramp.cmd.{tenant}.onramp.create"), &body).await?;
     }
 
     let mut states: HashMap<String, String> = HashMap::new();
@@ -206,14 +201,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
                 if state == "awaiting_payment" {
                     // The user pays and upstream forwards the bank reference.
                     let utr = format!("6{:011}", rand::random::<u64>() % 100_000_000_000);
-                    let body = serde_json::json!({"command_id": format!("{order_id}-utr"), "order_id": order_id, "utr": utr});
-                    publish(
-                        &js,
-                        &format!("ramp.cmd.{tenant}.onramp.utr"),
-                        &format!("{order_id}-utr"),
-                        &body,
-                    )
-                    .await?;
+                    let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-utr"), "order_id": order_id, "utr": utr});
+                    publish(&js, &format!("ramp.cmd.{tenant}.onramp.utr"), &body).await?;
                 }
             } else if ev["type"] == "command.rejected" {
                 eprintln!("rampd demo: command rejected: {}", ev["reason"]);
@@ -290,13 +279,15 @@ fn progress_line(states: &HashMap<String, String>, total: usize) -> String {
     format!("{} orders: {}", total, parts.join(", "))
 }
 
+/// Publish a command with its command id as `Nats-Msg-Id` (ids are unique per run: the
+/// stream's duplicate window would silently drop a repeat from an earlier run).
 async fn publish(
     js: &async_nats::jetstream::Context,
     subject: &str,
-    id: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
+    let id = body["command_id"].as_str().unwrap_or_default();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];

@@ -53,7 +53,9 @@ impl Executor {
         let mut running = tokio::task::JoinSet::new();
         let idle = Duration::from_millis(self.shared.cfg.executor.idle_ms);
         while !shutdown.is_cancelled() {
-            let claimed = match self.claim_due().await {
+            // Claim only what can start now: a claimed task's lease is already running.
+            let room = limit.available_permits() as u64;
+            let claimed = match self.claim_due(room).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming tasks failed");
@@ -87,7 +89,7 @@ impl Executor {
     /// Claim and run every task due now, waiting for them to finish. Returns how many ran.
     /// Tests use this to step the system without sleeping.
     pub async fn run_due_once(&self) -> Result<usize, DbErr> {
-        let claimed = self.claim_due().await?;
+        let claimed = self.claim_due(self.shared.cfg.executor.batch).await?;
         let n = claimed.len();
         let mut set = tokio::task::JoinSet::new();
         for task in claimed {
@@ -98,14 +100,16 @@ impl Executor {
         Ok(n)
     }
 
-    async fn claim_due(&self) -> Result<Vec<tasks::Model>, DbErr> {
+    async fn claim_due(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
         let cfg = &self.shared.cfg;
+        if room == 0 {
+            return Ok(Vec::new());
+        }
         let now = Utc::now().timestamp_millis();
         let due = Condition::all()
             .add(tasks::Column::Status.eq("ready"))
             .add(tasks::Column::Kind.eq(DRIVE))
             .add(tasks::Column::RunAt.lte(now));
-        let available = self.shared.cfg.executor.concurrency as u64;
         claim::<tasks::Entity, _>(
             &self.shared.db,
             &COLUMNS,
@@ -113,7 +117,7 @@ impl Executor {
             &cfg.worker_id,
             now,
             cfg.executor.lease_ms as i64,
-            cfg.executor.batch.min(available.max(1)),
+            cfg.executor.batch.min(room),
         )
         .await
     }
@@ -162,7 +166,7 @@ impl Executor {
             _ => Some(self.call(&action, &stored, task).await),
         };
         let input = |obs: &Option<Observation>| match obs {
-            Some(o) => Input::Observed(o.clone()),
+            Some(o) => Input::Observed(Box::new(o.clone())),
             None => Input::DeadlinePassed,
         };
         for _ in 0..5 {
