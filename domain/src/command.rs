@@ -75,10 +75,12 @@ impl CommandError {
 
 impl From<ValueError> for CommandError {
     fn from(e: ValueError) -> Self {
-        CommandError::Invalid {
-            field: e.field(),
-            reason: e.to_string(),
-        }
+        let field = e.field();
+        let reason = match e {
+            ValueError::Invalid { reason, .. } => reason.to_string(),
+            ValueError::OutOfRange { reason, .. } => format!("out of range: {reason}"),
+        };
+        CommandError::Invalid { field, reason }
     }
 }
 
@@ -405,10 +407,9 @@ mod tests {
             Ok(Command::SubmitUtr { .. })
         ));
         let bad = json!({"command_id": "c", "order_id": "o", "utr": "12345"});
-        assert!(matches!(
-            parse(CommandName::OnrampUtr, &bad),
-            Err(CommandError::Invalid { field: "utr", .. })
-        ));
+        let err = parse(CommandName::OnrampUtr, &bad).unwrap_err();
+        assert!(matches!(err, CommandError::Invalid { field: "utr", .. }));
+        assert_eq!(err.to_string().matches("invalid utr").count(), 1, "{err}");
         let missing = json!({"command_id": "c", "order_id": "o"});
         assert!(matches!(
             parse(CommandName::OnrampUtr, &missing),

@@ -469,3 +469,56 @@ async fn demo_completes_every_order() {
     assert_eq!(summary.webhooks_received, 36);
     assert_eq!(summary.webhooks_verified, 36);
 }
+
+async fn replicas_share_the_work_without_duplicates(backend: Backend) {
+    let mut s = Stack::start(backend).await;
+    s.add_replica().await;
+    s.add_replica().await;
+    let orders: Vec<String> = (0..12).map(|i| format!("o-rep-{i}")).collect();
+    for o in &orders {
+        s.create(o).await;
+    }
+    for o in &orders {
+        s.wait_state(o, OnrampState::AwaitingPayment).await;
+    }
+    for (i, o) in orders.iter().enumerate() {
+        s.utr(o, &format!("5{:011}", i + 1)).await;
+    }
+    for o in &orders {
+        s.wait_state(o, OnrampState::Completed).await;
+    }
+    let stats = s.sandbox.stats();
+    assert_eq!(stats.orders_by_merchant_ref.len(), orders.len());
+    assert!(
+        stats.orders_by_merchant_ref.values().all(|n| *n == 1),
+        "{stats:?}"
+    );
+    assert!(
+        stats.utr_submissions_by_order.values().all(|n| *n == 1),
+        "{stats:?}"
+    );
+    // Every state change is delivered once per endpoint, in sequence, whoever sent it.
+    let hooks = wait_for("all webhooks", || {
+        let h = s.receiver.received();
+        (h.len() >= orders.len() * 6).then_some(h)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks_after = s.receiver.received();
+    assert_eq!(hooks_after.len(), hooks.len(), "a webhook was sent twice");
+    let mut ids: Vec<_> = hooks.iter().map(|h| h.webhook_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), orders.len() * 6);
+    for o in &orders {
+        let mut seqs: Vec<i64> = hooks
+            .iter()
+            .filter(|h| h.body["order_id"] == o.as_str())
+            .map(|h| h.body["sequence"].as_i64().unwrap())
+            .collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "{o}");
+    }
+    s.finish().await;
+}
+both!(replicas_share_the_work_without_duplicates);

@@ -56,6 +56,8 @@ pub struct Stack {
     pub sandbox: SandboxHandle,
     pub receiver: Receiver,
     pub worker: Option<Worker>,
+    /// More replicas sharing the same database and NATS.
+    pub replicas: Vec<Worker>,
     events: Arc<Mutex<Vec<Value>>>,
     dead_letters: Arc<Mutex<Vec<Value>>>,
     pg_admin: Option<(String, String)>,
@@ -159,6 +161,7 @@ impl Stack {
             sandbox,
             receiver,
             worker: Some(worker),
+            replicas: Vec::new(),
             events,
             dead_letters,
             pg_admin,
@@ -271,8 +274,19 @@ impl Stack {
         self.worker = Some(Worker::start(cfg).await.expect("worker restarts"));
     }
 
+    /// Start one more replica on the same database, NATS consumer and provider.
+    pub async fn add_replica(&mut self) {
+        let mut cfg = self.cfg.clone();
+        cfg.worker_id = format!("replica-{}", uuid::Uuid::new_v4().simple());
+        self.replicas
+            .push(Worker::start(cfg).await.expect("replica starts"));
+    }
+
     /// Stop everything and drop the test database.
     pub async fn finish(mut self) {
+        for r in self.replicas.drain(..) {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
         if let Some(w) = self.worker.take() {
             w.shutdown(Duration::from_secs(5)).await;
         }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use rampd::app::{Worker, install_crypto};
 use rampd::config::Config;
 use rampd::demo::{self, DemoOptions};
-use rampd::sandbox::{Sandbox, SandboxConfig};
+use rampd::sandbox::{Faults, Progression, Sandbox, SandboxConfig};
 use rampd::{storage, telemetry};
 
 #[derive(Parser)]
@@ -43,6 +43,14 @@ enum Cmd {
         /// Every user starts KYC-verified.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         kyc_verified: bool,
+        /// Status polls after the UTR until fiatReceived, orderReceived, transferred and
+        /// completed (cumulative), e.g. `1,2,3,4`.
+        #[arg(long, default_value = "1,2,3,4", value_parser = parse_progression)]
+        progression: Progression,
+        /// Initial faults as JSON, e.g. `{"error_rate":0.1,"rate_limit_rate":0.05}`
+        /// (also settable at run time with `PUT /sandbox/faults`).
+        #[arg(long, value_parser = parse_faults)]
+        faults: Option<Faults>,
     },
     /// Run N on-ramp orders end to end on embedded defaults and print a summary.
     Demo {
@@ -96,10 +104,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             time_scale,
             kyc_verified,
+            progression,
+            faults,
         } => {
             let cfg = SandboxConfig {
                 time_scale,
                 kyc_verified,
+                progression,
+                faults: faults.unwrap_or_default(),
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg, listen).await?;
@@ -131,6 +143,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_progression(s: &str) -> Result<Progression, String> {
+    let n: Vec<u32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let [fiat_received, order_received, transferred, completed] = n[..] else {
+        return Err("expected four comma-separated numbers".into());
+    };
+    if !(fiat_received <= order_received
+        && order_received <= transferred
+        && transferred <= completed)
+    {
+        return Err("thresholds must not decrease".into());
+    }
+    Ok(Progression {
+        fiat_received,
+        order_received,
+        in_progress: None,
+        transferred,
+        completed,
+    })
+}
+
+fn parse_faults(s: &str) -> Result<Faults, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
 }
 
 /// Hide a password in a database URL.

@@ -151,6 +151,7 @@ const INTAKE_RS: &str = include_str!("../src/intake.rs");
 const WRITE_RS: &str = include_str!("../src/storage/write.rs");
 const DECIDE_RS: &str = include_str!("../../domain/src/onramp/decide.rs");
 const CONFIG_RS: &str = include_str!("../src/config.rs");
+const NATS_RS: &str = include_str!("../src/nats.rs");
 
 const ORDER_EVENT_TYPES: [&str; 3] = [STATUS_CHANGED, ATTENTION_NEEDED, UTR_REJECTED];
 
@@ -221,19 +222,45 @@ fn rejection_codes_in_code() -> BTreeSet<String> {
         .code(),
     ]);
     for src in [DECIDE_RS, INTAKE_RS] {
-        for call in src.split("reject(").skip(1) {
-            let call = call.split(".await").next().unwrap();
-            let call = call.split(")),").next().unwrap();
-            for (i, lit) in call.split('"').enumerate() {
-                let code_like =
-                    !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-                if i % 2 == 1 && code_like {
-                    codes.insert(lit.to_string());
+        for rest in src.split("reject(").skip(1) {
+            for lit in literals_in_call(rest) {
+                if lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    codes.insert(lit);
                 }
             }
         }
     }
     codes
+}
+
+/// The string literals of a call's arguments, `rest` starting just after its `(`.
+fn literals_in_call(rest: &str) -> Vec<String> {
+    let mut depth = 1;
+    let mut lit: Option<String> = None;
+    let mut out = Vec::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match (&mut lit, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(l), '"') => {
+                out.push(std::mem::take(l));
+                lit = None;
+            }
+            (Some(l), c) => l.push(c),
+            (None, '"') => lit = Some(String::new()),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    out
 }
 
 #[test]
@@ -274,6 +301,10 @@ fn enums_match_the_code() {
 
 fn object_keys(v: &Value) -> BTreeSet<String> {
     v.as_object().expect("an object").keys().cloned().collect()
+}
+
+fn keys_of(v: &impl serde::Serialize) -> BTreeSet<String> {
+    object_keys(&serde_json::to_value(v).unwrap())
 }
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -321,7 +352,6 @@ fn event_schemas_match_the_event_types() {
         reason: full.then(|| "why".into()),
         command_id: full.then(|| "c".into()),
     };
-    let keys_of = |v: &dyn erased::Ser| object_keys(&v.value());
     assert_eq!(doc.properties("OrderEvent"), keys_of(&event(true)));
     assert_eq!(doc.required("OrderEvent"), keys_of(&event(false)));
     assert_eq!(
@@ -350,18 +380,6 @@ fn event_schemas_match_the_event_types() {
     };
     assert_eq!(doc.properties("CommandRejected"), keys_of(&rejected));
     assert_eq!(doc.required("CommandRejected"), keys_of(&rejected));
-}
-
-mod erased {
-    /// Serialize anything to a JSON value behind one trait object type.
-    pub trait Ser {
-        fn value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap()
-        }
-    }
 }
 
 #[test]
@@ -437,15 +455,15 @@ fn check_fields(doc: &Doc, name: CommandName, body: &Value, path: &[&str], schem
         required.is_subset(&props),
         "{schema}: required but undefined"
     );
-    let target = |v: &mut Value| -> &mut serde_json::Map<String, Value> {
+    fn at_path<'v>(v: &'v mut Value, path: &[&str]) -> &'v mut serde_json::Map<String, Value> {
         let mut cur = v;
         for p in path {
             cur = &mut cur[*p];
         }
         cur.as_object_mut().expect("an object")
-    };
+    }
     let mut probe = body.clone();
-    let present = object_keys(&Value::Object(target(&mut probe).clone()));
+    let present = object_keys(&Value::Object(at_path(&mut probe, path).clone()));
     assert!(
         present.is_subset(&props),
         "{schema}: example fields {:?} are not documented",
@@ -454,7 +472,7 @@ fn check_fields(doc: &Doc, name: CommandName, body: &Value, path: &[&str], schem
     for prop in &props {
         if present.contains(prop) {
             let mut without = body.clone();
-            target(&mut without).remove(prop);
+            at_path(&mut without, path).remove(prop);
             assert_eq!(
                 accepted(name, &without),
                 !required.contains(prop),
@@ -463,7 +481,7 @@ fn check_fields(doc: &Doc, name: CommandName, body: &Value, path: &[&str], schem
             );
         }
         let mut wrong = body.clone();
-        target(&mut wrong).insert(prop.clone(), json!([]));
+        at_path(&mut wrong, path).insert(prop.clone(), json!([]));
         assert!(
             !accepted(name, &wrong),
             "{schema}.{prop} is documented but rampd does not read it"
@@ -538,10 +556,10 @@ fn toml_keys(text: &str) -> BTreeSet<(String, String)> {
         let l = line.trim().trim_start_matches('#').trim();
         if let Some(h) = l.strip_prefix('[') {
             table = h.trim_matches(|c| c == '[' || c == ']').to_string();
-        } else if let Some((k, _)) = l.split_once(" = ") {
-            if k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-                out.insert((table.clone(), k.to_string()));
-            }
+        } else if let Some((k, _)) = l.split_once(" = ")
+            && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            out.insert((table.clone(), k.to_string()));
         }
     }
     out
@@ -638,6 +656,10 @@ fn nanos(secs: u64) -> u64 {
 #[test]
 fn nats_definitions_match_the_topology_rampd_creates() {
     let def = Config::default().nats;
+    // The retention periods are literals in `ensure_topology`.
+    assert!(NATS_RS.contains("Duration::from_secs(7 * 24 * 3600)"));
+    assert!(NATS_RS.contains("Duration::from_secs(30 * 24 * 3600)"));
+    assert!(NATS_RS.contains("max_ack_pending: 1024,"));
     let week = 7 * 24 * 3600;
     let streams = [
         (&def.command_stream, rampd::nats::CMD_SUBJECTS, week),

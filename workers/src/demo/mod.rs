@@ -108,7 +108,7 @@ async fn nats(url: Option<&str>) -> anyhow::Result<(String, Option<NatsServer>)>
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     install_crypto();
     let started = Instant::now();
-    let (nats_url, _private_nats) = nats(opts.nats_url.as_deref()).await?;
+    let (nats_url, private_nats) = nats(opts.nats_url.as_deref()).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tenant = format!("demo{}", &run_id[..8]);
     let dir = std::env::temp_dir().join(format!("rampd-demo-{run_id}"));
@@ -234,9 +234,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     worker.shutdown(Duration::from_secs(5)).await;
-    let _ = js
-        .delete_consumer_from_stream(&cfg.nats.consumer, &cfg.nats.command_stream)
-        .await;
+    if private_nats.is_none() {
+        leave_shared_nats_clean(&js, &cfg, &tenant).await;
+    }
     receiver.stop();
     sandbox.shutdown();
 
@@ -268,6 +268,22 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(summary)
+}
+
+/// On a shared NATS, remove this run's consumer and messages so that no later worker
+/// replays the demo's commands.
+async fn leave_shared_nats_clean(js: &async_nats::jetstream::Context, cfg: &Config, tenant: &str) {
+    let _ = js
+        .delete_consumer_from_stream(&cfg.nats.consumer, &cfg.nats.command_stream)
+        .await;
+    for (stream, prefix) in [
+        (&cfg.nats.command_stream, "ramp.cmd"),
+        (&cfg.nats.event_stream, "ramp.evt"),
+    ] {
+        if let Ok(s) = js.get_stream(stream).await {
+            let _ = s.purge().filter(format!("{prefix}.{tenant}.>")).await;
+        }
+    }
 }
 
 fn progress_line(states: &HashMap<String, String>, total: usize) -> String {

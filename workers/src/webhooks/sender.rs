@@ -99,15 +99,8 @@ impl Sender {
 
     async fn attempt(&self, d: deliveries::Model) -> Result<(), DbErr> {
         let Some(endpoint) = self.shared.endpoints.get(&d.endpoint_id) else {
-            return self
-                .finish(
-                    &d,
-                    "dead",
-                    None,
-                    Some("endpoint no longer configured".into()),
-                    0,
-                )
-                .await;
+            let error = Some("endpoint no longer configured".into());
+            return self.record(&d, Outcome::Dead, d.attempt, None, error).await;
         };
         let ts = Utc::now().timestamp();
         let signature = signature_header(&endpoint.secrets, &d.id, ts, d.body.as_bytes());
@@ -143,58 +136,46 @@ impl Sender {
             ),
         };
         tracing::debug!(webhook.id = %d.id, attempt, ok, status, "webhook attempt");
-        if ok {
-            return self.finish(&d, "delivered", status, None, attempt).await;
-        }
-        if attempt >= self.shared.cfg.webhooks.max_attempts {
+        let now = Utc::now().timestamp_millis();
+        let outcome = if ok {
+            Outcome::Delivered
+        } else if attempt >= self.shared.cfg.webhooks.max_attempts {
             tracing::warn!(webhook.id = %d.id, attempt, "webhook delivery exhausted its retries");
-            return self.finish(&d, "dead", status, error, attempt).await;
-        }
-        let policy = PollPolicy {
-            backoff_base: Duration::from_secs(1),
-            backoff_cap: Duration::from_secs(300),
-            ..PollPolicy::default()
+            Outcome::Dead
+        } else {
+            let policy = PollPolicy {
+                backoff_base: Duration::from_secs(1),
+                backoff_cap: Duration::from_secs(300),
+                ..PollPolicy::default()
+            };
+            let delay = backoff_delay(&policy, attempt as u32, rand::random());
+            Outcome::RetryAt(now + delay.as_millis() as i64)
         };
-        let delay = backoff_delay(&policy, attempt as u32, rand::random());
-        let run_at = Utc::now().timestamp_millis() + delay.as_millis() as i64;
-        deliveries::Entity::update_many()
-            .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
-            .col_expr(deliveries::Column::RunAt, Expr::value(run_at))
-            .col_expr(deliveries::Column::LastStatus, Expr::value(status))
-            .col_expr(deliveries::Column::LastError, Expr::value(error))
-            .col_expr(
-                deliveries::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                deliveries::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(deliveries::Column::Id.eq(d.id.clone()))
-            .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
-            .exec(&self.shared.db)
-            .await?;
-        Ok(())
+        self.record(&d, outcome, attempt, status, error).await
     }
 
-    async fn finish(
+    /// Record an attempt's outcome and end this replica's lease on the delivery.
+    async fn record(
         &self,
         d: &deliveries::Model,
-        status: &str,
+        outcome: Outcome,
+        attempt: i32,
         http_status: Option<i32>,
         error: Option<String>,
-        attempt: i32,
     ) -> Result<(), DbErr> {
         let now = Utc::now().timestamp_millis();
+        let (status, run_at, delivered_at) = match outcome {
+            Outcome::Delivered => ("delivered", d.run_at, Some(now)),
+            Outcome::Dead => ("dead", d.run_at, None),
+            Outcome::RetryAt(at) => ("pending", at, None),
+        };
         deliveries::Entity::update_many()
             .col_expr(deliveries::Column::Status, Expr::value(status))
             .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
+            .col_expr(deliveries::Column::RunAt, Expr::value(run_at))
             .col_expr(deliveries::Column::LastStatus, Expr::value(http_status))
             .col_expr(deliveries::Column::LastError, Expr::value(error))
-            .col_expr(
-                deliveries::Column::DeliveredAt,
-                Expr::value((status == "delivered").then_some(now)),
-            )
+            .col_expr(deliveries::Column::DeliveredAt, Expr::value(delivered_at))
             .col_expr(
                 deliveries::Column::LeaseOwner,
                 Expr::value(Option::<String>::None),
@@ -209,4 +190,10 @@ impl Sender {
             .await?;
         Ok(())
     }
+}
+
+enum Outcome {
+    Delivered,
+    Dead,
+    RetryAt(i64),
 }
