@@ -13,3 +13,5 @@ pub use connect::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

@@ -186,17 +186,20 @@ async fn write_all(
         enqueue_event(txn, endpoints, &event, w.trace_ctx, now).await?;
     }
     if let Some(c) = &w.command {
-        record_command(txn, c, Some(&id), "accepted", None, now).await?;
+        record_command(txn, c, Some(&id), "accepted", None, now)
+            .await
+            .map_err(classify)?;
     }
     Ok(version)
 }
 
-/// Map a unique violation on the UTR index to [`WriteError::UtrInUse`], on the order's
-/// natural key to [`WriteError::Conflict`].
+/// Map a unique violation on the UTR index to [`WriteError::UtrInUse`]; any other (the
+/// order's natural key, the inbox) means another writer got there first:
+/// [`WriteError::Conflict`]. PostgreSQL names the index in its message, SQLite the columns.
 fn classify(e: DbErr) -> WriteError {
     if is_unique_violation(&e) {
         let text = e.to_string();
-        if text.contains("utr") {
+        if text.contains("ux_orders_provider_utr") || text.contains("orders.utr") {
             return WriteError::UtrInUse;
         }
         return WriteError::Conflict;

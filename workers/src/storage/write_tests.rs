@@ -1,0 +1,1425 @@
+//! The decision write path (`write.rs`) and leased claims (`lease.rs`), each case run
+//! against a fresh SQLite file and a fresh PostgreSQL database.
+//!
+//! PostgreSQL: `RAMPD_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names an admin connection that may `CREATE DATABASE`; each test creates
+//! `rampd_wt_<random>` and drops it at the end (also when the test panics).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rampd_domain::Direction;
+use rampd_domain::command::{OnrampRequest, PaymentMethod, User};
+use rampd_domain::event::{CommandRejected, OrderEvent};
+use rampd_domain::onramp::{
+    self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, OnrampOrder,
+    OnrampPolicy, OnrampState, ProviderOrder, Quote,
+};
+use rampd_domain::values::{
+    ChainId, Email, EvmAddress, InrAmount, Pan, PersonName, Phone, TokenSymbol, UpiId, Utr,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::connect::{connect, migrate};
+use super::entities::{
+    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
+};
+use super::lease::{LeaseColumns, claim};
+use super::orders::load;
+use super::write::{
+    CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
+    inbox_id, record_rejection,
+};
+use crate::config::EndpointConfig;
+use crate::webhooks::Endpoints;
+
+// ---------------------------------------------------------------------------------------
+// Fresh databases
+// ---------------------------------------------------------------------------------------
+
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn pg_admin_url() -> String {
+    std::env::var("RAMPD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
+}
+
+fn random_suffix() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// A fresh, migrated PostgreSQL database; `drop_db` drops it, and so does `Drop` if the
+/// test panics first.
+struct PgDb {
+    admin: DatabaseConnection,
+    name: String,
+    db: DatabaseConnection,
+    dropped: bool,
+}
+
+impl PgDb {
+    async fn create() -> PgDb {
+        let admin_url = pg_admin_url();
+        let admin = connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required: {e}"));
+        let name = format!("rampd_wt_{}", random_suffix());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let (base, _) = admin_url.rsplit_once('/').expect("database in URL");
+        let db = connect(&format!("{base}/{name}"))
+            .await
+            .expect("connect to fresh database");
+        let pg = PgDb {
+            admin,
+            name,
+            db,
+            dropped: false,
+        };
+        migrate(&pg.db).await.expect("migrate postgres");
+        pg
+    }
+
+    async fn drop_db(mut self) {
+        self.db.close_by_ref().await.expect("close pool");
+        self.admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop database");
+        self.admin.close_by_ref().await.expect("close admin pool");
+        self.dropped = true;
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // The test failed before `drop_db`: drop the database from a fresh runtime.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(admin) = connect(&pg_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = admin.execute_unprepared(&sql).await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh SQLite file in the temp dir, removed with its -wal/-shm on drop.
+struct SqliteFile {
+    path: PathBuf,
+}
+
+impl SqliteFile {
+    fn new() -> SqliteFile {
+        let path = std::env::temp_dir().join(format!("rampd_wt_{}.db", random_suffix()));
+        SqliteFile { path }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Run `case` against a fresh, migrated SQLite file.
+async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let file = SqliteFile::new();
+    let db = connect(&file.url()).await.expect("connect sqlite");
+    migrate(&db).await.expect("migrate sqlite");
+    case(db.clone()).await;
+    db.close().await.expect("close sqlite");
+    drop(file);
+}
+
+/// Run `case` against a fresh, migrated PostgreSQL database, dropped afterwards.
+async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let pg = PgDb::create().await;
+    case(pg.db.clone()).await;
+    pg.drop_db().await;
+}
+
+/// For each named `async fn case(db: DatabaseConnection)`, a module of the same name with
+/// a `sqlite` and a `postgres` test.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::on_sqlite(super::$case).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::on_postgres(super::$case).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    optimistic_concurrency,
+    duplicate_client_order_id,
+    utr_in_use,
+    one_transaction_per_decision,
+    failed_decision_writes_nothing,
+    commit_releases_only_its_own_lease,
+    rejection_recorded_once,
+    lease_claims,
+);
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::seconds(secs)
+}
+
+fn ctx(now: DateTime<Utc>) -> Ctx {
+    Ctx {
+        now,
+        jitter: 0.5,
+        policy: OnrampPolicy::default(),
+    }
+}
+
+fn request() -> OnrampRequest {
+    OnrampRequest {
+        user: User {
+            email: Email::parse("asha@example.com").unwrap(),
+            name: PersonName::parse("Asha Rao").unwrap(),
+            phone: Phone::parse("9876543210").unwrap(),
+            pan: Some(Pan::parse("ABCDE1234F").unwrap()),
+        },
+        fiat_amount: InrAmount::parse("1500").unwrap(),
+        token: TokenSymbol::parse("USDT").unwrap(),
+        chain_id: ChainId::new(137).unwrap(),
+        token_address: None,
+        receiver_address: EvmAddress::parse("0x1111111111111111111111111111111111111111").unwrap(),
+        payment: PaymentMethod::Upi {
+            upi_id: UpiId::parse("asha@okaxis").unwrap(),
+        },
+    }
+}
+
+/// The `create` decision of a new order (in `Preparing`, one `status_changed` event).
+fn new_order(tenant: &str, client_order_id: &str) -> Decision {
+    onramp::create(
+        Uuid::now_v7(),
+        tenant,
+        client_order_id,
+        Box::new(request()),
+        &ctx(t0()),
+    )
+}
+
+fn utr(s: &str) -> Utr {
+    Utr::parse(s).unwrap()
+}
+
+fn cmd<'a>(tenant: &'a str, command_id: &'a str, command_type: &'a str) -> CommandRecord<'a> {
+    CommandRecord {
+        tenant,
+        command_id,
+        command_type,
+    }
+}
+
+fn write<'a>(
+    expected_version: Option<i64>,
+    decision: &'a Decision,
+    command: Option<CommandRecord<'a>>,
+    now: DateTime<Utc>,
+) -> Write<'a> {
+    Write {
+        expected_version,
+        decision,
+        command,
+        trace_ctx: Some(TRACE),
+        now,
+        release_lease: None,
+    }
+}
+
+/// Two endpoints for `acme`, one for `globex`.
+fn endpoints() -> Endpoints {
+    let ep = |id: &str, tenant: &str| EndpointConfig {
+        id: id.into(),
+        tenant: tenant.into(),
+        url: format!("https://{tenant}.example.test/hooks/{id}"),
+        secret: SecretString::from(SECRET),
+    };
+    Endpoints::from_config(&[
+        ep("ep-acme-1", "acme"),
+        ep("ep-acme-2", "acme"),
+        ep("ep-globex", "globex"),
+    ])
+    .expect("endpoints")
+}
+
+fn endpoint_ids(tenant: &str) -> BTreeSet<String> {
+    match tenant {
+        "acme" => ["ep-acme-1", "ep-acme-2"].map(String::from).into(),
+        "globex" => ["ep-globex"].map(String::from).into(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Row counts of every table a decision writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    orders: u64,
+    order_events: u64,
+    outbox: u64,
+    deliveries: u64,
+    commands: u64,
+    tasks: u64,
+}
+
+async fn counts(db: &DatabaseConnection) -> Counts {
+    Counts {
+        orders: orders::Entity::find().count(db).await.unwrap(),
+        order_events: order_events::Entity::find().count(db).await.unwrap(),
+        outbox: outbox::Entity::find().count(db).await.unwrap(),
+        deliveries: webhook_deliveries::Entity::find().count(db).await.unwrap(),
+        commands: processed_commands::Entity::find().count(db).await.unwrap(),
+        tasks: scheduled_tasks::Entity::find().count(db).await.unwrap(),
+    }
+}
+
+async fn order_row(db: &DatabaseConnection, id: &str) -> Option<orders::Model> {
+    orders::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .unwrap()
+}
+
+async fn drive_task(db: &DatabaseConnection, order_id: &str) -> Option<scheduled_tasks::Model> {
+    scheduled_tasks::Entity::find()
+        .filter(scheduled_tasks::Column::OrderId.eq(order_id))
+        .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
+        .one(db)
+        .await
+        .unwrap()
+}
+
+/// Everything the database holds, to prove that a failed write left no trace.
+#[derive(Debug, PartialEq)]
+struct Everything {
+    orders: Vec<orders::Model>,
+    order_events: Vec<order_events::Model>,
+    outbox: Vec<outbox::Model>,
+    deliveries: Vec<webhook_deliveries::Model>,
+    commands: Vec<processed_commands::Model>,
+    tasks: Vec<scheduled_tasks::Model>,
+}
+
+async fn everything(db: &DatabaseConnection) -> Everything {
+    Everything {
+        orders: orders::Entity::find()
+            .order_by_asc(orders::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        order_events: order_events::Entity::find()
+            .order_by_asc(order_events::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        outbox: outbox::Entity::find()
+            .order_by_asc(outbox::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        deliveries: webhook_deliveries::Entity::find()
+            .order_by_asc(webhook_deliveries::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        commands: processed_commands::Entity::find()
+            .order_by_asc(processed_commands::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        tasks: scheduled_tasks::Entity::find()
+            .order_by_asc(scheduled_tasks::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+    }
+}
+
+/// Row counts and the order's drive task, taken before a commit.
+struct Before {
+    counts: Counts,
+    task: Option<scheduled_tasks::Model>,
+}
+
+async fn before_commit(db: &DatabaseConnection, order_id: &str) -> Before {
+    Before {
+        counts: counts(db).await,
+        task: drive_task(db, order_id).await,
+    }
+}
+
+/// Check that `d` (committed at `now`, by `command` if any) left exactly its rows: the
+/// order, its history, its task, one outbox row per event, one delivery per event per
+/// endpoint of the tenant (with the outbox payload as body) and the inbox row.
+async fn assert_decision_written(
+    db: &DatabaseConnection,
+    before: Before,
+    d: &Decision,
+    inserted: bool,
+    version: i64,
+    command: Option<&CommandRecord<'_>>,
+    now: DateTime<Utc>,
+) {
+    let o = &d.order;
+    let id = o.id.to_string();
+    let now_ms = now.timestamp_millis();
+    let n_events = d.events.len() as u64;
+    let eps = endpoint_ids(&o.tenant);
+    let Before {
+        counts: before,
+        task: task_before,
+    } = before;
+
+    let after = counts(db).await;
+    assert_eq!(after.orders, before.orders + u64::from(inserted), "orders");
+    assert_eq!(
+        after.order_events,
+        before.order_events + d.history.len() as u64,
+        "one order_events row per history entry"
+    );
+    assert_eq!(
+        after.outbox,
+        before.outbox + n_events,
+        "one outbox row per event"
+    );
+    assert_eq!(
+        after.deliveries,
+        before.deliveries + n_events * eps.len() as u64,
+        "one delivery per event per endpoint of the tenant"
+    );
+    assert_eq!(
+        after.commands,
+        before.commands + u64::from(command.is_some()),
+        "inbox row iff a command caused the write"
+    );
+
+    // The order row.
+    let row = order_row(db, &id).await.expect("order row");
+    assert_eq!(row.version, version);
+    assert_eq!(row.state, o.state.as_str());
+    assert_eq!(row.tenant, o.tenant);
+    assert_eq!(row.client_order_id, o.client_order_id);
+    assert_eq!(row.utr.as_deref(), o.utr.as_ref().map(Utr::as_str));
+    assert_eq!(row.provider_order_id, o.provider_order_id);
+    assert_eq!(row.flagged, o.attention.is_some());
+    assert_eq!(row.updated_at, now_ms);
+    let stored = load(db, &id).await.unwrap().expect("load");
+    assert_eq!(
+        &stored.order, o,
+        "orders.data round-trips the decided order"
+    );
+    assert_eq!(stored.version, version);
+
+    // History: contiguous sequence numbers, the last rows are this decision's.
+    let history = order_events::Entity::find()
+        .filter(order_events::Column::OrderId.eq(id.clone()))
+        .order_by_asc(order_events::Column::Seq)
+        .all(db)
+        .await
+        .unwrap();
+    let seqs: Vec<i32> = history.iter().map(|h| h.seq).collect();
+    assert_eq!(seqs, (1..=history.len() as i32).collect::<Vec<_>>());
+    let mine = &history[history.len() - d.history.len()..];
+    for (row, h) in mine.iter().zip(&d.history) {
+        assert_eq!(row.kind, h.kind);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&row.detail).unwrap(),
+            h.detail
+        );
+        assert_eq!(row.command_id.as_deref(), command.map(|c| c.command_id));
+        assert_eq!(row.trace_ctx.as_deref(), Some(TRACE));
+        assert_eq!(row.created_at, now_ms);
+        if h.kind == "state_changed" {
+            assert_eq!(row.from_state.as_deref(), h.detail["from"].as_str());
+            assert_eq!(row.to_state.as_deref(), h.detail["to"].as_str());
+        }
+    }
+
+    // The drive task.
+    let task = drive_task(db, &id).await;
+    match d.next_run {
+        NextRun::Keep => assert_eq!(task, task_before, "task untouched"),
+        NextRun::At(t) => {
+            let task = task.expect("drive task");
+            assert_eq!(
+                (task.status.as_str(), task.run_at),
+                ("ready", t.timestamp_millis())
+            );
+        }
+        NextRun::Done => assert_eq!(task.expect("drive task").status, "done"),
+    }
+
+    // Outbox rows of this order, by event sequence.
+    let outbox_rows = outbox::Entity::find()
+        .filter(outbox::Column::OrderId.eq(id.clone()))
+        .all(db)
+        .await
+        .unwrap();
+    let mut by_seq: BTreeMap<i64, (OrderEvent, outbox::Model)> = BTreeMap::new();
+    for r in outbox_rows {
+        let ev: OrderEvent = serde_json::from_str(&r.payload).expect("outbox payload");
+        assert!(
+            by_seq.insert(ev.sequence, (ev, r)).is_none(),
+            "event sequence repeated"
+        );
+    }
+    let deliveries = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::OrderId.eq(id.clone()))
+        .all(db)
+        .await
+        .unwrap();
+    for e in &d.events {
+        let (ev, r) = by_seq.get(&e.seq).expect("outbox row for the event");
+        assert_eq!(r.id, ev.event_id);
+        assert_eq!(
+            r.subject,
+            event_subject(&o.tenant, Direction::Onramp, &ev.event_type)
+        );
+        assert_eq!(r.published_at, None);
+        assert_eq!(r.created_at, now_ms);
+        assert_eq!(r.trace_ctx.as_deref(), Some(TRACE));
+        assert_eq!(ev.tenant, o.tenant);
+        assert_eq!(ev.rampd_order_id, id);
+        assert_eq!(ev.order_id, o.client_order_id);
+        assert_eq!(ev.occurred_at, now);
+        assert_eq!(ev.command_id.as_deref(), command.map(|c| c.command_id));
+        match &e.kind {
+            EventKind::StatusChanged { from, to } => {
+                assert_eq!(ev.state, to.as_str());
+                assert_eq!(ev.previous_state.as_deref(), from.map(OnrampState::as_str));
+            }
+            EventKind::AttentionNeeded { reason } | EventKind::UtrRejected { reason } => {
+                assert_eq!(ev.reason.as_deref(), Some(reason.as_str()));
+            }
+        }
+
+        // Its webhook deliveries carry the outbox payload byte for byte.
+        let mine: Vec<_> = deliveries
+            .iter()
+            .filter(|w| {
+                serde_json::from_str::<OrderEvent>(&w.body)
+                    .unwrap()
+                    .event_id
+                    == ev.event_id
+            })
+            .collect();
+        let got: BTreeSet<String> = mine.iter().map(|w| w.endpoint_id.clone()).collect();
+        assert_eq!(got, eps, "one delivery per endpoint of {}", o.tenant);
+        assert_eq!(mine.len(), eps.len());
+        for w in mine {
+            assert_eq!(
+                w.body.as_bytes(),
+                r.payload.as_bytes(),
+                "body == outbox payload"
+            );
+            assert_eq!(w.tenant, o.tenant);
+            assert_eq!(
+                w.url,
+                format!("https://{}.example.test/hooks/{}", o.tenant, w.endpoint_id)
+            );
+            assert_eq!(w.event_type, ev.event_type);
+            assert_eq!(w.status, "pending");
+            assert_eq!(w.attempt, 0);
+            assert_eq!(w.run_at, now_ms);
+            assert_eq!(w.lease_owner, None);
+            assert_eq!(w.delivered_at, None);
+            assert_eq!(w.trace_ctx.as_deref(), Some(TRACE));
+            assert!(w.id.starts_with("msg_"));
+        }
+    }
+
+    // The inbox row.
+    if let Some(c) = command {
+        let p = processed_commands::Entity::find_by_id(c.inbox_id())
+            .one(db)
+            .await
+            .unwrap()
+            .expect("processed_commands row");
+        assert_eq!(p.id, inbox_id(c.tenant, c.command_id));
+        assert_eq!(p.tenant, c.tenant);
+        assert_eq!(p.command_id, c.command_id);
+        assert_eq!(p.command_type, c.command_type);
+        assert_eq!(p.order_id.as_deref(), Some(id.as_str()));
+        assert_eq!(p.outcome, "accepted");
+        assert_eq!(p.reason, None);
+        assert_eq!(p.processed_at, now_ms);
+        assert!(already_processed(db, c.tenant, c.command_id).await.unwrap());
+    }
+}
+
+/// An order as the tests track it: its last decided state and stored version.
+struct Tracked {
+    order: OnrampOrder,
+    version: i64,
+}
+
+/// Commit a new order's `create` decision and check what it wrote.
+async fn insert_checked(
+    db: &DatabaseConnection,
+    eps: &Endpoints,
+    d: &Decision,
+    command: Option<CommandRecord<'_>>,
+) -> Tracked {
+    let before = before_commit(db, &d.order.id.to_string()).await;
+    assert!(before.task.is_none());
+    let v = commit_decision(db, eps, write(None, d, command.clone(), t0()))
+        .await
+        .expect("insert order");
+    assert_eq!(v, 1);
+    assert_decision_written(db, before, d, true, 1, command.as_ref(), t0()).await;
+    Tracked {
+        order: d.order.clone(),
+        version: v,
+    }
+}
+
+/// Decide `input` on the tracked order, commit it at `now` and check what it wrote.
+async fn apply_checked(
+    db: &DatabaseConnection,
+    eps: &Endpoints,
+    t: &mut Tracked,
+    input: Input,
+    command: Option<CommandRecord<'_>>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let d = onramp::decide(&t.order, input, &ctx(now)).expect("decision accepted");
+    let id = t.order.id.to_string();
+    let before = before_commit(db, &id).await;
+    let v = commit_decision(db, eps, write(Some(t.version), &d, command.clone(), now))
+        .await
+        .expect("commit decision");
+    assert_eq!(v, t.version + 1);
+    assert_decision_written(db, before, &d, false, v, command.as_ref(), now).await;
+    t.order = d.order.clone();
+    t.version = v;
+    d
+}
+
+fn observed(o: Observation) -> Input {
+    Input::Observed(Box::new(o))
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Optimistic concurrency
+// ---------------------------------------------------------------------------------------
+
+async fn optimistic_concurrency(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let d0 = new_order("acme", "oc-1");
+    let id = d0.order.id.to_string();
+    let create = cmd("acme", "cmd-oc-create", "onramp.create");
+    assert_eq!(
+        commit_decision(db, &eps, write(None, &d0, Some(create), t0()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(order_row(db, &id).await.unwrap().version, 1);
+
+    // A decision on version 1 commits as version 2.
+    let d1 = onramp::decide(
+        &d0.order,
+        observed(Observation::Kyc { verified: true }),
+        &ctx(at(1)),
+    )
+    .unwrap();
+    assert_eq!(
+        commit_decision(db, &eps, write(Some(1), &d1, None, at(1)))
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Another decision taken on the stale version 1 (history, an event, a task change and
+    // a command) is refused and leaves no trace.
+    let stale = onramp::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
+    assert!(!stale.history.is_empty() && !stale.events.is_empty());
+    assert_eq!(stale.next_run, NextRun::Done);
+    let before = everything(db).await;
+    let err = commit_decision(
+        db,
+        &eps,
+        write(
+            Some(1),
+            &stale,
+            Some(cmd("acme", "cmd-oc-cancel", "order.cancel")),
+            at(2),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict), "got {err:?}");
+    assert_eq!(
+        everything(db).await,
+        before,
+        "a conflicting write wrote nothing"
+    );
+    let stored = load(db, &id).await.unwrap().unwrap();
+    assert_eq!((stored.version, &stored.order), (2, &d1.order));
+    assert_eq!(order_row(db, &id).await.unwrap().state, "preparing");
+    assert!(
+        !already_processed(db, "acme", "cmd-oc-cancel")
+            .await
+            .unwrap()
+    );
+
+    // A version from the future conflicts as well.
+    let err = commit_decision(db, &eps, write(Some(7), &stale, None, at(2)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict), "got {err:?}");
+    assert_eq!(everything(db).await, before);
+
+    // Two writers racing on version 2: exactly one wins, the other conflicts and its
+    // decision leaves nothing behind.
+    let cancel =
+        onramp::decide(&stored.order, Input::Cancel { reason: None }, &ctx(at(3))).unwrap();
+    let submit = onramp::decide(
+        &stored.order,
+        Input::SubmitUtr {
+            utr: utr("412345678901"),
+        },
+        &ctx(at(3)),
+    )
+    .unwrap();
+    let (a, b) = tokio::join!(
+        commit_decision(db, &eps, write(Some(2), &cancel, None, at(3))),
+        commit_decision(db, &eps, write(Some(2), &submit, None, at(3))),
+    );
+    let winner = match (a, b) {
+        (Ok(3), Err(WriteError::Conflict)) => &cancel,
+        (Err(WriteError::Conflict), Ok(3)) => &submit,
+        other => panic!("expected one winner and one conflict, got {other:?}"),
+    };
+    let stored = load(db, &id).await.unwrap().unwrap();
+    assert_eq!((stored.version, &stored.order), (3, &winner.order));
+    let history = order_events::Entity::find()
+        .filter(order_events::Column::OrderId.eq(id.clone()))
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        history as usize,
+        d0.history.len() + d1.history.len() + winner.history.len()
+    );
+    let events = outbox::Entity::find()
+        .filter(outbox::Column::OrderId.eq(id.clone()))
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        events as usize,
+        d0.events.len() + d1.events.len() + winner.events.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Same (tenant, client_order_id)
+// ---------------------------------------------------------------------------------------
+
+async fn duplicate_client_order_id(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let first = new_order("acme", "dup-1");
+    insert_checked(db, &eps, &first, None).await;
+
+    // A second order (new id) under the same client order id.
+    let second = new_order("acme", "dup-1");
+    assert_ne!(first.order.id, second.order.id);
+    let before = everything(db).await;
+    let err = commit_decision(
+        db,
+        &eps,
+        write(
+            None,
+            &second,
+            Some(cmd("acme", "cmd-dup-2", "onramp.create")),
+            t0(),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict), "got {err:?}");
+    assert_eq!(
+        everything(db).await,
+        before,
+        "nothing of the duplicate written"
+    );
+    assert!(!already_processed(db, "acme", "cmd-dup-2").await.unwrap());
+
+    // The same create replayed (same order id too) is a conflict as well.
+    let err = commit_decision(db, &eps, write(None, &first, None, t0()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict), "got {err:?}");
+    assert_eq!(everything(db).await, before);
+
+    // Another tenant may use the same client order id.
+    insert_checked(db, &eps, &new_order("globex", "dup-1"), None).await;
+    // And without any endpoints configured no deliveries are queued.
+    let before = counts(db).await;
+    let quiet = new_order("acme", "dup-quiet");
+    commit_decision(db, &Endpoints::default(), write(None, &quiet, None, t0()))
+        .await
+        .unwrap();
+    let after = counts(db).await;
+    assert_eq!(after.outbox, before.outbox + quiet.events.len() as u64);
+    assert_eq!(after.deliveries, before.deliveries);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A UTR belongs to one order
+// ---------------------------------------------------------------------------------------
+
+async fn utr_in_use(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let u = utr("412345678901");
+
+    // Order A receives the UTR while still preparing; it is stored on the row.
+    let mut a = insert_checked(db, &eps, &new_order("acme", "utr-a"), None).await;
+    let da = apply_checked(
+        db,
+        &eps,
+        &mut a,
+        Input::SubmitUtr { utr: u.clone() },
+        Some(cmd("acme", "cmd-utr-a", "onramp.utr")),
+        at(1),
+    )
+    .await;
+    assert_eq!(da.order.utr.as_ref(), Some(&u));
+    let a_id = a.order.id.to_string();
+    assert_eq!(
+        order_row(db, &a_id).await.unwrap().utr.as_deref(),
+        Some("412345678901")
+    );
+
+    // Order B gets the same UTR: its update is refused.
+    let b = insert_checked(db, &eps, &new_order("acme", "utr-b"), None).await;
+    let db_ = onramp::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
+    assert_eq!(db_.order.utr.as_ref(), Some(&u));
+    let before = everything(db).await;
+    let err = commit_decision(
+        db,
+        &eps,
+        write(
+            Some(b.version),
+            &db_,
+            Some(cmd("acme", "cmd-utr-b", "onramp.utr")),
+            at(2),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
+    assert_eq!(
+        everything(db).await,
+        before,
+        "nothing of B's decision written"
+    );
+    assert!(!already_processed(db, "acme", "cmd-utr-b").await.unwrap());
+
+    // Order C is inserted already carrying the UTR: refused too.
+    let c = new_order("globex", "utr-c");
+    let dc = onramp::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
+    let err = commit_decision(db, &eps, write(None, &dc, None, at(3)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
+    assert_eq!(everything(db).await, before);
+    assert!(order_row(db, &c.order.id.to_string()).await.is_none());
+
+    // B can still take a different UTR.
+    let mut b = b;
+    apply_checked(
+        db,
+        &eps,
+        &mut b,
+        Input::SubmitUtr {
+            utr: utr("412345678902"),
+        },
+        None,
+        at(4),
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. One transaction per decision
+// ---------------------------------------------------------------------------------------
+
+async fn one_transaction_per_decision(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let create = cmd("acme", "cmd-tx-create", "onramp.create");
+    assert!(
+        !already_processed(db, "acme", "cmd-tx-create")
+            .await
+            .unwrap()
+    );
+
+    // Every step of an order's life; each commit is checked for exactly its rows.
+    let d = new_order("acme", "tx-1");
+    assert_eq!(d.events.len(), 1);
+    let mut t = insert_checked(db, &eps, &d, Some(create.clone())).await;
+    assert!(
+        already_processed(db, "acme", "cmd-tx-create")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !already_processed(db, "globex", "cmd-tx-create")
+            .await
+            .unwrap()
+    );
+    assert!(!already_processed(db, "acme", "cmd-tx-other").await.unwrap());
+
+    apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::Kyc { verified: true }),
+        None,
+        at(1),
+    )
+    .await;
+    apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::PaymentMethod(LinkResult::Linked)),
+        None,
+        at(2),
+    )
+    .await;
+    apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::Quoted(Quote {
+            received_tokens: "16.9".parse().unwrap(),
+            conversion_rate: "88.5".parse().unwrap(),
+            quoted_at: at(3),
+        })),
+        None,
+        at(3),
+    )
+    .await;
+    let created = apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::Created(ProviderOrder {
+            provider_order_id: "65f0c0ffee0000000000beef".into(),
+            upi_deep_link: Some("upi://pay?pa=x@y".into()),
+            qr_string: None,
+            bank: None,
+            expires_at: None,
+        })),
+        None,
+        at(4),
+    )
+    .await;
+    assert_eq!(created.events.len(), 1);
+    assert_eq!(t.order.state, OnrampState::AwaitingPayment);
+
+    // A command without events still records its inbox row.
+    let submit = cmd("acme", "cmd-tx-utr", "onramp.utr");
+    let d = apply_checked(
+        db,
+        &eps,
+        &mut t,
+        Input::SubmitUtr {
+            utr: utr("498765432101"),
+        },
+        Some(submit),
+        at(5),
+    )
+    .await;
+    assert!(d.events.is_empty());
+    assert!(already_processed(db, "acme", "cmd-tx-utr").await.unwrap());
+
+    apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::UtrAccepted),
+        None,
+        at(6),
+    )
+    .await;
+    // `expired` after a UTR: flagged and expired, two events in one decision.
+    let d = apply_checked(
+        db,
+        &eps,
+        &mut t,
+        observed(Observation::Status {
+            raw: "expired".into(),
+            tx_hash: None,
+        }),
+        None,
+        at(7),
+    )
+    .await;
+    assert_eq!(d.events.len(), 2);
+    assert_eq!(t.order.state, OnrampState::Expired);
+    assert_eq!(t.version, 8);
+
+    // An order of the other tenant goes to its endpoint only.
+    insert_checked(
+        db,
+        &eps,
+        &new_order("globex", "tx-2"),
+        Some(cmd("globex", "cmd-tx-create", "onramp.create")),
+    )
+    .await;
+    assert!(
+        already_processed(db, "globex", "cmd-tx-create")
+            .await
+            .unwrap()
+    );
+
+    // Across everything: every delivery's body is its outbox payload, and each tenant's
+    // deliveries went to its own endpoints only.
+    let outbox_rows: BTreeMap<String, outbox::Model> = outbox::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let deliveries = webhook_deliveries::Entity::find().all(db).await.unwrap();
+    assert_eq!(deliveries.len(), (1 + 1 + 1 + 2) * 2 + 1);
+    for w in &deliveries {
+        let ev: OrderEvent = serde_json::from_str(&w.body).unwrap();
+        assert_eq!(outbox_rows[&ev.event_id].payload, w.body);
+        assert!(endpoint_ids(&w.tenant).contains(&w.endpoint_id));
+    }
+}
+
+/// A decision that fails late in its transaction (after the order, history, task, outbox
+/// and deliveries were written: here on the inbox row) leaves nothing behind.
+async fn failed_decision_writes_nothing(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let create = cmd("acme", "cmd-late-1", "onramp.create");
+    let t = insert_checked(db, &eps, &new_order("acme", "late-1"), Some(create)).await;
+
+    // Same command id again: the inbox insert (the last statement) is a duplicate.
+    let d = onramp::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
+    assert!(!d.events.is_empty());
+    let before = everything(db).await;
+    let err = commit_decision(
+        db,
+        &eps,
+        write(
+            Some(t.version),
+            &d,
+            Some(cmd("acme", "cmd-late-1", "order.cancel")),
+            at(1),
+        ),
+    )
+    .await
+    .unwrap_err();
+    // Another writer recorded this command first: the caller re-checks the inbox.
+    assert!(matches!(err, WriteError::Conflict), "got {err:?}");
+    assert_eq!(
+        everything(db).await,
+        before,
+        "the whole decision rolled back"
+    );
+}
+
+/// The executor's commit ends its own lease on the drive task, and only its own.
+async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let mut t = insert_checked(db, &eps, &new_order("acme", "lease-1"), None).await;
+    let id = t.order.id.to_string();
+    let now = t0().timestamp_millis();
+
+    let claimed = claim::<scheduled_tasks::Entity, _>(
+        db,
+        &TASK_COLUMNS,
+        due_tasks(now),
+        "exec-1",
+        now,
+        LEASE_MS,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].order_id, id);
+    let token = claimed[0].lease_owner.clone().expect("token");
+
+    // Someone else's token does not release the lease.
+    let d = onramp::decide(
+        &t.order,
+        observed(Observation::Kyc { verified: true }),
+        &ctx(at(1)),
+    )
+    .unwrap();
+    let mut w = write(Some(t.version), &d, None, at(1));
+    w.release_lease = Some("exec-2/0000");
+    assert_eq!(commit_decision(db, &eps, w).await.unwrap(), 2);
+    t.order = d.order.clone();
+    t.version = 2;
+    let task = drive_task(db, &id).await.unwrap();
+    assert_eq!(task.lease_owner.as_deref(), Some(token.as_str()));
+    assert_eq!(task.lease_until, Some(now + LEASE_MS));
+    assert_eq!(task.run_at, at(1).timestamp_millis(), "rescheduled");
+
+    // The holder's token does.
+    let d = onramp::decide(
+        &t.order,
+        observed(Observation::PaymentMethod(LinkResult::Linked)),
+        &ctx(at(2)),
+    )
+    .unwrap();
+    let mut w = write(Some(t.version), &d, None, at(2));
+    w.release_lease = Some(&token);
+    assert_eq!(commit_decision(db, &eps, w).await.unwrap(), 3);
+    let task = drive_task(db, &id).await.unwrap();
+    assert_eq!((task.lease_owner, task.lease_until), (None, None));
+    assert_eq!(
+        (task.status.as_str(), task.run_at),
+        ("ready", at(2).timestamp_millis())
+    );
+}
+
+/// A refused command: its inbox row and `command.rejected` event, once.
+async fn rejection_recorded_once(db: DatabaseConnection) {
+    let db = &db;
+    let c = cmd("acme", "cmd-rej-1", "onramp.utr");
+    let rejected = |event_id: String| CommandRejected {
+        event_id,
+        event_type: "command.rejected".into(),
+        tenant: "acme".into(),
+        command: "onramp.utr".into(),
+        command_id: "cmd-rej-1".into(),
+        order_id: "client-9".into(),
+        code: "order_closed".into(),
+        reason: "order is expired".into(),
+        occurred_at: t0(),
+    };
+    let first = rejected(Uuid::now_v7().to_string());
+    let before = counts(db).await;
+    record_rejection(db, &c, "onramp", &first, Some("ord-9"), Some(TRACE))
+        .await
+        .unwrap();
+    let after = counts(db).await;
+    assert_eq!(after.commands, before.commands + 1);
+    assert_eq!(after.outbox, before.outbox + 1);
+    let p = processed_commands::Entity::find_by_id(c.inbox_id())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            p.outcome.as_str(),
+            p.reason.as_deref(),
+            p.order_id.as_deref()
+        ),
+        ("rejected", Some("order_closed"), Some("ord-9"))
+    );
+    let r = outbox::Entity::find_by_id(first.event_id.clone())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.subject, "ramp.evt.acme.onramp.command_rejected");
+    assert_eq!(r.payload, serde_json::to_string(&first).unwrap());
+    assert!(already_processed(db, "acme", "cmd-rej-1").await.unwrap());
+
+    // The same command rejected again (a redelivery, with a new event id) changes nothing.
+    let snapshot = everything(db).await;
+    record_rejection(
+        db,
+        &c,
+        "onramp",
+        &rejected(Uuid::now_v7().to_string()),
+        Some("ord-9"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(everything(db).await, snapshot);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Leased claims
+// ---------------------------------------------------------------------------------------
+
+const TASK_COLUMNS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
+    id: scheduled_tasks::Column::Id,
+    lease_owner: scheduled_tasks::Column::LeaseOwner,
+    lease_until: scheduled_tasks::Column::LeaseUntil,
+    order_by: scheduled_tasks::Column::RunAt,
+};
+const LEASE_MS: i64 = 30_000;
+const NOW_MS: i64 = 1_763_700_000_000;
+
+/// The executor's notion of a due task.
+fn due_tasks(now_ms: i64) -> Condition {
+    Condition::all()
+        .add(scheduled_tasks::Column::Status.eq("ready"))
+        .add(scheduled_tasks::Column::Kind.eq(DRIVE))
+        .add(scheduled_tasks::Column::RunAt.lte(now_ms))
+}
+
+fn task_row(id: &str, status: &str, run_at: i64) -> scheduled_tasks::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    scheduled_tasks::ActiveModel {
+        id: Set(id.to_owned()),
+        order_id: Set(format!("order-{id}")),
+        kind: Set(DRIVE.into()),
+        status: Set(status.into()),
+        run_at: Set(run_at),
+        attempt: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        trace_ctx: Set(None),
+        created_at: Set(run_at),
+        updated_at: Set(run_at),
+    }
+}
+
+async fn claim_tasks(
+    db: &DatabaseConnection,
+    owner: &str,
+    now_ms: i64,
+    limit: u64,
+) -> Vec<scheduled_tasks::Model> {
+    claim::<scheduled_tasks::Entity, _>(
+        db,
+        &TASK_COLUMNS,
+        due_tasks(now_ms),
+        owner,
+        now_ms,
+        LEASE_MS,
+        limit,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("claim by {owner}: {e}"))
+}
+
+fn ids(rows: &[scheduled_tasks::Model]) -> BTreeSet<String> {
+    rows.iter().map(|r| r.id.clone()).collect()
+}
+
+/// Every claimed row carries this round's token and lease, in the returned models and in
+/// the table.
+async fn assert_leased(
+    db: &DatabaseConnection,
+    rows: &[scheduled_tasks::Model],
+    owner: &str,
+    now_ms: i64,
+) {
+    let tokens: BTreeSet<_> = rows.iter().map(|r| r.lease_owner.clone()).collect();
+    assert!(tokens.len() <= 1, "one token per claim round: {tokens:?}");
+    for r in rows {
+        let token = r.lease_owner.as_deref().expect("lease owner");
+        assert!(token.starts_with(&format!("{owner}/")), "token {token}");
+        assert_eq!(r.lease_until, Some(now_ms + LEASE_MS));
+        assert!(
+            r.status == "ready" && r.run_at <= now_ms,
+            "claimed a row not due"
+        );
+        let stored = scheduled_tasks::Entity::find_by_id(r.id.clone())
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&stored, r);
+    }
+    let run_ats: Vec<i64> = rows.iter().map(|r| r.run_at).collect();
+    assert!(run_ats.is_sorted(), "oldest due first");
+}
+
+async fn lease_claims(db: DatabaseConnection) {
+    let db = &db;
+    let mut all_due = BTreeSet::new();
+    // Several rounds of the race, each on 20 fresh due rows.
+    for round in 0..5 {
+        scheduled_tasks::Entity::delete_many()
+            .exec(db)
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        all_due.clear();
+        for i in 0..20 {
+            let id = format!("r{round}-due-{i:02}");
+            all_due.insert(id.clone());
+            rows.push(task_row(&id, "ready", NOW_MS - 1_000 * (20 - i)));
+        }
+        // Not due: in the future, or not ready.
+        for i in 0..3 {
+            rows.push(task_row(
+                &format!("r{round}-future-{i}"),
+                "ready",
+                NOW_MS + 3_600_000 + i,
+            ));
+        }
+        rows.push(task_row(&format!("r{round}-done"), "done", NOW_MS - 50_000));
+        scheduled_tasks::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+
+        let (a, b) = tokio::join!(
+            claim_tasks(db, "worker-a", NOW_MS, 15),
+            claim_tasks(db, "worker-b", NOW_MS, 15),
+        );
+        assert!(a.len() <= 15 && b.len() <= 15);
+        let (ia, ib) = (ids(&a), ids(&b));
+        assert_eq!((ia.len(), ib.len()), (a.len(), b.len()), "no duplicates");
+        assert!(
+            ia.is_disjoint(&ib),
+            "round {round}: both claimed {:?}",
+            ia.intersection(&ib)
+        );
+        let won: BTreeSet<String> = ia.union(&ib).cloned().collect();
+        assert!(won.is_subset(&all_due), "only due rows: {won:?}");
+        // Every candidate of either claimer ended up leased by one of them.
+        assert!(
+            (15..=20).contains(&won.len()),
+            "round {round}: claimed {} rows",
+            won.len()
+        );
+        assert_leased(db, &a, "worker-a", NOW_MS).await;
+        assert_leased(db, &b, "worker-b", NOW_MS).await;
+
+        // A third claimer at the same moment gets exactly what is left.
+        let c = claim_tasks(db, "worker-c", NOW_MS, 100).await;
+        assert_leased(db, &c, "worker-c", NOW_MS).await;
+        let ic = ids(&c);
+        assert!(ic.is_disjoint(&won));
+        assert_eq!(
+            ic,
+            all_due.difference(&won).cloned().collect::<BTreeSet<_>>()
+        );
+    }
+
+    // All 20 are now under a live lease: nothing to claim, up to and including the
+    // moment the leases end.
+    assert!(claim_tasks(db, "worker-d", NOW_MS, 100).await.is_empty());
+    assert!(
+        claim_tasks(db, "worker-d", NOW_MS + LEASE_MS - 1, 100)
+            .await
+            .is_empty()
+    );
+    assert!(
+        claim_tasks(db, "worker-d", NOW_MS + LEASE_MS, 100)
+            .await
+            .is_empty()
+    );
+
+    // A live lease on a single row keeps it out while the expired ones come back.
+    let later = NOW_MS + LEASE_MS + 1;
+    let live_id = all_due.iter().next().unwrap().clone();
+    scheduled_tasks::Entity::update_many()
+        .col_expr(
+            scheduled_tasks::Column::LeaseOwner,
+            Expr::value("ghost/1".to_owned()),
+        )
+        .col_expr(
+            scheduled_tasks::Column::LeaseUntil,
+            Expr::value(later + 60_000),
+        )
+        .filter(scheduled_tasks::Column::Id.eq(live_id.clone()))
+        .exec(db)
+        .await
+        .unwrap();
+    let e = claim_tasks(db, "worker-e", later, 100).await;
+    assert_leased(db, &e, "worker-e", later).await;
+    let mut expected = all_due.clone();
+    expected.remove(&live_id);
+    assert_eq!(ids(&e), expected, "expired leases are claimable again");
+    let ghost = scheduled_tasks::Entity::find_by_id(live_id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ghost.lease_owner.as_deref(), Some("ghost/1"));
+
+    // The future and finished rows were never claimed.
+    let untouched = scheduled_tasks::Entity::find()
+        .filter(scheduled_tasks::Column::Id.is_not_in(all_due.iter().cloned()))
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(untouched.len(), 4);
+    assert!(untouched.iter().all(|r| r.lease_owner.is_none()));
+    // Once due, a future row is claimable.
+    let future_at = NOW_MS + 3_600_000;
+    let f = claim_tasks(db, "worker-f", future_at, 100).await;
+    assert!(f.iter().any(|r| r.id.ends_with("future-0")));
+    assert!(f.iter().all(|r| !r.id.ends_with("future-1")));
+}
