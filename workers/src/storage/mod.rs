@@ -12,6 +12,8 @@ pub use connect::{
 };
 
 #[cfg(test)]
+mod test_db;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod write_tests;

@@ -4,7 +4,6 @@
 //! names an admin connection that may `CREATE DATABASE`; each test creates
 //! `rampd_mig_<random>` and drops it at the end.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use sea_orm::ActiveValue::{NotSet, Set};
@@ -19,112 +18,9 @@ use super::connect::{
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
+use super::test_db::{PgDb, SqliteFile};
 
-const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const MIGRATION_COUNT: u64 = 6;
-
-fn pg_admin_url() -> String {
-    std::env::var("RAMPD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
-}
-
-fn random_suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// A fresh PostgreSQL database; `drop_db` drops it, and so does `Drop` if a test panics.
-struct PgDb {
-    admin: DatabaseConnection,
-    name: String,
-    db: DatabaseConnection,
-    dropped: bool,
-}
-
-impl PgDb {
-    async fn create() -> PgDb {
-        let admin_url = pg_admin_url();
-        let admin = connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required: {e}"));
-        let name = format!("rampd_mig_{}", random_suffix());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let (base, _) = admin_url.rsplit_once('/').expect("database in URL");
-        let db = connect(&format!("{base}/{name}"))
-            .await
-            .expect("connect to fresh database");
-        PgDb {
-            admin,
-            name,
-            db,
-            dropped: false,
-        }
-    }
-
-    async fn drop_db(mut self) {
-        self.db.close_by_ref().await.expect("close pool");
-        self.admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop database");
-        self.admin.close_by_ref().await.expect("close admin pool");
-        self.dropped = true;
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        // A test failed before `drop_db`: drop the database from a fresh runtime.
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(admin) = connect(&pg_admin_url()).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = admin.execute_unprepared(&sql).await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A fresh SQLite file in the temp dir, removed with its -wal/-shm on drop.
-struct SqliteFile {
-    path: PathBuf,
-}
-
-impl SqliteFile {
-    fn new() -> SqliteFile {
-        let path = std::env::temp_dir().join(format!("rampd_mig_{}.db", random_suffix()));
-        SqliteFile { path }
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
 
 fn order(
     id: &str,
@@ -434,7 +330,7 @@ async fn exercise(db: &DatabaseConnection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_schema() {
-    let file = SqliteFile::new();
+    let file = SqliteFile::new("rampd_mig");
     assert!(!file.path.exists());
     let db = connect(&file.url()).await.expect("connect sqlite");
     assert!(file.path.exists(), "database file created");
@@ -453,7 +349,7 @@ async fn sqlite_schema() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_schema() {
-    let pg = PgDb::create().await;
+    let pg = PgDb::create("rampd_mig").await;
     assert!(!is_sqlite(&pg.db));
     exercise(&pg.db).await;
     pg.drop_db().await;
@@ -476,7 +372,7 @@ async fn pragma(conn: &impl ConnectionTrait, name: &str) -> String {
 /// Every pooled SQLite connection carries the PRAGMAs, and the pool holds 8 of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pragmas_on_every_connection() {
-    let file = SqliteFile::new();
+    let file = SqliteFile::new("rampd_mig");
     let db = connect(&file.url()).await.expect("connect sqlite");
     assert_eq!(
         db.get_sqlite_connection_pool()
@@ -506,7 +402,7 @@ async fn sqlite_pragmas_on_every_connection() {
 /// first to commit instead of failing later with SQLITE_BUSY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_begin_write_is_immediate() {
-    let file = SqliteFile::new();
+    let file = SqliteFile::new("rampd_mig");
     let db = connect(&file.url()).await.expect("connect sqlite");
     migrate(&db).await.unwrap();
 
@@ -574,13 +470,13 @@ async fn concurrent_migrate(db: &DatabaseConnection) {
 /// Replicas starting together may all run `migrate`; they serialize instead of failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_serialize() {
-    let file = SqliteFile::new();
+    let file = SqliteFile::new("rampd_mig");
     let db = connect(&file.url()).await.expect("connect sqlite");
     concurrent_migrate(&db).await;
     db.close().await.unwrap();
     drop(file);
 
-    let pg = PgDb::create().await;
+    let pg = PgDb::create("rampd_mig").await;
     concurrent_migrate(&pg.db).await;
     pg.drop_db().await;
 }

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rampd_domain::Direction;
@@ -22,8 +21,8 @@ use rampd_domain::values::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -34,6 +33,7 @@ use super::entities::{
 };
 use super::lease::{LeaseColumns, claim};
 use super::orders::load;
+use super::test_db::{PgDb, SqliteFile};
 use super::write::{
     CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
     inbox_id, record_rejection,
@@ -45,121 +45,13 @@ use crate::webhooks::Endpoints;
 // Fresh databases
 // ---------------------------------------------------------------------------------------
 
-const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn pg_admin_url() -> String {
-    std::env::var("RAMPD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
-}
-
-fn random_suffix() -> String {
-    Uuid::new_v4().simple().to_string()
-}
-
-/// A fresh, migrated PostgreSQL database; `drop_db` drops it, and so does `Drop` if the
-/// test panics first.
-struct PgDb {
-    admin: DatabaseConnection,
-    name: String,
-    db: DatabaseConnection,
-    dropped: bool,
-}
-
-impl PgDb {
-    async fn create() -> PgDb {
-        let admin_url = pg_admin_url();
-        let admin = connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required: {e}"));
-        let name = format!("rampd_wt_{}", random_suffix());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let (base, _) = admin_url.rsplit_once('/').expect("database in URL");
-        let db = connect(&format!("{base}/{name}"))
-            .await
-            .expect("connect to fresh database");
-        let pg = PgDb {
-            admin,
-            name,
-            db,
-            dropped: false,
-        };
-        migrate(&pg.db).await.expect("migrate postgres");
-        pg
-    }
-
-    async fn drop_db(mut self) {
-        self.db.close_by_ref().await.expect("close pool");
-        self.admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop database");
-        self.admin.close_by_ref().await.expect("close admin pool");
-        self.dropped = true;
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        // The test failed before `drop_db`: drop the database from a fresh runtime.
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(admin) = connect(&pg_admin_url()).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = admin.execute_unprepared(&sql).await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A fresh SQLite file in the temp dir, removed with its -wal/-shm on drop.
-struct SqliteFile {
-    path: PathBuf,
-}
-
-impl SqliteFile {
-    fn new() -> SqliteFile {
-        let path = std::env::temp_dir().join(format!("rampd_wt_{}.db", random_suffix()));
-        SqliteFile { path }
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 /// Run `case` against a fresh, migrated SQLite file.
 async fn on_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(DatabaseConnection) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let file = SqliteFile::new();
+    let file = SqliteFile::new("rampd_wt");
     let db = connect(&file.url()).await.expect("connect sqlite");
     migrate(&db).await.expect("migrate sqlite");
     case(db.clone()).await;
@@ -173,7 +65,8 @@ where
     F: FnOnce(DatabaseConnection) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let pg = PgDb::create().await;
+    let pg = PgDb::create("rampd_wt").await;
+    migrate(&pg.db).await.expect("migrate postgres");
     case(pg.db.clone()).await;
     pg.drop_db().await;
 }

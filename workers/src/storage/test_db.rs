@@ -1,0 +1,117 @@
+//! Fresh databases for storage tests: a PostgreSQL database per test (dropped at the end,
+//! also when the test panics) and a SQLite temp file (removed with its -wal/-shm).
+//!
+//! PostgreSQL: `RAMPD_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names an admin connection that may `CREATE DATABASE`.
+
+use std::path::PathBuf;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use super::connect::connect;
+
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn pg_admin_url() -> String {
+    std::env::var("RAMPD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
+}
+
+fn random_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A fresh PostgreSQL database named `<prefix>_<random>`; `drop_db` drops it, and so does
+/// `Drop` if a test panics.
+pub(crate) struct PgDb {
+    admin: DatabaseConnection,
+    name: String,
+    pub db: DatabaseConnection,
+    dropped: bool,
+}
+
+impl PgDb {
+    pub async fn create(prefix: &str) -> PgDb {
+        let admin_url = pg_admin_url();
+        let admin = connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required: {e}"));
+        let name = format!("{prefix}_{}", random_suffix());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let (base, _) = admin_url.rsplit_once('/').expect("database in URL");
+        let db = connect(&format!("{base}/{name}"))
+            .await
+            .expect("connect to fresh database");
+        PgDb {
+            admin,
+            name,
+            db,
+            dropped: false,
+        }
+    }
+
+    pub async fn drop_db(mut self) {
+        self.db.close_by_ref().await.expect("close pool");
+        self.admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop database");
+        self.admin.close_by_ref().await.expect("close admin pool");
+        self.dropped = true;
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // A test failed before `drop_db`: drop the database from a fresh runtime.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(admin) = connect(&pg_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = admin.execute_unprepared(&sql).await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh SQLite file in the temp dir, removed with its -wal/-shm on drop.
+pub(crate) struct SqliteFile {
+    pub path: PathBuf,
+}
+
+impl SqliteFile {
+    pub fn new(prefix: &str) -> SqliteFile {
+        let path = std::env::temp_dir().join(format!("{prefix}_{}.db", random_suffix()));
+        SqliteFile { path }
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
