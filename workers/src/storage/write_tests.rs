@@ -256,38 +256,18 @@ struct Everything {
     tasks: Vec<scheduled_tasks::Model>,
 }
 
+async fn all<E: EntityTrait>(db: &DatabaseConnection, by: E::Column) -> Vec<E::Model> {
+    E::find().order_by_asc(by).all(db).await.unwrap()
+}
+
 async fn everything(db: &DatabaseConnection) -> Everything {
     Everything {
-        orders: orders::Entity::find()
-            .order_by_asc(orders::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        order_events: order_events::Entity::find()
-            .order_by_asc(order_events::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        outbox: outbox::Entity::find()
-            .order_by_asc(outbox::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        deliveries: webhook_deliveries::Entity::find()
-            .order_by_asc(webhook_deliveries::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        commands: processed_commands::Entity::find()
-            .order_by_asc(processed_commands::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        tasks: scheduled_tasks::Entity::find()
-            .order_by_asc(scheduled_tasks::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
+        orders: all::<orders::Entity>(db, orders::Column::Id).await,
+        order_events: all::<order_events::Entity>(db, order_events::Column::Id).await,
+        outbox: all::<outbox::Entity>(db, outbox::Column::Id).await,
+        deliveries: all::<webhook_deliveries::Entity>(db, webhook_deliveries::Column::Id).await,
+        commands: all::<processed_commands::Entity>(db, processed_commands::Column::Id).await,
+        tasks: all::<scheduled_tasks::Entity>(db, scheduled_tasks::Column::Id).await,
     }
 }
 
