@@ -40,6 +40,78 @@ impl CommandName {
     }
 }
 
+/// Why a command was refused: the stable, machine-readable `code` of a
+/// `command_rejected` event. Every code rampd can send is listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    /// The body is not a command object (answered only when it still names its ids).
+    Malformed,
+    /// A field is missing or has the wrong type.
+    InvalidSchema,
+    /// A field's value does not parse.
+    InvalidField,
+    /// A create for an order id the tenant already has.
+    OrderExists,
+    /// The command names no order of this tenant.
+    OrderNotFound,
+    /// The order is in a terminal state.
+    OrderClosed,
+    /// A different UTR was already received for the order.
+    UtrAlreadySet,
+    /// The UTR is recorded on another order.
+    UtrInUse,
+    /// The provider already has the payment; no UTR is needed.
+    OrderAlreadyPaid,
+    /// A cancel after the user said they paid.
+    PaymentClaimed,
+    /// A cancel while the payment is being processed.
+    PaymentInProgress,
+}
+
+impl RejectCode {
+    pub const ALL: [RejectCode; 11] = [
+        RejectCode::Malformed,
+        RejectCode::InvalidSchema,
+        RejectCode::InvalidField,
+        RejectCode::OrderExists,
+        RejectCode::OrderNotFound,
+        RejectCode::OrderClosed,
+        RejectCode::UtrAlreadySet,
+        RejectCode::UtrInUse,
+        RejectCode::OrderAlreadyPaid,
+        RejectCode::PaymentClaimed,
+        RejectCode::PaymentInProgress,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Malformed => "malformed",
+            RejectCode::InvalidSchema => "invalid_schema",
+            RejectCode::InvalidField => "invalid_field",
+            RejectCode::OrderExists => "order_exists",
+            RejectCode::OrderNotFound => "order_not_found",
+            RejectCode::OrderClosed => "order_closed",
+            RejectCode::UtrAlreadySet => "utr_already_set",
+            RejectCode::UtrInUse => "utr_in_use",
+            RejectCode::OrderAlreadyPaid => "order_already_paid",
+            RejectCode::PaymentClaimed => "payment_claimed",
+            RejectCode::PaymentInProgress => "payment_in_progress",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RejectCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Identifiers every command carries; available even when the rest of the body is invalid,
 /// so a rejection can name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +135,12 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    /// A short, stable, machine-readable code for events.
-    pub fn code(&self) -> &'static str {
+    /// The code a rejection event carries.
+    pub fn code(&self) -> RejectCode {
         match self {
-            CommandError::Malformed(_) => "malformed",
-            CommandError::Schema(_) => "invalid_schema",
-            CommandError::Invalid { .. } => "invalid_field",
+            CommandError::Malformed(_) => RejectCode::Malformed,
+            CommandError::Schema(_) => RejectCode::InvalidSchema,
+            CommandError::Invalid { .. } => RejectCode::InvalidField,
         }
     }
 }
@@ -311,6 +383,18 @@ mod tests {
 
     fn parse(name: CommandName, v: &serde_json::Value) -> Result<Command, CommandError> {
         parse_command(name, v.to_string().as_bytes(), &AmountLimits::default())
+    }
+
+    #[test]
+    fn reject_codes_are_distinct_snake_case() {
+        let names: std::collections::BTreeSet<_> =
+            RejectCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), RejectCode::ALL.len());
+        assert!(
+            names
+                .iter()
+                .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
     }
 
     #[test]

@@ -73,7 +73,6 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
 /// A running worker: intake, executor, outbox relay and webhook sender.
 pub struct Worker {
     pub shared: Shared,
-    pub executor: Executor,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -105,16 +104,14 @@ impl Worker {
             wake: Arc::new(Wakers::default()),
         };
         let shutdown = CancellationToken::new();
-        let executor = Executor::new(shared.clone(), provider);
         let mut tasks = JoinSet::new();
         tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
-        tasks.spawn(executor.clone().run(shutdown.clone()));
+        tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
         Ok(Worker {
             shared,
-            executor,
             shutdown,
             tasks,
         })

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
 use futures::StreamExt;
-use rampd_domain::command::{Command, CommandIds, CommandName, parse_command, parse_ids};
+use rampd_domain::command::{
+    Command, CommandIds, CommandName, RejectCode, parse_command, parse_ids,
+};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::onramp::{self, Ctx, Input};
 use tokio_util::sync::CancellationToken;
@@ -22,8 +24,7 @@ use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::load_by_client_id;
 use crate::storage::write::{
-    CommandRecord, Write, WriteError, already_processed, commit_decision, record_noop,
-    record_rejection,
+    CommandRecord, Write, WriteError, already_processed, commit_decision, record_unchanged,
 };
 
 /// What to do with the message after handling.
@@ -166,6 +167,31 @@ fn route(subject: &str) -> Option<(&str, CommandName)> {
     Some((tenant, CommandName::parse(cmd)?))
 }
 
+/// One command being handled.
+struct Incoming<'a> {
+    record: CommandRecord<'a>,
+    ids: &'a CommandIds,
+    name: CommandName,
+    trace: Option<&'a str>,
+    delivered: i64,
+}
+
+/// What a command came to.
+enum Verdict {
+    /// The order changed; everything is committed.
+    Committed,
+    /// A repeat that changes nothing.
+    Unchanged { order_id: String },
+    /// Refused with a stable code; answered with `command_rejected`.
+    Refused {
+        code: RejectCode,
+        reason: String,
+        order_id: Option<String>,
+    },
+    /// The order it names is not there (yet): ask again shortly.
+    NotYet,
+}
+
 async fn handle(
     shared: &Shared,
     subject: &str,
@@ -181,10 +207,16 @@ async fn handle(
         Err(e) => return Ok(Outcome::DeadLetter(e.to_string())),
     };
     let trace = traceparent_of(headers);
-    let record = CommandRecord {
-        tenant,
-        command_id: &ids.command_id,
-        command_type: name.as_str(),
+    let incoming = Incoming {
+        record: CommandRecord {
+            tenant,
+            command_id: &ids.command_id,
+            command_type: name.as_str(),
+        },
+        ids: &ids,
+        name,
+        trace: trace.as_deref(),
+        delivered,
     };
     let span = tracing::Span::current();
     span.record("command_id", ids.command_id.as_str());
@@ -195,112 +227,63 @@ async fn handle(
             tracing::debug!("duplicate command ignored");
             return Ok(Outcome::Ack);
         }
-        let command = match parse_command(name, body, &shared.cfg.onramp.limits()) {
-            Ok(c) => c,
-            Err(e) => {
-                reject(
-                    shared,
-                    &record,
-                    &ids,
-                    name,
-                    e.code(),
-                    &e.to_string(),
-                    None,
-                    trace.as_deref(),
-                )
-                .await?;
-                return Ok(Outcome::Ack);
-            }
+        let verdict = match parse_command(name, body, &shared.cfg.onramp.limits()) {
+            Err(e) => Verdict::Refused {
+                code: e.code(),
+                reason: e.to_string(),
+                order_id: None,
+            },
+            Ok(command) => match apply(shared, &incoming, command).await {
+                Ok(v) => v,
+                Err(WriteError::Conflict) => continue,
+                Err(WriteError::UtrInUse) => Verdict::Refused {
+                    code: RejectCode::UtrInUse,
+                    reason: "this UTR is already recorded on another order".into(),
+                    order_id: None,
+                },
+                Err(WriteError::Db(e)) => return Err(e.into()),
+            },
         };
-        match apply(
-            shared,
-            &record,
-            &ids,
-            name,
-            command,
-            trace.as_deref(),
-            delivered,
-        )
-        .await
-        {
-            Err(WriteError::Conflict) => continue,
-            Err(WriteError::UtrInUse) => {
-                let msg = "this UTR is already recorded on another order";
-                reject(
-                    shared,
-                    &record,
-                    &ids,
-                    name,
-                    "utr_in_use",
-                    msg,
-                    None,
-                    trace.as_deref(),
-                )
-                .await?;
-                return Ok(Outcome::Ack);
-            }
-            Err(WriteError::Db(e)) => return Err(e.into()),
-            Ok(o) => return Ok(o),
-        }
+        return Ok(conclude(shared, &incoming, verdict).await?);
     }
     Ok(Outcome::Retry(Duration::from_millis(200)))
 }
 
+/// Decide the command against its order and commit the decision.
 async fn apply(
     shared: &Shared,
-    record: &CommandRecord<'_>,
-    ids: &CommandIds,
-    name: CommandName,
+    inc: &Incoming<'_>,
     command: Command,
-    trace: Option<&str>,
-    delivered: i64,
-) -> Result<Outcome, WriteError> {
+) -> Result<Verdict, WriteError> {
     let now = Utc::now();
     let ctx = Ctx {
         now,
         jitter: rand::random(),
         policy: shared.cfg.onramp.policy(),
     };
-    let existing = load_by_client_id(&shared.db, record.tenant, &ids.order_id).await?;
+    let order_id = &inc.ids.order_id;
+    let existing = load_by_client_id(&shared.db, inc.record.tenant, order_id).await?;
     let (decision, expected_version) = match (command, existing) {
         (Command::CreateOnramp(_), Some(stored)) => {
-            let msg = format!("order {} already exists", ids.order_id);
-            reject(
-                shared,
-                record,
-                ids,
-                name,
-                "order_exists",
-                &msg,
-                Some(&stored.order.id.to_string()),
-                trace,
-            )
-            .await?;
-            return Ok(Outcome::Ack);
+            return Ok(Verdict::Refused {
+                code: RejectCode::OrderExists,
+                reason: format!("order {order_id} already exists"),
+                order_id: Some(stored.order.id.to_string()),
+            });
         }
         (Command::CreateOnramp(req), None) => {
-            let d = onramp::create(Uuid::now_v7(), record.tenant, &ids.order_id, req, &ctx);
+            let d = onramp::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
             tracing::info!(order.id = %d.order.id, "on-ramp order created");
             (d, None)
         }
-        (_, None) if delivered < 3 => {
-            // The create may still be in flight on another replica: ask again shortly.
-            return Ok(Outcome::Retry(Duration::from_secs(1)));
-        }
+        // The create may still be in flight on another replica.
+        (_, None) if inc.delivered < 3 => return Ok(Verdict::NotYet),
         (_, None) => {
-            let msg = format!("no order {} for this tenant", ids.order_id);
-            reject(
-                shared,
-                record,
-                ids,
-                name,
-                "order_not_found",
-                &msg,
-                None,
-                trace,
-            )
-            .await?;
-            return Ok(Outcome::Ack);
+            return Ok(Verdict::Refused {
+                code: RejectCode::OrderNotFound,
+                reason: format!("no order {order_id} for this tenant"),
+                order_id: None,
+            });
         }
         (cmd, Some(stored)) => {
             let input = match cmd {
@@ -308,26 +291,16 @@ async fn apply(
                 Command::Cancel { reason } => Input::Cancel { reason },
                 Command::CreateOnramp(_) => unreachable!("handled above"),
             };
+            let id = stored.order.id.to_string();
             match onramp::decide(&stored.order, input, &ctx) {
                 Err(rej) => {
-                    let id = stored.order.id.to_string();
-                    reject(
-                        shared,
-                        record,
-                        ids,
-                        name,
-                        rej.code,
-                        &rej.message,
-                        Some(&id),
-                        trace,
-                    )
-                    .await?;
-                    return Ok(Outcome::Ack);
+                    return Ok(Verdict::Refused {
+                        code: rej.code,
+                        reason: rej.message,
+                        order_id: Some(id),
+                    });
                 }
-                Ok(d) if d.is_noop() => {
-                    record_noop(&shared.db, record, &stored.order.id.to_string(), now).await?;
-                    return Ok(Outcome::Ack);
-                }
+                Ok(d) if d.is_noop() => return Ok(Verdict::Unchanged { order_id: id }),
                 Ok(d) => (d, Some(stored.version)),
             }
         }
@@ -338,47 +311,73 @@ async fn apply(
         Write {
             expected_version,
             decision: &decision,
-            command: Some(record.clone()),
-            trace_ctx: trace,
+            command: Some(inc.record.clone()),
+            trace_ctx: inc.trace,
             now,
             release_lease: None,
         },
     )
     .await?;
-    shared.wake_all();
-    Ok(Outcome::Ack)
+    Ok(Verdict::Committed)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn reject(
+/// Record what did not change an order (a no-op, a refusal with its event) and choose
+/// how to answer the message.
+async fn conclude(
     shared: &Shared,
-    record: &CommandRecord<'_>,
-    ids: &CommandIds,
-    name: CommandName,
-    code: &str,
-    reason: &str,
-    order_id: Option<&str>,
-    trace: Option<&str>,
-) -> Result<(), sea_orm::DbErr> {
-    tracing::info!(code, "command rejected");
-    let event = CommandRejected {
-        event_id: Uuid::now_v7().to_string(),
-        event_type: COMMAND_REJECTED.into(),
-        tenant: record.tenant.to_string(),
-        command: name.as_str().into(),
-        command_id: ids.command_id.clone(),
-        order_id: ids.order_id.clone(),
-        code: code.into(),
-        reason: reason.into(),
-        occurred_at: Utc::now(),
-    };
-    let direction = match name {
-        CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
-        CommandName::OrderCancel => "order",
-    };
-    record_rejection(&shared.db, record, direction, &event, order_id, trace).await?;
+    inc: &Incoming<'_>,
+    verdict: Verdict,
+) -> Result<Outcome, sea_orm::DbErr> {
+    let now = Utc::now();
+    match verdict {
+        Verdict::Committed => {}
+        Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
+        Verdict::Unchanged { order_id } => {
+            record_unchanged(
+                &shared.db,
+                &inc.record,
+                Some(&order_id),
+                None,
+                inc.trace,
+                now,
+            )
+            .await?;
+        }
+        Verdict::Refused {
+            code,
+            reason,
+            order_id,
+        } => {
+            tracing::info!(code = code.as_str(), "command rejected");
+            let event = CommandRejected {
+                event_id: Uuid::now_v7().to_string(),
+                event_type: COMMAND_REJECTED.into(),
+                tenant: inc.record.tenant.to_string(),
+                command: inc.name.as_str().into(),
+                command_id: inc.ids.command_id.clone(),
+                order_id: inc.ids.order_id.clone(),
+                code: code.as_str().into(),
+                reason,
+                occurred_at: now,
+            };
+            let direction = match inc.name {
+                CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+                CommandName::OrderCancel => "order",
+            };
+            let rejection = Some((direction, &event));
+            record_unchanged(
+                &shared.db,
+                &inc.record,
+                order_id.as_deref(),
+                rejection,
+                inc.trace,
+                now,
+            )
+            .await?;
+        }
+    }
     shared.wake_all();
-    Ok(())
+    Ok(Outcome::Ack)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //!
 //! - [`intake`]: JetStream command consumer → one transaction per command.
 //! - [`executor`]: leased tasks → provider calls → one transaction per outcome.
+//! - [`pool`]: the claim-and-run loop the executor and the webhook sender share.
 //! - [`relay`]: outbox → NATS events.
 //! - [`webhooks`]: signed deliveries to tenant endpoints.
 //! - [`providers`]: the provider connector; [`sandbox`]: a provider simulator.
@@ -15,6 +16,7 @@ pub mod executor;
 pub mod intake;
 pub mod nats;
 pub mod natsd;
+pub mod pool;
 pub mod providers;
 pub mod relay;
 pub mod sandbox;

@@ -7,41 +7,24 @@ use std::time::Duration;
 
 pub struct NatsServer {
     child: tokio::process::Child,
-    pub port: u16,
     pub url: String,
     store: PathBuf,
 }
 
 impl NatsServer {
-    /// Start `nats-server` from `PATH`.
+    /// Start `nats-server` from `PATH` on a free port, with a JetStream store of its own
+    /// (removed on drop).
     pub async fn start() -> anyhow::Result<NatsServer> {
         let port = free_port()?;
         let store =
             std::env::temp_dir().join(format!("rampd-nats-{}", uuid::Uuid::new_v4().simple()));
-        Self::start_at(port, store).await
-    }
-
-    async fn start_at(port: u16, store: PathBuf) -> anyhow::Result<NatsServer> {
         std::fs::create_dir_all(&store)?;
         let child = spawn(port, &store).await?;
         Ok(NatsServer {
             child,
-            port,
             url: format!("nats://127.0.0.1:{port}"),
             store,
         })
-    }
-
-    /// Stop the server (its JetStream store is kept for a restart).
-    pub async fn stop(&mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    /// Start again on the same port with the same store.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await;
-        self.child = spawn(self.port, &self.store).await?;
-        Ok(())
     }
 }
 

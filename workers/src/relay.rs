@@ -15,14 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Shared;
 use crate::storage::entities::outbox;
-use crate::storage::lease::{LeaseColumns, claim};
+use crate::storage::lease::{OUTBOX, claim, released};
 
-const COLUMNS: LeaseColumns<outbox::Column> = LeaseColumns {
-    id: outbox::Column::Id,
-    lease_owner: outbox::Column::LeaseOwner,
-    lease_until: outbox::Column::LeaseUntil,
-    order_by: outbox::Column::CreatedAt,
-};
 const BATCH: u64 = 256;
 const LEASE_MS: i64 = 30_000;
 
@@ -47,7 +41,7 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
     let now = Utc::now().timestamp_millis();
     let rows = claim::<outbox::Entity, _>(
         &shared.db,
-        &COLUMNS,
+        &OUTBOX,
         Condition::all().add(outbox::Column::PublishedAt.is_null()),
         &shared.cfg.worker_id,
         now,
@@ -85,13 +79,8 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
     }
     let done = Utc::now().timestamp_millis();
     if !published.is_empty() {
-        outbox::Entity::update_many()
+        released(outbox::Entity::update_many(), &OUTBOX)
             .col_expr(outbox::Column::PublishedAt, Expr::value(done))
-            .col_expr(
-                outbox::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
             .filter(outbox::Column::Id.is_in(published.clone()))
             .exec(&shared.db)
             .await?;

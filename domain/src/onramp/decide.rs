@@ -5,6 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::command::RejectCode;
 use crate::schedule::{chrono_duration, poll_delay, retry_delay};
 
 /// A new order in `Preparing`, with its `created` event and an immediate first step.
@@ -113,13 +114,13 @@ fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
     let state = d.order.state;
     if state.is_terminal() {
         return Err(reject(
-            "order_closed",
+            RejectCode::OrderClosed,
             format!("order is {}", state.as_str()),
         ));
     }
     if d.order.utr.is_some() {
         return Err(reject(
-            "utr_already_set",
+            RejectCode::UtrAlreadySet,
             "a different UTR was already received for this order".into(),
         ));
     }
@@ -136,7 +137,7 @@ fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
         }
         _ => {
             return Err(reject(
-                "order_already_paid",
+                RejectCode::OrderAlreadyPaid,
                 format!(
                     "order is {}; the provider already has the payment",
                     state.as_str()
@@ -151,7 +152,10 @@ fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
     use OnrampState::*;
     match d.order.state {
         Cancelled => Ok(()),
-        s if s.is_terminal() => Err(reject("order_closed", format!("order is {}", s.as_str()))),
+        s if s.is_terminal() => Err(reject(
+            RejectCode::OrderClosed,
+            format!("order is {}", s.as_str()),
+        )),
         Preparing | AwaitingPayment if d.order.utr.is_none() => {
             let reason = reason.unwrap_or_else(|| "cancelled_by_upstream".into());
             d.history("cancel", json!({ "reason": reason }));
@@ -160,11 +164,11 @@ fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
             Ok(())
         }
         Preparing | AwaitingPayment => Err(reject(
-            "payment_claimed",
+            RejectCode::PaymentClaimed,
             "a UTR was received; the order can no longer be cancelled".into(),
         )),
         s => Err(reject(
-            "payment_in_progress",
+            RejectCode::PaymentInProgress,
             format!("order is {}", s.as_str()),
         )),
     }
@@ -412,7 +416,7 @@ fn call_failed(d: &mut Builder, f: CallFailure) {
     d.next = NextRun::At(d.ctx.now + chrono_duration(delay));
 }
 
-fn reject(code: &'static str, message: String) -> Rejection {
+fn reject(code: RejectCode, message: String) -> Rejection {
     Rejection { code, message }
 }
 
@@ -450,7 +454,11 @@ impl<'a> Builder<'a> {
     }
 
     fn history(&mut self, kind: &'static str, detail: serde_json::Value) {
-        self.history.push(History { kind, detail });
+        self.history.push(History {
+            kind,
+            detail,
+            transition: None,
+        });
     }
 
     fn emit(&mut self, kind: EventKind) {
@@ -474,10 +482,11 @@ impl<'a> Builder<'a> {
             // visible in the history.
             self.order.intent = None;
         }
-        self.history(
-            "state_changed",
-            json!({ "from": from.as_str(), "to": to.as_str() }),
-        );
+        self.history.push(History {
+            kind: "state_changed",
+            detail: json!({ "from": from.as_str(), "to": to.as_str() }),
+            transition: Some((from, to)),
+        });
         self.emit(EventKind::StatusChanged {
             from: Some(from),
             to,

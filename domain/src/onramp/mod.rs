@@ -25,7 +25,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::OnrampRequest;
+use crate::command::{OnrampRequest, RejectCode};
 use crate::schedule::PollPolicy;
 use crate::values::{InrAmount, Utr};
 
@@ -335,6 +335,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// The intent to persist before this action's provider call, for calls that must not
+    /// happen twice.
+    pub fn intent(&self) -> Option<Intent> {
+        match self {
+            Action::CreateOrder => Some(Intent::CreateOrder),
+            Action::SubmitUtr(_) => Some(Intent::SubmitUtr),
+            _ => None,
+        }
+    }
+
     /// A stable label for logs and history.
     pub fn name(&self) -> &'static str {
         match self {
@@ -387,6 +397,8 @@ pub struct Emitted {
 pub struct History {
     pub kind: &'static str,
     pub detail: serde_json::Value,
+    /// `(from, to)` when this row records a state change.
+    pub transition: Option<(OnrampState, OnrampState)>,
 }
 
 /// The outcome of one input.
@@ -409,7 +421,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Rejection {
-    pub code: &'static str,
+    pub code: RejectCode,
     pub message: String,
 }
 

@@ -763,3 +763,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_creating_calls_need_an_intent() {
+    assert_eq!(Action::CreateOrder.intent(), Some(Intent::CreateOrder));
+    assert_eq!(Action::SubmitUtr(utr()).intent(), Some(Intent::SubmitUtr));
+    for a in [
+        Action::CheckKyc,
+        Action::EnsurePaymentMethod,
+        Action::FetchQuote,
+        Action::FindProviderOrder,
+        Action::PollStatus,
+        Action::Expire,
+        Action::Nothing,
+    ] {
+        assert_eq!(a.intent(), None, "{}", a.name());
+    }
+}

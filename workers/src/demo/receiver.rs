@@ -22,7 +22,6 @@ pub struct Received {
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
-    fail_next: u32,
 }
 
 #[derive(Clone)]
@@ -60,11 +59,6 @@ impl Receiver {
         self.inner.lock().unwrap().received.clone()
     }
 
-    /// Answer the next `n` deliveries with 503.
-    pub fn fail_next(&self, n: u32) {
-        self.inner.lock().unwrap().fail_next = n;
-    }
-
     pub fn stop(&self) {
         self.shutdown.notify_waiters();
     }
@@ -91,10 +85,6 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     )
     .is_ok();
     let mut inner = r.inner.lock().unwrap();
-    if inner.fail_next > 0 {
-        inner.fail_next -= 1;
-        return StatusCode::SERVICE_UNAVAILABLE;
-    }
     let parsed = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let tp = Some(h("traceparent")).filter(|t| !t.is_empty());
     inner.received.push(Received {

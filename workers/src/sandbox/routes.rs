@@ -300,11 +300,11 @@ fn created_json(clock: &Clock, o: &Order) -> Value {
         "orderId": o.id,
         "pgOrderId": "",
         "status": o.status,
-        "fiatAmount": decimal_json(o.fiat_amount),
+        "fiatAmount": decimal_json(o.request.fiat_amount),
         "fiatCurrency": "INR",
-        "buyTokenSymbol": o.token_symbol,
-        "chainId": o.chain_id,
-        "receiverAddress": o.receiver_address,
+        "buyTokenSymbol": o.request.token_symbol,
+        "chainId": o.request.chain_id,
+        "receiverAddress": o.request.receiver_address,
         "createdAt": rfc3339(clock, o.created_at),
         "expiresAt": rfc3339(clock, o.expires_at),
     });
@@ -362,7 +362,7 @@ fn status_json(clock: &Clock, o: &Order, status: &str) -> Value {
         .transferred_amount
         .map(|a| {
             let decimals = if matches!(
-                o.token_symbol.to_ascii_uppercase().as_str(),
+                o.request.token_symbol.to_ascii_uppercase().as_str(),
                 "USDT" | "USDC" | "USDC.E"
             ) {
                 6
@@ -388,12 +388,12 @@ fn status_json(clock: &Clock, o: &Order, status: &str) -> Value {
         "explorerUrl": o.tx_hash.as_ref().map(|h| format!("https://polygonscan.com/tx/{h}")).unwrap_or_default(),
         "transferredAmount": o.transferred_amount.map(|a| a.to_string()).unwrap_or_default(),
         "transferredAmountWei": wei,
-        "fiat": decimal_json(o.fiat_amount),
-        "receiverWalletAddress": o.receiver_address,
-        "buyTokenSymbol": o.token_symbol,
-        "buyTokenAddress": o.token_address.clone().unwrap_or_default(),
+        "fiat": decimal_json(o.request.fiat_amount),
+        "receiverWalletAddress": o.request.receiver_address,
+        "buyTokenSymbol": o.request.token_symbol,
+        "buyTokenAddress": o.request.token_address.clone().unwrap_or_default(),
         "currency": "INR",
-        "chainId": o.chain_id,
+        "chainId": o.request.chain_id,
         "created_at": rfc3339(clock, o.created_at),
         "updated_at": rfc3339(clock, o.updated_at),
     })
@@ -430,14 +430,14 @@ async fn list_orders(State(s): St, headers: HeaderMap, Path(skip): Path<String>)
                 let mut item = json!({
                     "orderId": o.id,
                     "status": o.status,
-                    "fiat": decimal_json(o.fiat_amount),
+                    "fiat": decimal_json(o.request.fiat_amount),
                     "currency": "INR",
-                    "buyTokenSymbol": o.token_symbol,
-                    "chainId": o.chain_id,
-                    "receiverWalletAddress": o.receiver_address,
+                    "buyTokenSymbol": o.request.token_symbol,
+                    "chainId": o.request.chain_id,
+                    "receiverWalletAddress": o.request.receiver_address,
                     "paymentMode": if o.is_upi() { "INR_UPI" } else { "INR_IMPS" },
                     "createdAt": rfc3339(&s.clock, o.created_at),
-                    "metaData": { "merchantRef": o.merchant_ref },
+                    "metaData": { "merchantRef": o.request.merchant_ref },
                 });
                 if let Some(utr) = &o.utr {
                     item["paymentDetails"] = json!({ "source": "UTR", "reference": utr });

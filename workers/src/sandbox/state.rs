@@ -115,13 +115,8 @@ pub(crate) struct NewOrder {
 pub(crate) struct Order {
     pub id: String,
     pub email: String,
-    pub token_symbol: String,
-    pub token_address: Option<String>,
-    pub chain_id: u64,
-    pub fiat_amount: Decimal,
-    pub receiver_address: String,
-    pub payment: Payment,
-    pub merchant_ref: Option<String>,
+    /// What the merchant asked for.
+    pub request: NewOrder,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -135,12 +130,12 @@ pub(crate) struct Order {
 
 impl Order {
     pub(crate) fn is_upi(&self) -> bool {
-        matches!(self.payment, Payment::Upi { .. })
+        matches!(self.request.payment, Payment::Upi { .. })
     }
 
     /// The UPI payment string the user pays with.
     pub(crate) fn upi_string(&self) -> String {
-        let mut amount = self.fiat_amount.round_dp(2);
+        let mut amount = self.request.fiat_amount.round_dp(2);
         amount.rescale(2);
         format!("upi://pay?pa=onmeta@sandbox&am={amount}&tn={}", self.id)
     }
@@ -520,13 +515,7 @@ impl World {
         let order = Order {
             id: id.clone(),
             email: key(email),
-            token_symbol: new.token_symbol,
-            token_address: new.token_address,
-            chain_id: new.chain_id,
-            fiat_amount: new.fiat_amount,
-            receiver_address: new.receiver_address,
-            payment: new.payment,
-            merchant_ref: new.merchant_ref,
+            request: new,
             created_at: now,
             updated_at: now,
             expires_at: now
@@ -539,7 +528,7 @@ impl World {
             transferred_amount: None,
         };
         user.orders.push(id.clone());
-        if let Some(merchant_ref) = &order.merchant_ref {
+        if let Some(merchant_ref) = &order.request.merchant_ref {
             *self
                 .stats
                 .orders_by_merchant_ref
@@ -642,7 +631,7 @@ impl World {
         {
             order.tx_hash = Some(format!("0x{}", random_hex(32)));
             order.transferred_amount = Some(
-                (order.fiat_amount / rate)
+                (order.request.fiat_amount / rate)
                     .round_dp_with_strategy(6, RoundingStrategy::ToZero)
                     .normalize(),
             );
@@ -918,10 +907,10 @@ mod tests {
         }
         let page = w.list_orders(EMAIL, 0, 10, t0());
         assert_eq!(page.len(), 10);
-        assert_eq!(page[0].merchant_ref.as_deref(), Some("m-11"));
+        assert_eq!(page[0].request.merchant_ref.as_deref(), Some("m-11"));
         let rest = w.list_orders(EMAIL, 10, 10, t0());
         assert_eq!(rest.len(), 2);
-        assert_eq!(rest[1].merchant_ref.as_deref(), Some("m-0"));
+        assert_eq!(rest[1].request.merchant_ref.as_deref(), Some("m-0"));
         assert!(w.list_orders("other@example.com", 0, 10, t0()).is_empty());
         let id = page[0].id.clone();
         assert_eq!(

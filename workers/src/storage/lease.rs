@@ -10,9 +10,11 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, UpdateMany,
 };
 use uuid::Uuid;
+
+use super::entities::{outbox, scheduled_tasks, webhook_deliveries};
 
 /// The columns a leased table has.
 pub struct LeaseColumns<C> {
@@ -22,6 +24,30 @@ pub struct LeaseColumns<C> {
     /// Claim order (oldest due first).
     pub order_by: C,
 }
+
+/// Order tasks, claimed oldest `run_at` first.
+pub const TASKS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
+    id: scheduled_tasks::Column::Id,
+    lease_owner: scheduled_tasks::Column::LeaseOwner,
+    lease_until: scheduled_tasks::Column::LeaseUntil,
+    order_by: scheduled_tasks::Column::RunAt,
+};
+
+/// Events waiting for NATS, claimed in the order they were written.
+pub const OUTBOX: LeaseColumns<outbox::Column> = LeaseColumns {
+    id: outbox::Column::Id,
+    lease_owner: outbox::Column::LeaseOwner,
+    lease_until: outbox::Column::LeaseUntil,
+    order_by: outbox::Column::CreatedAt,
+};
+
+/// Webhook deliveries, claimed oldest `run_at` first.
+pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
+    id: webhook_deliveries::Column::Id,
+    lease_owner: webhook_deliveries::Column::LeaseOwner,
+    lease_until: webhook_deliveries::Column::LeaseUntil,
+    order_by: webhook_deliveries::Column::RunAt,
+};
 
 /// Claim up to `limit` due rows of `E` for `owner`; returns the claimed rows.
 pub async fn claim<E, C>(
@@ -68,4 +94,15 @@ where
         .order_by_asc(cols.order_by)
         .all(db)
         .await
+}
+
+/// Add "end the lease" to an update of leased rows, so the row is claimable again as soon
+/// as it is due. Callers filter on their own lease token.
+pub fn released<E>(update: UpdateMany<E>, cols: &LeaseColumns<E::Column>) -> UpdateMany<E>
+where
+    E: EntityTrait,
+{
+    update
+        .col_expr(cols.lease_owner, Expr::value(Option::<String>::None))
+        .col_expr(cols.lease_until, Expr::value(Option::<i64>::None))
 }

@@ -12,14 +12,15 @@ use rampd_domain::onramp::{Decision, NextRun, OnrampOrder};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
+use super::lease::{TASKS, released};
 use super::{begin_write, is_unique_violation};
 use crate::webhooks::Endpoints;
 
@@ -84,6 +85,11 @@ pub async fn commit_decision(
 ) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
     let result = write_all(&txn, endpoints, &w).await;
+    settle(txn, result).await
+}
+
+/// Commit when `result` is Ok, roll back otherwise.
+async fn settle<T, E: From<DbErr>>(txn: DatabaseTransaction, result: Result<T, E>) -> Result<T, E> {
     match result {
         Ok(v) => {
             txn.commit().await?;
@@ -159,15 +165,7 @@ async fn write_all(
     write_history(txn, o, d, w, now).await?;
     write_task(txn, &id, d.next_run, w.trace_ctx, now).await?;
     if let Some(token) = w.release_lease {
-        scheduled_tasks::Entity::update_many()
-            .col_expr(
-                scheduled_tasks::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                scheduled_tasks::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
+        released(scheduled_tasks::Entity::update_many(), &TASKS)
             .filter(scheduled_tasks::Column::OrderId.eq(id.clone()))
             .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
             .filter(scheduled_tasks::Column::LeaseOwner.eq(token))
@@ -229,18 +227,12 @@ async fn write_history(
     let mut seq = last.unwrap_or(0);
     let rows = d.history.iter().map(|h| {
         seq += 1;
-        let (from, to) = match h.kind {
-            "state_changed" => (
-                h.detail
-                    .get("from")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
-                h.detail
-                    .get("to")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
+        let (from, to) = match h.transition {
+            Some((from, to)) => (
+                Some(from.as_str().to_string()),
+                Some(to.as_str().to_string()),
             ),
-            _ => (None, None),
+            None => (None, None),
         };
         order_events::ActiveModel {
             id: NotSet,
@@ -421,43 +413,24 @@ pub async fn already_processed(
     )
 }
 
-/// Record a command that changed nothing (an idempotent repeat under a new command id).
-pub async fn record_noop(
+/// Record a command that changed no order, in one transaction: an idempotent repeat
+/// under a new command id (`rejection: None`), or a refusal together with its
+/// `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`.
+/// A repeat of the same command finds its inbox row and changes nothing.
+pub async fn record_unchanged(
     db: &DatabaseConnection,
     c: &CommandRecord<'_>,
-    order_id: &str,
+    order_id: Option<&str>,
+    rejection: Option<(&str, &CommandRejected)>,
+    trace_ctx: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    match record_command(
-        &txn,
-        c,
-        Some(order_id),
-        "noop",
-        None,
-        now.timestamp_millis(),
-    )
-    .await
-    {
-        Ok(()) => txn.commit().await,
-        Err(e) if is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Record a refused command and publish `command.rejected` naming it, in one
-/// transaction. A repeat of the same command finds the inbox row and changes nothing.
-pub async fn record_rejection(
-    db: &DatabaseConnection,
-    c: &CommandRecord<'_>,
-    direction: &str,
-    rejected: &CommandRejected,
-    order_id: Option<&str>,
-    trace_ctx: Option<&str>,
-) -> Result<(), DbErr> {
-    let now = rejected.occurred_at.timestamp_millis();
+    let now = now.timestamp_millis();
     let txn = begin_write(db).await?;
-    let res = async {
+    let result = async {
+        let Some((direction, rejected)) = rejection else {
+            return record_command(&txn, c, order_id, "noop", None, now).await;
+        };
         record_command(&txn, c, order_id, "rejected", Some(&rejected.code), now).await?;
         let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
         let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
@@ -473,15 +446,8 @@ pub async fn record_rejection(
         .await
     }
     .await;
-    match res {
-        Ok(()) => txn.commit().await,
-        Err(e) if is_unique_violation(&e) => {
-            txn.rollback().await.ok();
-            Ok(())
-        }
-        Err(e) => {
-            txn.rollback().await.ok();
-            Err(e)
-        }
+    match settle(txn, result).await {
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        other => other,
     }
 }

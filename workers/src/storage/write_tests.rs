@@ -31,12 +31,12 @@ use super::connect::{connect, migrate};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
-use super::lease::{LeaseColumns, claim};
+use super::lease::{TASKS, claim};
 use super::orders::load;
 use super::test_db::{PgDb, SqliteFile};
 use super::write::{
     CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
-    inbox_id, record_rejection,
+    inbox_id, record_unchanged,
 };
 use crate::config::EndpointConfig;
 use crate::webhooks::Endpoints;
@@ -977,7 +977,7 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
 
     let claimed = claim::<scheduled_tasks::Entity, _>(
         db,
-        &TASK_COLUMNS,
+        &TASKS,
         due_tasks(now),
         "exec-1",
         now,
@@ -1042,9 +1042,17 @@ async fn rejection_recorded_once(db: DatabaseConnection) {
     };
     let first = rejected(Uuid::now_v7().to_string());
     let before = counts(db).await;
-    record_rejection(db, &c, "onramp", &first, Some("ord-9"), Some(TRACE))
-        .await
-        .unwrap();
+    let rejection = Some(("onramp", &first));
+    record_unchanged(
+        db,
+        &c,
+        Some("ord-9"),
+        rejection,
+        Some(TRACE),
+        first.occurred_at,
+    )
+    .await
+    .unwrap();
     let after = counts(db).await;
     assert_eq!(after.commands, before.commands + 1);
     assert_eq!(after.outbox, before.outbox + 1);
@@ -1072,29 +1080,30 @@ async fn rejection_recorded_once(db: DatabaseConnection) {
 
     // The same command rejected again (a redelivery, with a new event id) changes nothing.
     let snapshot = everything(db).await;
-    record_rejection(
-        db,
-        &c,
-        "onramp",
-        &rejected(Uuid::now_v7().to_string()),
-        Some("ord-9"),
-        None,
-    )
-    .await
-    .unwrap();
+    let again = rejected(Uuid::now_v7().to_string());
+    let rejection = Some(("onramp", &again));
+    record_unchanged(db, &c, Some("ord-9"), rejection, None, again.occurred_at)
+        .await
+        .unwrap();
     assert_eq!(everything(db).await, snapshot);
+
+    // A no-op repeat is recorded once, without an event.
+    let noop = cmd("acme", "cmd-noop-1", "onramp.utr");
+    let before = counts(db).await;
+    for _ in 0..2 {
+        record_unchanged(db, &noop, Some("ord-9"), None, None, t0())
+            .await
+            .unwrap();
+    }
+    let after = counts(db).await;
+    assert_eq!(after.commands, before.commands + 1);
+    assert_eq!(after.outbox, before.outbox);
 }
 
 // ---------------------------------------------------------------------------------------
 // 5. Leased claims
 // ---------------------------------------------------------------------------------------
 
-const TASK_COLUMNS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
-    id: scheduled_tasks::Column::Id,
-    lease_owner: scheduled_tasks::Column::LeaseOwner,
-    lease_until: scheduled_tasks::Column::LeaseUntil,
-    order_by: scheduled_tasks::Column::RunAt,
-};
 const LEASE_MS: i64 = 30_000;
 const NOW_MS: i64 = 1_763_700_000_000;
 
@@ -1132,7 +1141,7 @@ async fn claim_tasks(
 ) -> Vec<scheduled_tasks::Model> {
     claim::<scheduled_tasks::Entity, _>(
         db,
-        &TASK_COLUMNS,
+        &TASKS,
         due_tasks(now_ms),
         owner,
         now_ms,

@@ -2,27 +2,33 @@
 //! a simple durable backoff. The body and `webhook-id` were fixed when the delivery row was
 //! written; only the timestamp and signature are made per attempt.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use rampd_domain::schedule::{PollPolicy, backoff_delay};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::signature_header;
 use crate::app::Shared;
+use crate::pool::{self, LeasedWork};
 use crate::storage::entities::webhook_deliveries as deliveries;
-use crate::storage::lease::{LeaseColumns, claim};
+use crate::storage::lease::{DELIVERIES, claim, released};
 
-const COLUMNS: LeaseColumns<deliveries::Column> = LeaseColumns {
-    id: deliveries::Column::Id,
-    lease_owner: deliveries::Column::LeaseOwner,
-    lease_until: deliveries::Column::LeaseUntil,
-    order_by: deliveries::Column::RunAt,
-};
+impl LeasedWork for Sender {
+    type Item = deliveries::Model;
+
+    async fn claim(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
+        self.claim_due(room).await
+    }
+
+    async fn process(&self, d: deliveries::Model) {
+        if let Err(e) = self.attempt(d).await {
+            tracing::warn!(error = %e, "recording a webhook attempt failed");
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Sender {
@@ -41,51 +47,27 @@ impl Sender {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let limit = Arc::new(Semaphore::new(self.shared.cfg.webhooks.concurrency.max(1)));
-        let idle = Duration::from_millis(self.shared.cfg.executor.idle_ms);
-        let mut running = tokio::task::JoinSet::new();
-        while !shutdown.is_cancelled() {
-            let batch = match self.claim_due(limit.available_permits() as u64).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
-                    Vec::new()
-                }
-            };
-            let found = !batch.is_empty();
-            for d in batch {
-                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-                let me = self.clone();
-                running.spawn(async move {
-                    if let Err(e) = me.attempt(d).await {
-                        tracing::warn!(error = %e, "recording a webhook attempt failed");
-                    }
-                    drop(permit);
-                });
-            }
-            while running.try_join_next().is_some() {}
-            if !found {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = self.shared.wake.webhooks.notified() => {}
-                    _ = tokio::time::sleep(idle) => {}
-                }
-            } else {
-                let _p = limit.acquire().await;
-            }
-        }
-        while running.join_next().await.is_some() {}
+        let cfg = self.shared.cfg.clone();
+        let wake = self.shared.wake.clone();
+        let idle = Duration::from_millis(cfg.executor.idle_ms);
+        let concurrency = cfg.webhooks.concurrency;
+        pool::run(
+            self,
+            "webhooks",
+            concurrency,
+            idle,
+            &wake.webhooks,
+            shutdown,
+        )
+        .await;
     }
 
     async fn claim_due(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
-        if room == 0 {
-            return Ok(Vec::new());
-        }
         let now = Utc::now().timestamp_millis();
         let lease = self.shared.cfg.webhooks.timeout_ms as i64 + 15_000;
         claim::<deliveries::Entity, _>(
             &self.shared.db,
-            &COLUMNS,
+            &DELIVERIES,
             Condition::all()
                 .add(deliveries::Column::Status.eq("pending"))
                 .add(deliveries::Column::RunAt.lte(now)),
@@ -169,21 +151,13 @@ impl Sender {
             Outcome::Dead => ("dead", d.run_at, None),
             Outcome::RetryAt(at) => ("pending", at, None),
         };
-        deliveries::Entity::update_many()
+        released(deliveries::Entity::update_many(), &DELIVERIES)
             .col_expr(deliveries::Column::Status, Expr::value(status))
             .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
             .col_expr(deliveries::Column::RunAt, Expr::value(run_at))
             .col_expr(deliveries::Column::LastStatus, Expr::value(http_status))
             .col_expr(deliveries::Column::LastError, Expr::value(error))
             .col_expr(deliveries::Column::DeliveredAt, Expr::value(delivered_at))
-            .col_expr(
-                deliveries::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                deliveries::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
             .filter(deliveries::Column::Id.eq(d.id.clone()))
             .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
             .exec(&self.shared.db)
