@@ -183,6 +183,19 @@ fn write<'a>(
     }
 }
 
+/// Commit a decision that must be refused, check that nothing at all was written, and
+/// return the error.
+async fn commit_refused(db: &DatabaseConnection, eps: &Endpoints, w: Write<'_>) -> WriteError {
+    let before = everything(db).await;
+    let err = commit_decision(db, eps, w).await.unwrap_err();
+    assert_eq!(
+        everything(db).await,
+        before,
+        "a refused decision wrote something ({err:?})"
+    );
+    err
+}
+
 /// Two endpoints for `acme`, one for `globex`.
 fn endpoints() -> Endpoints {
     let ep = |id: &str, tenant: &str| EndpointConfig {
@@ -572,8 +585,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     let stale = onramp::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
     assert!(!stale.history.is_empty() && !stale.events.is_empty());
     assert_eq!(stale.next_run, NextRun::Done);
-    let before = everything(db).await;
-    let err = commit_decision(
+    let err = commit_refused(
         db,
         &eps,
         write(
@@ -583,14 +595,8 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
             at(2),
         ),
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
-    assert_eq!(
-        everything(db).await,
-        before,
-        "a conflicting write wrote nothing"
-    );
     let stored = load(db, &id).await.unwrap().unwrap();
     assert_eq!((stored.version, &stored.order), (2, &d1.order));
     assert_eq!(order_row(db, &id).await.unwrap().state, "preparing");
@@ -601,11 +607,8 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     );
 
     // A version from the future conflicts as well.
-    let err = commit_decision(db, &eps, write(Some(7), &stale, None, at(2)))
-        .await
-        .unwrap_err();
+    let err = commit_refused(db, &eps, write(Some(7), &stale, None, at(2))).await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
-    assert_eq!(everything(db).await, before);
 
     // Two writers racing on version 2: exactly one wins, the other conflicts and its
     // decision leaves nothing behind.
@@ -663,8 +666,7 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
     // A second order (new id) under the same client order id.
     let second = new_order("acme", "dup-1");
     assert_ne!(first.order.id, second.order.id);
-    let before = everything(db).await;
-    let err = commit_decision(
+    let err = commit_refused(
         db,
         &eps,
         write(
@@ -674,22 +676,13 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
             t0(),
         ),
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
-    assert_eq!(
-        everything(db).await,
-        before,
-        "nothing of the duplicate written"
-    );
     assert!(!already_processed(db, "acme", "cmd-dup-2").await.unwrap());
 
     // The same create replayed (same order id too) is a conflict as well.
-    let err = commit_decision(db, &eps, write(None, &first, None, t0()))
-        .await
-        .unwrap_err();
+    let err = commit_refused(db, &eps, write(None, &first, None, t0())).await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
-    assert_eq!(everything(db).await, before);
 
     // Another tenant may use the same client order id.
     insert_checked(db, &eps, &new_order("globex", "dup-1"), None).await;
@@ -735,8 +728,7 @@ async fn utr_in_use(db: DatabaseConnection) {
     let b = insert_checked(db, &eps, &new_order("acme", "utr-b"), None).await;
     let db_ = onramp::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
     assert_eq!(db_.order.utr.as_ref(), Some(&u));
-    let before = everything(db).await;
-    let err = commit_decision(
+    let err = commit_refused(
         db,
         &eps,
         write(
@@ -746,24 +738,15 @@ async fn utr_in_use(db: DatabaseConnection) {
             at(2),
         ),
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
-    assert_eq!(
-        everything(db).await,
-        before,
-        "nothing of B's decision written"
-    );
     assert!(!already_processed(db, "acme", "cmd-utr-b").await.unwrap());
 
     // Order C is inserted already carrying the UTR: refused too.
     let c = new_order("globex", "utr-c");
     let dc = onramp::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
-    let err = commit_decision(db, &eps, write(None, &dc, None, at(3)))
-        .await
-        .unwrap_err();
+    let err = commit_refused(db, &eps, write(None, &dc, None, at(3))).await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
-    assert_eq!(everything(db).await, before);
     assert!(order_row(db, &c.order.id.to_string()).await.is_none());
 
     // B can still take a different UTR.
@@ -945,8 +928,7 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
     // Same command id again: the inbox insert (the last statement) is a duplicate.
     let d = onramp::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
     assert!(!d.events.is_empty());
-    let before = everything(db).await;
-    let err = commit_decision(
+    let err = commit_refused(
         db,
         &eps,
         write(
@@ -956,15 +938,9 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
             at(1),
         ),
     )
-    .await
-    .unwrap_err();
+    .await;
     // Another writer recorded this command first: the caller re-checks the inbox.
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
-    assert_eq!(
-        everything(db).await,
-        before,
-        "the whole decision rolled back"
-    );
 }
 
 /// The executor's commit ends its own lease on the drive task, and only its own.
