@@ -10,6 +10,7 @@ pub mod event;
 pub mod onramp;
 pub mod schedule;
 pub mod values;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,66 @@
+//! Operational events about webhook delivery, published on NATS through the outbox
+//! (`ramp.evt.<tenant>.webhook.<event>`, `Nats-Msg-Id` = `event_id`). They carry ids and
+//! outcomes only: never the delivery's body, a secret, or the receiver's response text.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const DELIVERY_DEAD_LETTERED: &str = "webhook.delivery_dead_lettered";
+pub const ENDPOINT_DISABLED: &str = "webhook.endpoint_disabled";
+
+/// A delivery used up its retry ladder. An operator can replay it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryDeadLettered {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+    pub endpoint_id: String,
+    /// The `webhook-id` of the delivery.
+    pub webhook_id: String,
+    pub rampd_order_id: String,
+    /// The type of the event the delivery carried.
+    pub delivery_event_type: String,
+    pub attempts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Why an endpoint was disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// The receiver answered 410 Gone.
+    Gone,
+    /// It failed continuously for the configured window.
+    Failing,
+    /// An operator disabled it.
+    Operator,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Gone => "gone",
+            DisabledReason::Failing => "failing",
+            DisabledReason::Operator => "operator",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointDisabled {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+    pub endpoint_id: String,
+    pub reason: DisabledReason,
+    /// Start of the failing streak (epoch ms), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    pub occurred_at: DateTime<Utc>,
+}
