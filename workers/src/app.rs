@@ -67,6 +67,7 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     {
         anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
     }
+    crate::webhooks::admin::validate(&cfg.webhooks)?;
     Ok(())
 }
 
@@ -90,6 +91,13 @@ impl Worker {
         let js = jetstream::new(client.clone());
         let consumer = nats::ensure_topology(&js, &cfg.nats).await?;
         let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?;
+        endpoints
+            .sync_declared(
+                &db,
+                chrono::Utc::now().timestamp_millis(),
+                cfg.webhooks.rotation_overlap_secs as i64 * 1000,
+            )
+            .await?;
         let provider = OnmetaClient::new(OnmetaConfig {
             base_url: cfg.provider.base_url.clone(),
             api_key: cfg.provider.api_key.expose_secret().to_string().into(),

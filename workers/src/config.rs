@@ -7,6 +7,8 @@ use std::time::Duration;
 use rampd_domain::onramp::OnrampPolicy;
 use rampd_domain::schedule::PollPolicy;
 use rampd_domain::values::AmountLimits;
+use rampd_domain::webhooks::retry::DEFAULT_SCHEDULE_SECS;
+use rampd_domain::webhooks::{AddressPolicy, IpNet, RetryPolicy};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -85,9 +87,29 @@ pub struct ExecutorConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     pub endpoints: Vec<EndpointConfig>,
+    /// Per attempt, connect to last body byte; a timeout is a failed attempt.
     pub timeout_ms: u64,
+    /// Attempts in all, the first one included, before a delivery is dead-lettered.
     pub max_attempts: i32,
+    /// Deliveries in flight at once per replica, over all endpoints.
     pub concurrency: usize,
+    /// Deliveries in flight at once per replica to any one endpoint.
+    pub concurrency_per_endpoint: usize,
+    /// Delay before attempt 2, 3, …; the last step repeats.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Each delay is spread by ± this fraction.
+    pub retry_jitter: f64,
+    /// The longest `Retry-After` honoured (a receiver can delay, never hasten, a retry).
+    pub retry_after_cap_ms: u64,
+    /// An endpoint failing continuously this long is disabled.
+    pub disable_after_secs: u64,
+    /// After a secret rotation the previous secret keeps signing this long.
+    pub rotation_overlap_secs: u64,
+    /// Restricted networks (private, loopback, link-local, …) webhooks may still reach,
+    /// in CIDR notation, e.g. `["127.0.0.0/8", "::1/128"]`.
+    pub allow_networks: Vec<String>,
+    /// Most response bytes read per attempt.
+    pub response_body_limit_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +120,9 @@ pub struct EndpointConfig {
     pub url: String,
     /// `whsec_<base64>`.
     pub secret: SecretString,
+    /// Event types to receive (`*`, `order.*`, `order.status_changed`, …); empty: all.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 impl Default for Config {
@@ -179,6 +204,14 @@ impl Default for WebhookConfig {
             timeout_ms: 15_000,
             max_attempts: 8,
             concurrency: 32,
+            concurrency_per_endpoint: 4,
+            retry_schedule_ms: DEFAULT_SCHEDULE_SECS.iter().map(|s| s * 1000).collect(),
+            retry_jitter: 0.2,
+            retry_after_cap_ms: 3_600_000,
+            disable_after_secs: 5 * 24 * 3600,
+            rotation_overlap_secs: 24 * 3600,
+            allow_networks: Vec::new(),
+            response_body_limit_bytes: 64 * 1024,
         }
     }
 }
@@ -204,6 +237,27 @@ impl OnrampConfig {
             min: self.amount_min,
             max: self.amount_max,
         }
+    }
+}
+
+impl WebhookConfig {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            schedule: self.retry_schedule_ms.iter().map(|v| ms(*v)).collect(),
+            max_attempts: self.max_attempts.max(1) as u32,
+            jitter: self.retry_jitter,
+            retry_after_cap: ms(self.retry_after_cap_ms),
+        }
+    }
+
+    pub fn address_policy(&self) -> anyhow::Result<AddressPolicy> {
+        let allow = self
+            .allow_networks
+            .iter()
+            .map(|n| n.parse::<IpNet>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("webhooks.allow_networks: {e}"))?;
+        Ok(AddressPolicy { allow })
     }
 }
 

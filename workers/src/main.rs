@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rampd::app::{Worker, install_crypto};
 use rampd::config::Config;
-use rampd::demo::{self, DemoOptions};
+use rampd::demo::{self, DemoOptions, ExternalReceiver};
+use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
 use rampd::sandbox::{Faults, Progression, Sandbox, SandboxConfig};
 use rampd::{storage, telemetry};
 
@@ -66,7 +67,16 @@ enum Cmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
+        /// Deliver webhooks to this receiver instead of the demo's own (needs --webhook-secret).
+        #[arg(long, requires = "webhook_secret")]
+        webhook_url: Option<String>,
+        /// The `whsec_…` secret the receiver at --webhook-url verifies with.
+        #[arg(long, env = "RAMPD_DEMO_WEBHOOK_SECRET", hide_env_values = true, requires = "webhook_url")]
+        webhook_secret: Option<String>,
     },
+    /// Webhook endpoints (add, list, disable, enable, rotate-secret) and replay.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
 }
 
 #[tokio::main]
@@ -124,13 +134,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nats_url,
             json,
             timeout_secs,
+            webhook_url,
+            webhook_secret,
         } => {
-            let summary = demo::run(DemoOptions {
+            let webhook = match (webhook_url, webhook_secret) {
+                (Some(url), Some(secret)) => Some(ExternalReceiver {
+                    url,
+                    secret: WebhookSecret::parse(&secret).context("--webhook-secret")?,
+                }),
+                _ => None,
+            };
+            let opts = DemoOptions {
                 onramp,
                 nats_url,
                 timeout: Duration::from_secs(timeout_secs),
                 progress: true,
-            })
+            };
+            let summary = demo::run_with(opts, webhook)
             .await?;
             println!("{}", summary.table());
             if json {
@@ -140,6 +160,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("rampd demo: not every order completed with verified webhooks");
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Cmd::Webhooks(cmd) => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let db = storage::connect(&cfg.database_url)
+                .await
+                .context("opening the database")?;
+            storage::migrate(&db).await.context("migrating")?;
+            println!("{}", webhooks::admin::execute(&db, &cfg, cmd).await?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -32,6 +32,13 @@ pub struct DemoOptions {
     pub progress: bool,
 }
 
+/// An outside webhook receiver (`--webhook-url`, `--webhook-secret`).
+#[derive(Debug, Clone)]
+pub struct ExternalReceiver {
+    pub url: String,
+    pub secret: WebhookSecret,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DemoSummary {
     pub orders: usize,
@@ -42,6 +49,10 @@ pub struct DemoSummary {
     pub unfinished: usize,
     pub webhooks_received: usize,
     pub webhooks_verified: usize,
+    /// Deliveries the worker recorded as accepted (2xx) by the receiver.
+    pub webhooks_delivered: usize,
+    /// Deliveries not accepted by the end of the run.
+    pub webhooks_undelivered: usize,
     pub events_received: usize,
     pub provider_orders: usize,
     pub duplicate_provider_orders: usize,
@@ -51,9 +62,15 @@ pub struct DemoSummary {
 
 impl DemoSummary {
     pub fn success(&self) -> bool {
+        let hooks_ok = if self.webhooks_received > 0 {
+            self.webhooks_verified == self.webhooks_received
+        } else {
+            // An outside receiver: only the worker's records can tell.
+            self.webhooks_delivered > 0
+        };
         self.completed == self.orders
-            && self.webhooks_received > 0
-            && self.webhooks_verified == self.webhooks_received
+            && hooks_ok
+            && self.webhooks_undelivered == 0
             && self.duplicate_provider_orders == 0
     }
 
@@ -68,6 +85,8 @@ impl DemoSummary {
             ("events received (NATS)", self.events_received.to_string()),
             ("webhooks received", self.webhooks_received.to_string()),
             ("webhooks verified", self.webhooks_verified.to_string()),
+            ("webhooks delivered", self.webhooks_delivered.to_string()),
+            ("webhooks undelivered", self.webhooks_undelivered.to_string()),
             ("provider orders", self.provider_orders.to_string()),
             (
                 "duplicate provider orders",
@@ -106,6 +125,14 @@ async fn nats(url: Option<&str>) -> anyhow::Result<(String, Option<NatsServer>)>
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    run_with(opts, None).await
+}
+
+/// [`run`], delivering webhooks to `webhook` when given instead of the built-in receiver.
+pub async fn run_with(
+    opts: DemoOptions,
+    webhook: Option<ExternalReceiver>,
+) -> anyhow::Result<DemoSummary> {
     install_crypto();
     let started = Instant::now();
     let (nats_url, private_nats) = nats(opts.nats_url.as_deref()).await?;
@@ -141,12 +168,20 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     cfg.onramp.backoff_cap_ms = 3_000;
     cfg.executor.lease_ms = 10_000;
     cfg.executor.idle_ms = 100;
+    let (hook_url, hook_secret) = match &webhook {
+        Some(ext) => (ext.url.clone(), ext.secret.clone()),
+        None => (receiver.url.clone(), secret.clone()),
+    };
     cfg.webhooks.endpoints = vec![EndpointConfig {
-        id: "demo-receiver".into(),
+        id: format!("demo-{}", &run_id[..8]),
         tenant: tenant.clone(),
-        url: receiver.url.clone(),
-        secret: SecretString::from(secret.expose_text()),
+        url: hook_url,
+        secret: SecretString::from(hook_secret.expose_text()),
+        events: Vec::new(),
     }];
+    // The receivers of a demo run on this machine.
+    cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
+    cfg.webhooks.retry_schedule_ms = vec![200, 1_000, 2_000, 5_000];
     let worker = Worker::start(cfg.clone()).await?;
 
     let client = worker.shared.nats.clone();
@@ -217,9 +252,16 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
             );
         }
     }
-    // Webhooks trail the events slightly: wait for each order's terminal webhook.
+    // Webhooks trail the events slightly: wait until none is pending.
     let webhook_deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < webhook_deadline {
+        let (_, pending) = delivery_counts(&worker.shared.db).await;
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while webhook.is_none() && Instant::now() < webhook_deadline {
         let terminal_hooks = receiver
             .received()
             .iter()
@@ -233,6 +275,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (delivered, undelivered) = delivery_counts(&worker.shared.db).await;
     worker.shutdown(Duration::from_secs(5)).await;
     if private_nats.is_none() {
         leave_shared_nats_clean(&js, &cfg, &tenant).await;
@@ -252,6 +295,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         unfinished: opts.onramp - states.values().filter(|s| terminal(s)).count(),
         webhooks_received: hooks.len(),
         webhooks_verified: hooks.iter().filter(|h| h.verified).count(),
+        webhooks_delivered: delivered,
+        webhooks_undelivered: undelivered,
         events_received,
         provider_orders: stats
             .orders_by_merchant_ref
@@ -268,6 +313,19 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(summary)
+}
+
+/// Deliveries accepted by the receiver, and those not (yet).
+async fn delivery_counts(db: &sea_orm::DatabaseConnection) -> (usize, usize) {
+    use crate::storage::entities::webhook_deliveries as d;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let delivered = d::Entity::find()
+        .filter(d::Column::Status.eq(crate::webhooks::outcome::DELIVERED))
+        .count(db)
+        .await
+        .unwrap_or(0) as usize;
+    let all = d::Entity::find().count(db).await.unwrap_or(0) as usize;
+    (delivered, all - delivered.min(all))
 }
 
 /// On a shared NATS, remove this run's consumer and messages so that no later worker

@@ -20,7 +20,7 @@ use super::entities::{
 };
 use super::test_db::{PgDb, SqliteFile};
 
-const MIGRATION_COUNT: u64 = 6;
+const MIGRATION_COUNT: u64 = 8;
 
 fn order(
     id: &str,
@@ -287,6 +287,7 @@ async fn exercise(db: &DatabaseConnection) {
         trace_ctx: Set(None),
         created_at: Set(1_763_700_000_005),
         delivered_at: Set(None),
+        dead_at: Set(None),
     };
     let d = delivery.insert(db).await.expect("insert delivery");
     assert_eq!(d.attempt, 0, "attempt defaults to 0");

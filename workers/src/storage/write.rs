@@ -23,6 +23,7 @@ use super::entities::{
 use super::lease::{TASKS, released};
 use super::{begin_write, is_unique_violation};
 use crate::webhooks::Endpoints;
+use crate::webhooks::outcome::{PENDING, SKIPPED};
 
 /// The single task kind that drives an order forward.
 pub const DRIVE: &str = "drive";
@@ -299,7 +300,7 @@ async fn write_task(
     Ok(())
 }
 
-/// Queue an order event for NATS and for every endpoint of its tenant. The JSON bytes
+/// Queue an order event for NATS and for every endpoint of its tenant subscribed to it. The JSON bytes
 /// are fixed here and never rebuilt, so retries resend the same body under the same id.
 async fn enqueue_event(
     txn: &impl ConnectionTrait,
@@ -320,7 +321,10 @@ async fn enqueue_event(
         now,
     )
     .await?;
-    for ep in endpoints.for_tenant(&event.tenant) {
+    for ep in endpoints
+        .subscribed(txn, &event.tenant, &event.event_type)
+        .await?
+    {
         let row = webhook_deliveries::ActiveModel {
             id: Set(format!("msg_{}", Uuid::now_v7().simple())),
             order_id: Set(event.rampd_order_id.clone()),
@@ -329,7 +333,8 @@ async fn enqueue_event(
             url: Set(ep.url.clone()),
             event_type: Set(event.event_type.clone()),
             body: Set(body.clone()),
-            status: Set("pending".into()),
+            // A disabled endpoint's deliveries wait to be replayed when it is enabled.
+            status: Set(if ep.enabled { PENDING } else { SKIPPED }.into()),
             attempt: Set(0),
             run_at: Set(now),
             lease_owner: Set(None),
@@ -339,6 +344,7 @@ async fn enqueue_event(
             trace_ctx: Set(trace_ctx.map(str::to_string)),
             created_at: Set(now),
             delivered_at: Set(None),
+            dead_at: Set(None),
         };
         webhook_deliveries::Entity::insert(row)
             .exec_without_returning(txn)
@@ -347,7 +353,7 @@ async fn enqueue_event(
     Ok(())
 }
 
-async fn insert_outbox(
+pub(crate) async fn insert_outbox(
     txn: &impl ConnectionTrait,
     id: &str,
     subject: String,

@@ -196,20 +196,25 @@ async fn commit_refused(db: &DatabaseConnection, eps: &Endpoints, w: Write<'_>) 
     err
 }
 
-/// Two endpoints for `acme`, one for `globex`.
-fn endpoints() -> Endpoints {
+/// Two endpoints for `acme`, one for `globex`, registered in `db`.
+async fn endpoints(db: &DatabaseConnection) -> Endpoints {
     let ep = |id: &str, tenant: &str| EndpointConfig {
         id: id.into(),
         tenant: tenant.into(),
         url: format!("https://{tenant}.example.test/hooks/{id}"),
         secret: SecretString::from(SECRET),
+        events: Vec::new(),
     };
-    Endpoints::from_config(&[
+    let eps = Endpoints::from_config(&[
         ep("ep-acme-1", "acme"),
         ep("ep-acme-2", "acme"),
         ep("ep-globex", "globex"),
     ])
-    .expect("endpoints")
+    .expect("endpoints");
+    eps.sync_declared(db, t0().timestamp_millis(), 0)
+        .await
+        .expect("endpoints registered");
+    eps
 }
 
 fn endpoint_ids(tenant: &str) -> BTreeSet<String> {
@@ -554,7 +559,7 @@ fn observed(o: Observation) -> Input {
 
 async fn optimistic_concurrency(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let d0 = new_order("acme", "oc-1");
     let id = d0.order.id.to_string();
     let create = cmd("acme", "cmd-oc-create", "onramp.create");
@@ -659,7 +664,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
 async fn duplicate_client_order_id(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let first = new_order("acme", "dup-1");
     insert_checked(db, &eps, &first, None).await;
 
@@ -686,10 +691,10 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
 
     // Another tenant may use the same client order id.
     insert_checked(db, &eps, &new_order("globex", "dup-1"), None).await;
-    // And without any endpoints configured no deliveries are queued.
+    // And a tenant without endpoints gets no deliveries queued.
     let before = counts(db).await;
-    let quiet = new_order("acme", "dup-quiet");
-    commit_decision(db, &Endpoints::default(), write(None, &quiet, None, t0()))
+    let quiet = new_order("initech", "dup-quiet");
+    commit_decision(db, &eps, write(None, &quiet, None, t0()))
         .await
         .unwrap();
     let after = counts(db).await;
@@ -703,7 +708,7 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
 
 async fn utr_in_use(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let u = utr("412345678901");
 
     // Order A receives the UTR while still preparing; it is stored on the row.
@@ -770,7 +775,7 @@ async fn utr_in_use(db: DatabaseConnection) {
 
 async fn one_transaction_per_decision(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let create = cmd("acme", "cmd-tx-create", "onramp.create");
     assert!(
         !already_processed(db, "acme", "cmd-tx-create")
@@ -921,7 +926,7 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
 /// and deliveries were written: here on the inbox row) leaves nothing behind.
 async fn failed_decision_writes_nothing(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let create = cmd("acme", "cmd-late-1", "onramp.create");
     let t = insert_checked(db, &eps, &new_order("acme", "late-1"), Some(create)).await;
 
@@ -946,7 +951,7 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
 /// The executor's commit ends its own lease on the drive task, and only its own.
 async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints();
+    let eps = endpoints(db).await;
     let mut t = insert_checked(db, &eps, &new_order("acme", "lease-1"), None).await;
     let id = t.order.id.to_string();
     let now = t0().timestamp_millis();

@@ -1,51 +1,303 @@
-//! Tenant webhook endpoints, from configuration.
+//! The tenant endpoint registry. Endpoints are rows of `webhook_endpoints` (with their
+//! secrets in `webhook_endpoint_secrets`), managed by `rampd webhooks endpoint …`;
+//! endpoints declared in config are upserted at start-up ([`Endpoints::sync_declared`]).
+//!
+//! [`Endpoints`] is the handle the decision write path asks which endpoints an event goes
+//! to ([`Endpoints::subscribed`]), inside the decision's own transaction, so an endpoint
+//! added by an operator takes effect with the next state change on every replica.
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
+use rampd_domain::webhooks::EventTypes;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder,
+};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::signature::WebhookSecret;
 use crate::config::EndpointConfig;
+use crate::storage::entities::{webhook_endpoint_secrets as secrets, webhook_endpoints as eps};
+use crate::storage::{begin_write, is_unique_violation};
 
+pub const ENABLED: &str = "enabled";
+pub const DISABLED: &str = "disabled";
+
+/// An endpoint as declared (config or command line), checked.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub id: String,
+    pub tenant: String,
+    pub url: reqwest::Url,
+    pub event_types: EventTypes,
+    pub secret: WebhookSecret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("endpoint id must be non-empty, without '.' or whitespace")]
+    Id,
+    #[error("tenant must be non-empty, without '.', '*', '>' or whitespace")]
+    Tenant,
+    #[error("url must be an absolute http(s) URL without credentials")]
+    Url,
+    #[error(transparent)]
+    Events(#[from] rampd_domain::webhooks::subscription::EventTypesError),
+    #[error(transparent)]
+    Secret(#[from] super::signature::SecretError),
+}
+
+impl EndpointSpec {
+    pub fn parse(
+        id: &str,
+        tenant: &str,
+        url: &str,
+        event_types: &[String],
+        secret: WebhookSecret,
+    ) -> Result<Self, SpecError> {
+        if id.is_empty() || id.contains('.') || id.contains(char::is_whitespace) {
+            return Err(SpecError::Id);
+        }
+        if tenant.is_empty() || tenant.contains(['.', '*', '>']) || tenant.contains(char::is_whitespace)
+        {
+            return Err(SpecError::Tenant);
+        }
+        let url = reqwest::Url::parse(url).map_err(|_| SpecError::Url)?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(SpecError::Url);
+        }
+        Ok(EndpointSpec {
+            id: id.to_string(),
+            tenant: tenant.to_string(),
+            url,
+            event_types: EventTypes::try_from(event_types.to_vec())?,
+            secret,
+        })
+    }
+}
+
+/// An endpoint the write path queues a delivery for.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub id: String,
+    pub url: String,
+    pub enabled: bool,
+}
+
+/// An endpoint ready to send to: its live secrets, current first.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: String,
     pub tenant: String,
     pub url: String,
+    pub enabled: bool,
+    pub failing_since: Option<i64>,
     pub secrets: Vec<WebhookSecret>,
 }
 
-/// All configured endpoints; cheap to clone.
+/// The registry handle; holds the endpoints declared in config. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Endpoints(Arc<Vec<Endpoint>>);
+pub struct Endpoints {
+    declared: Arc<Vec<EndpointSpec>>,
+}
 
 impl Endpoints {
+    /// Check the config-declared endpoints (nothing is written yet).
     pub fn from_config(cfg: &[EndpointConfig]) -> anyhow::Result<Self> {
         let mut out = Vec::new();
         for e in cfg {
             let secret = WebhookSecret::parse(e.secret.expose_secret())
                 .map_err(|err| anyhow::anyhow!("webhook endpoint {}: {err}", e.id))?;
-            if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
-                anyhow::bail!("webhook endpoint {}: url must be http(s)", e.id);
-            }
-            if e.id.is_empty() || e.id.contains('.') {
-                anyhow::bail!("webhook endpoint id must be non-empty and without '.'");
-            }
-            out.push(Endpoint {
-                id: e.id.clone(),
-                tenant: e.tenant.clone(),
-                url: e.url.clone(),
-                secrets: vec![secret],
-            });
+            let spec = EndpointSpec::parse(&e.id, &e.tenant, &e.url, &e.events, secret)
+                .map_err(|err| anyhow::anyhow!("webhook endpoint {:?}: {err}", e.id))?;
+            out.push(spec);
         }
-        Ok(Endpoints(Arc::new(out)))
+        Ok(Endpoints {
+            declared: Arc::new(out),
+        })
     }
 
-    pub fn for_tenant<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a Endpoint> + 'a {
-        self.0.iter().filter(move |e| e.tenant == tenant)
+    pub fn declared(&self) -> &[EndpointSpec] {
+        &self.declared
     }
 
-    pub fn get(&self, id: &str) -> Option<&Endpoint> {
-        self.0.iter().find(|e| e.id == id)
+    /// Upsert the config-declared endpoints: new ones are created enabled; existing ones
+    /// take the declared tenant, URL and event types but keep their enabled/disabled state
+    /// (an endpoint disabled for failing stays disabled until an operator enables it). A
+    /// changed secret is a rotation: the old one keeps signing for `overlap_ms`.
+    pub async fn sync_declared(
+        &self,
+        db: &DatabaseConnection,
+        now: i64,
+        overlap_ms: i64,
+    ) -> Result<(), DbErr> {
+        for spec in self.declared.iter() {
+            match upsert(db, spec, "config", now, overlap_ms).await {
+                // Another replica starting at the same moment inserted it first.
+                Err(e) if is_unique_violation(&e) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoints of `tenant` subscribed to `event_type` (disabled ones included: their
+    /// deliveries are recorded as skipped, to be replayed when they are enabled again).
+    pub async fn subscribed(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+        event_type: &str,
+    ) -> Result<Vec<Subscriber>, DbErr> {
+        let rows = eps::Entity::find()
+            .filter(eps::Column::Tenant.eq(tenant))
+            .order_by_asc(eps::Column::Id)
+            .all(db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| event_types(r).matches(event_type))
+            .map(|r| Subscriber {
+                enabled: r.status == ENABLED,
+                id: r.id,
+                url: r.url,
+            })
+            .collect())
+    }
+}
+
+pub fn event_types(row: &eps::Model) -> EventTypes {
+    serde_json::from_str(&row.event_types).unwrap_or_default()
+}
+
+/// Insert or update one endpoint (see [`Endpoints::sync_declared`]), in one transaction.
+pub async fn upsert(
+    db: &DatabaseConnection,
+    spec: &EndpointSpec,
+    source: &str,
+    now: i64,
+    overlap_ms: i64,
+) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    let types = serde_json::to_string(&spec.event_types).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let existing = eps::Entity::find_by_id(spec.id.clone()).one(&txn).await?;
+    if existing.is_none() {
+        eps::Entity::insert(eps::ActiveModel {
+            id: Set(spec.id.clone()),
+            tenant: Set(spec.tenant.clone()),
+            url: Set(spec.url.to_string()),
+            event_types: Set(types),
+            status: Set(ENABLED.into()),
+            disabled_reason: Set(None),
+            disabled_at: Set(None),
+            failing_since: Set(None),
+            source: Set(source.into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        insert_secret(&txn, &spec.id, &spec.secret, now).await?;
+    } else {
+        eps::Entity::update_many()
+            .col_expr(eps::Column::Tenant, Expr::value(spec.tenant.clone()))
+            .col_expr(eps::Column::Url, Expr::value(spec.url.to_string()))
+            .col_expr(eps::Column::EventTypes, Expr::value(types))
+            .col_expr(eps::Column::UpdatedAt, Expr::value(now))
+            .filter(eps::Column::Id.eq(spec.id.clone()))
+            .exec(&txn)
+            .await?;
+        let current = secrets::Entity::find()
+            .filter(secrets::Column::EndpointId.eq(spec.id.clone()))
+            .filter(secrets::Column::ExpiresAt.is_null())
+            .one(&txn)
+            .await?;
+        let same = current.is_some_and(|c| c.secret == spec.secret.expose_text());
+        if !same {
+            rotate_in(&txn, &spec.id, &spec.secret, now, overlap_ms).await?;
+        }
+    }
+    txn.commit().await
+}
+
+async fn insert_secret(
+    db: &impl ConnectionTrait,
+    endpoint_id: &str,
+    secret: &WebhookSecret,
+    now: i64,
+) -> Result<(), DbErr> {
+    secrets::Entity::insert(secrets::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        endpoint_id: Set(endpoint_id.to_string()),
+        secret: Set(secret.expose_text()),
+        created_at: Set(now),
+        expires_at: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Make `secret` the current one; the previous current secret signs until
+/// `now + overlap_ms`.
+pub async fn rotate_in(
+    db: &impl ConnectionTrait,
+    endpoint_id: &str,
+    secret: &WebhookSecret,
+    now: i64,
+    overlap_ms: i64,
+) -> Result<(), DbErr> {
+    secrets::Entity::update_many()
+        .col_expr(secrets::Column::ExpiresAt, Expr::value(now + overlap_ms))
+        .filter(secrets::Column::EndpointId.eq(endpoint_id))
+        .filter(secrets::Column::ExpiresAt.is_null())
+        .exec(db)
+        .await?;
+    insert_secret(db, endpoint_id, secret, now).await
+}
+
+/// Load an endpoint with the secrets that sign at `now`.
+pub async fn load(
+    db: &impl ConnectionTrait,
+    id: &str,
+    now: i64,
+) -> Result<Option<Endpoint>, DbErr> {
+    let Some(row) = eps::Entity::find_by_id(id.to_string()).one(db).await? else {
+        return Ok(None);
+    };
+    let keys = secrets::Entity::find()
+        .filter(secrets::Column::EndpointId.eq(id))
+        .filter(
+            Condition::any()
+                .add(secrets::Column::ExpiresAt.is_null())
+                .add(secrets::Column::ExpiresAt.gt(now)),
+        )
+        .order_by_desc(secrets::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let secrets = keys
+        .iter()
+        .filter_map(|k| WebhookSecret::parse(&k.secret).ok())
+        .collect();
+    Ok(Some(Endpoint {
+        enabled: row.status == ENABLED,
+        id: row.id,
+        tenant: row.tenant,
+        url: row.url,
+        failing_since: row.failing_since,
+        secrets,
+    }))
+}
+
+/// A secret given on the command line or generated: shown once to its owner.
+pub fn secret_or_generate(given: Option<&SecretString>) -> Result<WebhookSecret, SpecError> {
+    match given {
+        Some(s) => Ok(WebhookSecret::parse(s.expose_secret())?),
+        None => Ok(WebhookSecret::generate()),
     }
 }

@@ -1,6 +1,16 @@
 //! Signed webhook delivery to tenant endpoints (Standard Webhooks).
+//!
+//! - [`endpoints`]: the endpoint registry (database rows, config upsert, secrets).
+//! - [`sender`]: the leased delivery loop; [`http`]: one attempt over the pooled client;
+//!   [`address_guard`]: SSRF checks at connect time; [`outcome`]: recording an attempt.
+//! - [`admin`]: `rampd webhooks …` (endpoints, rotation, enable/disable, replay).
+//! - [`signature`]: Standard Webhooks signing.
 
+pub mod address_guard;
+pub mod admin;
 pub mod endpoints;
+pub mod http;
+pub mod outcome;
 pub mod sender;
 pub mod signature;
 

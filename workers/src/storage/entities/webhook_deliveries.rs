@@ -36,6 +36,8 @@ pub struct Model {
     pub trace_ctx: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// When the delivery was dead-lettered.
+    pub dead_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

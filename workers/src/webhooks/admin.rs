@@ -1,0 +1,290 @@
+//! `rampd webhooks …`: endpoint management and replay, straight against the database.
+//! Secrets are printed once, when created or rotated, and never again.
+
+use chrono::{DateTime, Utc};
+use rampd_domain::webhooks::events::{DisabledReason, ENDPOINT_DISABLED, EndpointDisabled};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
+};
+use secrecy::SecretString;
+
+use super::address_guard::literal_ip_refused;
+use super::endpoints::{self, DISABLED, ENABLED, EndpointSpec, event_types, secret_or_generate};
+use super::outcome::{PENDING, SKIPPED, disable_endpoint, emit};
+use crate::config::{Config, WebhookConfig};
+use crate::storage::begin_write;
+use crate::storage::entities::{
+    webhook_deliveries as deliveries, webhook_endpoint_secrets as secrets,
+    webhook_endpoints as eps,
+};
+use crate::storage::lease::{DELIVERIES, released};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum WebhooksCmd {
+    /// Manage tenant endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// Send deliveries again: same `webhook-id`, same body, a fresh retry ladder.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EndpointCmd {
+    /// Add an endpoint. Prints its id and its secret (shown this once).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event types: `*`, `order.*`, `order.status_changed`, …
+        #[arg(long, default_value = "*")]
+        events: String,
+        /// Endpoint id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// Use this `whsec_…` secret instead of generating one.
+        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// List endpoints (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Stop sending to an endpoint; its deliveries are held until it is enabled.
+    Disable { id: String },
+    /// Send to an endpoint again. Tells how many deliveries it missed; `--replay` sends them.
+    Enable {
+        id: String,
+        #[arg(long)]
+        replay: bool,
+    },
+    /// Make a new current secret; the old one keeps signing beside it for the overlap.
+    RotateSecret {
+        id: String,
+        /// Use this `whsec_…` secret instead of generating one.
+        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// How long the previous secret keeps signing (default `webhooks.rotation_overlap_secs`).
+        #[arg(long)]
+        overlap_secs: Option<u64>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ReplayArgs {
+    /// One delivery, by its `webhook-id` (`msg_…`).
+    #[arg(long)]
+    pub delivery: Option<String>,
+    /// Every delivery of one order, by rampd order id.
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Every delivery dead-lettered at or after this time (RFC 3339).
+    #[arg(long)]
+    pub dead_since: Option<DateTime<Utc>>,
+}
+
+/// Refuse webhook settings that cannot work.
+pub fn validate(w: &WebhookConfig) -> anyhow::Result<()> {
+    w.address_policy()?;
+    if w.retry_schedule_ms.is_empty() {
+        anyhow::bail!("webhooks.retry_schedule_ms must name at least one delay");
+    }
+    if w.max_attempts < 1 || w.concurrency < 1 || w.concurrency_per_endpoint < 1 {
+        anyhow::bail!("webhooks.max_attempts, concurrency and concurrency_per_endpoint must be >= 1");
+    }
+    if !(0.0..=1.0).contains(&w.retry_jitter) {
+        anyhow::bail!("webhooks.retry_jitter must be within 0..=1");
+    }
+    if w.timeout_ms == 0 || w.response_body_limit_bytes == 0 {
+        anyhow::bail!("webhooks.timeout_ms and response_body_limit_bytes must be > 0");
+    }
+    Ok(())
+}
+
+/// Run one command; returns what to print.
+pub async fn execute(
+    db: &DatabaseConnection,
+    cfg: &Config,
+    cmd: WebhooksCmd,
+) -> anyhow::Result<String> {
+    let now = Utc::now().timestamp_millis();
+    let overlap_default = cfg.webhooks.rotation_overlap_secs;
+    match cmd {
+        WebhooksCmd::Endpoint(EndpointCmd::Add {
+            tenant,
+            url,
+            events,
+            id,
+            secret,
+        }) => {
+            let secret = secret_or_generate(secret.map(SecretString::from).as_ref())?;
+            let id = id.unwrap_or_else(|| format!("ep_{}", &uuid::Uuid::now_v7().simple().to_string()[..20]));
+            let events: Vec<String> = events.split(',').map(|s| s.trim().to_string()).collect();
+            let spec = EndpointSpec::parse(&id, &tenant, &url, &events, secret)?;
+            if literal_ip_refused(&cfg.webhooks.address_policy()?, &spec.url) {
+                anyhow::bail!(
+                    "{url} is a restricted address; allow its network in webhooks.allow_networks first"
+                );
+            }
+            if eps::Entity::find_by_id(id.clone()).one(db).await?.is_some() {
+                anyhow::bail!("endpoint {id} already exists");
+            }
+            endpoints::upsert(db, &spec, "cli", now, 0).await?;
+            Ok(format!(
+                "endpoint {id} added for tenant {tenant}\nsecret: {}\n(store it now: it is not shown again)",
+                spec.secret.expose_text()
+            ))
+        }
+        WebhooksCmd::Endpoint(EndpointCmd::List { tenant }) => list(db, tenant, now).await,
+        WebhooksCmd::Endpoint(EndpointCmd::Disable { id }) => {
+            let row = find(db, &id).await?;
+            let txn = begin_write(db).await?;
+            if disable_endpoint(&txn, &id, DisabledReason::Operator, now).await? {
+                let ev = EndpointDisabled {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    event_type: ENDPOINT_DISABLED.into(),
+                    tenant: row.tenant.clone(),
+                    endpoint_id: id.clone(),
+                    reason: DisabledReason::Operator,
+                    failing_since: None,
+                    occurred_at: Utc::now(),
+                };
+                emit(&txn, &row.tenant, &ev.event_id, ENDPOINT_DISABLED, &ev, None, None, now)
+                    .await?;
+            }
+            txn.commit().await?;
+            Ok(format!(
+                "endpoint {id} disabled; its deliveries are held until it is enabled"
+            ))
+        }
+        WebhooksCmd::Endpoint(EndpointCmd::Enable { id, replay }) => {
+            find(db, &id).await?;
+            eps::Entity::update_many()
+                .col_expr(eps::Column::Status, Expr::value(ENABLED))
+                .col_expr(eps::Column::DisabledReason, Expr::value(Option::<String>::None))
+                .col_expr(eps::Column::DisabledAt, Expr::value(Option::<i64>::None))
+                .col_expr(eps::Column::FailingSince, Expr::value(Option::<i64>::None))
+                .col_expr(eps::Column::UpdatedAt, Expr::value(now))
+                .filter(eps::Column::Id.eq(id.clone()))
+                .exec(db)
+                .await?;
+            let missed = Condition::all()
+                .add(deliveries::Column::EndpointId.eq(id.clone()))
+                .add(deliveries::Column::Status.eq(SKIPPED));
+            if replay {
+                let n = requeue(db, missed, now).await?;
+                Ok(format!(
+                    "endpoint {id} enabled; {n} deliveries it missed while disabled are queued again"
+                ))
+            } else {
+                let n = deliveries::Entity::find().filter(missed).count(db).await?;
+                Ok(format!(
+                    "endpoint {id} enabled; it missed {n} deliveries while disabled{}",
+                    if n > 0 {
+                        format!(" (send them with `rampd webhooks endpoint enable {id} --replay`)")
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
+        }
+        WebhooksCmd::Endpoint(EndpointCmd::RotateSecret {
+            id,
+            secret,
+            overlap_secs,
+        }) => {
+            find(db, &id).await?;
+            let secret = secret_or_generate(secret.map(SecretString::from).as_ref())?;
+            let overlap = overlap_secs.unwrap_or(overlap_default) as i64 * 1000;
+            let txn = begin_write(db).await?;
+            endpoints::rotate_in(&txn, &id, &secret, now, overlap).await?;
+            txn.commit().await?;
+            let until = DateTime::<Utc>::from_timestamp_millis(now + overlap).unwrap_or_default();
+            Ok(format!(
+                "endpoint {id}: new secret {}\n(store it now: it is not shown again)\nthe previous secret keeps signing until {}",
+                secret.expose_text(),
+                until.to_rfc3339()
+            ))
+        }
+        WebhooksCmd::Replay(args) => {
+            let (what, filter) = match (&args.delivery, &args.order, args.dead_since) {
+                (Some(d), _, _) => (
+                    format!("delivery {d}"),
+                    Condition::all().add(deliveries::Column::Id.eq(d.clone())),
+                ),
+                (_, Some(o), _) => (
+                    format!("order {o}"),
+                    Condition::all().add(deliveries::Column::OrderId.eq(o.clone())),
+                ),
+                (_, _, Some(since)) => (
+                    format!("dead-lettered since {}", since.to_rfc3339()),
+                    Condition::all()
+                        .add(deliveries::Column::Status.eq(super::outcome::DEAD))
+                        .add(deliveries::Column::DeadAt.gte(since.timestamp_millis())),
+                ),
+                _ => anyhow::bail!("give --delivery, --order or --dead-since"),
+            };
+            let n = requeue(db, filter, now).await?;
+            Ok(format!("{n} deliveries queued again ({what})"))
+        }
+    }
+}
+
+async fn find(db: &DatabaseConnection, id: &str) -> anyhow::Result<eps::Model> {
+    eps::Entity::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no webhook endpoint {id}"))
+}
+
+/// Queue matching deliveries again with a fresh ladder, keeping id and body. A delivery
+/// already pending is left alone (it may be in flight).
+async fn requeue(db: &DatabaseConnection, filter: Condition, now: i64) -> anyhow::Result<u64> {
+    let res = released(deliveries::Entity::update_many(), &DELIVERIES)
+        .col_expr(deliveries::Column::Status, Expr::value(PENDING))
+        .col_expr(deliveries::Column::Attempt, Expr::value(0))
+        .col_expr(deliveries::Column::RunAt, Expr::value(now))
+        .col_expr(deliveries::Column::DeadAt, Expr::value(Option::<i64>::None))
+        .filter(filter)
+        .filter(deliveries::Column::Status.ne(PENDING))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyhow::Result<String> {
+    let mut q = eps::Entity::find().order_by_asc(eps::Column::Tenant).order_by_asc(eps::Column::Id);
+    if let Some(t) = tenant {
+        q = q.filter(eps::Column::Tenant.eq(t));
+    }
+    let mut out = String::from("id\ttenant\tstatus\tsecrets\tevents\turl\n");
+    for e in q.all(db).await? {
+        let live = secrets::Entity::find()
+            .filter(secrets::Column::EndpointId.eq(e.id.clone()))
+            .filter(
+                Condition::any()
+                    .add(secrets::Column::ExpiresAt.is_null())
+                    .add(secrets::Column::ExpiresAt.gt(now)),
+            )
+            .count(db)
+            .await?;
+        let status = match (&e.status[..], &e.disabled_reason) {
+            (DISABLED, Some(r)) => format!("disabled ({r})"),
+            (s, _) => s.to_string(),
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            e.id,
+            e.tenant,
+            status,
+            live,
+            event_types(&e).as_list().join(","),
+            e.url
+        ));
+    }
+    Ok(out)
+}

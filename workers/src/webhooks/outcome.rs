@@ -1,0 +1,234 @@
+//! Recording one attempt's outcome, in one transaction: the attempt row, the delivery's
+//! next state (guarded by this replica's lease), the endpoint's health, and the
+//! operational events (dead-lettered delivery, disabled endpoint) through the outbox.
+//! No transaction is open while the HTTP call runs; this one starts after it returned.
+
+use chrono::{DateTime, Utc};
+use rampd_domain::webhooks::events::{
+    DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
+    EndpointDisabled,
+};
+use rampd_domain::webhooks::health::HealthChange;
+use rampd_domain::webhooks::{AttemptResult, Verdict};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter,
+};
+use uuid::Uuid;
+
+use super::endpoints::{DISABLED, ENABLED};
+use super::http::Sent;
+use crate::storage::begin_write;
+use crate::storage::entities::{
+    webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as eps,
+};
+use crate::storage::lease::{DELIVERIES, released};
+use crate::storage::write::insert_outbox;
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const DEAD: &str = "dead";
+/// Not sent because its endpoint is disabled; replayable.
+pub const SKIPPED: &str = "skipped";
+
+pub struct Attempt<'a> {
+    pub delivery: &'a deliveries::Model,
+    pub number: i32,
+    pub started_at: i64,
+    pub sent: &'a Sent,
+    pub verdict: Verdict,
+    pub health: HealthChange,
+    pub failing_since: Option<i64>,
+}
+
+/// What the commit changed, for the caller's wake-ups.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub events: usize,
+}
+
+pub async fn record(db: &DatabaseConnection, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
+    let txn = begin_write(db).await?;
+    let out = write(&txn, a).await;
+    match out {
+        Ok(r) => {
+            txn.commit().await?;
+            Ok(r)
+        }
+        Err(e) => {
+            txn.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
+async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
+    let d = a.delivery;
+    let now = Utc::now().timestamp_millis();
+    let (code, error) = match a.sent.result {
+        AttemptResult::Response { status } => (Some(status as i32), None),
+        AttemptResult::Failed(kind) => (None, Some(kind.as_str().to_string())),
+    };
+    attempts::Entity::insert(attempts::ActiveModel {
+        id: Set(Uuid::now_v7().to_string()),
+        delivery_id: Set(d.id.clone()),
+        endpoint_id: Set(d.endpoint_id.clone()),
+        attempt: Set(a.number),
+        started_at: Set(a.started_at),
+        latency_ms: Set(a.sent.latency_ms),
+        status_code: Set(code),
+        error_kind: Set(error.clone()),
+        response_excerpt: Set(a.sent.excerpt.clone()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+
+    let last_error = error.clone().or_else(|| {
+        code.filter(|c| !(200..300).contains(c))
+            .map(|c| format!("HTTP {c}"))
+    });
+    let mut update = released(deliveries::Entity::update_many(), &DELIVERIES)
+        .col_expr(deliveries::Column::Attempt, Expr::value(a.number))
+        .col_expr(deliveries::Column::LastStatus, Expr::value(code))
+        .col_expr(deliveries::Column::LastError, Expr::value(last_error.clone()));
+    update = match a.verdict {
+        Verdict::Delivered => update
+            .col_expr(deliveries::Column::Status, Expr::value(DELIVERED))
+            .col_expr(deliveries::Column::DeliveredAt, Expr::value(now)),
+        Verdict::Retry(delay) => update
+            .col_expr(deliveries::Column::Status, Expr::value(PENDING))
+            .col_expr(
+                deliveries::Column::RunAt,
+                Expr::value(now + delay.as_millis() as i64),
+            ),
+        Verdict::Dead => update
+            .col_expr(deliveries::Column::Status, Expr::value(DEAD))
+            .col_expr(deliveries::Column::DeadAt, Expr::value(now)),
+        Verdict::EndpointGone => {
+            update.col_expr(deliveries::Column::Status, Expr::value(SKIPPED))
+        }
+    };
+    let res = update
+        .filter(deliveries::Column::Id.eq(d.id.clone()))
+        .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
+        .exec(txn)
+        .await?;
+    let mut rec = Recorded::default();
+    if res.rows_affected != 1 {
+        // The lease ran out and another replica owns the delivery now; the attempt is
+        // on record, the delivery's state is theirs to write.
+        tracing::warn!(webhook.id = %d.id, "webhook lease lost before the outcome was recorded");
+        return Ok(rec);
+    }
+    let at = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default();
+    if a.verdict == Verdict::Dead {
+        let ev = DeliveryDeadLettered {
+            event_id: Uuid::now_v7().to_string(),
+            event_type: DELIVERY_DEAD_LETTERED.into(),
+            tenant: d.tenant.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            webhook_id: d.id.clone(),
+            rampd_order_id: d.order_id.clone(),
+            delivery_event_type: d.event_type.clone(),
+            attempts: a.number,
+            last_status: code,
+            last_error,
+            occurred_at: at,
+        };
+        emit(txn, &d.tenant, &ev.event_id, DELIVERY_DEAD_LETTERED, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
+        rec.events += 1;
+    }
+    let disable = match (a.verdict, a.health) {
+        (Verdict::EndpointGone, _) => Some(DisabledReason::Gone),
+        (_, HealthChange::Disable) => Some(DisabledReason::Failing),
+        _ => None,
+    };
+    match (disable, a.health) {
+        (Some(reason), _) => {
+            if disable_endpoint(txn, &d.endpoint_id, reason, now).await? {
+                let ev = EndpointDisabled {
+                    event_id: Uuid::now_v7().to_string(),
+                    event_type: ENDPOINT_DISABLED.into(),
+                    tenant: d.tenant.clone(),
+                    endpoint_id: d.endpoint_id.clone(),
+                    reason,
+                    failing_since: a
+                        .failing_since
+                        .and_then(DateTime::<Utc>::from_timestamp_millis),
+                    occurred_at: at,
+                };
+                emit(txn, &d.tenant, &ev.event_id, ENDPOINT_DISABLED, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
+                rec.events += 1;
+                tracing::warn!(endpoint = %d.endpoint_id, reason = reason.as_str(), "webhook endpoint disabled");
+            }
+        }
+        (None, HealthChange::Healthy) => {
+            eps::Entity::update_many()
+                .col_expr(eps::Column::FailingSince, Expr::value(Option::<i64>::None))
+                .filter(eps::Column::Id.eq(d.endpoint_id.clone()))
+                .filter(eps::Column::FailingSince.is_not_null())
+                .exec(txn)
+                .await?;
+        }
+        (None, HealthChange::StartFailing(since)) => {
+            eps::Entity::update_many()
+                .col_expr(eps::Column::FailingSince, Expr::value(since))
+                .filter(eps::Column::Id.eq(d.endpoint_id.clone()))
+                .filter(eps::Column::FailingSince.is_null())
+                .exec(txn)
+                .await?;
+        }
+        (None, _) => {}
+    }
+    Ok(rec)
+}
+
+/// Disable an enabled endpoint; `true` if this call did it (so its event is sent once).
+pub async fn disable_endpoint(
+    txn: &impl ConnectionTrait,
+    endpoint_id: &str,
+    reason: DisabledReason,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let res = eps::Entity::update_many()
+        .col_expr(eps::Column::Status, Expr::value(DISABLED))
+        .col_expr(eps::Column::DisabledReason, Expr::value(reason.as_str()))
+        .col_expr(eps::Column::DisabledAt, Expr::value(now))
+        .col_expr(eps::Column::UpdatedAt, Expr::value(now))
+        .filter(eps::Column::Id.eq(endpoint_id))
+        .filter(eps::Column::Status.eq(ENABLED))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Queue an operational event for NATS in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn emit<T: serde::Serialize>(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    event_id: &str,
+    event_type: &str,
+    ev: &T,
+    order_id: Option<&str>,
+    trace_ctx: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let body = serde_json::to_string(ev).map_err(|e| DbErr::Custom(e.to_string()))?;
+    insert_outbox(
+        txn,
+        event_id,
+        operational_subject(tenant, event_type),
+        body,
+        order_id,
+        trace_ctx,
+        now,
+    )
+    .await
+}
+
+/// `ramp.evt.<tenant>.webhook.<event>` for `webhook.<event>`.
+pub fn operational_subject(tenant: &str, event_type: &str) -> String {
+    format!("ramp.evt.{tenant}.{event_type}")
+}
