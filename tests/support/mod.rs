@@ -20,6 +20,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+pub mod hooks;
+pub mod verify;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -88,6 +91,8 @@ pub fn test_config(tenant: &str) -> Config {
     cfg.nats.ack_wait_ms = 5_000;
     cfg.nats.max_deliver = 3;
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
+    // The test receivers listen on loopback.
+    cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
     cfg
 }
 
@@ -142,6 +147,7 @@ impl Stack {
             tenant: tenant.clone(),
             url: receiver.url.clone(),
             secret: SecretString::from(secret.expose_text()),
+            events: Vec::new(),
         }];
         tweak(&mut cfg);
         let worker = Worker::start(cfg.clone()).await.expect("worker starts");

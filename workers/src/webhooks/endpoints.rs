@@ -243,8 +243,8 @@ async fn insert_secret(
     Ok(())
 }
 
-/// Make `secret` the current one; the previous current secret signs until
-/// `now + overlap_ms`.
+/// Make `secret` the current one. Every older secret signs until `now + overlap_ms` at
+/// the latest (one rotated out earlier keeps its earlier expiry).
 pub async fn rotate_in(
     db: &impl ConnectionTrait,
     endpoint_id: &str,
@@ -252,10 +252,15 @@ pub async fn rotate_in(
     now: i64,
     overlap_ms: i64,
 ) -> Result<(), DbErr> {
+    let until = now + overlap_ms;
     secrets::Entity::update_many()
-        .col_expr(secrets::Column::ExpiresAt, Expr::value(now + overlap_ms))
+        .col_expr(secrets::Column::ExpiresAt, Expr::value(until))
         .filter(secrets::Column::EndpointId.eq(endpoint_id))
-        .filter(secrets::Column::ExpiresAt.is_null())
+        .filter(
+            Condition::any()
+                .add(secrets::Column::ExpiresAt.is_null())
+                .add(secrets::Column::ExpiresAt.gt(until)),
+        )
         .exec(db)
         .await?;
     insert_secret(db, endpoint_id, secret, now).await
