@@ -187,6 +187,7 @@ fn every_subject_is_documented_and_nothing_else() {
         ));
     }
     expected.insert("ramp.dlq.{original}".into());
+    expected.extend(webhook_operation_subjects());
     assert_eq!(Doc::load().addresses(), expected);
 
     // The code builds those subjects the way the document says.
@@ -637,4 +638,73 @@ fn nats_definitions_match_the_topology_rampd_creates() {
     assert_eq!(v["max_deliver"], def.max_deliver);
     assert_eq!(v["max_ack_pending"], 1024);
     assert!(v.get("filter_subject").is_none() && def.consumer_filter.is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhook operational events (issue 4)
+// ---------------------------------------------------------------------------------------
+
+use rampd_domain::webhooks::events::{
+    DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
+    EndpointDisabled,
+};
+
+fn webhook_operation_subjects() -> BTreeSet<String> {
+    [DELIVERY_DEAD_LETTERED, ENDPOINT_DISABLED]
+        .iter()
+        .map(|t| rampd::webhooks::outcome::operational_subject("{tenant}", t))
+        .collect()
+}
+
+#[test]
+fn webhook_operation_events_match_the_document() {
+    let doc = Doc::load();
+    let dead = |full: bool| DeliveryDeadLettered {
+        event_id: "e".into(),
+        event_type: DELIVERY_DEAD_LETTERED.into(),
+        tenant: "acme".into(),
+        endpoint_id: "ep".into(),
+        webhook_id: "msg_1".into(),
+        rampd_order_id: "r".into(),
+        delivery_event_type: STATUS_CHANGED.into(),
+        attempts: 8,
+        last_status: full.then_some(503),
+        last_error: full.then(|| "HTTP 503".into()),
+        occurred_at: at("2025-06-01T10:00:00Z"),
+    };
+    assert_eq!(doc.properties("WebhookDeliveryDeadLettered"), keys_of(&dead(true)));
+    assert_eq!(doc.required("WebhookDeliveryDeadLettered"), keys_of(&dead(false)));
+    let disabled = |full: bool| EndpointDisabled {
+        event_id: "e".into(),
+        event_type: ENDPOINT_DISABLED.into(),
+        tenant: "acme".into(),
+        endpoint_id: "ep".into(),
+        reason: DisabledReason::Failing,
+        failing_since: full.then(|| at("2025-06-01T10:00:00Z")),
+        occurred_at: at("2025-06-01T10:00:00Z"),
+    };
+    assert_eq!(doc.properties("WebhookEndpointDisabled"), keys_of(&disabled(true)));
+    assert_eq!(doc.required("WebhookEndpointDisabled"), keys_of(&disabled(false)));
+    assert_eq!(
+        doc.enumeration("WebhookEndpointDisabled", Some("reason")),
+        set([DisabledReason::Gone, DisabledReason::Failing, DisabledReason::Operator]
+            .map(|r| r.as_str()))
+    );
+    assert_eq!(
+        doc.enumeration("WebhookDeliveryDeadLettered", Some("type")),
+        set([DELIVERY_DEAD_LETTERED])
+    );
+    assert_eq!(
+        doc.enumeration("WebhookEndpointDisabled", Some("type")),
+        set([ENDPOINT_DISABLED])
+    );
+
+    let file = "event.webhook.delivery_dead_lettered.json";
+    let v = example(file);
+    let e: DeliveryDeadLettered = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&e).unwrap(), v, "{file}");
+    let file = "event.webhook.endpoint_disabled.json";
+    let v = example(file);
+    let e: EndpointDisabled = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&e).unwrap(), v, "{file}");
 }
