@@ -587,3 +587,28 @@ async fn slow_endpoint_does_not_starve_others(backend: Backend) {
     s.finish().await;
 }
 both!(slow_endpoint_does_not_starve_others);
+
+/// An endpoint failing continuously for `disable_after_secs` is disabled, with an event;
+/// its later deliveries are held.
+async fn failing_endpoint_is_disabled_after_the_window(backend: Backend) {
+    let key = secret();
+    let rx = HookReceiver::start(&[key.clone()], Reply::Status(500)).await;
+    let s = start(backend, vec![endpoint("e1", &rx.url, &key)], |cfg| {
+        cfg.webhooks.disable_after_secs = 1;
+    })
+    .await;
+    order_awaiting_payment(&s, "o-h").await;
+    let ev = s
+        .wait_event("endpoint disabled", |e| e["type"] == "webhook.endpoint_disabled")
+        .await;
+    assert_eq!(ev["reason"], "failing");
+    assert!(ev["failing_since"].is_string());
+    let held = all_in(&s, "e1", 2, "skipped").await;
+    for d in &held {
+        assert!(!attempts_of(&s, &d.id).await.is_empty());
+    }
+    let list = admin(&s, WebhooksCmd::Endpoint(EndpointCmd::List { tenant: None })).await;
+    assert!(list.contains("disabled (failing)"), "{list}");
+    s.finish().await;
+}
+both!(failing_endpoint_is_disabled_after_the_window);

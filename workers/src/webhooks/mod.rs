@@ -16,3 +16,6 @@ pub mod signature;
 
 pub use endpoints::{Endpoint, Endpoints};
 pub use signature::{WebhookSecret, signature_header, verify};
+
+#[cfg(test)]
+mod http_tests;

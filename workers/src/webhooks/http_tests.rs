@@ -1,0 +1,113 @@
+//! The HTTP attempt against real local servers: the address guard at connect time, the
+//! response size cap and excerpt, `Retry-After`, redirects.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use rampd_domain::webhooks::{AddressPolicy, AttemptResult, FailureKind};
+
+use super::http::{Outgoing, WebhookHttp};
+
+/// A server on 127.0.0.1 answering every POST with `reply`; counts requests.
+async fn server(reply: (StatusCode, HeaderMap, String)) -> (u16, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        post(move || {
+            let reply = reply.clone();
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                reply
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (port, hits)
+}
+
+fn loopback() -> AddressPolicy {
+    AddressPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap()],
+    }
+}
+
+async fn send(http: &WebhookHttp, url: &str) -> super::http::Sent {
+    http.send(&Outgoing {
+        url,
+        webhook_id: "msg_1",
+        timestamp: 1,
+        signature: "v1,x",
+        body: "{}",
+        traceparent: None,
+    })
+    .await
+}
+
+fn client(policy: AddressPolicy) -> WebhookHttp {
+    crate::app::install_crypto();
+    WebhookHttp::new(policy, Duration::from_secs(5), 1024).unwrap()
+}
+
+#[tokio::test]
+async fn names_resolving_to_restricted_addresses_are_refused_at_connect_time() {
+    let (port, hits) = server((StatusCode::NO_CONTENT, HeaderMap::new(), String::new())).await;
+    // `localhost` resolves to loopback: refused by the resolver without an allow-list…
+    let strict = client(AddressPolicy::default());
+    for url in [
+        format!("http://localhost:{port}/hooks"),
+        format!("http://127.0.0.1:{port}/hooks"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hooks"),
+    ] {
+        let sent = send(&strict, &url).await;
+        assert_eq!(
+            sent.result,
+            AttemptResult::Failed(FailureKind::AddressRefused),
+            "{url}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was contacted");
+    // …and reaches the server when loopback is allowed.
+    let open = client(loopback());
+    let sent = send(&open, &format!("http://localhost:{port}/hooks")).await;
+    assert_eq!(sent.result, AttemptResult::Response { status: 204 });
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn bodies_are_capped_redacted_and_retry_after_read() {
+    let mut headers = HeaderMap::new();
+    headers.insert("retry-after", "7".parse().unwrap());
+    let body = format!("slow down asha@example.com {}", "x".repeat(100_000));
+    let (port, _) = server((StatusCode::TOO_MANY_REQUESTS, headers, body)).await;
+    let sent = send(&client(loopback()), &format!("http://127.0.0.1:{port}/hooks")).await;
+    assert_eq!(sent.result, AttemptResult::Response { status: 429 });
+    assert_eq!(sent.retry_after, Some(Duration::from_secs(7)));
+    let excerpt = sent.excerpt.unwrap();
+    assert!(excerpt.starts_with("slow down [redacted] xxx"), "{excerpt}");
+    assert!(excerpt.chars().count() <= 256);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (target, target_hits) =
+        server((StatusCode::NO_CONTENT, HeaderMap::new(), String::new())).await;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "location",
+        format!("http://127.0.0.1:{target}/hooks").parse().unwrap(),
+    );
+    let (port, _) = server((StatusCode::TEMPORARY_REDIRECT, headers, String::new())).await;
+    let sent = send(&client(loopback()), &format!("http://127.0.0.1:{port}/hooks")).await;
+    assert_eq!(sent.result, AttemptResult::Response { status: 307 });
+    assert_eq!(target_hits.load(Ordering::SeqCst), 0);
+}
