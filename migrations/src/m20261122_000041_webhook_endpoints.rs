@@ -97,7 +97,11 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(WebhookEndpointSecrets::Table).to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(WebhookEndpointSecrets::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .drop_table(Table::drop().table(WebhookEndpoints::Table).to_owned())

@@ -67,11 +67,11 @@ pub fn free_port() -> u16 {
 }
 
 impl HookReceiver {
-    pub async fn start(secrets: &[String], default: Reply) -> HookReceiver {
+    pub async fn start(secrets: &[&str], default: Reply) -> HookReceiver {
         Self::start_on(0, secrets, default).await
     }
 
-    pub async fn start_on(port: u16, secrets: &[String], default: Reply) -> HookReceiver {
+    pub async fn start_on(port: u16, secrets: &[&str], default: Reply) -> HookReceiver {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .unwrap();
@@ -83,7 +83,7 @@ impl HookReceiver {
             inner: Arc::new(Mutex::new(Inner {
                 script: VecDeque::new(),
                 default,
-                secrets: secrets.to_vec(),
+                secrets: secrets.iter().map(|s| s.to_string()).collect(),
                 received: Vec::new(),
                 in_flight: 0,
                 max_in_flight: 0,

@@ -77,8 +77,17 @@ mod tests {
             verify(secret, id, ts, &format!("v1,AAAA {sig}"), body, 1614265330),
             Ok(())
         );
-        assert_eq!(verify(secret, id, ts, sig, b"{}", 1614265330), Err(Refused::NoMatch));
-        assert_eq!(verify(secret, id, ts, sig, body, 1614265330 + 301), Err(Refused::Stale));
-        assert_eq!(verify("nope", id, ts, sig, body, 1614265330), Err(Refused::BadSecret));
+        assert_eq!(
+            verify(secret, id, ts, sig, b"{}", 1614265330),
+            Err(Refused::NoMatch)
+        );
+        assert_eq!(
+            verify(secret, id, ts, sig, body, 1614265330 + 301),
+            Err(Refused::Stale)
+        );
+        assert_eq!(
+            verify("nope", id, ts, sig, body, 1614265330),
+            Err(Refused::BadSecret)
+        );
     }
 }

@@ -12,7 +12,7 @@ use rampd::storage::entities::{webhook_attempts as attempts, webhook_deliveries 
 use rampd::webhooks::WebhookSecret;
 use rampd::webhooks::admin::{EndpointCmd, ReplayArgs, WebhooksCmd, execute};
 use rampd_domain::onramp::OnrampState;
-use rampd_e2e::hooks::{HookReceiver, Reply, free_port};
+use rampd_e2e::hooks::{Hook, HookReceiver, Reply, free_port};
 use rampd_e2e::{Backend, Stack, WAIT, both};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
@@ -87,10 +87,13 @@ async fn attempts_of(s: &Stack, delivery: &str) -> Vec<attempts::Model> {
 
 /// Wait until `n` deliveries to `endpoint` exist and all have `status`.
 async fn all_in(s: &Stack, endpoint: &str, n: usize, status: &str) -> Vec<deliveries::Model> {
-    eventually(&format!("{n} deliveries to {endpoint} {status}"), || async {
-        let d = deliveries_of(s, endpoint).await;
-        (d.len() >= n && d.iter().all(|d| d.status == status)).then_some(d)
-    })
+    eventually(
+        &format!("{n} deliveries to {endpoint} {status}"),
+        || async {
+            let d = deliveries_of(s, endpoint).await;
+            (d.len() >= n && d.iter().all(|d| d.status == status)).then_some(d)
+        },
+    )
     .await
 }
 
@@ -104,7 +107,20 @@ async fn order_awaiting_payment(s: &Stack, id: &str) {
     s.wait_state(id, OnrampState::AwaitingPayment).await;
 }
 
-fn ids(hooks: &[rampd_e2e::hooks::Hook]) -> BTreeSet<String> {
+/// Wait until `n` webhooks of `order` were accepted.
+async fn accepted_for(rx: &HookReceiver, order: &str, n: usize) -> Vec<Hook> {
+    eventually(&format!("{n} webhooks of {order}"), || async {
+        let h: Vec<_> = rx
+            .accepted()
+            .into_iter()
+            .filter(|h| h.body["order_id"] == order)
+            .collect();
+        (h.len() >= n).then_some(h)
+    })
+    .await
+}
+
+fn ids(hooks: &[Hook]) -> BTreeSet<String> {
     hooks.iter().map(|h| h.webhook_id.clone()).collect()
 }
 
@@ -114,7 +130,7 @@ fn ids(hooks: &[rampd_e2e::hooks::Hook]) -> BTreeSet<String> {
 /// reorder; a rotation signs with old and new secret during the overlap, then only new.
 async fn signatures_verify_independently_across_rotation(backend: Backend) {
     let (a, b, c) = (secret(), secret(), secret());
-    let rx = HookReceiver::start(&[a.clone(), b.clone(), c.clone()], Reply::Status(204)).await;
+    let rx = HookReceiver::start(&[&a, &b, &c], Reply::Status(204)).await;
     let s = start(backend, vec![endpoint("e1", &rx.url, &a)], |_| {}).await;
 
     order_awaiting_payment(&s, "o-1").await;
@@ -128,7 +144,11 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
     let mut seqs = Vec::new();
     for h in &hooks {
         assert!(h.webhook_id.starts_with("msg_"), "{}", h.webhook_id);
-        assert_eq!(h.verified_by, [true, false, false], "signed with the one secret");
+        assert_eq!(
+            h.verified_by,
+            [true, false, false],
+            "signed with the one secret"
+        );
         assert_eq!(h.signature.split(' ').count(), 1);
         for k in ["event_id", "type", "order_id", "state", "sequence"] {
             assert!(!h.body[k].is_null(), "payload lacks {k}: {}", h.body);
@@ -157,15 +177,7 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
     .await;
     assert!(out.contains(&b), "the new secret is shown once");
     order_awaiting_payment(&s, "o-2").await;
-    let during = eventually("o-2 webhooks", || async {
-        let h: Vec<_> = rx
-            .accepted()
-            .into_iter()
-            .filter(|h| h.body["order_id"] == "o-2")
-            .collect();
-        (h.len() >= 2).then_some(h)
-    })
-    .await;
+    let during = accepted_for(&rx, "o-2", 2).await;
     for h in &during {
         assert_eq!(h.signature.split(' ').count(), 2);
         assert_eq!(h.verified_by, [true, true, false]);
@@ -182,20 +194,16 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
     )
     .await;
     order_awaiting_payment(&s, "o-3").await;
-    let after = eventually("o-3 webhooks", || async {
-        let h: Vec<_> = rx
-            .accepted()
-            .into_iter()
-            .filter(|h| h.body["order_id"] == "o-3")
-            .collect();
-        (h.len() >= 2).then_some(h)
-    })
-    .await;
+    let after = accepted_for(&rx, "o-3", 2).await;
     for h in &after {
         assert_eq!(h.verified_by, [false, false, true]);
     }
     // The listing never shows a secret.
-    let list = admin(&s, WebhooksCmd::Endpoint(EndpointCmd::List { tenant: None })).await;
+    let list = admin(
+        &s,
+        WebhooksCmd::Endpoint(EndpointCmd::List { tenant: None }),
+    )
+    .await;
     assert!(list.contains("e1") && list.contains("enabled"));
     for k in [&a, &b, &c] {
         assert!(!list.contains(k.as_str()));
@@ -288,7 +296,7 @@ async fn receiver_down_then_back(backend: Backend) {
     })
     .await;
 
-    let rx = HookReceiver::start_on(port, &[key], Reply::Status(204)).await;
+    let rx = HookReceiver::start_on(port, &[&key], Reply::Status(204)).await;
     let done = all_in(&s, "e1", ds.len(), "delivered").await;
     let accepted = rx.accepted();
     let per_id = accepted.iter().fold(BTreeMap::new(), |mut m, h| {
@@ -299,7 +307,10 @@ async fn receiver_down_then_back(backend: Backend) {
         per_id.keys().cloned().collect::<BTreeSet<_>>(),
         done.iter().map(|d| d.id.clone()).collect::<BTreeSet<_>>()
     );
-    assert!(per_id.values().all(|n| *n == 1), "accepted twice: {per_id:?}");
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "accepted twice: {per_id:?}"
+    );
     assert!(accepted.iter().all(|h| h.verified_by == [true]));
     for d in &done {
         let a = attempts_of(&s, &d.id).await;
@@ -316,7 +327,7 @@ both!(receiver_down_then_back);
 /// alone would retry after about 200 ms).
 async fn retry_after_is_honoured(backend: Backend) {
     let key = secret();
-    let rx = HookReceiver::start(&[key.clone()], Reply::Status(204)).await;
+    let rx = HookReceiver::start(&[&key], Reply::Status(204)).await;
     rx.script([Reply::TooMany(2)]);
     let s = start(backend, vec![endpoint("e1", &rx.url, &key)], |_| {}).await;
     order_awaiting_payment(&s, "o-429").await;
@@ -344,11 +355,13 @@ both!(retry_after_is_honoured);
 /// enabling tells how many it missed, and `--replay` sends them.
 async fn gone_disables_and_enable_replays(backend: Backend) {
     let key = secret();
-    let rx = HookReceiver::start(&[key.clone()], Reply::Status(410)).await;
+    let rx = HookReceiver::start(&[&key], Reply::Status(410)).await;
     let s = start(backend, vec![endpoint("e1", &rx.url, &key)], |_| {}).await;
     order_awaiting_payment(&s, "o-gone").await;
     let ev = s
-        .wait_event("endpoint disabled", |e| e["type"] == "webhook.endpoint_disabled")
+        .wait_event("endpoint disabled", |e| {
+            e["type"] == "webhook.endpoint_disabled"
+        })
         .await;
     assert_eq!(ev["endpoint_id"], "e1");
     assert_eq!(ev["reason"], "gone");
@@ -384,7 +397,10 @@ async fn gone_disables_and_enable_replays(backend: Backend) {
     .await;
     assert!(out.contains(&format!("{} deliveries", held.len())), "{out}");
     let done = all_in(&s, "e1", held.len(), "delivered").await;
-    assert_eq!(ids(&rx.accepted()), done.iter().map(|d| d.id.clone()).collect());
+    assert_eq!(
+        ids(&rx.accepted()),
+        done.iter().map(|d| d.id.clone()).collect()
+    );
     s.finish().await;
 }
 both!(gone_disables_and_enable_replays);
@@ -393,9 +409,9 @@ both!(gone_disables_and_enable_replays);
 /// recorded as failed attempts.
 async fn timeout_redirect_and_private_address_fail(backend: Backend) {
     let key = secret();
-    let slow = HookReceiver::start(&[key.clone()], Reply::Sleep(Duration::from_secs(5))).await;
-    let target = HookReceiver::start(&[key.clone()], Reply::Status(204)).await;
-    let redirect = HookReceiver::start(&[key.clone()], Reply::Redirect(target.url.clone())).await;
+    let slow = HookReceiver::start(&[&key], Reply::Sleep(Duration::from_secs(5))).await;
+    let target = HookReceiver::start(&[&key], Reply::Status(204)).await;
+    let redirect = HookReceiver::start(&[&key], Reply::Redirect(target.url.clone())).await;
     let s = start(
         backend,
         vec![
@@ -434,7 +450,7 @@ both!(timeout_redirect_and_private_address_fail);
 /// or everything dead since a time. The replay keeps the `webhook-id` and body.
 async fn dead_letters_and_replay(backend: Backend) {
     let key = secret();
-    let rx = HookReceiver::start(&[key.clone()], Reply::Status(500)).await;
+    let rx = HookReceiver::start(&[&key], Reply::Status(500)).await;
     let s = start(backend, vec![endpoint("e1", &rx.url, &key)], |cfg| {
         quick_retries(cfg, 3);
     })
@@ -514,7 +530,7 @@ both!(dead_letters_and_replay);
 /// recorded attempt, with the same `webhook-id`.
 async fn worker_restart_mid_ladder(backend: Backend) {
     let key = secret();
-    let rx = HookReceiver::start(&[key.clone()], Reply::Status(503)).await;
+    let rx = HookReceiver::start(&[&key], Reply::Status(503)).await;
     let mut s = start(backend, vec![endpoint("e1", &rx.url, &key)], |cfg| {
         cfg.webhooks.retry_schedule_ms = vec![300, 1_500];
     })
@@ -555,8 +571,8 @@ both!(worker_restart_mid_ladder);
 /// most its per-endpoint share in flight while the fast one gets everything.
 async fn slow_endpoint_does_not_starve_others(backend: Backend) {
     let key = secret();
-    let slow = HookReceiver::start(&[key.clone()], Reply::Hold).await;
-    let fast = HookReceiver::start(&[key.clone()], Reply::Status(204)).await;
+    let slow = HookReceiver::start(&[&key], Reply::Hold).await;
+    let fast = HookReceiver::start(&[&key], Reply::Status(204)).await;
     let s = start(
         backend,
         vec![
@@ -592,14 +608,16 @@ both!(slow_endpoint_does_not_starve_others);
 /// its later deliveries are held.
 async fn failing_endpoint_is_disabled_after_the_window(backend: Backend) {
     let key = secret();
-    let rx = HookReceiver::start(&[key.clone()], Reply::Status(500)).await;
+    let rx = HookReceiver::start(&[&key], Reply::Status(500)).await;
     let s = start(backend, vec![endpoint("e1", &rx.url, &key)], |cfg| {
         cfg.webhooks.disable_after_secs = 1;
     })
     .await;
     order_awaiting_payment(&s, "o-h").await;
     let ev = s
-        .wait_event("endpoint disabled", |e| e["type"] == "webhook.endpoint_disabled")
+        .wait_event("endpoint disabled", |e| {
+            e["type"] == "webhook.endpoint_disabled"
+        })
         .await;
     assert_eq!(ev["reason"], "failing");
     assert!(ev["failing_since"].is_string());
@@ -607,7 +625,11 @@ async fn failing_endpoint_is_disabled_after_the_window(backend: Backend) {
     for d in &held {
         assert!(!attempts_of(&s, &d.id).await.is_empty());
     }
-    let list = admin(&s, WebhooksCmd::Endpoint(EndpointCmd::List { tenant: None })).await;
+    let list = admin(
+        &s,
+        WebhooksCmd::Endpoint(EndpointCmd::List { tenant: None }),
+    )
+    .await;
     assert!(list.contains("disabled (failing)"), "{list}");
     s.finish().await;
 }

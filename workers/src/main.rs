@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use rampd::app::{Worker, install_crypto};
 use rampd::config::Config;
 use rampd::demo::{self, DemoOptions, ExternalReceiver};
-use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
 use rampd::sandbox::{Faults, Progression, Sandbox, SandboxConfig};
+use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
 use rampd::{storage, telemetry};
 
 #[derive(Parser)]
@@ -71,7 +71,12 @@ enum Cmd {
         #[arg(long, requires = "webhook_secret")]
         webhook_url: Option<String>,
         /// The `whsec_…` secret the receiver at --webhook-url verifies with.
-        #[arg(long, env = "RAMPD_DEMO_WEBHOOK_SECRET", hide_env_values = true, requires = "webhook_url")]
+        #[arg(
+            long,
+            env = "RAMPD_DEMO_WEBHOOK_SECRET",
+            hide_env_values = true,
+            requires = "webhook_url"
+        )]
         webhook_secret: Option<String>,
     },
     /// Webhook endpoints (add, list, disable, enable, rotate-secret) and replay.
@@ -150,8 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(timeout_secs),
                 progress: true,
             };
-            let summary = demo::run_with(opts, webhook)
-            .await?;
+            let summary = demo::run_with(opts, webhook).await?;
             println!("{}", summary.table());
             if json {
                 println!("{}", serde_json::to_string(&summary)?);

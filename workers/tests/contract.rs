@@ -672,8 +672,14 @@ fn webhook_operation_events_match_the_document() {
         last_error: full.then(|| "HTTP 503".into()),
         occurred_at: at("2025-06-01T10:00:00Z"),
     };
-    assert_eq!(doc.properties("WebhookDeliveryDeadLettered"), keys_of(&dead(true)));
-    assert_eq!(doc.required("WebhookDeliveryDeadLettered"), keys_of(&dead(false)));
+    assert_eq!(
+        doc.properties("WebhookDeliveryDeadLettered"),
+        keys_of(&dead(true))
+    );
+    assert_eq!(
+        doc.required("WebhookDeliveryDeadLettered"),
+        keys_of(&dead(false))
+    );
     let disabled = |full: bool| EndpointDisabled {
         event_id: "e".into(),
         event_type: ENDPOINT_DISABLED.into(),
@@ -683,12 +689,22 @@ fn webhook_operation_events_match_the_document() {
         failing_since: full.then(|| at("2025-06-01T10:00:00Z")),
         occurred_at: at("2025-06-01T10:00:00Z"),
     };
-    assert_eq!(doc.properties("WebhookEndpointDisabled"), keys_of(&disabled(true)));
-    assert_eq!(doc.required("WebhookEndpointDisabled"), keys_of(&disabled(false)));
+    assert_eq!(
+        doc.properties("WebhookEndpointDisabled"),
+        keys_of(&disabled(true))
+    );
+    assert_eq!(
+        doc.required("WebhookEndpointDisabled"),
+        keys_of(&disabled(false))
+    );
     assert_eq!(
         doc.enumeration("WebhookEndpointDisabled", Some("reason")),
-        set([DisabledReason::Gone, DisabledReason::Failing, DisabledReason::Operator]
-            .map(|r| r.as_str()))
+        set([
+            DisabledReason::Gone,
+            DisabledReason::Failing,
+            DisabledReason::Operator
+        ]
+        .map(|r| r.as_str()))
     );
     assert_eq!(
         doc.enumeration("WebhookDeliveryDeadLettered", Some("type")),

@@ -51,9 +51,12 @@ impl fmt::Display for IpNet {
 impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u32::from(net) as u128, u32::from(ip) as u128, self.prefix, 32)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix,
+                32,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_eq(u128::from(net), u128::from(ip), self.prefix, 128)
             }

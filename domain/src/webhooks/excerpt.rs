@@ -54,9 +54,15 @@ mod tests {
     fn masks_contacts_and_numbers_and_bounds_length() {
         let e = response_excerpt(b"error: user asha@example.com phone 9876543210 code 502\n");
         assert_eq!(e, "error: user [redacted] phone [redacted] code 502 ");
-        assert_eq!(response_excerpt(b"acct=50100012345678;"), "acct=[redacted];");
+        assert_eq!(
+            response_excerpt(b"acct=50100012345678;"),
+            "acct=[redacted];"
+        );
         let long = "x".repeat(10_000);
-        assert_eq!(response_excerpt(long.as_bytes()).chars().count(), EXCERPT_CHARS);
+        assert_eq!(
+            response_excerpt(long.as_bytes()).chars().count(),
+            EXCERPT_CHARS
+        );
         assert_eq!(response_excerpt(&[0xff, b'o', b'k']), "\u{fffd}ok");
     }
 }

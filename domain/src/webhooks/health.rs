@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn disables_only_after_a_continuous_window() {
-        assert_eq!(after_attempt(false, None, 10, 5 * DAY), HealthChange::StartFailing(10));
+        assert_eq!(
+            after_attempt(false, None, 10, 5 * DAY),
+            HealthChange::StartFailing(10)
+        );
         assert_eq!(
             after_attempt(false, Some(10), 10 + 4 * DAY, 5 * DAY),
             HealthChange::StillFailing
@@ -47,6 +50,9 @@ mod tests {
             after_attempt(false, Some(10), 10 + 5 * DAY, 5 * DAY),
             HealthChange::Disable
         );
-        assert_eq!(after_attempt(true, Some(10), 10 + 9 * DAY, 5 * DAY), HealthChange::Healthy);
+        assert_eq!(
+            after_attempt(true, Some(10), 10 + 9 * DAY, 5 * DAY),
+            HealthChange::Healthy
+        );
     }
 }

@@ -131,7 +131,10 @@ mod tests {
             ..RetryPolicy::default()
         };
         let ladder: Vec<_> = (1..6).map(|n| p.next_delay(n, None, 0.5)).collect();
-        assert_eq!(ladder, [Some(S(1)), Some(S(2)), Some(S(2)), Some(S(2)), None]);
+        assert_eq!(
+            ladder,
+            [Some(S(1)), Some(S(2)), Some(S(2)), Some(S(2)), None]
+        );
     }
 
     #[test]

@@ -86,7 +86,10 @@ impl DemoSummary {
             ("webhooks received", self.webhooks_received.to_string()),
             ("webhooks verified", self.webhooks_verified.to_string()),
             ("webhooks delivered", self.webhooks_delivered.to_string()),
-            ("webhooks undelivered", self.webhooks_undelivered.to_string()),
+            (
+                "webhooks undelivered",
+                self.webhooks_undelivered.to_string(),
+            ),
             ("provider orders", self.provider_orders.to_string()),
             (
                 "duplicate provider orders",

@@ -90,7 +90,10 @@ pub async fn commit_decision(
 }
 
 /// Commit when `result` is Ok, roll back otherwise.
-async fn settle<T, E: From<DbErr>>(txn: DatabaseTransaction, result: Result<T, E>) -> Result<T, E> {
+pub(crate) async fn settle<T, E: From<DbErr>>(
+    txn: DatabaseTransaction,
+    result: Result<T, E>,
+) -> Result<T, E> {
     match result {
         Ok(v) => {
             txn.commit().await?;

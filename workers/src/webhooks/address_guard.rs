@@ -39,8 +39,7 @@ impl Resolve for GuardedResolver {
 pub fn literal_ip_refused(policy: &AddressPolicy, url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .is_ok_and(|ip| !policy.permits(ip))
+    bare.parse::<IpAddr>().is_ok_and(|ip| !policy.permits(ip))
 }
 
 /// Was this request refused by the resolver?

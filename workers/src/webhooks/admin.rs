@@ -15,10 +15,7 @@ use super::endpoints::{self, DISABLED, ENABLED, EndpointSpec, event_types, secre
 use super::outcome::{PENDING, SKIPPED, disable_endpoint, emit};
 use crate::config::{Config, WebhookConfig};
 use crate::storage::begin_write;
-use crate::storage::entities::{
-    webhook_deliveries as deliveries, webhook_endpoint_secrets as secrets,
-    webhook_endpoints as eps,
-};
+use crate::storage::entities::{webhook_deliveries as deliveries, webhook_endpoints as eps};
 use crate::storage::lease::{DELIVERIES, released};
 
 #[derive(Debug, clap::Subcommand)]
@@ -94,7 +91,9 @@ pub fn validate(w: &WebhookConfig) -> anyhow::Result<()> {
         anyhow::bail!("webhooks.retry_schedule_ms must name at least one delay");
     }
     if w.max_attempts < 1 || w.concurrency < 1 || w.concurrency_per_endpoint < 1 {
-        anyhow::bail!("webhooks.max_attempts, concurrency and concurrency_per_endpoint must be >= 1");
+        anyhow::bail!(
+            "webhooks.max_attempts, concurrency and concurrency_per_endpoint must be >= 1"
+        );
     }
     if !(0.0..=1.0).contains(&w.retry_jitter) {
         anyhow::bail!("webhooks.retry_jitter must be within 0..=1");
@@ -122,7 +121,9 @@ pub async fn execute(
             secret,
         }) => {
             let secret = secret_or_generate(secret.map(SecretString::from).as_ref())?;
-            let id = id.unwrap_or_else(|| format!("ep_{}", &uuid::Uuid::now_v7().simple().to_string()[..20]));
+            let id = id.unwrap_or_else(|| {
+                format!("ep_{}", &uuid::Uuid::now_v7().simple().to_string()[..20])
+            });
             let events: Vec<String> = events.split(',').map(|s| s.trim().to_string()).collect();
             let spec = EndpointSpec::parse(&id, &tenant, &url, &events, secret)?;
             if literal_ip_refused(&cfg.webhooks.address_policy()?, &spec.url) {
@@ -153,8 +154,17 @@ pub async fn execute(
                     failing_since: None,
                     occurred_at: Utc::now(),
                 };
-                emit(&txn, &row.tenant, &ev.event_id, ENDPOINT_DISABLED, &ev, None, None, now)
-                    .await?;
+                emit(
+                    &txn,
+                    &row.tenant,
+                    &ev.event_id,
+                    ENDPOINT_DISABLED,
+                    &ev,
+                    None,
+                    None,
+                    now,
+                )
+                .await?;
             }
             txn.commit().await?;
             Ok(format!(
@@ -165,7 +175,10 @@ pub async fn execute(
             find(db, &id).await?;
             eps::Entity::update_many()
                 .col_expr(eps::Column::Status, Expr::value(ENABLED))
-                .col_expr(eps::Column::DisabledReason, Expr::value(Option::<String>::None))
+                .col_expr(
+                    eps::Column::DisabledReason,
+                    Expr::value(Option::<String>::None),
+                )
                 .col_expr(eps::Column::DisabledAt, Expr::value(Option::<i64>::None))
                 .col_expr(eps::Column::FailingSince, Expr::value(Option::<i64>::None))
                 .col_expr(eps::Column::UpdatedAt, Expr::value(now))
@@ -257,21 +270,15 @@ async fn requeue(db: &DatabaseConnection, filter: Condition, now: i64) -> anyhow
 }
 
 async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyhow::Result<String> {
-    let mut q = eps::Entity::find().order_by_asc(eps::Column::Tenant).order_by_asc(eps::Column::Id);
+    let mut q = eps::Entity::find()
+        .order_by_asc(eps::Column::Tenant)
+        .order_by_asc(eps::Column::Id);
     if let Some(t) = tenant {
         q = q.filter(eps::Column::Tenant.eq(t));
     }
     let mut out = String::from("id\ttenant\tstatus\tsecrets\tevents\turl\n");
     for e in q.all(db).await? {
-        let live = secrets::Entity::find()
-            .filter(secrets::Column::EndpointId.eq(e.id.clone()))
-            .filter(
-                Condition::any()
-                    .add(secrets::Column::ExpiresAt.is_null())
-                    .add(secrets::Column::ExpiresAt.gt(now)),
-            )
-            .count(db)
-            .await?;
+        let live = endpoints::live_secrets(&e.id, now).count(db).await?;
         let status = match (&e.status[..], &e.disabled_reason) {
             (DISABLED, Some(r)) => format!("disabled ({r})"),
             (s, _) => s.to_string(),

@@ -59,7 +59,9 @@ impl EndpointSpec {
         if id.is_empty() || id.contains('.') || id.contains(char::is_whitespace) {
             return Err(SpecError::Id);
         }
-        if tenant.is_empty() || tenant.contains(['.', '*', '>']) || tenant.contains(char::is_whitespace)
+        if tenant.is_empty()
+            || tenant.contains(['.', '*', '>'])
+            || tenant.contains(char::is_whitespace)
         {
             return Err(SpecError::Tenant);
         }
@@ -184,7 +186,8 @@ pub async fn upsert(
     overlap_ms: i64,
 ) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    let types = serde_json::to_string(&spec.event_types).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let types =
+        serde_json::to_string(&spec.event_types).map_err(|e| DbErr::Custom(e.to_string()))?;
     let existing = eps::Entity::find_by_id(spec.id.clone()).one(&txn).await?;
     if existing.is_none() {
         eps::Entity::insert(eps::ActiveModel {
@@ -266,6 +269,18 @@ pub async fn rotate_in(
     insert_secret(db, endpoint_id, secret, now).await
 }
 
+/// The secrets of an endpoint that sign at `now`: the current one and those rotated out
+/// whose overlap has not ended.
+pub fn live_secrets(endpoint_id: &str, now: i64) -> sea_orm::Select<secrets::Entity> {
+    secrets::Entity::find()
+        .filter(secrets::Column::EndpointId.eq(endpoint_id))
+        .filter(
+            Condition::any()
+                .add(secrets::Column::ExpiresAt.is_null())
+                .add(secrets::Column::ExpiresAt.gt(now)),
+        )
+}
+
 /// Load an endpoint with the secrets that sign at `now`.
 pub async fn load(
     db: &impl ConnectionTrait,
@@ -275,13 +290,7 @@ pub async fn load(
     let Some(row) = eps::Entity::find_by_id(id.to_string()).one(db).await? else {
         return Ok(None);
     };
-    let keys = secrets::Entity::find()
-        .filter(secrets::Column::EndpointId.eq(id))
-        .filter(
-            Condition::any()
-                .add(secrets::Column::ExpiresAt.is_null())
-                .add(secrets::Column::ExpiresAt.gt(now)),
-        )
+    let keys = live_secrets(id, now)
         .order_by_desc(secrets::Column::CreatedAt)
         .all(db)
         .await?;

@@ -41,7 +41,11 @@ pub struct WebhookHttp {
 }
 
 impl WebhookHttp {
-    pub fn new(policy: AddressPolicy, timeout: Duration, body_limit: usize) -> anyhow::Result<Self> {
+    pub fn new(
+        policy: AddressPolicy,
+        timeout: Duration,
+        body_limit: usize,
+    ) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .timeout(timeout)

@@ -89,7 +89,11 @@ async fn bodies_are_capped_redacted_and_retry_after_read() {
     headers.insert("retry-after", "7".parse().unwrap());
     let body = format!("slow down asha@example.com {}", "x".repeat(100_000));
     let (port, _) = server((StatusCode::TOO_MANY_REQUESTS, headers, body)).await;
-    let sent = send(&client(loopback()), &format!("http://127.0.0.1:{port}/hooks")).await;
+    let sent = send(
+        &client(loopback()),
+        &format!("http://127.0.0.1:{port}/hooks"),
+    )
+    .await;
     assert_eq!(sent.result, AttemptResult::Response { status: 429 });
     assert_eq!(sent.retry_after, Some(Duration::from_secs(7)));
     let excerpt = sent.excerpt.unwrap();
@@ -107,7 +111,11 @@ async fn redirects_are_not_followed() {
         format!("http://127.0.0.1:{target}/hooks").parse().unwrap(),
     );
     let (port, _) = server((StatusCode::TEMPORARY_REDIRECT, headers, String::new())).await;
-    let sent = send(&client(loopback()), &format!("http://127.0.0.1:{port}/hooks")).await;
+    let sent = send(
+        &client(loopback()),
+        &format!("http://127.0.0.1:{port}/hooks"),
+    )
+    .await;
     assert_eq!(sent.result, AttemptResult::Response { status: 307 });
     assert_eq!(target_hits.load(Ordering::SeqCst), 0);
 }

@@ -24,7 +24,7 @@ use crate::storage::entities::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as eps,
 };
 use crate::storage::lease::{DELIVERIES, released};
-use crate::storage::write::insert_outbox;
+use crate::storage::write::{insert_outbox, settle};
 
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
@@ -51,16 +51,7 @@ pub struct Recorded {
 pub async fn record(db: &DatabaseConnection, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
     let txn = begin_write(db).await?;
     let out = write(&txn, a).await;
-    match out {
-        Ok(r) => {
-            txn.commit().await?;
-            Ok(r)
-        }
-        Err(e) => {
-            txn.rollback().await.ok();
-            Err(e)
-        }
-    }
+    settle(txn, out).await
 }
 
 async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
@@ -91,7 +82,10 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
     let mut update = released(deliveries::Entity::update_many(), &DELIVERIES)
         .col_expr(deliveries::Column::Attempt, Expr::value(a.number))
         .col_expr(deliveries::Column::LastStatus, Expr::value(code))
-        .col_expr(deliveries::Column::LastError, Expr::value(last_error.clone()));
+        .col_expr(
+            deliveries::Column::LastError,
+            Expr::value(last_error.clone()),
+        );
     update = match a.verdict {
         Verdict::Delivered => update
             .col_expr(deliveries::Column::Status, Expr::value(DELIVERED))
@@ -105,9 +99,7 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
         Verdict::Dead => update
             .col_expr(deliveries::Column::Status, Expr::value(DEAD))
             .col_expr(deliveries::Column::DeadAt, Expr::value(now)),
-        Verdict::EndpointGone => {
-            update.col_expr(deliveries::Column::Status, Expr::value(SKIPPED))
-        }
+        Verdict::EndpointGone => update.col_expr(deliveries::Column::Status, Expr::value(SKIPPED)),
     };
     let res = update
         .filter(deliveries::Column::Id.eq(d.id.clone()))
@@ -136,7 +128,17 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
             last_error,
             occurred_at: at,
         };
-        emit(txn, &d.tenant, &ev.event_id, DELIVERY_DEAD_LETTERED, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
+        emit(
+            txn,
+            &d.tenant,
+            &ev.event_id,
+            DELIVERY_DEAD_LETTERED,
+            &ev,
+            Some(&d.order_id),
+            d.trace_ctx.as_deref(),
+            now,
+        )
+        .await?;
         rec.events += 1;
     }
     let disable = match (a.verdict, a.health) {
@@ -158,7 +160,17 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
                         .and_then(DateTime::<Utc>::from_timestamp_millis),
                     occurred_at: at,
                 };
-                emit(txn, &d.tenant, &ev.event_id, ENDPOINT_DISABLED, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
+                emit(
+                    txn,
+                    &d.tenant,
+                    &ev.event_id,
+                    ENDPOINT_DISABLED,
+                    &ev,
+                    Some(&d.order_id),
+                    d.trace_ctx.as_deref(),
+                    now,
+                )
+                .await?;
                 rec.events += 1;
                 tracing::warn!(endpoint = %d.endpoint_id, reason = reason.as_str(), "webhook endpoint disabled");
             }

@@ -8,7 +8,7 @@ pub mod orders;
 pub mod outbox;
 pub mod processed_commands;
 pub mod scheduled_tasks;
-pub mod webhook_deliveries;
 pub mod webhook_attempts;
+pub mod webhook_deliveries;
 pub mod webhook_endpoint_secrets;
 pub mod webhook_endpoints;
