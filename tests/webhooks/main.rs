@@ -198,6 +198,14 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
     for h in &after {
         assert_eq!(h.verified_by, [false, false, true]);
     }
+    // A restart with the config that still names `a` does not bring `a` back.
+    let mut s = s;
+    s.kill_worker().await;
+    s.start_worker().await;
+    order_awaiting_payment(&s, "o-4").await;
+    for h in &accepted_for(&rx, "o-4", 2).await {
+        assert_eq!(h.verified_by, [false, false, true]);
+    }
     // The listing never shows a secret.
     let list = admin(
         &s,

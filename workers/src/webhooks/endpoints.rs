@@ -131,7 +131,9 @@ impl Endpoints {
     /// Upsert the config-declared endpoints: new ones are created enabled; existing ones
     /// take the declared tenant, URL and event types but keep their enabled/disabled state
     /// (an endpoint disabled for failing stays disabled until an operator enables it). A
-    /// changed secret is a rotation: the old one keeps signing for `overlap_ms`.
+    /// secret the endpoint never had is a rotation: the old one keeps signing for
+    /// `overlap_ms`. A secret it had before is left alone, so a rotation made with
+    /// `rampd webhooks endpoint rotate-secret` survives a restart with the old config.
     pub async fn sync_declared(
         &self,
         db: &DatabaseConnection,
@@ -215,13 +217,14 @@ pub async fn upsert(
             .filter(eps::Column::Id.eq(spec.id.clone()))
             .exec(&txn)
             .await?;
-        let current = secrets::Entity::find()
+        // Only a secret this endpoint never had is rotated in: a config file that still
+        // names a secret an operator has since rotated out does not bring it back.
+        let known = secrets::Entity::find()
             .filter(secrets::Column::EndpointId.eq(spec.id.clone()))
-            .filter(secrets::Column::ExpiresAt.is_null())
-            .one(&txn)
+            .all(&txn)
             .await?;
-        let same = current.is_some_and(|c| c.secret == spec.secret.expose_text());
-        if !same {
+        let text = spec.secret.expose_text();
+        if !known.iter().any(|k| k.secret == text) {
             rotate_in(&txn, &spec.id, &spec.secret, now, overlap_ms).await?;
         }
     }
