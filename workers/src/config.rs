@@ -204,7 +204,7 @@ impl Default for WebhookConfig {
             timeout_ms: 15_000,
             max_attempts: 8,
             concurrency: 32,
-            concurrency_per_endpoint: 4,
+            concurrency_per_endpoint: 16,
             retry_schedule_ms: DEFAULT_SCHEDULE_SECS.iter().map(|s| s * 1000).collect(),
             retry_jitter: 0.2,
             retry_after_cap_ms: 3_600_000,

@@ -3,8 +3,8 @@
 //! the timestamp and the signatures (one `v1,` per live secret) are made per attempt.
 //!
 //! Concurrency is bounded twice: overall (`webhooks.concurrency`, the shared pool) and per
-//! endpoint (`webhooks.concurrency_per_endpoint`). A claim leaves out endpoints that are at
-//! their bound and hands back, at once, rows beyond an endpoint's remaining room, so a
+//! endpoint (`webhooks.concurrency_per_endpoint`, per replica). A claim reads due
+//! candidates first and claims only those within their endpoint's remaining room, so a
 //! slow endpoint holds at most its own share of the pool and never starves the others.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use chrono::Utc;
 use rampd_domain::webhooks::health::after_attempt;
 use rampd_domain::webhooks::{RetryPolicy, Verdict, judge};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio_util::sync::CancellationToken;
 
 use super::endpoints;
@@ -109,53 +109,71 @@ impl Sender {
         self.shared.cfg.webhooks.concurrency_per_endpoint.max(1)
     }
 
+    /// Pick due deliveries within each endpoint's remaining room (by reading candidates
+    /// first), then claim exactly those with the guarded lease update.
     async fn claim_due(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
         let now = Utc::now().timestamp_millis();
         let lease = self.shared.cfg.webhooks.timeout_ms as i64 + 15_000;
-        let full: Vec<String> = {
-            let m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            m.iter()
-                .filter(|(_, n)| **n >= self.per_endpoint())
-                .map(|(k, _)| k.clone())
-                .collect()
-        };
+        let per = self.per_endpoint();
+        let mut used: HashMap<String, usize> = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let full: Vec<String> = used
+            .iter()
+            .filter(|(_, n)| **n >= per)
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut due = Condition::all()
             .add(deliveries::Column::Status.eq(PENDING))
-            .add(deliveries::Column::RunAt.lte(now));
+            .add(deliveries::Column::RunAt.lte(now))
+            .add(
+                Condition::any()
+                    .add(deliveries::Column::LeaseUntil.is_null())
+                    .add(deliveries::Column::LeaseUntil.lt(now)),
+            );
         if !full.is_empty() {
             due = due.add(deliveries::Column::EndpointId.is_not_in(full));
+        }
+        let candidates: Vec<(String, String)> = deliveries::Entity::find()
+            .select_only()
+            .column(deliveries::Column::Id)
+            .column(deliveries::Column::EndpointId)
+            .filter(due)
+            .order_by_asc(deliveries::Column::RunAt)
+            .limit(room.min(256) * 4)
+            .into_tuple()
+            .all(&self.shared.db)
+            .await?;
+        let mut chosen = Vec::new();
+        for (id, endpoint) in candidates {
+            let n = used.entry(endpoint).or_default();
+            if *n < per && (chosen.len() as u64) < room {
+                *n += 1;
+                chosen.push(id);
+            }
+        }
+        if chosen.is_empty() {
+            return Ok(Vec::new());
         }
         let rows = claim::<deliveries::Entity, _>(
             &self.shared.db,
             &DELIVERIES,
-            due,
+            Condition::all()
+                .add(deliveries::Column::Id.is_in(chosen))
+                .add(deliveries::Column::Status.eq(PENDING)),
             &self.shared.cfg.worker_id,
             now,
             lease,
-            room.min(256),
+            room,
         )
         .await?;
-        let (mut keep, mut surplus) = (Vec::new(), Vec::new());
-        {
-            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            for r in rows {
-                let n = m.entry(r.endpoint_id.clone()).or_default();
-                if *n < self.per_endpoint() {
-                    *n += 1;
-                    keep.push(r);
-                } else {
-                    surplus.push(r);
-                }
-            }
+        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &rows {
+            *m.entry(r.endpoint_id.clone()).or_default() += 1;
         }
-        if let Some(token) = surplus.first().and_then(|r| r.lease_owner.clone()) {
-            released(deliveries::Entity::update_many(), &DELIVERIES)
-                .filter(deliveries::Column::Id.is_in(surplus.iter().map(|r| r.id.clone())))
-                .filter(deliveries::Column::LeaseOwner.eq(token))
-                .exec(&self.shared.db)
-                .await?;
-        }
-        Ok(keep)
+        Ok(rows)
     }
 
     async fn attempt(&self, d: deliveries::Model) -> Result<(), DbErr> {
