@@ -218,6 +218,9 @@ async fn ensure_payment_method(
         LinkStatus::Linked => LinkResult::Linked,
         LinkStatus::Pending => LinkResult::Pending,
         LinkStatus::Failed(why) => LinkResult::Failed(why),
+        LinkStatus::NameMismatch => {
+            LinkResult::Failed("the account holder's name does not match the KYC name".into())
+        }
     })
 }
 
