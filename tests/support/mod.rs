@@ -15,7 +15,7 @@ use rampd::natsd::NatsServer;
 use rampd::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use rampd::storage::{self, orders::StoredOrder};
 use rampd::webhooks::WebhookSecret;
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -80,11 +80,11 @@ pub fn test_config(tenant: &str) -> Config {
     cfg.provider.timeout_ms = 1_000;
     cfg.executor.lease_ms = 3_000;
     cfg.executor.idle_ms = 50;
-    cfg.onramp.poll_interval_min_ms = 40;
-    cfg.onramp.poll_interval_max_ms = 80;
-    cfg.onramp.backoff_base_ms = 50;
-    cfg.onramp.backoff_cap_ms = 500;
-    cfg.onramp.retry_after_cap_ms = 2_000;
+    cfg.orders.poll_interval_min_ms = 40;
+    cfg.orders.poll_interval_max_ms = 80;
+    cfg.orders.backoff_base_ms = 50;
+    cfg.orders.backoff_cap_ms = 500;
+    cfg.orders.retry_after_cap_ms = 2_000;
     cfg.nats.ack_wait_ms = 5_000;
     cfg.nats.max_deliver = 3;
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
@@ -220,7 +220,7 @@ impl Stack {
     }
 
     /// Wait until the order reaches `state` (panics after [`WAIT`] with what it saw).
-    pub async fn wait_state(&self, order_id: &str, state: OnrampState) -> StoredOrder {
+    pub async fn wait_state(&self, order_id: &str, state: OrderState) -> StoredOrder {
         let start = Instant::now();
         loop {
             let o = self.order(order_id).await;

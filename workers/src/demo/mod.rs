@@ -135,10 +135,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     // A consumer of its own, for this run's tenant only, so a shared NATS is left alone.
     cfg.nats.consumer = format!("rampd-demo-{}", &run_id[..8]);
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
-    cfg.onramp.poll_interval_min_ms = 150;
-    cfg.onramp.poll_interval_max_ms = 300;
-    cfg.onramp.backoff_base_ms = 200;
-    cfg.onramp.backoff_cap_ms = 3_000;
+    cfg.orders.poll_interval_min_ms = 150;
+    cfg.orders.poll_interval_max_ms = 300;
+    cfg.orders.backoff_base_ms = 200;
+    cfg.orders.backoff_cap_ms = 3_000;
     cfg.executor.lease_ms = 10_000;
     cfg.executor.idle_ms = 100;
     cfg.webhooks.endpoints = vec![EndpointConfig {
