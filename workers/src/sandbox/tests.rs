@@ -1,5 +1,8 @@
 //! The Onmeta connector against the sandbox over real HTTP on 127.0.0.1.
 
+mod edge_cases;
+mod offramp;
+
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
