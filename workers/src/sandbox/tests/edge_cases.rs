@@ -1,17 +1,17 @@
 //! KYC, link and UTR edge cases: connector and sandbox over real HTTP.
 
-use super::{EMAIL, TP, UPI, bank_link, client, linked_order, start, upi_link, upi_order};
+use super::{
+    EMAIL, TP, UPI, bank_link, client, get_control, linked_order, put_control, start,
+    start_scenario, upi_link, upi_order,
+};
 use crate::providers::{LinkStatus, ProviderError, UtrOutcome, classify_link_status};
 use crate::sandbox::{Faults, SandboxConfig, Scenario};
 
 #[tokio::test]
 async fn kyc_details_list_outstanding_fulfilments() {
-    let sandbox = start(SandboxConfig {
-        scenario: Scenario {
-            kyc_pending_checks: 2,
-            ..Scenario::default()
-        },
-        ..SandboxConfig::default()
+    let sandbox = start_scenario(Scenario {
+        kyc_pending_checks: 2,
+        ..Scenario::default()
     })
     .await;
     let c = client(&sandbox);
@@ -41,11 +41,11 @@ async fn kyc_details_list_outstanding_fulfilments() {
 
 #[tokio::test]
 async fn pending_links_are_polled_until_linked() {
-    let sandbox = start(SandboxConfig::default()).await;
-    sandbox.set_scenario(Scenario {
+    let sandbox = start_scenario(Scenario {
         link_pending_polls: 2,
         ..Scenario::default()
-    });
+    })
+    .await;
     let c = client(&sandbox);
 
     let bank = c.link_bank(EMAIL, &bank_link(), TP).await.unwrap();
@@ -111,11 +111,11 @@ async fn pending_links_are_polled_until_linked() {
 
 #[tokio::test]
 async fn name_mismatch_is_classified_everywhere() {
-    let sandbox = start(SandboxConfig::default()).await;
-    sandbox.set_scenario(Scenario {
+    let sandbox = start_scenario(Scenario {
         link_name_mismatch_next: 2,
         ..Scenario::default()
-    });
+    })
+    .await;
     let c = client(&sandbox);
     let upi = c.link_upi(EMAIL, &upi_link(), TP).await.unwrap();
     assert_eq!(upi.status, LinkStatus::NameMismatch);
@@ -191,25 +191,14 @@ async fn a_utr_accepted_on_one_order_is_refused_on_another() {
 #[tokio::test]
 async fn scenario_and_rate_control_endpoints() {
     let sandbox = start(SandboxConfig::default()).await;
-    let http = reqwest::Client::new();
-    let base = sandbox.base_url();
-
-    let put = http
-        .put(format!("{base}/sandbox/scenario"))
-        .header("content-type", "application/json")
-        .body(r#"{"link_pending_polls": 3, "refund_next_offramp": 1}"#)
-        .send()
-        .await
-        .unwrap();
+    let put = put_control(
+        &sandbox,
+        "/sandbox/scenario",
+        r#"{"link_pending_polls": 3, "refund_next_offramp": 1}"#,
+    )
+    .await;
     assert!(put.status().is_success());
-    let got: Scenario = http
-        .get(format!("{base}/sandbox/scenario"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Scenario = get_control(&sandbox, "/sandbox/scenario").await;
     assert_eq!(
         got,
         Scenario {
@@ -219,12 +208,12 @@ async fn scenario_and_rate_control_endpoints() {
         }
     );
     assert_eq!(sandbox.scenario(), got);
-    let bad = http
-        .put(format!("{base}/sandbox/scenario"))
-        .body("{\"kyc_pending_checks\": -1}")
-        .send()
-        .await
-        .unwrap();
+    let bad = put_control(
+        &sandbox,
+        "/sandbox/scenario",
+        r#"{"kyc_pending_checks": -1}"#,
+    )
+    .await;
     assert_eq!(bad.status().as_u16(), 400);
 
     for (body, status) in [
@@ -232,32 +221,20 @@ async fn scenario_and_rate_control_endpoints() {
         (r#"{"conversion_rate": 0}"#, 400),
         (r#"{"rate": 1}"#, 400),
     ] {
-        let put = http
-            .put(format!("{base}/sandbox/conversion-rate"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let put = put_control(&sandbox, "/sandbox/conversion-rate", body).await;
         assert_eq!(put.status().as_u16(), status, "{body}");
     }
-    let got: serde_json::Value = http
-        .get(format!("{base}/sandbox/conversion-rate"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: serde_json::Value = get_control(&sandbox, "/sandbox/conversion-rate").await;
     assert_eq!(got["conversion_rate"], "91.25");
     assert_eq!(sandbox.conversion_rate(), super::dec("91.25"));
 
     // Create faults are part of the faults document.
-    let put = http
-        .put(format!("{base}/sandbox/faults"))
-        .body(r#"{"fail_next_create": 2, "reject_2xx_next_create": 1}"#)
-        .send()
-        .await
-        .unwrap();
+    let put = put_control(
+        &sandbox,
+        "/sandbox/faults",
+        r#"{"fail_next_create": 2, "reject_2xx_next_create": 1}"#,
+    )
+    .await;
     assert!(put.status().is_success());
     let faults: Faults = put.json().await.unwrap();
     assert_eq!(

@@ -2,27 +2,18 @@
 
 use std::time::Duration;
 
-use super::{ACCOUNT, EMAIL, TP, bank_link, client, client_with, dec, linked_order, start};
+use super::{
+    ACCOUNT, EMAIL, TP, bank_link, client, client_with, dec, linked_order, start, start_scenario,
+};
 use crate::providers::{
     CreateOfframpRequest, OnmetaClient, OrderKind, ProviderError, SellQuoteRequest, TxHashOutcome,
 };
+use crate::sandbox::scenario::KNOWN_OFFRAMP_STATUSES;
 use crate::sandbox::{Faults, SandboxConfig, Scenario};
 
 const HASH: &str = "0x9f2c4a7e1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 const SENDER: &str = "0x64Dc21C25Ba5ec2637e1fA32a5db7A845b9Ec222";
 const REFUND: &str = "0x1111222233334444555566667777888899990000";
-/// Statuses the provider documents for off-ramp orders (`providers.md` §1.4).
-const KNOWN: &[&str] = &[
-    "cryptoInit",
-    "pending",
-    "orderReceived",
-    "InProgress",
-    "CryptoReceived",
-    "PayoutSuccess",
-    "refunded",
-    "completed",
-];
-
 fn sell(amount: &str) -> SellQuoteRequest {
     SellQuoteRequest {
         token_symbol: "USDT".into(),
@@ -209,11 +200,11 @@ async fn offramp_create_needs_kyc_and_a_linked_bank() {
 
 #[tokio::test]
 async fn refunded_offramp_reports_the_refund_wallet() {
-    let sandbox = start(SandboxConfig::default()).await;
-    sandbox.set_scenario(Scenario {
+    let sandbox = start_scenario(Scenario {
         refund_next_offramp: 1,
         ..Scenario::default()
-    });
+    })
+    .await;
     let c = client(&sandbox);
     let refunded = linked_offramp(&c, "refund-me").await;
     let normal = c
@@ -381,7 +372,7 @@ async fn offramp_status_faults_and_odd_statuses() {
     });
     for _ in 0..5 {
         let odd = c.offramp_status(EMAIL, &order_id, TP).await.unwrap().status;
-        assert!(!KNOWN.contains(&odd.as_str()), "{odd}");
+        assert!(!KNOWN_OFFRAMP_STATUSES.contains(&odd.as_str()), "{odd}");
     }
     // Odd statuses are not persisted.
     sandbox.set_faults(Faults::default());
