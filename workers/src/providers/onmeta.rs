@@ -478,18 +478,7 @@ impl OnmetaClient {
         email: &str,
         traceparent: Option<&str>,
     ) -> Result<bool, ProviderError> {
-        let body = serde_json::json!({ "email": email });
-        let raw = self
-            .user_call(
-                "users/kyc-status",
-                Method::POST,
-                "/v1/users/kyc-status",
-                Some(&body),
-                email,
-                traceparent,
-            )
-            .await?;
-        parse::kyc(&raw)
+        Ok(self.kyc_details(email, traceparent).await?.verified)
     }
 
     /// `POST /v1/users/kyc-status` (the same call as [`Self::kyc_status`]), with the
@@ -502,11 +491,10 @@ impl OnmetaClient {
     ) -> Result<KycStatus, ProviderError> {
         let body = serde_json::json!({ "email": email });
         let raw = self
-            .user_call(
+            .post(
                 "users/kyc-status",
-                Method::POST,
                 "/v1/users/kyc-status",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -521,14 +509,7 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<LinkedUpi>, ProviderError> {
         let raw = self
-            .user_call(
-                "users/upi/fetch",
-                Method::GET,
-                "/v1/users/upi/fetch",
-                None,
-                email,
-                traceparent,
-            )
+            .get("users/upi/fetch", "/v1/users/upi/fetch", email, traceparent)
             .await?;
         parse::upis(&raw)
     }
@@ -542,11 +523,10 @@ impl OnmetaClient {
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_upi_body(email, request);
         let raw = self
-            .user_call(
+            .post(
                 "users/upi-link",
-                Method::POST,
                 "/v1/users/upi-link",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -561,11 +541,9 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<LinkedBank>, ProviderError> {
         let raw = self
-            .user_call(
+            .get(
                 "users/bank/fetch",
-                Method::GET,
                 "/v1/users/bank/fetch",
-                None,
                 email,
                 traceparent,
             )
@@ -582,11 +560,10 @@ impl OnmetaClient {
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_bank_body(email, request);
         let raw = self
-            .user_call(
+            .post(
                 "users/account-link",
-                Method::POST,
                 "/v1/users/account-link",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -634,9 +611,7 @@ impl OnmetaClient {
         reference: &str,
         traceparent: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
-        let raw = self
-            .user_call(endpoint, Method::GET, path, None, email, traceparent)
-            .await?;
+        let raw = self.get(endpoint, path, email, traceparent).await?;
         let mut outcome = parse::link(endpoint, &raw)?;
         outcome
             .reference
@@ -653,14 +628,7 @@ impl OnmetaClient {
     ) -> Result<Quote, ProviderError> {
         let body = parse::quote_body(request);
         let raw = self
-            .user_call(
-                "quote/fetch",
-                Method::POST,
-                "/v1/quote/fetch",
-                Some(&body),
-                email,
-                traceparent,
-            )
+            .post("quote/fetch", "/v1/quote/fetch", &body, email, traceparent)
             .await?;
         parse::quote(&raw)
     }
@@ -676,11 +644,10 @@ impl OnmetaClient {
     ) -> Result<CreatedOnrampOrder, ProviderError> {
         let body = parse::create_order_body(request);
         let raw = self
-            .user_call(
+            .post(
                 "orders/create",
-                Method::POST,
                 "/v1/orders/create",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -698,14 +665,7 @@ impl OnmetaClient {
     ) -> Result<UtrOutcome, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id, "utr": utr });
         let raw = self
-            .user_call(
-                "orders/utr",
-                Method::POST,
-                "/v1/orders/utr",
-                Some(&body),
-                email,
-                traceparent,
-            )
+            .post("orders/utr", "/v1/orders/utr", &body, email, traceparent)
             .await?;
         parse::utr(&raw)
     }
@@ -719,11 +679,10 @@ impl OnmetaClient {
     ) -> Result<OnrampStatus, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id });
         let raw = self
-            .user_call(
+            .post(
                 "orders/status",
-                Method::POST,
                 "/v1/orders/status",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -740,9 +699,7 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<RecentOrder>, ProviderError> {
         let path = format!("/v1/orders/{skip}");
-        let raw = self
-            .user_call("orders/list", Method::GET, &path, None, email, traceparent)
-            .await?;
+        let raw = self.get("orders/list", &path, email, traceparent).await?;
         parse::recent_orders(&raw)
     }
 
@@ -755,14 +712,7 @@ impl OnmetaClient {
     ) -> Result<SellQuote, ProviderError> {
         let body = parse::sell_quote_body(request);
         let raw = self
-            .user_call(
-                "quote/sell",
-                Method::POST,
-                "/v1/quote/sell",
-                Some(&body),
-                email,
-                traceparent,
-            )
+            .post("quote/sell", "/v1/quote/sell", &body, email, traceparent)
             .await?;
         parse::sell_quote(&raw)
     }
@@ -779,11 +729,10 @@ impl OnmetaClient {
     ) -> Result<CreatedOfframpOrder, ProviderError> {
         let body = parse::create_offramp_body(request);
         let raw = self
-            .user_call(
+            .post(
                 "offramp/orders/create",
-                Method::POST,
                 "/v1/offramp/orders/create",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -804,11 +753,10 @@ impl OnmetaClient {
     ) -> Result<TxHashOutcome, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id, "txnHash": tx_hash });
         let raw = self
-            .user_call(
+            .post(
                 "offramp/orders/txnhash",
-                Method::POST,
                 "/v1/offramp/orders/txnhash",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -825,16 +773,40 @@ impl OnmetaClient {
     ) -> Result<OfframpStatus, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id });
         let raw = self
-            .user_call(
+            .post(
                 "offramp/orders/status",
-                Method::POST,
                 "/v1/offramp/orders/status",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
             .await?;
         parse::offramp_status(&raw)
+    }
+
+    /// A user-scoped `POST` with a JSON body.
+    async fn post(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: &Value,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        self.user_call(endpoint, Method::POST, path, Some(body), email, traceparent)
+            .await
+    }
+
+    /// A user-scoped `GET`.
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        self.user_call(endpoint, Method::GET, path, None, email, traceparent)
+            .await
     }
 
     // --- sessions ----------------------------------------------------------------------------

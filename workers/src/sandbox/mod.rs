@@ -220,6 +220,10 @@ impl Sandbox {
             config.sell_fee >= Decimal::ZERO,
             "sandbox sell_fee must not be negative"
         );
+        anyhow::ensure!(
+            config.offramp_progression.is_ordered(),
+            "sandbox offramp_progression thresholds must not decrease"
+        );
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config));

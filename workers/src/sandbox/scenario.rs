@@ -50,6 +50,33 @@ impl Default for OfframpProgression {
     }
 }
 
+impl OfframpProgression {
+    /// Thresholds do not decrease (`in_progress`, when set, lies between `order_received`
+    /// and `crypto_received`).
+    pub(crate) fn is_ordered(&self) -> bool {
+        let in_progress_ok = self
+            .in_progress
+            .is_none_or(|n| self.order_received <= n && n <= self.crypto_received);
+        in_progress_ok
+            && self.order_received <= self.crypto_received
+            && self.crypto_received <= self.payout_success
+            && self.payout_success <= self.completed
+    }
+}
+
+/// Every off-ramp status the provider documents (`providers.md` §1.4), exact case.
+#[cfg(test)]
+pub(crate) const KNOWN_OFFRAMP_STATUSES: &[&str] = &[
+    "cryptoInit",
+    "pending",
+    "orderReceived",
+    "InProgress",
+    "CryptoReceived",
+    "PayoutSuccess",
+    "refunded",
+    "completed",
+];
+
 pub(crate) const OFFRAMP_CREATED: &str = "cryptoInit";
 pub(crate) const OFFRAMP_PENDING: &str = "pending";
 pub(crate) const OFFRAMP_REFUNDED: &str = "refunded";
@@ -117,5 +144,11 @@ mod tests {
             ..OfframpProgression::default()
         };
         assert_eq!(offramp_progressed_status(&p, 2, false), "InProgress");
+        assert!(p.is_ordered() && OfframpProgression::default().is_ordered());
+        let bad = OfframpProgression {
+            payout_success: 6,
+            ..p
+        };
+        assert!(!bad.is_ordered());
     }
 }

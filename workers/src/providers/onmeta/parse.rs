@@ -254,12 +254,6 @@ fn de_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Err
         .and_then(value_decimal))
 }
 
-fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?
-        .as_ref()
-        .and_then(value_bool))
-}
-
 fn de_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     Ok(Option::<Value>::deserialize(d)?
         .as_ref()
@@ -397,17 +391,6 @@ struct WireTokens {
         deserialize_with = "de_string"
     )]
     refresh: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireKyc {
-    #[serde(
-        default,
-        rename = "iskycverified",
-        alias = "kycverified",
-        deserialize_with = "de_bool"
-    )]
-    verified: Option<bool>,
 }
 
 /// One bunq-style onboarding item. `status` is `null` (not started), `FULFILLED` or
@@ -608,11 +591,6 @@ pub(super) fn tokens(
         SecretString::from(access),
         w.refresh.map(SecretString::from),
     ))
-}
-
-pub(super) fn kyc(raw: &RawResponse) -> Result<bool, ProviderError> {
-    let w: WireKyc = wire("users/kyc-status", raw)?;
-    required("users/kyc-status", "isKycVerified", w.verified)
 }
 
 /// KYC with outstanding fulfilments. `verified` is `isKycVerified`; when the reply lacks it
@@ -1006,10 +984,10 @@ mod tests {
             (r#"{"success":true,"data":{"isKycVerified":false}}"#, false),
             (r#"{"success":true,"data":{"iskycverified":true}}"#, true),
         ] {
-            assert_eq!(kyc(&ok(body)).unwrap(), want, "{body}");
+            assert_eq!(kyc_details(&ok(body)).unwrap().verified, want, "{body}");
         }
         assert!(matches!(
-            kyc(&ok(r#"{"success":true,"data":{"isKycVerified":"maybe"}}"#)),
+            kyc_details(&ok(r#"{"success":true,"data":{"isKycVerified":"maybe"}}"#)),
             Err(ProviderError::Unknown { .. })
         ));
     }
