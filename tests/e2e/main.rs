@@ -10,6 +10,9 @@ use rampd_e2e::both;
 use rampd_e2e::{Backend, Stack, create_body, wait_for};
 use serde_json::json;
 
+mod edge_cases;
+mod offramp;
+
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
