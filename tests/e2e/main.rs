@@ -459,6 +459,7 @@ async fn demo_completes_every_order() {
     let nats = rampd::natsd::NatsServer::start().await.unwrap();
     let summary = rampd::demo::run(rampd::demo::DemoOptions {
         onramp: 6,
+        offramp: 4,
         nats_url: Some(nats.url.clone()),
         timeout: Duration::from_secs(60),
         progress: false,
@@ -466,11 +467,12 @@ async fn demo_completes_every_order() {
     .await
     .unwrap();
     assert!(summary.success(), "{summary:?}");
-    assert_eq!(summary.completed, 6);
-    assert_eq!(summary.provider_orders, 6);
+    assert_eq!(summary.completed, 10);
+    assert_eq!((summary.onramp_orders, summary.offramp_orders), (6, 4));
+    assert_eq!(summary.provider_orders, 10);
     // six status changes per order, each delivered once and verified
-    assert_eq!(summary.webhooks_received, 36);
-    assert_eq!(summary.webhooks_verified, 36);
+    assert_eq!(summary.webhooks_received, 60);
+    assert_eq!(summary.webhooks_verified, 60);
 }
 
 async fn replicas_share_the_work_without_duplicates(backend: Backend) {

@@ -64,11 +64,14 @@ enum Cmd {
         #[arg(long, default_value = "88.50")]
         conversion_rate: rust_decimal::Decimal,
     },
-    /// Run N on-ramp orders end to end on embedded defaults and print a summary.
+    /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
     Demo {
-        /// Number of on-ramp orders.
+        /// Number of on-ramp (fiat → crypto) orders.
         #[arg(long, default_value_t = 20)]
         onramp: usize,
+        /// Number of off-ramp (crypto → fiat) orders.
+        #[arg(long, default_value_t = 0)]
+        offramp: usize,
         /// NATS to use; when none answers, a private nats-server is started from PATH.
         #[arg(long, env = "NATS_URL")]
         nats_url: Option<String>,
@@ -139,12 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Demo {
             onramp,
+            offramp,
             nats_url,
             json,
             timeout_secs,
         } => {
             let summary = demo::run(DemoOptions {
                 onramp,
+                offramp,
                 nats_url,
                 timeout: Duration::from_secs(timeout_secs),
                 progress: true,
