@@ -11,7 +11,7 @@ use rampd::sandbox::SandboxConfig;
 use rampd::storage::entities::{webhook_attempts as attempts, webhook_deliveries as deliveries};
 use rampd::webhooks::WebhookSecret;
 use rampd::webhooks::admin::{EndpointCmd, ReplayArgs, WebhooksCmd, execute};
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use rampd_e2e::hooks::{Hook, HookReceiver, Reply, free_port};
 use rampd_e2e::{Backend, Stack, WAIT, both};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -104,7 +104,7 @@ async fn admin(s: &Stack, cmd: WebhooksCmd) -> String {
 /// An order's first two events (`preparing`, `awaiting_payment`).
 async fn order_awaiting_payment(s: &Stack, id: &str) {
     s.create(id).await;
-    s.wait_state(id, OnrampState::AwaitingPayment).await;
+    s.wait_state(id, OrderState::AwaitingPayment).await;
 }
 
 /// Wait until `n` webhooks of `order` were accepted.
@@ -135,7 +135,7 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
 
     order_awaiting_payment(&s, "o-1").await;
     s.utr("o-1", "412345678901").await;
-    s.wait_state("o-1", OnrampState::Completed).await;
+    s.wait_state("o-1", OrderState::Completed).await;
     let hooks = eventually("six webhooks", || async {
         let h = rx.accepted();
         (h.len() >= 6).then_some(h)

@@ -15,7 +15,7 @@ use rampd_domain::command::{
     Command, CommandIds, CommandName, RejectCode, parse_command, parse_ids,
 };
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
-use rampd_domain::onramp::{self, Ctx, Input};
+use rampd_domain::order::{self, Ctx, Input, OrderRequest};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -227,7 +227,7 @@ async fn handle(
             tracing::debug!("duplicate command ignored");
             return Ok(Outcome::Ack);
         }
-        let verdict = match parse_command(name, body, &shared.cfg.onramp.limits()) {
+        let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
             Err(e) => Verdict::Refused {
                 code: e.code(),
                 reason: e.to_string(),
@@ -239,6 +239,11 @@ async fn handle(
                 Err(WriteError::UtrInUse) => Verdict::Refused {
                     code: RejectCode::UtrInUse,
                     reason: "this UTR is already recorded on another order".into(),
+                    order_id: None,
+                },
+                Err(WriteError::TxHashInUse) => Verdict::Refused {
+                    code: RejectCode::TxHashInUse,
+                    reason: "this transaction hash is already recorded on another order".into(),
                     order_id: None,
                 },
                 Err(WriteError::Db(e)) => return Err(e.into()),
@@ -259,21 +264,21 @@ async fn apply(
     let ctx = Ctx {
         now,
         jitter: rand::random(),
-        policy: shared.cfg.onramp.policy(),
+        policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
     let existing = load_by_client_id(&shared.db, inc.record.tenant, order_id).await?;
-    let (decision, expected_version) = match (command, existing) {
-        (Command::CreateOnramp(_), Some(stored)) => {
+    let (decision, expected_version) = match (command.into_request(), existing) {
+        (Ok(_), Some(stored)) => {
             return Ok(Verdict::Refused {
                 code: RejectCode::OrderExists,
                 reason: format!("order {order_id} already exists"),
                 order_id: Some(stored.order.id.to_string()),
             });
         }
-        (Command::CreateOnramp(req), None) => {
-            let d = onramp::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
-            tracing::info!(order.id = %d.order.id, "on-ramp order created");
+        (Ok(req), None) => {
+            let d = order::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
+            tracing::info!(order.id = %d.order.id, direction = d.order.direction().as_str(), "order created");
             (d, None)
         }
         // The create may still be in flight on another replica.
@@ -285,14 +290,9 @@ async fn apply(
                 order_id: None,
             });
         }
-        (cmd, Some(stored)) => {
-            let input = match cmd {
-                Command::SubmitUtr { utr } => Input::SubmitUtr { utr },
-                Command::Cancel { reason } => Input::Cancel { reason },
-                Command::CreateOnramp(_) => unreachable!("handled above"),
-            };
+        (Err(input), Some(stored)) => {
             let id = stored.order.id.to_string();
-            match onramp::decide(&stored.order, input, &ctx) {
+            match order::decide(&stored.order, input, &ctx) {
                 Err(rej) => {
                     return Ok(Verdict::Refused {
                         code: rej.code,
@@ -318,7 +318,27 @@ async fn apply(
         },
     )
     .await?;
+    if let Some(next) = &decision.spawned {
+        tracing::info!(order.id = %next.order.id, predecessor = %decision.order.id, "successor order created for a late UTR");
+    }
     Ok(Verdict::Committed)
+}
+
+/// What a command asks of the order machine: a new order, or an input to an existing one.
+trait IntoRequest {
+    fn into_request(self) -> Result<OrderRequest, Input>;
+}
+
+impl IntoRequest for Command {
+    fn into_request(self) -> Result<OrderRequest, Input> {
+        match self {
+            Command::CreateOnramp(r) => Ok(OrderRequest::Onramp(*r)),
+            Command::CreateOfframp(r) => Ok(OrderRequest::Offramp(*r)),
+            Command::SubmitUtr { utr } => Err(Input::SubmitUtr { utr }),
+            Command::SubmitTxHash { hash } => Err(Input::SubmitTxHash { hash }),
+            Command::Cancel { reason } => Err(Input::Cancel { reason }),
+        }
+    }
 }
 
 /// Record what did not change an order (a no-op, a refusal with its event) and choose
@@ -362,6 +382,7 @@ async fn conclude(
             };
             let direction = match inc.name {
                 CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+                CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
                 CommandName::OrderCancel => "order",
             };
             let rejection = Some((direction, &event));
@@ -393,6 +414,10 @@ mod tests {
         assert_eq!(
             route("ramp.cmd.acme.order.cancel"),
             Some(("acme", CommandName::OrderCancel))
+        );
+        assert_eq!(
+            route("ramp.cmd.acme.offramp.txhash"),
+            Some(("acme", CommandName::OfframpTxHash))
         );
         assert_eq!(route("ramp.cmd.acme.onramp.delete"), None);
         assert_eq!(route("ramp.cmd..onramp.create"), None);

@@ -12,9 +12,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rampd_domain::Direction;
 use rampd_domain::command::{OnrampRequest, PaymentMethod, User};
 use rampd_domain::event::{CommandRejected, OrderEvent};
-use rampd_domain::onramp::{
-    self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, OnrampOrder,
-    OnrampPolicy, OnrampState, ProviderOrder, Quote,
+use rampd_domain::order::{
+    self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, Order, OrderPolicy,
+    OrderRequest, OrderState, ProviderOrder, Quote, StatusReport,
 };
 use rampd_domain::values::{
     ChainId, Email, EvmAddress, InrAmount, Pan, PersonName, Phone, TokenSymbol, UpiId, Utr,
@@ -121,7 +121,7 @@ fn ctx(now: DateTime<Utc>) -> Ctx {
     Ctx {
         now,
         jitter: 0.5,
-        policy: OnrampPolicy::default(),
+        policy: OrderPolicy::default(),
     }
 }
 
@@ -141,16 +141,17 @@ fn request() -> OnrampRequest {
         payment: PaymentMethod::Upi {
             upi_id: UpiId::parse("asha@okaxis").unwrap(),
         },
+        max_price_change_pct: None,
     }
 }
 
 /// The `create` decision of a new order (in `Preparing`, one `status_changed` event).
 fn new_order(tenant: &str, client_order_id: &str) -> Decision {
-    onramp::create(
+    order::create(
         Uuid::now_v7(),
         tenant,
         client_order_id,
-        Box::new(request()),
+        OrderRequest::Onramp(request()),
         &ctx(t0()),
     )
 }
@@ -440,10 +441,13 @@ async fn assert_decision_written(
         match &e.kind {
             EventKind::StatusChanged { from, to } => {
                 assert_eq!(ev.state, to.as_str());
-                assert_eq!(ev.previous_state.as_deref(), from.map(OnrampState::as_str));
+                assert_eq!(ev.previous_state.as_deref(), from.map(OrderState::as_str));
             }
-            EventKind::AttentionNeeded { reason } | EventKind::UtrRejected { reason } => {
+            EventKind::AttentionNeeded { reason } | EventKind::PaymentRefRejected { reason } => {
                 assert_eq!(ev.reason.as_deref(), Some(reason.as_str()));
+            }
+            EventKind::SuccessorCreated { successor } => {
+                assert_eq!(ev.successor_order_id, Some(successor.to_string()));
             }
         }
 
@@ -503,7 +507,7 @@ async fn assert_decision_written(
 
 /// An order as the tests track it: its last decided state and stored version.
 struct Tracked {
-    order: OnrampOrder,
+    order: Order,
     version: i64,
 }
 
@@ -536,7 +540,7 @@ async fn apply_checked(
     command: Option<CommandRecord<'_>>,
     now: DateTime<Utc>,
 ) -> Decision {
-    let d = onramp::decide(&t.order, input, &ctx(now)).expect("decision accepted");
+    let d = order::decide(&t.order, input, &ctx(now)).expect("decision accepted");
     let id = t.order.id.to_string();
     let before = before_commit(db, &id).await;
     let v = commit_decision(db, eps, write(Some(t.version), &d, command.clone(), now))
@@ -572,9 +576,12 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     assert_eq!(order_row(db, &id).await.unwrap().version, 1);
 
     // A decision on version 1 commits as version 2.
-    let d1 = onramp::decide(
+    let d1 = order::decide(
         &d0.order,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         &ctx(at(1)),
     )
     .unwrap();
@@ -587,7 +594,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
     // Another decision taken on the stale version 1 (history, an event, a task change and
     // a command) is refused and leaves no trace.
-    let stale = onramp::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
+    let stale = order::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
     assert!(!stale.history.is_empty() && !stale.events.is_empty());
     assert_eq!(stale.next_run, NextRun::Done);
     let err = commit_refused(
@@ -617,9 +624,8 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
     // Two writers racing on version 2: exactly one wins, the other conflicts and its
     // decision leaves nothing behind.
-    let cancel =
-        onramp::decide(&stored.order, Input::Cancel { reason: None }, &ctx(at(3))).unwrap();
-    let submit = onramp::decide(
+    let cancel = order::decide(&stored.order, Input::Cancel { reason: None }, &ctx(at(3))).unwrap();
+    let submit = order::decide(
         &stored.order,
         Input::SubmitUtr {
             utr: utr("412345678901"),
@@ -731,7 +737,7 @@ async fn utr_in_use(db: DatabaseConnection) {
 
     // Order B gets the same UTR: its update is refused.
     let b = insert_checked(db, &eps, &new_order("acme", "utr-b"), None).await;
-    let db_ = onramp::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
+    let db_ = order::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
     assert_eq!(db_.order.utr.as_ref(), Some(&u));
     let err = commit_refused(
         db,
@@ -749,7 +755,7 @@ async fn utr_in_use(db: DatabaseConnection) {
 
     // Order C is inserted already carrying the UTR: refused too.
     let c = new_order("globex", "utr-c");
-    let dc = onramp::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
+    let dc = order::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
     let err = commit_refused(db, &eps, write(None, &dc, None, at(3))).await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
     assert!(order_row(db, &c.order.id.to_string()).await.is_none());
@@ -803,7 +809,10 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         db,
         &eps,
         &mut t,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         None,
         at(1),
     )
@@ -822,7 +831,8 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         &eps,
         &mut t,
         observed(Observation::Quoted(Quote {
-            received_tokens: "16.9".parse().unwrap(),
+            token_amount: "16.9".parse().unwrap(),
+            fiat_amount: "1500".parse().unwrap(),
             conversion_rate: "88.5".parse().unwrap(),
             quoted_at: at(3),
         })),
@@ -840,13 +850,14 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
             qr_string: None,
             bank: None,
             expires_at: None,
+            deposit_address: None,
         })),
         None,
         at(4),
     )
     .await;
     assert_eq!(created.events.len(), 1);
-    assert_eq!(t.order.state, OnrampState::AwaitingPayment);
+    assert_eq!(t.order.state, OrderState::AwaitingPayment);
 
     // A command without events still records its inbox row.
     let submit = cmd("acme", "cmd-tx-utr", "onramp.utr");
@@ -878,16 +889,13 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         db,
         &eps,
         &mut t,
-        observed(Observation::Status {
-            raw: "expired".into(),
-            tx_hash: None,
-        }),
+        observed(Observation::Status(StatusReport::new("expired"))),
         None,
         at(7),
     )
     .await;
     assert_eq!(d.events.len(), 2);
-    assert_eq!(t.order.state, OnrampState::Expired);
+    assert_eq!(t.order.state, OrderState::Expired);
     assert_eq!(t.version, 8);
 
     // An order of the other tenant goes to its endpoint only.
@@ -931,7 +939,7 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
     let t = insert_checked(db, &eps, &new_order("acme", "late-1"), Some(create)).await;
 
     // Same command id again: the inbox insert (the last statement) is a duplicate.
-    let d = onramp::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
+    let d = order::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
     assert!(!d.events.is_empty());
     let err = commit_refused(
         db,
@@ -972,9 +980,12 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     let token = claimed[0].lease_owner.clone().expect("token");
 
     // Someone else's token does not release the lease.
-    let d = onramp::decide(
+    let d = order::decide(
         &t.order,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         &ctx(at(1)),
     )
     .unwrap();
@@ -989,7 +1000,7 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     assert_eq!(task.run_at, at(1).timestamp_millis(), "rescheduled");
 
     // The holder's token does.
-    let d = onramp::decide(
+    let d = order::decide(
         &t.order,
         observed(Observation::PaymentMethod(LinkResult::Linked)),
         &ctx(at(2)),
