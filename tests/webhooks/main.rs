@@ -10,7 +10,9 @@ use rampd::config::{Config, EndpointConfig};
 use rampd::sandbox::SandboxConfig;
 use rampd::storage::entities::{webhook_attempts as attempts, webhook_deliveries as deliveries};
 use rampd::webhooks::WebhookSecret;
-use rampd::webhooks::admin::{EndpointCmd, ReplayArgs, WebhooksCmd, execute};
+use rampd::webhooks::admin::{
+    EndpointCmd, ReplayArgs, ReplaySelection, ShowArgs, ShowSelection, WebhooksCmd, execute,
+};
 use rampd_domain::order::OrderState;
 use rampd_e2e::hooks::{Hook, HookReceiver, Reply, free_port};
 use rampd_e2e::{Backend, Stack, WAIT, both};
@@ -478,6 +480,20 @@ async fn dead_letters_and_replay(backend: Backend) {
         assert_eq!(ev["last_status"], 500);
         assert!(ev.get("body").is_none());
     }
+    // Every attempt is on record, found by the client's order id.
+    let shown = admin(
+        &s,
+        WebhooksCmd::Deliveries(ShowArgs {
+            what: ShowSelection {
+                order: Some("o-d1".into()),
+                ..Default::default()
+            },
+            tenant: Some("acme".into()),
+        }),
+    )
+    .await;
+    assert_eq!(shown.matches("HTTP 500").count(), 2 * 3, "{shown}");
+    assert!(shown.contains("#3 "), "{shown}");
     rx.set_default(Reply::Status(204));
 
     // One delivery by id.
@@ -485,9 +501,11 @@ async fn dead_letters_and_replay(backend: Backend) {
     let out = admin(
         &s,
         WebhooksCmd::Replay(ReplayArgs {
-            delivery: Some(first.id.clone()),
-            order: None,
-            dead_since: None,
+            what: ReplaySelection {
+                delivery: Some(first.id.clone()),
+                ..Default::default()
+            },
+            tenant: None,
         }),
     )
     .await;
@@ -509,9 +527,11 @@ async fn dead_letters_and_replay(backend: Backend) {
     admin(
         &s,
         WebhooksCmd::Replay(ReplayArgs {
-            delivery: None,
-            order: Some(o2[0].order_id.clone()),
-            dead_since: None,
+            what: ReplaySelection {
+                order: Some(o2[0].order_id.clone()),
+                ..Default::default()
+            },
+            tenant: None,
         }),
     )
     .await;
@@ -519,9 +539,11 @@ async fn dead_letters_and_replay(backend: Backend) {
     admin(
         &s,
         WebhooksCmd::Replay(ReplayArgs {
-            delivery: None,
-            order: None,
-            dead_since: Some(before),
+            what: ReplaySelection {
+                dead_since: Some(before),
+                ..Default::default()
+            },
+            tenant: None,
         }),
     )
     .await;

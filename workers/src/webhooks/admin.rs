@@ -6,16 +6,19 @@ use rampd_domain::webhooks::events::{DisabledReason, ENDPOINT_DISABLED, Endpoint
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use secrecy::SecretString;
 
 use super::address_guard::literal_ip_refused;
 use super::endpoints::{self, DISABLED, ENABLED, EndpointSpec, event_types, secret_or_generate};
-use super::outcome::{PENDING, SKIPPED, disable_endpoint, emit};
+use super::outcome::{DEAD, PENDING, SKIPPED, disable_endpoint, emit};
 use crate::config::{Config, WebhookConfig};
 use crate::storage::begin_write;
-use crate::storage::entities::{webhook_deliveries as deliveries, webhook_endpoints as eps};
+use crate::storage::entities::{
+    orders, webhook_attempts as attempts, webhook_deliveries as deliveries,
+    webhook_endpoints as eps,
+};
 use crate::storage::lease::{DELIVERIES, released};
 
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +28,8 @@ pub enum WebhooksCmd {
     Endpoint(EndpointCmd),
     /// Send deliveries again: same `webhook-id`, same body, a fresh retry ladder.
     Replay(ReplayArgs),
+    /// Show deliveries and every attempt (status or error, latency, response excerpt).
+    Deliveries(ShowArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -71,17 +76,46 @@ pub enum EndpointCmd {
 }
 
 #[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
 pub struct ReplayArgs {
+    #[command(flatten)]
+    pub what: ReplaySelection,
+    /// With `--order`: the order id is the tenant's own (client) order id.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Default, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ReplaySelection {
     /// One delivery, by its `webhook-id` (`msg_…`).
     #[arg(long)]
     pub delivery: Option<String>,
-    /// Every delivery of one order, by rampd order id.
+    /// Every delivery of one order: its rampd order id, or with `--tenant` the client's.
     #[arg(long)]
     pub order: Option<String>,
     /// Every delivery dead-lettered at or after this time (RFC 3339).
     #[arg(long)]
     pub dead_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub what: ShowSelection,
+    /// With `--order`: the order id is the tenant's own (client) order id.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Default, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ShowSelection {
+    /// One delivery, by its `webhook-id` (`msg_…`).
+    #[arg(long)]
+    pub delivery: Option<String>,
+    /// Every delivery of one order: its rampd order id, or with `--tenant` the client's.
+    #[arg(long)]
+    pub order: Option<String>,
 }
 
 /// Refuse webhook settings that cannot work.
@@ -224,19 +258,21 @@ pub async fn execute(
             ))
         }
         WebhooksCmd::Replay(args) => {
-            let (what, filter) = match (&args.delivery, &args.order, args.dead_since) {
+            let sel = args.what;
+            only_with_order(&args.tenant, &sel.order)?;
+            let (what, filter) = match (&sel.delivery, &sel.order, sel.dead_since) {
                 (Some(d), _, _) => (
                     format!("delivery {d}"),
                     Condition::all().add(deliveries::Column::Id.eq(d.clone())),
                 ),
                 (_, Some(o), _) => (
                     format!("order {o}"),
-                    Condition::all().add(deliveries::Column::OrderId.eq(o.clone())),
+                    of_order(db, o, args.tenant.as_deref()).await?,
                 ),
                 (_, _, Some(since)) => (
                     format!("dead-lettered since {}", since.to_rfc3339()),
                     Condition::all()
-                        .add(deliveries::Column::Status.eq(super::outcome::DEAD))
+                        .add(deliveries::Column::Status.eq(DEAD))
                         .add(deliveries::Column::DeadAt.gte(since.timestamp_millis())),
                 ),
                 _ => anyhow::bail!("give --delivery, --order or --dead-since"),
@@ -244,7 +280,99 @@ pub async fn execute(
             let n = requeue(db, filter, now).await?;
             Ok(format!("{n} deliveries queued again ({what})"))
         }
+        WebhooksCmd::Deliveries(args) => {
+            only_with_order(&args.tenant, &args.what.order)?;
+            let filter = match (&args.what.delivery, &args.what.order) {
+                (Some(d), _) => Condition::all().add(deliveries::Column::Id.eq(d.clone())),
+                (_, Some(o)) => of_order(db, o, args.tenant.as_deref()).await?,
+                _ => anyhow::bail!("give --delivery or --order"),
+            };
+            show(db, filter).await
+        }
     }
+}
+
+fn only_with_order(tenant: &Option<String>, order: &Option<String>) -> anyhow::Result<()> {
+    if tenant.is_some() && order.is_none() {
+        anyhow::bail!("--tenant goes with --order (the client's order id)");
+    }
+    Ok(())
+}
+
+/// The deliveries of one order: by rampd order id, or by the tenant's client order id.
+async fn of_order(
+    db: &DatabaseConnection,
+    order: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<Condition> {
+    let ids: Vec<String> = match tenant {
+        None => vec![order.to_string()],
+        Some(t) => {
+            orders::Entity::find()
+                .select_only()
+                .column(orders::Column::Id)
+                .filter(orders::Column::Tenant.eq(t))
+                .filter(orders::Column::ClientOrderId.eq(order))
+                .into_tuple()
+                .all(db)
+                .await?
+        }
+    };
+    if ids.is_empty() {
+        anyhow::bail!("no order {order} for tenant {}", tenant.unwrap_or_default());
+    }
+    Ok(Condition::all().add(deliveries::Column::OrderId.is_in(ids)))
+}
+
+/// Deliveries with their attempts, oldest first. The response excerpts were bounded and
+/// redacted when stored.
+async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<String> {
+    let ms = |t: i64| {
+        DateTime::<Utc>::from_timestamp_millis(t)
+            .unwrap_or_default()
+            .to_rfc3339()
+    };
+    let mut out = String::new();
+    let rows = deliveries::Entity::find()
+        .filter(filter)
+        .order_by_asc(deliveries::Column::CreatedAt)
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        anyhow::bail!("no such deliveries");
+    }
+    for d in rows {
+        out.push_str(&format!(
+            "{}  endpoint {}  {}  {}  attempts {}  created {}\n",
+            d.id,
+            d.endpoint_id,
+            d.event_type,
+            d.status,
+            d.attempt,
+            ms(d.created_at)
+        ));
+        let tries = attempts::Entity::find()
+            .filter(attempts::Column::DeliveryId.eq(d.id.clone()))
+            .order_by_asc(attempts::Column::StartedAt)
+            .all(db)
+            .await?;
+        for a in tries {
+            let result = match (a.status_code, &a.error_kind) {
+                (Some(c), _) => format!("HTTP {c}"),
+                (None, Some(k)) => k.clone(),
+                (None, None) => "-".into(),
+            };
+            out.push_str(&format!(
+                "  #{} {} {} {} ms  {}\n",
+                a.attempt,
+                ms(a.started_at),
+                result,
+                a.latency_ms,
+                a.response_excerpt.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    Ok(out)
 }
 
 async fn find(db: &DatabaseConnection, id: &str) -> anyhow::Result<eps::Model> {
@@ -294,4 +422,75 @@ async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyh
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: WebhooksCmd,
+    }
+
+    fn parse(args: &[&str]) -> Result<WebhooksCmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rampd-webhooks").chain(args.iter().copied()))
+            .map(|c| c.cmd)
+    }
+
+    #[test]
+    fn command_line_shapes() {
+        Cli::command().debug_assert();
+        assert!(matches!(
+            parse(&["replay", "--order", "o-1", "--tenant", "acme"]),
+            Ok(WebhooksCmd::Replay(ReplayArgs {
+                tenant: Some(_),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse(&["replay", "--dead-since", "2026-11-21T00:00:00Z"]),
+            Ok(WebhooksCmd::Replay(ReplayArgs {
+                what: ReplaySelection {
+                    dead_since: Some(_),
+                    ..
+                },
+                ..
+            }))
+        ));
+        for bad in [
+            &["replay"][..],
+            &["replay", "--delivery", "msg_1", "--order", "o-1"],
+            &["replay", "--dead-since", "yesterday"],
+            &["deliveries"],
+            &["endpoint", "add", "--url", "https://x.example/h"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            parse(&["endpoint", "enable", "ep-1", "--replay"]),
+            Ok(WebhooksCmd::Endpoint(EndpointCmd::Enable {
+                replay: true,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let ok = WebhookConfig::default();
+        assert!(validate(&ok).is_ok());
+        let mut bad = ok.clone();
+        bad.allow_networks = vec!["10.0.0.0/33".into()];
+        assert!(validate(&bad).is_err());
+        let mut bad = ok.clone();
+        bad.retry_schedule_ms.clear();
+        assert!(validate(&bad).is_err());
+        let mut bad = ok;
+        bad.concurrency_per_endpoint = 0;
+        assert!(validate(&bad).is_err());
+    }
 }
