@@ -172,7 +172,7 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
         &s,
         WebhooksCmd::Endpoint(EndpointCmd::RotateSecret {
             id: "e1".into(),
-            secret: Some(b.clone()),
+            secret: Some(SecretString::from(b.clone())),
             overlap_secs: Some(3600),
         }),
     )
@@ -190,7 +190,7 @@ async fn signatures_verify_independently_across_rotation(backend: Backend) {
         &s,
         WebhooksCmd::Endpoint(EndpointCmd::RotateSecret {
             id: "e1".into(),
-            secret: Some(c.clone()),
+            secret: Some(SecretString::from(c.clone())),
             overlap_secs: Some(0),
         }),
     )

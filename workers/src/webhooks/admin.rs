@@ -47,8 +47,8 @@ pub enum EndpointCmd {
         #[arg(long)]
         id: Option<String>,
         /// Use this `whsec_…` secret instead of generating one.
-        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true)]
-        secret: Option<String>,
+        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret_arg)]
+        secret: Option<SecretString>,
     },
     /// List endpoints (never their secrets).
     List {
@@ -67,8 +67,8 @@ pub enum EndpointCmd {
     RotateSecret {
         id: String,
         /// Use this `whsec_…` secret instead of generating one.
-        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true)]
-        secret: Option<String>,
+        #[arg(long, env = "RAMPD_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret_arg)]
+        secret: Option<SecretString>,
         /// How long the previous secret keeps signing (default `webhooks.rotation_overlap_secs`).
         #[arg(long)]
         overlap_secs: Option<u64>,
@@ -118,6 +118,11 @@ pub struct ShowSelection {
     pub order: Option<String>,
 }
 
+/// A secret from the command line, kept in a type that never prints it.
+fn secret_arg(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_string()))
+}
+
 /// Refuse webhook settings that cannot work.
 pub fn validate(w: &WebhookConfig) -> anyhow::Result<()> {
     w.address_policy()?;
@@ -154,7 +159,7 @@ pub async fn execute(
             id,
             secret,
         }) => {
-            let secret = secret_or_generate(secret.map(SecretString::from).as_ref())?;
+            let secret = secret_or_generate(secret.as_ref())?;
             let id = id.unwrap_or_else(|| {
                 format!("ep_{}", &uuid::Uuid::now_v7().simple().to_string()[..20])
             });
@@ -245,7 +250,7 @@ pub async fn execute(
             overlap_secs,
         }) => {
             find(db, &id).await?;
-            let secret = secret_or_generate(secret.map(SecretString::from).as_ref())?;
+            let secret = secret_or_generate(secret.as_ref())?;
             let overlap = overlap_secs.unwrap_or(overlap_default) as i64 * 1000;
             let txn = begin_write(db).await?;
             endpoints::rotate_in(&txn, &id, &secret, now, overlap).await?;
@@ -470,6 +475,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+        let add = parse(&[
+            "endpoint",
+            "add",
+            "--tenant",
+            "acme",
+            "--url",
+            "https://x.example/h",
+            "--secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
+        .unwrap();
+        assert!(!format!("{add:?}").contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
         assert!(matches!(
             parse(&["endpoint", "enable", "ep-1", "--replay"]),
             Ok(WebhooksCmd::Endpoint(EndpointCmd::Enable {
