@@ -257,12 +257,29 @@ async fn endpoint_added_by_command_with_an_event_filter(backend: Backend) {
     .await;
     assert!(refused.is_err(), "a private address is refused at add time");
 
+    // A second endpoint that wants only attention events.
+    let other = HookReceiver::start(&[], Reply::Status(200)).await;
+    admin(
+        &s,
+        WebhooksCmd::Endpoint(EndpointCmd::Add {
+            tenant: "acme".into(),
+            url: other.url.clone(),
+            events: "order.attention_needed".into(),
+            id: Some("cli-2".into()),
+            secret: None,
+        }),
+    )
+    .await;
+
     order_awaiting_payment(&s, "o-cli").await;
     let hooks = eventually("two webhooks", || async {
         let h = rx.accepted();
         (h.len() >= 2).then_some(h)
     })
     .await;
+    // Deliveries are written with the events they carry: none exist for `cli-2`.
+    assert!(deliveries_of(&s, "cli-2").await.is_empty());
+    assert!(other.received().is_empty());
     for h in &hooks {
         assert!(
             rampd_e2e::verify::verify(

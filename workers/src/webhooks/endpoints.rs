@@ -318,3 +318,59 @@ pub fn secret_or_generate(given: Option<&SecretString>) -> Result<WebhookSecret,
         None => Ok(WebhookSecret::generate()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        id: &str,
+        tenant: &str,
+        url: &str,
+        events: &[&str],
+    ) -> Result<EndpointSpec, SpecError> {
+        let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        EndpointSpec::parse(id, tenant, url, &events, WebhookSecret::generate())
+    }
+
+    #[test]
+    fn specs_parse_or_say_why() {
+        let ok = parse("ep-1", "acme", "https://hooks.example.com/rampd", &[]).unwrap();
+        assert!(ok.event_types.matches("order.status_changed"));
+        assert!(parse("ep-1", "acme", "http://127.0.0.1:9/h", &["order.*"]).is_ok());
+        for (id, tenant, url, events, why) in [
+            ("", "acme", "https://x.example/h", &[][..], "id"),
+            ("a.b", "acme", "https://x.example/h", &[], "id"),
+            ("ep", "", "https://x.example/h", &[], "tenant"),
+            ("ep", "ac.me", "https://x.example/h", &[], "tenant"),
+            ("ep", "acme", "ftp://x.example/h", &[], "url"),
+            ("ep", "acme", "https://user:pw@x.example/h", &[], "url"),
+            ("ep", "acme", "not a url", &[], "url"),
+            ("ep", "acme", "https://x.example/h", &["Order"], "events"),
+        ] {
+            let err = parse(id, tenant, url, events).unwrap_err();
+            let ok = matches!(
+                (&err, why),
+                (SpecError::Id, "id")
+                    | (SpecError::Tenant, "tenant")
+                    | (SpecError::Url, "url")
+                    | (SpecError::Events(_), "events")
+            );
+            assert!(ok, "{id} {tenant} {url}: {err}");
+        }
+    }
+
+    #[test]
+    fn config_endpoints_are_checked_and_secrets_never_print() {
+        let cfg = |url: &str| EndpointConfig {
+            id: "ep".into(),
+            tenant: "acme".into(),
+            url: url.into(),
+            secret: SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()),
+            events: vec![],
+        };
+        let eps = Endpoints::from_config(&[cfg("https://x.example/h")]).unwrap();
+        assert!(!format!("{eps:?}").contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        assert!(Endpoints::from_config(&[cfg("x.example/h")]).is_err());
+    }
+}
