@@ -83,11 +83,25 @@ pub(crate) enum TxHashAnswer {
     AlreadyReceived,
 }
 
-/// `0x` and 64 hex digits (an EVM transaction hash).
-pub(crate) fn valid_tx_hash(hash: &str) -> bool {
-    hash.len() == 66
-        && hash.starts_with("0x")
-        && hash.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+/// The canonical form of a transaction hash, or `None` when it has no known shape. The
+/// sandbox checks the shape only, not whether it fits the order's chain (rampd validates
+/// per chain family before it submits):
+/// - EVM: `0x`/`0X` and 64 hex digits, kept as lowercase `0x…`;
+/// - Tron and Bitcoin: 64 hex digits without prefix, kept lowercase;
+/// - Solana: a base58 signature (80 to 90 characters), kept as sent (base58 is
+///   case-sensitive).
+pub(crate) fn canonical_tx_hash(hash: &str) -> Option<String> {
+    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let hash = hash.trim();
+    let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = hash.strip_prefix("0x").or_else(|| hash.strip_prefix("0X")) {
+        return hex64(rest).then(|| format!("0x{}", rest.to_ascii_lowercase()));
+    }
+    if hex64(hash) {
+        return Some(hash.to_ascii_lowercase());
+    }
+    ((80..=90).contains(&hash.len()) && hash.bytes().all(|b| BASE58.contains(&b)))
+        .then(|| hash.to_owned())
 }
 
 impl World {
@@ -206,12 +220,11 @@ impl World {
         tx_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TxHashAnswer, ApiError> {
-        let hash = tx_hash.trim().to_ascii_lowercase();
-        if !valid_tx_hash(&hash) {
+        let Some(hash) = canonical_tx_hash(tx_hash) else {
             return Err(ApiError::bad_request(
-                "invalid txnHash: expected 0x and 64 hex digits",
+                "invalid txnHash: expected an EVM, Tron, Bitcoin or Solana transaction hash",
             ));
-        }
+        };
         let used_elsewhere = self
             .offramp_orders
             .values()
@@ -415,6 +428,28 @@ mod tests {
         assert!(seen[1].payout_reference.is_none());
         assert_eq!(seen[2].payout_reference, seen[4].payout_reference);
         assert!(seen[2].payout_reference.is_some());
+    }
+
+    #[test]
+    fn tx_hash_shapes() {
+        let evm = format!("0X{}", "AB".repeat(32));
+        assert_eq!(
+            canonical_tx_hash(&evm),
+            Some(format!("0x{}", "ab".repeat(32)))
+        );
+        let tron = "CD".repeat(32);
+        assert_eq!(canonical_tx_hash(&tron), Some("cd".repeat(32)));
+        let solana = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+        assert_eq!(canonical_tx_hash(solana).as_deref(), Some(solana));
+        for bad in [
+            "0x12",
+            &format!("0x{}", "g".repeat(64)),
+            "",
+            &"0".repeat(63),
+            "O0Il",
+        ] {
+            assert_eq!(canonical_tx_hash(bad), None, "{bad}");
+        }
     }
 
     #[test]
