@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{ApiError, LinkState, World, key, random_digits, random_hex, token_decimals};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, LinkState, World, key, random_digits, token_decimals};
 use crate::sandbox::scenario::{
     OFFRAMP_COMPLETED, OFFRAMP_CREATED, OFFRAMP_PAYOUT_SUCCESS, OFFRAMP_PENDING, OFFRAMP_REFUNDED,
     offramp_progressed_status,
@@ -81,6 +83,15 @@ pub(crate) enum TxHashAnswer {
     Accepted,
     /// The same hash again on the same order.
     AlreadyReceived,
+}
+
+/// The sandbox's deposit address for an order: an EVM-shaped address derived from the order
+/// id (the first 20 bytes of SHA-256 over it), so it is the same every time it is shown and
+/// differs between orders.
+pub(crate) fn deposit_address(order_id: &str) -> String {
+    let digest = Sha256::digest(format!("onmeta-sandbox-deposit:{order_id}").as_bytes());
+    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    format!("0x{hex}")
 }
 
 /// The canonical form of a transaction hash, or `None` when it has no known shape. The
@@ -179,7 +190,7 @@ impl World {
             created_at: now,
             updated_at: now,
             status: OFFRAMP_CREATED.to_owned(),
-            deposit_address: format!("0x{}", random_hex(20)),
+            deposit_address: deposit_address(&id),
             quote,
             tx_hash: None,
             polls: 0,
@@ -358,8 +369,11 @@ mod tests {
         assert_eq!(o.status, "cryptoInit");
         assert_eq!(o.reported_status(), "pending");
         assert!(o.deposit_address.starts_with("0x") && o.deposit_address.len() == 42);
+        assert_eq!(o.deposit_address, deposit_address(&o.id));
+        let other = w.create_offramp(EMAIL, new_offramp("m"), t0()).unwrap();
+        assert_ne!(other.deposit_address, o.deposit_address);
         assert_eq!(o.quote.fiat_amount, dec("880"));
-        assert_eq!(w.stats.offramp_orders_by_merchant_ref["m"], 1);
+        assert_eq!(w.stats.offramp_orders_by_merchant_ref["m"], 2);
     }
 
     #[test]
