@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rampd_domain::Direction;
+use rampd_domain::chain_values::{TokenAmount, WalletAddress};
+use rampd_domain::command::{OfframpRequest, PayoutAccount};
 use rampd_domain::command::{OnrampRequest, PaymentMethod, User};
 use rampd_domain::event::{CommandRejected, OrderEvent};
 use rampd_domain::order::{
@@ -17,7 +18,8 @@ use rampd_domain::order::{
     OrderRequest, OrderState, ProviderOrder, Quote, StatusReport,
 };
 use rampd_domain::values::{
-    ChainId, Email, EvmAddress, InrAmount, Pan, PersonName, Phone, TokenSymbol, UpiId, Utr,
+    BankAccountNumber, ChainFamily, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
+    Phone, TokenSymbol, UpiId, Utr,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -95,6 +97,8 @@ on_both_backends!(
     optimistic_concurrency,
     duplicate_client_order_id,
     utr_in_use,
+    tx_hash_in_use,
+    successor_commits_with_its_predecessor,
     one_transaction_per_decision,
     failed_decision_writes_nothing,
     commit_releases_only_its_own_lease,
@@ -152,6 +156,32 @@ fn new_order(tenant: &str, client_order_id: &str) -> Decision {
         tenant,
         client_order_id,
         OrderRequest::Onramp(request()),
+        &ctx(t0()),
+    )
+}
+
+fn new_offramp(tenant: &str, client_order_id: &str) -> Decision {
+    let wallet = |s: &str| WalletAddress::parse(ChainFamily::Evm, s).unwrap();
+    let r = OfframpRequest {
+        user: request().user,
+        token: TokenSymbol::parse("USDT").unwrap(),
+        chain_id: ChainId::new(137).unwrap(),
+        token_amount: TokenAmount::parse("25.5").unwrap(),
+        token_address: None,
+        sender_address: wallet("0x3333333333333333333333333333333333333333"),
+        refund_address: wallet("0x4444444444444444444444444444444444444444"),
+        bank: PayoutAccount {
+            account_number: BankAccountNumber::parse("50100012345678").unwrap(),
+            account_name: PersonName::parse("Asha Rao").unwrap(),
+            ifsc: Ifsc::parse("HDFC0001234").unwrap(),
+        },
+        max_price_change_pct: None,
+    };
+    order::create(
+        Uuid::now_v7(),
+        tenant,
+        client_order_id,
+        OrderRequest::Offramp(r),
         &ctx(t0()),
     )
 }
@@ -428,7 +458,7 @@ async fn assert_decision_written(
         assert_eq!(r.id, ev.event_id);
         assert_eq!(
             r.subject,
-            event_subject(&o.tenant, Direction::Onramp, &ev.event_type)
+            event_subject(&o.tenant, o.direction(), &ev.event_type)
         );
         assert_eq!(r.published_at, None);
         assert_eq!(r.created_at, now_ms);
@@ -773,6 +803,120 @@ async fn utr_in_use(db: DatabaseConnection) {
         at(4),
     )
     .await;
+}
+
+async fn tx_hash_in_use(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints(db).await;
+    let hash = "0x00000000000000000000000000000000000000000000000000000000000000aa";
+
+    let mut a = insert_checked(db, &eps, &new_offramp("acme", "tx-a"), None).await;
+    apply_checked(
+        db,
+        &eps,
+        &mut a,
+        Input::SubmitTxHash { hash: hash.into() },
+        Some(cmd("acme", "cmd-tx-a", "offramp.txhash")),
+        at(1),
+    )
+    .await;
+    let a_id = a.order.id.to_string();
+    assert_eq!(
+        order_row(db, &a_id)
+            .await
+            .unwrap()
+            .deposit_tx_hash
+            .as_deref(),
+        Some(hash)
+    );
+
+    // The same hash on another order is refused by the unique index, and nothing of
+    // that decision is written.
+    let b = insert_checked(db, &eps, &new_offramp("acme", "tx-b"), None).await;
+    let d = order::decide(
+        &b.order,
+        Input::SubmitTxHash { hash: hash.into() },
+        &ctx(at(2)),
+    )
+    .unwrap();
+    let err = commit_refused(
+        db,
+        &eps,
+        write(
+            Some(b.version),
+            &d,
+            Some(cmd("acme", "cmd-tx-b", "offramp.txhash")),
+            at(2),
+        ),
+    )
+    .await;
+    assert!(matches!(err, WriteError::TxHashInUse), "got {err:?}");
+    assert!(!already_processed(db, "acme", "cmd-tx-b").await.unwrap());
+}
+
+async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints(db).await;
+    let mut x = insert_checked(db, &eps, &new_order("acme", "late"), None).await;
+    let late = x.order.expires_at + chrono::Duration::hours(1);
+    apply_checked(db, &eps, &mut x, Input::DeadlinePassed, None, late).await;
+    assert_eq!(x.order.state, OrderState::Expired);
+
+    let u = utr("412345678901");
+    let d = order::decide(&x.order, Input::SubmitUtr { utr: u.clone() }, &ctx(late)).unwrap();
+    let successor = d.spawned.as_ref().expect("successor").order.clone();
+    let before = counts(db).await;
+    commit_decision(
+        db,
+        &eps,
+        write(
+            Some(x.version),
+            &d,
+            Some(cmd("acme", "cmd-late", "onramp.utr")),
+            late,
+        ),
+    )
+    .await
+    .unwrap();
+    let after = counts(db).await;
+    // Both orders are written in one transaction and name each other; the UTR sits on
+    // the successor only.
+    let x_row = order_row(db, &x.order.id.to_string()).await.unwrap();
+    let s_row = order_row(db, &successor.id.to_string()).await.unwrap();
+    assert_eq!(x_row.state, "expired");
+    assert_eq!(x_row.utr, None);
+    assert_eq!(s_row.utr.as_deref(), Some("412345678901"));
+    assert_eq!(s_row.client_order_id, "late:successor");
+    assert_eq!(s_row.state, "preparing");
+    assert_eq!(
+        load(db, &successor.id.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .order
+            .predecessor,
+        Some(x.order.id)
+    );
+    assert_eq!(
+        load(db, &x_row.id).await.unwrap().unwrap().order.successor,
+        Some(successor.id)
+    );
+    // successor_created (old order) + status_changed to preparing (new order)
+    assert_eq!(after.outbox, before.outbox + 2);
+    assert!(already_processed(db, "acme", "cmd-late").await.unwrap());
+    let task: Option<scheduled_tasks::Model> = scheduled_tasks::Entity::find()
+        .filter(scheduled_tasks::Column::OrderId.eq(successor.id.to_string()))
+        .one(db)
+        .await
+        .unwrap();
+    assert_eq!(task.map(|t| t.status).as_deref(), Some("ready"));
+
+    // If the successor cannot be written (its UTR is in use), neither is the predecessor.
+    let mut y = insert_checked(db, &eps, &new_order("acme", "late-2"), None).await;
+    apply_checked(db, &eps, &mut y, Input::DeadlinePassed, None, late).await;
+    let d = order::decide(&y.order, Input::SubmitUtr { utr: u }, &ctx(late)).unwrap();
+    let err = commit_refused(db, &eps, write(Some(y.version), &d, None, late)).await;
+    assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{ApiError, LinkState, World, key, random_digits, random_hex, token_decimals};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, LinkState, World, key, random_digits, token_decimals};
 use crate::sandbox::scenario::{
     OFFRAMP_COMPLETED, OFFRAMP_CREATED, OFFRAMP_PAYOUT_SUCCESS, OFFRAMP_PENDING, OFFRAMP_REFUNDED,
     offramp_progressed_status,
@@ -83,11 +85,34 @@ pub(crate) enum TxHashAnswer {
     AlreadyReceived,
 }
 
-/// `0x` and 64 hex digits (an EVM transaction hash).
-pub(crate) fn valid_tx_hash(hash: &str) -> bool {
-    hash.len() == 66
-        && hash.starts_with("0x")
-        && hash.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+/// The sandbox's deposit address for an order: an EVM-shaped address derived from the order
+/// id (the first 20 bytes of SHA-256 over it), so it is the same every time it is shown and
+/// differs between orders.
+pub(crate) fn deposit_address(order_id: &str) -> String {
+    let digest = Sha256::digest(format!("onmeta-sandbox-deposit:{order_id}").as_bytes());
+    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    format!("0x{hex}")
+}
+
+/// The canonical form of a transaction hash, or `None` when it has no known shape. The
+/// sandbox checks the shape only, not whether it fits the order's chain (rampd validates
+/// per chain family before it submits):
+/// - EVM: `0x`/`0X` and 64 hex digits, kept as lowercase `0x…`;
+/// - Tron and Bitcoin: 64 hex digits without prefix, kept lowercase;
+/// - Solana: a base58 signature (80 to 90 characters), kept as sent (base58 is
+///   case-sensitive).
+pub(crate) fn canonical_tx_hash(hash: &str) -> Option<String> {
+    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let hash = hash.trim();
+    let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = hash.strip_prefix("0x").or_else(|| hash.strip_prefix("0X")) {
+        return hex64(rest).then(|| format!("0x{}", rest.to_ascii_lowercase()));
+    }
+    if hex64(hash) {
+        return Some(hash.to_ascii_lowercase());
+    }
+    ((80..=90).contains(&hash.len()) && hash.bytes().all(|b| BASE58.contains(&b)))
+        .then(|| hash.to_owned())
 }
 
 impl World {
@@ -165,7 +190,7 @@ impl World {
             created_at: now,
             updated_at: now,
             status: OFFRAMP_CREATED.to_owned(),
-            deposit_address: format!("0x{}", random_hex(20)),
+            deposit_address: deposit_address(&id),
             quote,
             tx_hash: None,
             polls: 0,
@@ -206,12 +231,11 @@ impl World {
         tx_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TxHashAnswer, ApiError> {
-        let hash = tx_hash.trim().to_ascii_lowercase();
-        if !valid_tx_hash(&hash) {
+        let Some(hash) = canonical_tx_hash(tx_hash) else {
             return Err(ApiError::bad_request(
-                "invalid txnHash: expected 0x and 64 hex digits",
+                "invalid txnHash: expected an EVM, Tron, Bitcoin or Solana transaction hash",
             ));
-        }
+        };
         let used_elsewhere = self
             .offramp_orders
             .values()
@@ -345,8 +369,11 @@ mod tests {
         assert_eq!(o.status, "cryptoInit");
         assert_eq!(o.reported_status(), "pending");
         assert!(o.deposit_address.starts_with("0x") && o.deposit_address.len() == 42);
+        assert_eq!(o.deposit_address, deposit_address(&o.id));
+        let other = w.create_offramp(EMAIL, new_offramp("m"), t0()).unwrap();
+        assert_ne!(other.deposit_address, o.deposit_address);
         assert_eq!(o.quote.fiat_amount, dec("880"));
-        assert_eq!(w.stats.offramp_orders_by_merchant_ref["m"], 1);
+        assert_eq!(w.stats.offramp_orders_by_merchant_ref["m"], 2);
     }
 
     #[test]
@@ -415,6 +442,28 @@ mod tests {
         assert!(seen[1].payout_reference.is_none());
         assert_eq!(seen[2].payout_reference, seen[4].payout_reference);
         assert!(seen[2].payout_reference.is_some());
+    }
+
+    #[test]
+    fn tx_hash_shapes() {
+        let evm = format!("0X{}", "AB".repeat(32));
+        assert_eq!(
+            canonical_tx_hash(&evm),
+            Some(format!("0x{}", "ab".repeat(32)))
+        );
+        let tron = "CD".repeat(32);
+        assert_eq!(canonical_tx_hash(&tron), Some("cd".repeat(32)));
+        let solana = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+        assert_eq!(canonical_tx_hash(solana).as_deref(), Some(solana));
+        for bad in [
+            "0x12",
+            &format!("0x{}", "g".repeat(64)),
+            "",
+            &"0".repeat(63),
+            "O0Il",
+        ] {
+            assert_eq!(canonical_tx_hash(bad), None, "{bad}");
+        }
     }
 
     #[test]
