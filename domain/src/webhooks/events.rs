@@ -64,3 +64,29 @@ pub struct EndpointDisabled {
     pub failing_since: Option<DateTime<Utc>>,
     pub occurred_at: DateTime<Utc>,
 }
+
+/// What the outbox needs to publish an operational event.
+pub trait OperationalEvent: Serialize {
+    fn tenant(&self) -> &str;
+    /// Also the `Nats-Msg-Id`.
+    fn event_id(&self) -> &str;
+    fn event_type(&self) -> &str;
+}
+
+macro_rules! operational {
+    ($t:ty) => {
+        impl OperationalEvent for $t {
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+            fn event_id(&self) -> &str {
+                &self.event_id
+            }
+            fn event_type(&self) -> &str {
+                &self.event_type
+            }
+        }
+    };
+}
+operational!(DeliveryDeadLettered);
+operational!(EndpointDisabled);

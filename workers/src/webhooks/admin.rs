@@ -193,17 +193,7 @@ pub async fn execute(
                     failing_since: None,
                     occurred_at: Utc::now(),
                 };
-                emit(
-                    &txn,
-                    &row.tenant,
-                    &ev.event_id,
-                    ENDPOINT_DISABLED,
-                    &ev,
-                    None,
-                    None,
-                    now,
-                )
-                .await?;
+                emit(&txn, &ev, None, None, now).await?;
             }
             txn.commit().await?;
             Ok(format!(

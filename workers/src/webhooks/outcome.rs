@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rampd_domain::webhooks::events::{
     DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
-    EndpointDisabled,
+    EndpointDisabled, OperationalEvent,
 };
 use rampd_domain::webhooks::health::HealthChange;
 use rampd_domain::webhooks::{AttemptResult, Verdict};
@@ -128,17 +128,7 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
             last_error,
             occurred_at: at,
         };
-        emit(
-            txn,
-            &d.tenant,
-            &ev.event_id,
-            DELIVERY_DEAD_LETTERED,
-            &ev,
-            Some(&d.order_id),
-            d.trace_ctx.as_deref(),
-            now,
-        )
-        .await?;
+        emit(txn, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
         rec.events += 1;
     }
     let disable = match (a.verdict, a.health) {
@@ -160,17 +150,7 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
                         .and_then(DateTime::<Utc>::from_timestamp_millis),
                     occurred_at: at,
                 };
-                emit(
-                    txn,
-                    &d.tenant,
-                    &ev.event_id,
-                    ENDPOINT_DISABLED,
-                    &ev,
-                    Some(&d.order_id),
-                    d.trace_ctx.as_deref(),
-                    now,
-                )
-                .await?;
+                emit(txn, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
                 rec.events += 1;
                 tracing::warn!(endpoint = %d.endpoint_id, reason = reason.as_str(), "webhook endpoint disabled");
             }
@@ -216,13 +196,9 @@ pub async fn disable_endpoint(
 }
 
 /// Queue an operational event for NATS in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-pub async fn emit<T: serde::Serialize>(
+pub async fn emit(
     txn: &impl ConnectionTrait,
-    tenant: &str,
-    event_id: &str,
-    event_type: &str,
-    ev: &T,
+    ev: &impl OperationalEvent,
     order_id: Option<&str>,
     trace_ctx: Option<&str>,
     now: i64,
@@ -230,8 +206,8 @@ pub async fn emit<T: serde::Serialize>(
     let body = serde_json::to_string(ev).map_err(|e| DbErr::Custom(e.to_string()))?;
     insert_outbox(
         txn,
-        event_id,
-        operational_subject(tenant, event_type),
+        ev.event_id(),
+        operational_subject(ev.tenant(), ev.event_type()),
         body,
         order_id,
         trace_ctx,
