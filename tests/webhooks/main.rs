@@ -395,11 +395,13 @@ async fn gone_disables_and_enable_replays(backend: Backend) {
     assert_eq!(ev["_subject"], "ramp.evt.acme.webhook.endpoint_disabled");
     assert_eq!(ev["_headers"]["msg_id"], ev["event_id"]);
     let held = all_in(&s, "e1", 2, "skipped").await;
-    assert_eq!(rx.received().len(), 1, "nothing sent after the 410");
+    // The first 410 disables; a delivery already in flight beside it may get one too.
+    let sent = rx.received().len();
+    assert!((1..=2).contains(&sent), "{sent} requests");
 
     order_awaiting_payment(&s, "o-later").await;
     let held = all_in(&s, "e1", held.len() + 2, "skipped").await;
-    assert_eq!(rx.received().len(), 1);
+    assert_eq!(rx.received().len(), sent, "nothing sent while disabled");
 
     rx.set_default(Reply::Status(204));
     let out = admin(
@@ -511,6 +513,18 @@ async fn dead_letters_and_replay(backend: Backend) {
     .await;
     assert_eq!(shown.matches("HTTP 500").count(), 2 * 3, "{shown}");
     assert!(shown.contains("#3 "), "{shown}");
+    let all_dead = admin(
+        &s,
+        WebhooksCmd::Deliveries(ShowArgs {
+            what: ShowSelection {
+                dead_since: Some(before),
+                ..Default::default()
+            },
+            tenant: None,
+        }),
+    )
+    .await;
+    assert!(dead.iter().all(|d| all_dead.contains(&d.id)), "{all_dead}");
     rx.set_default(Reply::Status(204));
 
     // One delivery by id.
@@ -606,7 +620,9 @@ async fn worker_restart_mid_ladder(backend: Backend) {
             .into_iter()
             .filter(|h| h.webhook_id == d.id)
             .collect();
-        assert_eq!(got.len(), a.len(), "every attempt reached the receiver");
+        // Every recorded attempt reached the receiver (a request cut off by the kill may
+        // have reached it without a record).
+        assert!(got.len() >= a.len());
         assert!(got.iter().all(|h| h.raw == d.body.as_bytes()));
         assert_eq!(got.iter().filter(|h| h.status == 204).count(), 1);
     }

@@ -116,6 +116,9 @@ pub struct ShowSelection {
     /// Every delivery of one order: its rampd order id, or with `--tenant` the client's.
     #[arg(long)]
     pub order: Option<String>,
+    /// Every delivery dead-lettered at or after this time (RFC 3339).
+    #[arg(long)]
+    pub dead_since: Option<DateTime<Utc>>,
 }
 
 /// A secret from the command line, kept in a type that never prints it.
@@ -266,9 +269,7 @@ pub async fn execute(
                 ),
                 (_, _, Some(since)) => (
                     format!("dead-lettered since {}", since.to_rfc3339()),
-                    Condition::all()
-                        .add(deliveries::Column::Status.eq(DEAD))
-                        .add(deliveries::Column::DeadAt.gte(since.timestamp_millis())),
+                    dead_since(since),
                 ),
                 _ => anyhow::bail!("give --delivery, --order or --dead-since"),
             };
@@ -277,14 +278,22 @@ pub async fn execute(
         }
         WebhooksCmd::Deliveries(args) => {
             only_with_order(&args.tenant, &args.what.order)?;
-            let filter = match (&args.what.delivery, &args.what.order) {
-                (Some(d), _) => Condition::all().add(deliveries::Column::Id.eq(d.clone())),
-                (_, Some(o)) => of_order(db, o, args.tenant.as_deref()).await?,
-                _ => anyhow::bail!("give --delivery or --order"),
+            let w = &args.what;
+            let filter = match (&w.delivery, &w.order, w.dead_since) {
+                (Some(d), _, _) => Condition::all().add(deliveries::Column::Id.eq(d.clone())),
+                (_, Some(o), _) => of_order(db, o, args.tenant.as_deref()).await?,
+                (_, _, Some(since)) => dead_since(since),
+                _ => anyhow::bail!("give --delivery, --order or --dead-since"),
             };
             show(db, filter).await
         }
     }
+}
+
+fn dead_since(since: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(deliveries::Column::Status.eq(DEAD))
+        .add(deliveries::Column::DeadAt.gte(since.timestamp_millis()))
 }
 
 fn only_with_order(tenant: &Option<String>, order: &Option<String>) -> anyhow::Result<()> {
