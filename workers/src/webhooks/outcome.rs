@@ -155,7 +155,7 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
                 tracing::warn!(endpoint = %d.endpoint_id, reason = reason.as_str(), "webhook endpoint disabled");
             }
         }
-        (None, HealthChange::Healthy) => {
+        (None, HealthChange::Healthy) if a.failing_since.is_some() => {
             eps::Entity::update_many()
                 .col_expr(eps::Column::FailingSince, Expr::value(Option::<i64>::None))
                 .filter(eps::Column::Id.eq(d.endpoint_id.clone()))
