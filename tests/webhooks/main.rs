@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rampd::config::{Config, EndpointConfig};
 use rampd::sandbox::SandboxConfig;
-use rampd::storage::entities::{webhook_attempts as attempts, webhook_deliveries as deliveries};
+use rampd::storage::entities::{
+    webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as endpoints,
+};
 use rampd::webhooks::WebhookSecret;
 use rampd::webhooks::admin::{
     EndpointCmd, ReplayArgs, ReplaySelection, ShowArgs, ShowSelection, WebhooksCmd, execute,
@@ -338,6 +340,13 @@ async fn receiver_down_then_back(backend: Backend) {
         per_id.values().all(|n| *n == 1),
         "accepted twice: {per_id:?}"
     );
+    // The success ended the endpoint's failing streak.
+    let ep = endpoints::Entity::find_by_id("e1".to_string())
+        .one(&s.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ep.status.as_str(), ep.failing_since), ("enabled", None));
     assert!(accepted.iter().all(|h| h.verified_by == [true]));
     for d in &done {
         let a = attempts_of(&s, &d.id).await;
