@@ -290,6 +290,12 @@ pub async fn execute(
     }
 }
 
+fn rfc3339_ms(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(t)
+        .unwrap_or_default()
+        .to_rfc3339()
+}
+
 fn dead_since(since: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(deliveries::Column::Status.eq(DEAD))
@@ -331,11 +337,7 @@ async fn of_order(
 /// Deliveries with their attempts, oldest first. The response excerpts were bounded and
 /// redacted when stored.
 async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<String> {
-    let ms = |t: i64| {
-        DateTime::<Utc>::from_timestamp_millis(t)
-            .unwrap_or_default()
-            .to_rfc3339()
-    };
+    let ms = rfc3339_ms;
     let mut out = String::new();
     let rows = deliveries::Entity::find()
         .filter(filter)
@@ -408,18 +410,20 @@ async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyh
     if let Some(t) = tenant {
         q = q.filter(eps::Column::Tenant.eq(t));
     }
-    let mut out = String::from("id\ttenant\tstatus\tsecrets\tevents\turl\n");
+    let mut out = String::from("id\ttenant\tstatus\tfailing since\tsecrets\tevents\turl\n");
     for e in q.all(db).await? {
         let live = endpoints::live_secrets(&e.id, now).count(db).await?;
         let status = match (&e.status[..], &e.disabled_reason) {
             (DISABLED, Some(r)) => format!("disabled ({r})"),
             (s, _) => s.to_string(),
         };
+        let failing = e.failing_since.map_or_else(|| "-".to_string(), rfc3339_ms);
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             e.id,
             e.tenant,
             status,
+            failing,
             live,
             event_types(&e).as_list().join(","),
             e.url
