@@ -67,7 +67,7 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     {
         anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
     }
-    crate::webhooks::admin::validate(&cfg.webhooks)?;
+    cfg.webhooks.validate()?;
     Ok(())
 }
 

@@ -274,6 +274,26 @@ impl WebhookConfig {
         }
     }
 
+    /// Refuse webhook settings that cannot work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.address_policy()?;
+        if self.retry_schedule_ms.is_empty() {
+            anyhow::bail!("webhooks.retry_schedule_ms must name at least one delay");
+        }
+        if self.max_attempts < 1 || self.concurrency < 1 || self.concurrency_per_endpoint < 1 {
+            anyhow::bail!(
+                "webhooks.max_attempts, concurrency and concurrency_per_endpoint must be >= 1"
+            );
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            anyhow::bail!("webhooks.retry_jitter must be within 0..=1");
+        }
+        if self.timeout_ms == 0 || self.response_body_limit_bytes == 0 {
+            anyhow::bail!("webhooks.timeout_ms and response_body_limit_bytes must be > 0");
+        }
+        Ok(())
+    }
+
     pub fn address_policy(&self) -> anyhow::Result<AddressPolicy> {
         let allow = self
             .allow_networks
@@ -361,5 +381,20 @@ mod tests {
         assert!(!format!("{:?}", c).contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
         std::fs::write(&f, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&f)).is_err());
+    }
+
+    #[test]
+    fn webhook_settings_that_cannot_work_are_refused() {
+        let ok = WebhookConfig::default();
+        assert!(ok.validate().is_ok());
+        let mut bad = ok.clone();
+        bad.allow_networks = vec!["10.0.0.0/33".into()];
+        assert!(bad.validate().is_err());
+        let mut bad = ok.clone();
+        bad.retry_schedule_ms.clear();
+        assert!(bad.validate().is_err());
+        let mut bad = ok;
+        bad.concurrency_per_endpoint = 0;
+        assert!(bad.validate().is_err());
     }
 }

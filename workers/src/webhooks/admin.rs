@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use super::address_guard::literal_ip_refused;
 use super::endpoints::{self, DISABLED, ENABLED, EndpointSpec, event_types, secret_or_generate};
 use super::outcome::{DEAD, PENDING, SKIPPED, disable_endpoint, emit};
-use crate::config::{Config, WebhookConfig};
+use crate::config::Config;
 use crate::storage::begin_write;
 use crate::storage::entities::{
     orders, webhook_attempts as attempts, webhook_deliveries as deliveries,
@@ -124,26 +124,6 @@ pub struct ShowSelection {
 /// A secret from the command line, kept in a type that never prints it.
 fn secret_arg(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_string()))
-}
-
-/// Refuse webhook settings that cannot work.
-pub fn validate(w: &WebhookConfig) -> anyhow::Result<()> {
-    w.address_policy()?;
-    if w.retry_schedule_ms.is_empty() {
-        anyhow::bail!("webhooks.retry_schedule_ms must name at least one delay");
-    }
-    if w.max_attempts < 1 || w.concurrency < 1 || w.concurrency_per_endpoint < 1 {
-        anyhow::bail!(
-            "webhooks.max_attempts, concurrency and concurrency_per_endpoint must be >= 1"
-        );
-    }
-    if !(0.0..=1.0).contains(&w.retry_jitter) {
-        anyhow::bail!("webhooks.retry_jitter must be within 0..=1");
-    }
-    if w.timeout_ms == 0 || w.response_body_limit_bytes == 0 {
-        anyhow::bail!("webhooks.timeout_ms and response_body_limit_bytes must be > 0");
-    }
-    Ok(())
 }
 
 /// Run one command; returns what to print.
@@ -497,20 +477,5 @@ mod tests {
                 ..
             }))
         ));
-    }
-
-    #[test]
-    fn settings_that_cannot_work_are_refused() {
-        let ok = WebhookConfig::default();
-        assert!(validate(&ok).is_ok());
-        let mut bad = ok.clone();
-        bad.allow_networks = vec!["10.0.0.0/33".into()];
-        assert!(validate(&bad).is_err());
-        let mut bad = ok.clone();
-        bad.retry_schedule_ms.clear();
-        assert!(validate(&bad).is_err());
-        let mut bad = ok;
-        bad.concurrency_per_endpoint = 0;
-        assert!(validate(&bad).is_err());
     }
 }
