@@ -706,3 +706,44 @@ async fn failing_endpoint_is_disabled_after_the_window(backend: Backend) {
     s.finish().await;
 }
 both!(failing_endpoint_is_disabled_after_the_window);
+
+/// With `webhooks.secrets_key` the stored secrets are sealed (no `whsec_` text in the
+/// database; rows stored before the key are sealed at start-up), deliveries still verify,
+/// and a worker without the key refuses to start.
+async fn secrets_are_sealed_at_rest(backend: Backend) {
+    let key = secret();
+    let rx = HookReceiver::start(&[&key], Reply::Status(204)).await;
+    let mut s = start(backend, vec![endpoint("e1", &rx.url, &key)], |_| {}).await;
+    let db = s.db.clone();
+    let stored = || async {
+        rampd::storage::entities::webhook_endpoint_secrets::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+    };
+    assert!(stored().await.iter().all(|r| r.secret == key));
+
+    s.kill_worker().await;
+    s.cfg.webhooks.secrets_key = Some(SecretString::from(
+        "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".to_string(),
+    ));
+    s.start_worker().await;
+    let rows = stored().await;
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows.iter()
+            .all(|r| r.secret.starts_with("enc1:") && !r.secret.contains(&key[6..]))
+    );
+    order_awaiting_payment(&s, "o-sealed").await;
+    for h in &accepted_for(&rx, "o-sealed", 2).await {
+        assert_eq!(h.verified_by, [true]);
+    }
+
+    s.kill_worker().await;
+    let mut without = s.cfg.clone();
+    without.webhooks.secrets_key = None;
+    assert!(rampd::app::Worker::start(without).await.is_err());
+    s.start_worker().await;
+    s.finish().await;
+}
+both!(secrets_are_sealed_at_rest);

@@ -15,6 +15,7 @@ use crate::executor::Executor;
 use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
 use crate::webhooks::Endpoints;
 use crate::webhooks::sender::Sender;
+use crate::webhooks::vault::Vault;
 use crate::{intake, nats, relay, storage};
 
 /// Wake-ups between the loops, so new work does not wait for the idle interval.
@@ -90,7 +91,8 @@ impl Worker {
         let client = nats::connect(&cfg).await?;
         let js = jetstream::new(client.clone());
         let consumer = nats::ensure_topology(&js, &cfg.nats).await?;
-        let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?;
+        let vault = Vault::new(cfg.webhooks.secrets_key.as_ref())?;
+        let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?.with_vault(vault);
         endpoints
             .sync_declared(
                 &db,
@@ -98,6 +100,7 @@ impl Worker {
                 cfg.webhooks.rotation_overlap_secs as i64 * 1000,
             )
             .await?;
+        endpoints.seal_stored(&db).await?;
         let provider = OnmetaClient::new(OnmetaConfig {
             base_url: cfg.provider.base_url.clone(),
             api_key: cfg.provider.api_key.expose_secret().to_string().into(),

@@ -124,6 +124,9 @@ pub struct WebhookConfig {
     pub allow_networks: Vec<String>,
     /// Most response bytes read per attempt.
     pub response_body_limit_bytes: usize,
+    /// Base64 of 32 random bytes: endpoint secrets are stored sealed with it (AES-256-GCM).
+    /// Without it they are stored as plain `whsec_` text. Env `RAMPD_WEBHOOK_SECRETS_KEY`.
+    pub secrets_key: Option<SecretString>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -231,6 +234,7 @@ impl Default for WebhookConfig {
             rotation_overlap_secs: 24 * 3600,
             allow_networks: Vec::new(),
             response_body_limit_bytes: 64 * 1024,
+            secrets_key: None,
         }
     }
 }
@@ -277,6 +281,7 @@ impl WebhookConfig {
     /// Refuse webhook settings that cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.address_policy()?;
+        crate::webhooks::vault::Vault::new(self.secrets_key.as_ref())?;
         if self.retry_schedule_ms.is_empty() {
             anyhow::bail!("webhooks.retry_schedule_ms must name at least one delay");
         }
@@ -319,7 +324,7 @@ fn default_worker_id() -> String {
 impl Config {
     /// Defaults, then the TOML file if given, then the environment:
     /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
-    /// `RAMPD_PROVIDER_API_KEY`.
+    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut cfg = match file {
             Some(p) => {
@@ -345,6 +350,9 @@ impl Config {
         }
         if let Some(v) = env("RAMPD_PROVIDER_API_KEY") {
             cfg.provider.api_key = SecretString::from(v);
+        }
+        if let Some(v) = env("RAMPD_WEBHOOK_SECRETS_KEY") {
+            cfg.webhooks.secrets_key = Some(SecretString::from(v));
         }
         Ok(cfg)
     }

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use super::address_guard::literal_ip_refused;
 use super::endpoints::{self, DISABLED, ENABLED, EndpointSpec, event_types, secret_or_generate};
 use super::outcome::{DEAD, PENDING, SKIPPED, disable_endpoint, emit};
+use super::vault::Vault;
 use crate::config::Config;
 use crate::storage::begin_write;
 use crate::storage::entities::{
@@ -134,6 +135,7 @@ pub async fn execute(
 ) -> anyhow::Result<String> {
     let now = Utc::now().timestamp_millis();
     let overlap_default = cfg.webhooks.rotation_overlap_secs;
+    let vault = Vault::new(cfg.webhooks.secrets_key.as_ref())?;
     match cmd {
         WebhooksCmd::Endpoint(EndpointCmd::Add {
             tenant,
@@ -156,7 +158,7 @@ pub async fn execute(
             if eps::Entity::find_by_id(id.clone()).one(db).await?.is_some() {
                 anyhow::bail!("endpoint {id} already exists");
             }
-            endpoints::upsert(db, &spec, "cli", now, 0).await?;
+            endpoints::upsert(db, &vault, &spec, "cli", now, 0).await?;
             Ok(format!(
                 "endpoint {id} added for tenant {tenant}\nsecret: {}\n(store it now: it is not shown again)",
                 spec.secret.expose_text()
@@ -226,7 +228,7 @@ pub async fn execute(
             let secret = secret_or_generate(secret.as_ref())?;
             let overlap = overlap_secs.unwrap_or(overlap_default) as i64 * 1000;
             let txn = begin_write(db).await?;
-            endpoints::rotate_in(&txn, &id, &secret, now, overlap).await?;
+            endpoints::rotate_in(&txn, &vault, &id, &secret, now, overlap).await?;
             txn.commit().await?;
             let until = DateTime::<Utc>::from_timestamp_millis(now + overlap).unwrap_or_default();
             Ok(format!(

@@ -17,6 +17,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::signature::WebhookSecret;
+use super::vault::Vault;
 use crate::config::EndpointConfig;
 use crate::storage::entities::{webhook_endpoint_secrets as secrets, webhook_endpoints as eps};
 use crate::storage::{begin_write, is_unique_violation};
@@ -102,10 +103,12 @@ pub struct Endpoint {
     pub secrets: Vec<WebhookSecret>,
 }
 
-/// The registry handle; holds the endpoints declared in config. Cheap to clone.
+/// The registry handle; holds the endpoints declared in config and the [`Vault`] for
+/// their stored secrets. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints {
     declared: Arc<Vec<EndpointSpec>>,
+    vault: Vault,
 }
 
 impl Endpoints {
@@ -121,7 +124,18 @@ impl Endpoints {
         }
         Ok(Endpoints {
             declared: Arc::new(out),
+            vault: Vault::default(),
         })
+    }
+
+    /// Store (and read) secrets through `vault`.
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     pub fn declared(&self) -> &[EndpointSpec] {
@@ -141,11 +155,37 @@ impl Endpoints {
         overlap_ms: i64,
     ) -> Result<(), DbErr> {
         for spec in self.declared.iter() {
-            match upsert(db, spec, "config", now, overlap_ms).await {
+            match upsert(db, &self.vault, spec, "config", now, overlap_ms).await {
                 // Another replica starting at the same moment inserted it first.
                 Err(e) if is_unique_violation(&e) => {}
                 other => other?,
             }
+        }
+        Ok(())
+    }
+
+    /// Check that every stored secret opens with the configured key, and seal the ones
+    /// stored as plain text when a key is configured. Run at start-up.
+    pub async fn seal_stored(&self, db: &DatabaseConnection) -> anyhow::Result<()> {
+        for row in secrets::Entity::find().all(db).await? {
+            let secret = self
+                .vault
+                .open(&row.endpoint_id, &row.secret)
+                .map_err(|e| anyhow::anyhow!("endpoint {}: {e}", row.endpoint_id))?;
+            if self.vault.seals() && !Vault::is_sealed(&row.secret) {
+                secrets::Entity::update_many()
+                    .col_expr(
+                        secrets::Column::Secret,
+                        Expr::value(self.vault.seal(&row.endpoint_id, &secret)),
+                    )
+                    .filter(secrets::Column::Id.eq(row.id.clone()))
+                    .filter(secrets::Column::Secret.eq(row.secret.clone()))
+                    .exec(db)
+                    .await?;
+            }
+        }
+        if !self.vault.seals() {
+            tracing::warn!("webhook secrets are stored unsealed; set webhooks.secrets_key");
         }
         Ok(())
     }
@@ -182,6 +222,7 @@ pub fn event_types(row: &eps::Model) -> EventTypes {
 /// Insert or update one endpoint (see [`Endpoints::sync_declared`]), in one transaction.
 pub async fn upsert(
     db: &DatabaseConnection,
+    vault: &Vault,
     spec: &EndpointSpec,
     source: &str,
     now: i64,
@@ -207,7 +248,7 @@ pub async fn upsert(
         })
         .exec_without_returning(&txn)
         .await?;
-        insert_secret(&txn, &spec.id, &spec.secret, now).await?;
+        insert_secret(&txn, vault, &spec.id, &spec.secret, now).await?;
     } else {
         eps::Entity::update_many()
             .col_expr(eps::Column::Tenant, Expr::value(spec.tenant.clone()))
@@ -224,8 +265,13 @@ pub async fn upsert(
             .all(&txn)
             .await?;
         let text = spec.secret.expose_text();
-        if !known.iter().any(|k| k.secret == text) {
-            rotate_in(&txn, &spec.id, &spec.secret, now, overlap_ms).await?;
+        let had = known.iter().any(|k| {
+            vault
+                .open(&spec.id, &k.secret)
+                .is_ok_and(|s| s.expose_text() == text)
+        });
+        if !had {
+            rotate_in(&txn, vault, &spec.id, &spec.secret, now, overlap_ms).await?;
         }
     }
     txn.commit().await
@@ -233,6 +279,7 @@ pub async fn upsert(
 
 async fn insert_secret(
     db: &impl ConnectionTrait,
+    vault: &Vault,
     endpoint_id: &str,
     secret: &WebhookSecret,
     now: i64,
@@ -240,7 +287,7 @@ async fn insert_secret(
     secrets::Entity::insert(secrets::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         endpoint_id: Set(endpoint_id.to_string()),
-        secret: Set(secret.expose_text()),
+        secret: Set(vault.seal(endpoint_id, secret)),
         created_at: Set(now),
         expires_at: Set(None),
     })
@@ -253,6 +300,7 @@ async fn insert_secret(
 /// the latest (one rotated out earlier keeps its earlier expiry).
 pub async fn rotate_in(
     db: &impl ConnectionTrait,
+    vault: &Vault,
     endpoint_id: &str,
     secret: &WebhookSecret,
     now: i64,
@@ -269,7 +317,7 @@ pub async fn rotate_in(
         )
         .exec(db)
         .await?;
-    insert_secret(db, endpoint_id, secret, now).await
+    insert_secret(db, vault, endpoint_id, secret, now).await
 }
 
 /// The secrets of an endpoint that sign at `now`: the current one and those rotated out
@@ -287,6 +335,7 @@ pub fn live_secrets(endpoint_id: &str, now: i64) -> sea_orm::Select<secrets::Ent
 /// Load an endpoint with the secrets that sign at `now`.
 pub async fn load(
     db: &impl ConnectionTrait,
+    vault: &Vault,
     id: &str,
     now: i64,
 ) -> Result<Option<Endpoint>, DbErr> {
@@ -297,9 +346,11 @@ pub async fn load(
         .order_by_desc(secrets::Column::CreatedAt)
         .all(db)
         .await?;
+    // Every stored secret was checked at start-up (`seal_stored`); one that cannot be
+    // opened now is left out rather than failing the delivery.
     let secrets = keys
         .iter()
-        .filter_map(|k| WebhookSecret::parse(&k.secret).ok())
+        .filter_map(|k| vault.open(id, &k.secret).ok())
         .collect();
     Ok(Some(Endpoint {
         enabled: row.status == ENABLED,

@@ -179,7 +179,8 @@ impl Sender {
     async fn attempt(&self, d: deliveries::Model) -> Result<(), DbErr> {
         let db = &self.shared.db;
         let started_at = Utc::now().timestamp_millis();
-        let endpoint = endpoints::load(db, &d.endpoint_id, started_at).await?;
+        let vault = self.shared.endpoints.vault();
+        let endpoint = endpoints::load(db, vault, &d.endpoint_id, started_at).await?;
         let Some(endpoint) = endpoint.filter(|e| e.enabled) else {
             // Disabled or removed: keep it for a replay when the endpoint is enabled.
             released(deliveries::Entity::update_many(), &DELIVERIES)
