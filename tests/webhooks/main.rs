@@ -12,9 +12,7 @@ use rampd::storage::entities::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as endpoints,
 };
 use rampd::webhooks::WebhookSecret;
-use rampd::webhooks::admin::{
-    EndpointCmd, ReplayArgs, ReplaySelection, ShowArgs, ShowSelection, WebhooksCmd, execute,
-};
+use rampd::webhooks::admin::{DeliveryArgs, EndpointCmd, Selection, WebhooksCmd, execute};
 use rampd_domain::order::OrderState;
 use rampd_e2e::hooks::{Hook, HookReceiver, Reply, free_port};
 use rampd_e2e::{Backend, Stack, WAIT, both};
@@ -511,8 +509,8 @@ async fn dead_letters_and_replay(backend: Backend) {
     // Every attempt is on record, found by the client's order id.
     let shown = admin(
         &s,
-        WebhooksCmd::Deliveries(ShowArgs {
-            what: ShowSelection {
+        WebhooksCmd::Deliveries(DeliveryArgs {
+            what: Selection {
                 order: Some("o-d1".into()),
                 ..Default::default()
             },
@@ -524,8 +522,8 @@ async fn dead_letters_and_replay(backend: Backend) {
     assert!(shown.contains("#3 "), "{shown}");
     let all_dead = admin(
         &s,
-        WebhooksCmd::Deliveries(ShowArgs {
-            what: ShowSelection {
+        WebhooksCmd::Deliveries(DeliveryArgs {
+            what: Selection {
                 dead_since: Some(before),
                 ..Default::default()
             },
@@ -540,8 +538,8 @@ async fn dead_letters_and_replay(backend: Backend) {
     let first = dead[0].clone();
     let out = admin(
         &s,
-        WebhooksCmd::Replay(ReplayArgs {
-            what: ReplaySelection {
+        WebhooksCmd::Replay(DeliveryArgs {
+            what: Selection {
                 delivery: Some(first.id.clone()),
                 ..Default::default()
             },
@@ -566,8 +564,8 @@ async fn dead_letters_and_replay(backend: Backend) {
         .collect();
     admin(
         &s,
-        WebhooksCmd::Replay(ReplayArgs {
-            what: ReplaySelection {
+        WebhooksCmd::Replay(DeliveryArgs {
+            what: Selection {
                 order: Some(o2[0].order_id.clone()),
                 ..Default::default()
             },
@@ -578,8 +576,8 @@ async fn dead_letters_and_replay(backend: Backend) {
     // Everything else dead since the start.
     admin(
         &s,
-        WebhooksCmd::Replay(ReplayArgs {
-            what: ReplaySelection {
+        WebhooksCmd::Replay(DeliveryArgs {
+            what: Selection {
                 dead_since: Some(before),
                 ..Default::default()
             },

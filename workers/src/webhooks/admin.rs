@@ -28,9 +28,9 @@ pub enum WebhooksCmd {
     #[command(subcommand)]
     Endpoint(EndpointCmd),
     /// Send deliveries again: same `webhook-id`, same body, a fresh retry ladder.
-    Replay(ReplayArgs),
+    Replay(DeliveryArgs),
     /// Show deliveries and every attempt (status or error, latency, response excerpt).
-    Deliveries(ShowArgs),
+    Deliveries(DeliveryArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -76,10 +76,11 @@ pub enum EndpointCmd {
     },
 }
 
+/// Which deliveries a command is about.
 #[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
+pub struct DeliveryArgs {
     #[command(flatten)]
-    pub what: ReplaySelection,
+    pub what: Selection,
     /// With `--order`: the order id is the tenant's own (client) order id.
     #[arg(long)]
     pub tenant: Option<String>,
@@ -87,30 +88,7 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Default, clap::Args)]
 #[group(required = true, multiple = false)]
-pub struct ReplaySelection {
-    /// One delivery, by its `webhook-id` (`msg_…`).
-    #[arg(long)]
-    pub delivery: Option<String>,
-    /// Every delivery of one order: its rampd order id, or with `--tenant` the client's.
-    #[arg(long)]
-    pub order: Option<String>,
-    /// Every delivery dead-lettered at or after this time (RFC 3339).
-    #[arg(long)]
-    pub dead_since: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ShowArgs {
-    #[command(flatten)]
-    pub what: ShowSelection,
-    /// With `--order`: the order id is the tenant's own (client) order id.
-    #[arg(long)]
-    pub tenant: Option<String>,
-}
-
-#[derive(Debug, Default, clap::Args)]
-#[group(required = true, multiple = false)]
-pub struct ShowSelection {
+pub struct Selection {
     /// One delivery, by its `webhook-id` (`msg_…`).
     #[arg(long)]
     pub delivery: Option<String>,
@@ -238,57 +216,49 @@ pub async fn execute(
             ))
         }
         WebhooksCmd::Replay(args) => {
-            let sel = args.what;
-            only_with_order(&args.tenant, &sel.order)?;
-            let (what, filter) = match (&sel.delivery, &sel.order, sel.dead_since) {
-                (Some(d), _, _) => (
-                    format!("delivery {d}"),
-                    Condition::all().add(deliveries::Column::Id.eq(d.clone())),
-                ),
-                (_, Some(o), _) => (
-                    format!("order {o}"),
-                    of_order(db, o, args.tenant.as_deref()).await?,
-                ),
-                (_, _, Some(since)) => (
-                    format!("dead-lettered since {}", since.to_rfc3339()),
-                    dead_since(since),
-                ),
-                _ => anyhow::bail!("give --delivery, --order or --dead-since"),
-            };
+            let (what, filter) = selected(db, &args).await?;
             let n = requeue(db, filter, now).await?;
             Ok(format!("{n} deliveries queued again ({what})"))
         }
         WebhooksCmd::Deliveries(args) => {
-            only_with_order(&args.tenant, &args.what.order)?;
-            let w = &args.what;
-            let filter = match (&w.delivery, &w.order, w.dead_since) {
-                (Some(d), _, _) => Condition::all().add(deliveries::Column::Id.eq(d.clone())),
-                (_, Some(o), _) => of_order(db, o, args.tenant.as_deref()).await?,
-                (_, _, Some(since)) => dead_since(since),
-                _ => anyhow::bail!("give --delivery, --order or --dead-since"),
-            };
+            let (_, filter) = selected(db, &args).await?;
             show(db, filter).await
         }
     }
+}
+
+/// The deliveries `args` name, and how to say so.
+async fn selected(
+    db: &DatabaseConnection,
+    args: &DeliveryArgs,
+) -> anyhow::Result<(String, Condition)> {
+    let w = &args.what;
+    if args.tenant.is_some() && w.order.is_none() {
+        anyhow::bail!("--tenant goes with --order (the client's order id)");
+    }
+    Ok(match (&w.delivery, &w.order, w.dead_since) {
+        (Some(d), _, _) => (
+            format!("delivery {d}"),
+            Condition::all().add(deliveries::Column::Id.eq(d.clone())),
+        ),
+        (_, Some(o), _) => (
+            format!("order {o}"),
+            of_order(db, o, args.tenant.as_deref()).await?,
+        ),
+        (_, _, Some(since)) => (
+            format!("dead-lettered since {}", since.to_rfc3339()),
+            Condition::all()
+                .add(deliveries::Column::Status.eq(DEAD))
+                .add(deliveries::Column::DeadAt.gte(since.timestamp_millis())),
+        ),
+        _ => anyhow::bail!("give --delivery, --order or --dead-since"),
+    })
 }
 
 fn rfc3339_ms(t: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(t)
         .unwrap_or_default()
         .to_rfc3339()
-}
-
-fn dead_since(since: DateTime<Utc>) -> Condition {
-    Condition::all()
-        .add(deliveries::Column::Status.eq(DEAD))
-        .add(deliveries::Column::DeadAt.gte(since.timestamp_millis()))
-}
-
-fn only_with_order(tenant: &Option<String>, order: &Option<String>) -> anyhow::Result<()> {
-    if tenant.is_some() && order.is_none() {
-        anyhow::bail!("--tenant goes with --order (the client's order id)");
-    }
-    Ok(())
 }
 
 /// The deliveries of one order: by rampd order id, or by the tenant's client order id.
@@ -436,15 +406,15 @@ mod tests {
         Cli::command().debug_assert();
         assert!(matches!(
             parse(&["replay", "--order", "o-1", "--tenant", "acme"]),
-            Ok(WebhooksCmd::Replay(ReplayArgs {
+            Ok(WebhooksCmd::Replay(DeliveryArgs {
                 tenant: Some(_),
                 ..
             }))
         ));
         assert!(matches!(
             parse(&["replay", "--dead-since", "2026-11-21T00:00:00Z"]),
-            Ok(WebhooksCmd::Replay(ReplayArgs {
-                what: ReplaySelection {
+            Ok(WebhooksCmd::Replay(DeliveryArgs {
+                what: Selection {
                     dead_since: Some(_),
                     ..
                 },
