@@ -122,6 +122,10 @@ async fn accepted_for(rx: &HookReceiver, order: &str, n: usize) -> Vec<Hook> {
     .await
 }
 
+fn delivery_ids(ds: &[deliveries::Model]) -> BTreeSet<String> {
+    ds.iter().map(|d| d.id.clone()).collect()
+}
+
 fn ids(hooks: &[Hook]) -> BTreeSet<String> {
     hooks.iter().map(|h| h.webhook_id.clone()).collect()
 }
@@ -332,7 +336,7 @@ async fn receiver_down_then_back(backend: Backend) {
     });
     assert_eq!(
         per_id.keys().cloned().collect::<BTreeSet<_>>(),
-        done.iter().map(|d| d.id.clone()).collect::<BTreeSet<_>>()
+        delivery_ids(&done)
     );
     assert!(
         per_id.values().all(|n| *n == 1),
@@ -433,10 +437,7 @@ async fn gone_disables_and_enable_replays(backend: Backend) {
     .await;
     assert!(out.contains(&format!("{} deliveries", held.len())), "{out}");
     let done = all_in(&s, "e1", held.len(), "delivered").await;
-    assert_eq!(
-        ids(&rx.accepted()),
-        done.iter().map(|d| d.id.clone()).collect()
-    );
+    assert_eq!(ids(&rx.accepted()), delivery_ids(&done));
     s.finish().await;
 }
 both!(gone_disables_and_enable_replays);
@@ -586,10 +587,7 @@ async fn dead_letters_and_replay(backend: Backend) {
     )
     .await;
     all_in(&s, "e1", 4, "delivered").await;
-    assert_eq!(
-        ids(&rx.accepted()),
-        dead.iter().map(|d| d.id.clone()).collect()
-    );
+    assert_eq!(ids(&rx.accepted()), delivery_ids(&dead));
     s.finish().await;
 }
 both!(dead_letters_and_replay);
