@@ -74,14 +74,17 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     install_crypto();
     let quiet = matches!(cli.command, Cmd::Demo { .. });
-    telemetry::init(if quiet { "warn" } else { "info" });
-    match run(cli).await {
+    let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rampd: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Export the spans still queued before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

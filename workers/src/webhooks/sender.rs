@@ -15,6 +15,8 @@ use crate::app::Shared;
 use crate::pool::{self, LeasedWork};
 use crate::storage::entities::webhook_deliveries as deliveries;
 use crate::storage::lease::{DELIVERIES, claim, released};
+use crate::telemetry::{self, spans};
+use tracing::Instrument;
 
 impl LeasedWork for Sender {
     type Item = deliveries::Model;
@@ -24,7 +26,8 @@ impl LeasedWork for Sender {
     }
 
     async fn process(&self, d: deliveries::Model) {
-        if let Err(e) = self.attempt(d).await {
+        let span = spans::webhook(&d.id, &d.order_id, &d.endpoint_id, d.attempt + 1, &d.event_type, d.trace_ctx.as_deref());
+        if let Err(e) = self.attempt(d).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }
     }
@@ -94,7 +97,7 @@ impl Sender {
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature)
             .body(d.body.clone());
-        if let Some(tp) = &d.trace_ctx {
+        if let Some(tp) = telemetry::outgoing_traceparent(d.trace_ctx.as_deref()) {
             req = req.header("traceparent", tp);
         }
         let attempt = d.attempt + 1;
@@ -151,6 +154,8 @@ impl Sender {
             Outcome::Dead => ("dead", d.run_at, None),
             Outcome::RetryAt(at) => ("pending", at, None),
         };
+        telemetry::meters::webhook_attempt(if status == "pending" { "retry" } else { status });
+        tracing::Span::current().record("http.response.status_code", http_status);
         released(deliveries::Entity::update_many(), &DELIVERIES)
             .col_expr(deliveries::Column::Status, Expr::value(status))
             .col_expr(deliveries::Column::Attempt, Expr::value(attempt))
