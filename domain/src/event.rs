@@ -12,6 +12,7 @@ pub const STATUS_CHANGED: &str = "order.status_changed";
 pub const ATTENTION_NEEDED: &str = "order.attention_needed";
 pub const UTR_REJECTED: &str = "order.utr_rejected";
 pub const COMMAND_REJECTED: &str = "command.rejected";
+pub const OPERATOR_ACTION: &str = "order.operator_action";
 
 /// The last subject token of an event type (`order.status_changed` → `status_changed`).
 pub fn subject_suffix(event_type: &str) -> &str {
@@ -74,6 +75,11 @@ pub fn onramp_event(
         ),
         EventKind::AttentionNeeded { reason } => (ATTENTION_NEEDED, None, Some(reason.clone())),
         EventKind::UtrRejected { reason } => (UTR_REJECTED, None, Some(reason.clone())),
+        EventKind::OperatorAction { action, by, reason } => (
+            OPERATOR_ACTION,
+            None,
+            Some(format!("{} by {by}: {reason}", action.as_str())),
+        ),
     };
     let state = match kind {
         EventKind::StatusChanged { to, .. } => to.as_str(),

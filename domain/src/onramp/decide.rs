@@ -102,8 +102,48 @@ pub fn decide(order: &OnrampOrder, input: Input, ctx: &Ctx) -> Result<Decision, 
             observe(&mut d, *obs);
             d.keep_driving();
         }
+        Input::Operator { by, reason, action } => operator(&mut d, by, reason, action)?,
     }
     Ok(d.finish())
+}
+
+/// An operator's action, recorded in the history and announced as an event. An action
+/// that would change nothing (resolving an order that is not flagged) is a no-op.
+fn operator(
+    d: &mut Builder,
+    by: String,
+    reason: String,
+    action: OperatorAction,
+) -> Result<(), Rejection> {
+    let state = d.order.state;
+    match action {
+        OperatorAction::Cancel if state == OnrampState::Cancelled => {
+            return Err(reject(
+                RejectCode::OrderClosed,
+                "order is already cancelled".into(),
+            ));
+        }
+        OperatorAction::Cancel => cancel(d, Some("cancelled_by_operator".into()))?,
+        OperatorAction::Resolve => {
+            let Some(was) = d.order.attention.take() else {
+                return Ok(());
+            };
+            d.history("attention_resolved", json!({ "was": was }));
+        }
+        OperatorAction::RetryNow if state.is_terminal() => {
+            return Err(reject(
+                RejectCode::OrderClosed,
+                format!("order is {}", state.as_str()),
+            ));
+        }
+        OperatorAction::RetryNow => d.next = NextRun::At(d.ctx.now),
+    }
+    d.history(
+        "operator_action",
+        json!({ "action": action.as_str(), "by": by, "reason": reason }),
+    );
+    d.emit(EventKind::OperatorAction { action, by, reason });
+    Ok(())
 }
 
 fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {

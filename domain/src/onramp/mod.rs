@@ -247,6 +247,33 @@ pub enum Input {
     Observed(Box<Observation>),
     /// The payment window plus grace has passed (checked by `next_action`).
     DeadlinePassed,
+    /// An operator acted on the order (admin CLI); recorded with who and why.
+    Operator {
+        by: String,
+        reason: String,
+        action: OperatorAction,
+    },
+}
+
+/// What an operator can do to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Cancel, under the same rules as an `order.cancel` command.
+    Cancel,
+    /// A person checked a flagged order: clear the flag.
+    Resolve,
+    /// Run the order's next step (poll, retry) now instead of at its scheduled time.
+    RetryNow,
+}
+
+impl OperatorAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorAction::Cancel => "cancel",
+            OperatorAction::Resolve => "resolve",
+            OperatorAction::RetryNow => "retry_now",
+        }
+    }
 }
 
 /// What a provider call returned, mapped to domain terms by the shell.
@@ -382,6 +409,12 @@ pub enum EventKind {
         reason: String,
     },
     UtrRejected {
+        reason: String,
+    },
+    /// An operator acted on the order.
+    OperatorAction {
+        action: OperatorAction,
+        by: String,
         reason: String,
     },
 }

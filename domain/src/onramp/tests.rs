@@ -1,3 +1,5 @@
+mod operator;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -625,6 +627,16 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Intent(Intent::CreateOrder)),
         Just(Input::Intent(Intent::SubmitUtr)),
         Just(Input::DeadlinePassed),
+        prop::sample::select(vec![
+            OperatorAction::Cancel,
+            OperatorAction::Resolve,
+            OperatorAction::RetryNow
+        ])
+        .prop_map(|action| Input::Operator {
+            by: "ops".into(),
+            reason: "checked".into(),
+            action
+        }),
         any::<bool>().prop_map(|v| obs_input(Observation::Kyc { verified: v })),
         prop_oneof![
             Just(LinkResult::Linked),
@@ -707,7 +719,9 @@ proptest! {
             // terminal absorbs
             if before.state.is_terminal() {
                 prop_assert_eq!(after.state, before.state);
-                prop_assert!(d.events.is_empty());
+                // only an operator's action (resolving a flag) is announced after the end
+                let only_operator = d.events.iter().all(|e| matches!(e.kind, EventKind::OperatorAction { .. }));
+                prop_assert!(only_operator, "events after the end");
             }
             // every state change is announced, in sequence
             if after.state != before.state {

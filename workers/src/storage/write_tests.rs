@@ -440,6 +440,9 @@ async fn assert_decision_written(
             EventKind::AttentionNeeded { reason } | EventKind::UtrRejected { reason } => {
                 assert_eq!(ev.reason.as_deref(), Some(reason.as_str()));
             }
+            EventKind::OperatorAction { reason, .. } => {
+                assert!(ev.reason.as_deref().unwrap().ends_with(reason.as_str()));
+            }
         }
 
         // Its webhook deliveries carry the outbox payload byte for byte.
