@@ -73,6 +73,8 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
 /// A running worker: intake, executor, outbox relay and webhook sender.
 pub struct Worker {
     pub shared: Shared,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, when `admin.listen` is set.
+    pub admin_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -109,9 +111,21 @@ impl Worker {
         tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
+        let admin_addr = match shared.cfg.admin.listen {
+            Some(listen) => {
+                let (addr, server) =
+                    crate::admin::http::serve(&shared, listen, shutdown.clone()).await?;
+                tasks.spawn(async move {
+                    let _ = server.await;
+                });
+                Some(addr)
+            }
+            None => None,
+        };
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
         Ok(Worker {
             shared,
+            admin_addr,
             shutdown,
             tasks,
         })

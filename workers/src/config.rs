@@ -24,6 +24,16 @@ pub struct Config {
     pub onramp: OnrampConfig,
     pub executor: ExecutorConfig,
     pub webhooks: WebhookConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP port: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to serve on, e.g. `0.0.0.0:9464`. Off when unset (the default), so that
+    /// the demo and tests can run several workers on one host; deployments turn it on.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -111,6 +121,7 @@ impl Default for Config {
             onramp: OnrampConfig::default(),
             executor: ExecutorConfig::default(),
             webhooks: WebhookConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -221,7 +232,7 @@ fn default_worker_id() -> String {
 impl Config {
     /// Defaults, then the TOML file if given, then the environment:
     /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
-    /// `RAMPD_PROVIDER_API_KEY`.
+    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_ADMIN_LISTEN`.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut cfg = match file {
             Some(p) => {
@@ -247,6 +258,12 @@ impl Config {
         }
         if let Some(v) = env("RAMPD_PROVIDER_API_KEY") {
             cfg.provider.api_key = SecretString::from(v);
+        }
+        if let Some(v) = env("RAMPD_ADMIN_LISTEN") {
+            cfg.admin.listen = Some(
+                v.parse()
+                    .map_err(|e| anyhow::anyhow!("RAMPD_ADMIN_LISTEN {v:?}: {e}"))?,
+            );
         }
         Ok(cfg)
     }

@@ -11,7 +11,7 @@ use rampd::app::{Worker, install_crypto};
 use rampd::config::Config;
 use rampd::demo::{self, DemoOptions};
 use rampd::sandbox::{Faults, Progression, Sandbox, SandboxConfig};
-use rampd::{storage, telemetry};
+use rampd::{admin, storage, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,16 @@ enum Cmd {
         #[arg(long, value_parser = parse_faults)]
         faults: Option<Faults>,
     },
+    /// Operator commands on orders: show a timeline, list, retry now, cancel, resolve.
+    Orders {
+        #[command(subcommand)]
+        cmd: admin::cli::OrdersCmd,
+    },
+    /// Operator commands on tasks.
+    Tasks {
+        #[command(subcommand)]
+        cmd: admin::cli::TasksCmd,
+    },
     /// Run N on-ramp orders end to end on embedded defaults and print a summary.
     Demo {
         /// Number of on-ramp orders.
@@ -73,7 +83,10 @@ enum Cmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     install_crypto();
-    let quiet = matches!(cli.command, Cmd::Demo { .. });
+    let quiet = matches!(
+        cli.command,
+        Cmd::Demo { .. } | Cmd::Orders { .. } | Cmd::Tasks { .. }
+    );
     let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
     let code = match run(cli).await {
         Ok(code) => code,
@@ -102,6 +115,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("opening the database")?;
             storage::migrate(&db).await.context("migrating")?;
             println!("migrations applied to {}", redact_url(&cfg.database_url));
+        }
+        Cmd::Orders { cmd } => {
+            let (cfg, db) = admin_db(cli.config.as_deref()).await?;
+            let ok = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await?;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        Cmd::Tasks { cmd } => {
+            let (_, db) = admin_db(cli.config.as_deref()).await?;
+            let ok = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await?;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         Cmd::Sandbox {
             listen,
@@ -146,6 +169,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Config and database for an operator command; refuses a database that is not migrated
+/// to this build's schema rather than guessing.
+async fn admin_db(
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(Config, sea_orm::DatabaseConnection)> {
+    let cfg = Config::load(config)?;
+    let db = storage::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&cfg.database_url)))?;
+    if storage::migrations_pending(&db).await? {
+        anyhow::bail!(
+            "the database at {} is not migrated (run `rampd migrate` or start a worker)",
+            redact_url(&cfg.database_url)
+        );
+    }
+    Ok((cfg, db))
 }
 
 fn parse_progression(s: &str) -> Result<Progression, String> {

@@ -19,7 +19,8 @@ use rampd::config::Config;
 use rampd_domain::Direction;
 use rampd_domain::command::{CommandName, RejectCode, parse_command, parse_ids};
 use rampd_domain::event::{
-    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OrderEvent, STATUS_CHANGED, UTR_REJECTED,
+    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, OrderEvent, STATUS_CHANGED,
+    UTR_REJECTED,
     subject_suffix,
 };
 use rampd_domain::onramp::{CollectAccount, OnrampState, PaymentInstructions};
@@ -152,7 +153,12 @@ const WRITE_RS: &str = include_str!("../src/storage/write.rs");
 const CONFIG_RS: &str = include_str!("../src/config.rs");
 const NATS_RS: &str = include_str!("../src/nats.rs");
 
-const ORDER_EVENT_TYPES: [&str; 3] = [STATUS_CHANGED, ATTENTION_NEEDED, UTR_REJECTED];
+const ORDER_EVENT_TYPES: [&str; 4] = [
+    STATUS_CHANGED,
+    ATTENTION_NEEDED,
+    UTR_REJECTED,
+    OPERATOR_ACTION,
+];
 
 /// The subject token that a rejected command's event goes under: `intake.rs` maps each
 /// command to it, and the first token of the command name is what it must be.
@@ -558,8 +564,11 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("ExecutorConfig", "executor"),
         ("WebhookConfig", "webhooks"),
         ("EndpointConfig", "webhooks.endpoints"),
+        ("AdminConfig", "admin"),
     ];
+    assert_eq!(file.admin.listen, def.admin.listen);
     let table_fields = [
+        "admin",
         "provider",
         "nats",
         "onramp",
