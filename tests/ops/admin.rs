@@ -61,7 +61,9 @@ async fn operator_webhook(s: &Stack, order: &str, action: &str) {
             r.verified
                 && r.body["type"] == "order.operator_action"
                 && r.body["order_id"] == order
-                && r.body["reason"].as_str().is_some_and(|x| x.starts_with(&needle))
+                && r.body["reason"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with(&needle))
         })
     })
     .await;
@@ -83,13 +85,32 @@ async fn admin_commands(backend: Backend) {
     // show: text and JSON, with the trace id.
     let a1 = s.order("a-1").await.unwrap();
     let trace_id = a1.trace_ctx.as_deref().unwrap().split('-').nth(1).unwrap();
-    let (ok, text) = orders(&s, OrdersCmd::Show { id: "a-1".into(), tenant: None, json: false }).await;
+    let (ok, text) = orders(
+        &s,
+        OrdersCmd::Show {
+            id: "a-1".into(),
+            tenant: None,
+            json: false,
+        },
+    )
+    .await;
     assert!(ok);
     assert!(text.contains("preparing -> awaiting_payment"), "{text}");
     assert!(text.contains(trace_id), "{text}");
-    assert!(!text.contains("a-1@example.com") && !text.contains("9876543210"), "no PII: {text}");
+    assert!(
+        !text.contains("a-1@example.com") && !text.contains("9876543210"),
+        "no PII: {text}"
+    );
     let rampd_id = a1.order.id.to_string();
-    let (_, json) = orders(&s, OrdersCmd::Show { id: rampd_id.clone(), tenant: Some("acme".into()), json: true }).await;
+    let (_, json) = orders(
+        &s,
+        OrdersCmd::Show {
+            id: rampd_id.clone(),
+            tenant: Some("acme".into()),
+            json: true,
+        },
+    )
+    .await;
     let t: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(t["order"]["state"], "awaiting_payment");
     assert_eq!(t["order"]["trace_id"], trace_id);
@@ -107,7 +128,11 @@ async fn admin_commands(backend: Backend) {
     let missing = cli::orders(
         &s.db,
         &s.cfg,
-        OrdersCmd::Show { id: "nope".into(), tenant: None, json: false },
+        OrdersCmd::Show {
+            id: "nope".into(),
+            tenant: None,
+            json: false,
+        },
         &mut Vec::new(),
     )
     .await
@@ -117,7 +142,10 @@ async fn admin_commands(backend: Backend) {
     // list and its filters.
     let (_, all) = orders(&s, list(Some("awaiting_payment"))).await;
     assert_eq!(ids(&all).len(), 2);
-    let filtered = |tenant: Option<&str>, direction: Option<&str>, flagged: bool, stuck: Option<&str>| OrdersCmd::List {
+    let filtered = |tenant: Option<&str>,
+                    direction: Option<&str>,
+                    flagged: bool,
+                    stuck: Option<&str>| OrdersCmd::List {
         state: None,
         tenant: tenant.map(str::to_string),
         direction: direction.map(str::to_string),
@@ -126,17 +154,45 @@ async fn admin_commands(backend: Backend) {
         limit: 100,
         json: true,
     };
-    assert_eq!(ids(&orders(&s, filtered(Some("acme"), Some("onramp"), false, None)).await.1).len(), 2);
-    assert!(ids(&orders(&s, filtered(Some("other"), None, false, None)).await.1).is_empty());
-    assert!(ids(&orders(&s, filtered(None, Some("offramp"), false, None)).await.1).is_empty());
+    assert_eq!(
+        ids(
+            &orders(&s, filtered(Some("acme"), Some("onramp"), false, None))
+                .await
+                .1
+        )
+        .len(),
+        2
+    );
+    assert!(
+        ids(&orders(&s, filtered(Some("other"), None, false, None))
+            .await
+            .1)
+        .is_empty()
+    );
+    assert!(
+        ids(&orders(&s, filtered(None, Some("offramp"), false, None))
+            .await
+            .1)
+        .is_empty()
+    );
     assert!(ids(&orders(&s, filtered(None, None, true, None)).await.1).is_empty());
     assert!(ids(&orders(&s, filtered(None, None, false, Some("1h"))).await.1).is_empty());
-    assert_eq!(ids(&orders(&s, filtered(None, None, false, Some("0s"))).await.1).len(), 2);
+    assert_eq!(
+        ids(&orders(&s, filtered(None, None, false, Some("0s"))).await.1).len(),
+        2
+    );
 
     // retry-now: after the UTR the next status poll is ten minutes out; retry-now runs it.
     s.utr("a-1", "412345678944").await;
     s.wait_state("a-1", OnrampState::UtrSubmitted).await;
-    let (ok, out) = orders(&s, OrdersCmd::RetryNow { id: "a-1".into(), who: who("provider says paid") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::RetryNow {
+            id: "a-1".into(),
+            who: who("provider says paid"),
+        },
+    )
+    .await;
     assert!(ok, "{out}");
     assert!(out.contains("retry_now recorded by alice"), "{out}");
     s.wait_state("a-1", OnrampState::Processing).await;
@@ -145,12 +201,34 @@ async fn admin_commands(backend: Backend) {
 
     // tasks list shows the order's task.
     let mut out = Vec::new();
-    assert!(cli::tasks(&s.db, TasksCmd::List { due: false, limit: 100, json: false }, &mut out).await.unwrap());
+    assert!(
+        cli::tasks(
+            &s.db,
+            TasksCmd::List {
+                due: false,
+                limit: 100,
+                json: false
+            },
+            &mut out
+        )
+        .await
+        .unwrap()
+    );
     assert!(String::from_utf8(out).unwrap().contains(&rampd_id));
 
     // A poll that answers an unknown status flags the order; resolve clears the flag.
-    s.sandbox.set_faults(Faults { unknown_status_rate: 1.0, ..Faults::default() });
-    orders(&s, OrdersCmd::RetryNow { id: "a-1".into(), who: who("look again") }).await;
+    s.sandbox.set_faults(Faults {
+        unknown_status_rate: 1.0,
+        ..Faults::default()
+    });
+    orders(
+        &s,
+        OrdersCmd::RetryNow {
+            id: "a-1".into(),
+            who: who("look again"),
+        },
+    )
+    .await;
     let start = std::time::Instant::now();
     let flagged = loop {
         let (_, l) = orders(&s, filtered(None, None, true, None)).await;
@@ -162,27 +240,76 @@ async fn admin_commands(backend: Backend) {
     };
     assert_eq!(flagged, ["a-1"]);
     s.sandbox.set_faults(Faults::default());
-    let (ok, out) = orders(&s, OrdersCmd::Resolve { id: "a-1".into(), who: who("checked with the provider") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::Resolve {
+            id: "a-1".into(),
+            who: who("checked with the provider"),
+        },
+    )
+    .await;
     assert!(ok, "{out}");
-    assert!(!s.order("a-1").await.unwrap().order.attention.is_some());
+    assert!(s.order("a-1").await.unwrap().order.attention.is_none());
     operator_event(&s, "a-1", "resolve").await;
-    let (ok, out) = orders(&s, OrdersCmd::Resolve { id: "a-1".into(), who: who("again") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::Resolve {
+            id: "a-1".into(),
+            who: who("again"),
+        },
+    )
+    .await;
     assert!(ok && out.contains("nothing done"), "{out}");
 
     // cancel: allowed before payment, refused once the payment is in progress.
-    let (ok, out) = orders(&s, OrdersCmd::Cancel { id: "a-2".into(), who: who("customer asked by phone") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::Cancel {
+            id: "a-2".into(),
+            who: who("customer asked by phone"),
+        },
+    )
+    .await;
     assert!(ok, "{out}");
     let cancelled = s.wait_state("a-2", OnrampState::Cancelled).await;
-    assert_eq!(cancelled.order.reason.as_deref(), Some("cancelled_by_operator"));
-    s.wait_event("a-2 cancelled", |e| e["order_id"] == "a-2" && e["state"] == "cancelled").await;
+    assert_eq!(
+        cancelled.order.reason.as_deref(),
+        Some("cancelled_by_operator")
+    );
+    s.wait_event("a-2 cancelled", |e| {
+        e["order_id"] == "a-2" && e["state"] == "cancelled"
+    })
+    .await;
     operator_event(&s, "a-2", "cancel").await;
-    let (ok, out) = orders(&s, OrdersCmd::Cancel { id: "a-1".into(), who: who("try") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::Cancel {
+            id: "a-1".into(),
+            who: who("try"),
+        },
+    )
+    .await;
     assert!(!ok && out.contains("payment_in_progress"), "{out}");
-    let (ok, out) = orders(&s, OrdersCmd::RetryNow { id: "a-2".into(), who: who("try") }).await;
+    let (ok, out) = orders(
+        &s,
+        OrdersCmd::RetryNow {
+            id: "a-2".into(),
+            who: who("try"),
+        },
+    )
+    .await;
     assert!(!ok && out.contains("order_closed"), "{out}");
 
     // Every action is in the history with who and why.
-    let (_, json) = orders(&s, OrdersCmd::Show { id: "a-1".into(), tenant: None, json: true }).await;
+    let (_, json) = orders(
+        &s,
+        OrdersCmd::Show {
+            id: "a-1".into(),
+            tenant: None,
+            json: true,
+        },
+    )
+    .await;
     let t: Value = serde_json::from_str(&json).unwrap();
     let actions: Vec<(String, String)> = t["timeline"]
         .as_array()

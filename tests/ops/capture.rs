@@ -14,8 +14,8 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
 use rampd::telemetry::{self, Options, SpanExport, Telemetry};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;

@@ -77,7 +77,10 @@ async fn metrics_and_health(backend: Backend) {
     s.wait_state("m-1", OnrampState::Completed).await;
     // A command that cannot be answered is dead-lettered.
     s.send("onramp.create", &json!({"no": "ids"})).await;
-    wait_for("the dead letter", || (!s.dead_letters().is_empty()).then_some(())).await;
+    wait_for("the dead letter", || {
+        (!s.dead_letters().is_empty()).then_some(())
+    })
+    .await;
 
     let after = wait_for_metrics(addr, |m| {
         sample(m, "rampd_outbox_backlog", &[]) == 0.0
@@ -100,12 +103,20 @@ async fn metrics_and_health(backend: Backend) {
         );
     }
     assert!(
-        sample(&after, "rampd_commands_total", &[("outcome", "dead_lettered")]) >= 1.0,
+        sample(
+            &after,
+            "rampd_commands_total",
+            &[("outcome", "dead_lettered")]
+        ) >= 1.0,
         "dead-lettered commands are counted"
     );
     // Gauges come from this stack's database: exact.
     assert_eq!(
-        sample(&after, "rampd_orders", &[("direction", "onramp"), ("state", "completed")]),
+        sample(
+            &after,
+            "rampd_orders",
+            &[("direction", "onramp"), ("state", "completed")]
+        ),
         1.0
     );
     assert_eq!(
@@ -116,8 +127,14 @@ async fn metrics_and_health(backend: Backend) {
         ),
         1.0
     );
-    assert_eq!(sample(&after, "rampd_orders_flagged", &[("direction", "onramp")]), 0.0);
-    assert_eq!(sample(&after, "rampd_dead_letters", &[("kind", "webhook")]), 0.0);
+    assert_eq!(
+        sample(&after, "rampd_orders_flagged", &[("direction", "onramp")]),
+        0.0
+    );
+    assert_eq!(
+        sample(&after, "rampd_dead_letters", &[("kind", "webhook")]),
+        0.0
+    );
     assert!(after.contains("# TYPE rampd_task_oldest_due_seconds gauge"));
 
     // Not ready once NATS is gone; still alive.
@@ -140,7 +157,10 @@ async fn wait_for_metrics(addr: SocketAddr, ok: impl Fn(&str) -> bool) -> String
         if ok(&m) {
             return m;
         }
-        assert!(start.elapsed() < rampd_e2e::WAIT, "metrics never settled:\n{m}");
+        assert!(
+            start.elapsed() < rampd_e2e::WAIT,
+            "metrics never settled:\n{m}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -47,8 +47,13 @@ async fn one_order_is_one_trace(backend: Backend) {
     let traceparent = format!("00-{trace_id}-{UPSTREAM_SPAN}-01");
     let order = format!("tr-{}", &trace_id[..8]);
     let body = rampd_e2e::create_body(&order, &format!("{order}-create"));
-    s.send_with_id("onramp.create", &body, &format!("{order}-create"), Some(&traceparent))
-        .await;
+    s.send_with_id(
+        "onramp.create",
+        &body,
+        &format!("{order}-create"),
+        Some(&traceparent),
+    )
+    .await;
     s.wait_state(&order, OnrampState::AwaitingPayment).await;
     // A later command without trace context of its own still lands in the order's trace.
     s.utr(&order, "412345678911").await;
@@ -73,18 +78,21 @@ async fn one_order_is_one_trace(backend: Backend) {
     let spans = spans_until(&trace_id, |sp| {
         has(sp, |s| s.name == "process ramp.cmd.acme.onramp.create")
             && has(sp, |s| s.name == "apply onramp.utr")
-            && has(sp, |s| s.name == "task drive" && s.attr("order.state.after") == Some("completed"))
-            && has(sp, |s| s.name.starts_with("POST ") && s.kind == 3 && s.attr("url.template").is_some())
-            && has(sp, |s| s.name == "publish ramp.evt.acme.onramp.status_changed")
+            && has(sp, |s| {
+                s.name == "task drive" && s.attr("order.state.after") == Some("completed")
+            })
+            && has(sp, |s| {
+                s.name.starts_with("POST ") && s.kind == 3 && s.attr("url.template").is_some()
+            })
+            && has(sp, |s| {
+                s.name == "publish ramp.evt.acme.onramp.status_changed"
+            })
             && has(sp, |s| {
                 s.name == "POST webhook"
-                    && s.attr("http.response.status_code").is_some_and(|c| c.starts_with('2'))
+                    && s.attr("http.response.status_code")
+                        .is_some_and(|c| c.starts_with('2'))
             })
-            && sp
-                .iter()
-                .filter(|s| s.name == "POST webhook")
-                .count()
-                >= 6
+            && sp.iter().filter(|s| s.name == "POST webhook").count() >= 6
     })
     .await;
 
@@ -216,7 +224,10 @@ async fn no_secret_or_pii_in_logs_or_spans(backend: Backend) {
     .await;
     assert!(spans.len() > 10);
 
-    let webhook_secret = s.cfg.webhooks.endpoints[0].secret.expose_secret().to_string();
+    let webhook_secret = s.cfg.webhooks.endpoints[0]
+        .secret
+        .expose_secret()
+        .to_string();
     let webhook_key = webhook_secret.trim_start_matches("whsec_").to_string();
     let mut secrets: Vec<String> = pii.to_vec();
     secrets.extend([API_KEY.to_string(), webhook_key]);
@@ -226,9 +237,16 @@ async fn no_secret_or_pii_in_logs_or_spans(backend: Backend) {
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a log line leaks {secret}");
         for sp in &every_span {
-            assert!(!sp.name.contains(secret.as_str()), "span name leaks {secret}");
+            assert!(
+                !sp.name.contains(secret.as_str()),
+                "span name leaks {secret}"
+            );
             for (k, v) in &sp.attrs {
-                assert!(!v.contains(secret.as_str()), "span {} attribute {k} leaks {secret}", sp.name);
+                assert!(
+                    !v.contains(secret.as_str()),
+                    "span {} attribute {k} leaks {secret}",
+                    sp.name
+                );
             }
         }
     }

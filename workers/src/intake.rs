@@ -23,10 +23,10 @@ use uuid::Uuid;
 use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
-use crate::telemetry::{self, meters};
 use crate::storage::write::{
     CommandRecord, Write, WriteError, already_processed, commit_decision, record_unchanged,
 };
+use crate::telemetry::{self, meters};
 
 /// What to do with the message after handling.
 #[derive(Debug)]

@@ -119,12 +119,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Orders { cmd } => {
             let (cfg, db) = admin_db(cli.config.as_deref()).await?;
             let ok = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await?;
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Cmd::Tasks { cmd } => {
             let (_, db) = admin_db(cli.config.as_deref()).await?;
             let ok = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await?;
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Cmd::Sandbox {
             listen,

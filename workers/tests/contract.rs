@@ -19,9 +19,8 @@ use rampd::config::Config;
 use rampd_domain::Direction;
 use rampd_domain::command::{CommandName, RejectCode, parse_command, parse_ids};
 use rampd_domain::event::{
-    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, OrderEvent, STATUS_CHANGED,
-    UTR_REJECTED,
-    subject_suffix,
+    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, OrderEvent,
+    STATUS_CHANGED, UTR_REJECTED, subject_suffix,
 };
 use rampd_domain::onramp::{CollectAccount, OnrampState, PaymentInstructions};
 use rampd_domain::values::{AmountLimits, InrAmount};

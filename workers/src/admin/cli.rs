@@ -86,10 +86,7 @@ impl<const R: bool> Who<R> {
                 .or_else(|| std::env::var("USER").ok())
                 .filter(|b| !b.trim().is_empty())
                 .unwrap_or_else(|| "operator".into()),
-            reason: self
-                .reason
-                .clone()
-                .unwrap_or_else(|| default_reason.into()),
+            reason: self.reason.clone().unwrap_or_else(|| default_reason.into()),
         }
     }
 }
@@ -165,15 +162,42 @@ pub async fn orders(
         }
         OrdersCmd::RetryNow { id, who } => {
             let op = who.operator("manual retry");
-            return act(db, cfg, &id, who.tenant.as_deref(), OperatorAction::RetryNow, &op, out).await;
+            return act(
+                db,
+                cfg,
+                &id,
+                who.tenant.as_deref(),
+                OperatorAction::RetryNow,
+                &op,
+                out,
+            )
+            .await;
         }
         OrdersCmd::Cancel { id, who } => {
             let op = who.operator("");
-            return act(db, cfg, &id, who.tenant.as_deref(), OperatorAction::Cancel, &op, out).await;
+            return act(
+                db,
+                cfg,
+                &id,
+                who.tenant.as_deref(),
+                OperatorAction::Cancel,
+                &op,
+                out,
+            )
+            .await;
         }
         OrdersCmd::Resolve { id, who } => {
             let op = who.operator("");
-            return act(db, cfg, &id, who.tenant.as_deref(), OperatorAction::Resolve, &op, out).await;
+            return act(
+                db,
+                cfg,
+                &id,
+                who.tenant.as_deref(),
+                OperatorAction::Resolve,
+                &op,
+                out,
+            )
+            .await;
         }
     }
     Ok(true)
@@ -235,7 +259,8 @@ pub async fn tasks(
             t.order_id,
             t.kind,
             t.status,
-            t.run_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            t.run_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             overdue(t, now),
             t.attempt,
             t.lease_owner.as_deref().unwrap_or("-")
@@ -246,7 +271,11 @@ pub async fn tasks(
 
 fn overdue(t: &TaskView, now: chrono::DateTime<Utc>) -> String {
     let secs = (now - t.run_at).num_seconds();
-    if secs <= 0 { "-".into() } else { format!("{secs}s") }
+    if secs <= 0 {
+        "-".into()
+    } else {
+        format!("{secs}s")
+    }
 }
 
 fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Result<()> {
@@ -265,7 +294,8 @@ fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Resul
             o.direction,
             o.state,
             if o.flagged { "yes" } else { "" },
-            o.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            o.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             o.trace_id.as_deref().unwrap_or("-")
         )?;
     }
@@ -275,7 +305,11 @@ fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Resul
 fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Result<()> {
     let o = &t.order;
     writeln!(out, "order      {} ({} / {})", o.id, o.tenant, o.order_id)?;
-    writeln!(out, "direction  {}   state {}   version {}", o.direction, o.state, o.version)?;
+    writeln!(
+        out,
+        "direction  {}   state {}   version {}",
+        o.direction, o.state, o.version
+    )?;
     if o.flagged {
         writeln!(
             out,
@@ -300,7 +334,8 @@ fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Resul
             "task       {} {} run_at {} attempt {}{}",
             task.kind,
             task.status,
-            task.run_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            task.run_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             task.attempt,
             task.lease_owner
                 .as_deref()
@@ -332,5 +367,77 @@ fn compact(v: &serde_json::Value) -> String {
         serde_json::Value::Object(m) if m.is_empty() => String::new(),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Orders {
+        #[command(subcommand)]
+        cmd: OrdersCmd,
+    }
+
+    fn parse(args: &[&str]) -> Result<OrdersCmd, clap::Error> {
+        Orders::try_parse_from(std::iter::once("orders").chain(args.iter().copied())).map(|o| o.cmd)
+    }
+
+    #[test]
+    fn parses_the_operator_commands() {
+        match parse(&[
+            "list",
+            "--state",
+            "awaiting_payment",
+            "--flagged",
+            "--stuck-for",
+            "30m",
+            "--json",
+        ])
+        .unwrap()
+        {
+            OrdersCmd::List {
+                state,
+                flagged,
+                stuck_for,
+                json,
+                ..
+            } => {
+                assert_eq!(state.as_deref(), Some("awaiting_payment"));
+                assert!(flagged && json);
+                assert_eq!(stuck_for, Some(std::time::Duration::from_secs(1800)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["list", "--stuck-for", "30"]).is_err(),
+            "a duration needs a unit"
+        );
+        match parse(&["resolve", "o-1", "--by", "alice", "--reason", "checked"]).unwrap() {
+            OrdersCmd::Resolve { id, who } => {
+                assert_eq!(id, "o-1");
+                assert_eq!(who.operator("").by, "alice");
+                assert_eq!(who.operator("").reason, "checked");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["resolve", "o-1", "--by", "alice"]).is_err(),
+            "resolve needs a reason"
+        );
+        assert!(parse(&["cancel", "o-1"]).is_err(), "cancel needs a reason");
+        match parse(&["retry-now", "o-1"]).unwrap() {
+            OrdersCmd::RetryNow { who, .. } => {
+                assert_eq!(who.operator("manual retry").reason, "manual retry")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["show", "o-1", "--json"]).unwrap(),
+            OrdersCmd::Show { json: true, .. }
+        ));
     }
 }

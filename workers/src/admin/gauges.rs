@@ -74,7 +74,11 @@ pub async fn render(
         .await?;
     let mut f = Family::new(&mut out, ORDERS, "Orders by direction and state");
     for (direction, state, n) in &by_state {
-        f.sample(ORDERS, &[("direction", direction), ("state", state)], *n as f64);
+        f.sample(
+            ORDERS,
+            &[("direction", direction), ("state", state)],
+            *n as f64,
+        );
     }
 
     let flagged: Vec<(String, i64)> = orders::Entity::find()
@@ -88,7 +92,10 @@ pub async fn render(
         .await?;
     let mut f = Family::new(&mut out, FLAGGED, "Orders flagged for a person");
     for direction in ["onramp", "offramp"] {
-        let n = flagged.iter().find(|(d, _)| d == direction).map_or(0, |r| r.1);
+        let n = flagged
+            .iter()
+            .find(|(d, _)| d == direction)
+            .map_or(0, |r| r.1);
         f.sample(FLAGGED, &[("direction", direction)], n as f64);
     }
 
@@ -106,11 +113,12 @@ pub async fn render(
         &[],
         backlog as f64,
     );
-    Family::new(&mut out, OUTBOX_OLDEST, "Age of the oldest unpublished event").sample(
+    Family::new(
+        &mut out,
         OUTBOX_OLDEST,
-        &[],
-        age_secs(now, oldest),
-    );
+        "Age of the oldest unpublished event",
+    )
+    .sample(OUTBOX_OLDEST, &[], age_secs(now, oldest));
 
     let due = tasks::Entity::find()
         .filter(tasks::Column::Status.eq("ready"))
@@ -139,11 +147,12 @@ pub async fn render(
         .filter(webhook_deliveries::Column::Status.eq("pending"))
         .count(db)
         .await?;
-    Family::new(&mut out, WEBHOOK_BACKLOG, "Webhook deliveries not yet delivered").sample(
+    Family::new(
+        &mut out,
         WEBHOOK_BACKLOG,
-        &[],
-        webhooks_pending as f64,
-    );
+        "Webhook deliveries not yet delivered",
+    )
+    .sample(WEBHOOK_BACKLOG, &[], webhooks_pending as f64);
 
     let dead_webhooks = webhook_deliveries::Entity::find()
         .filter(webhook_deliveries::Column::Status.eq("dead"))

@@ -49,7 +49,10 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let stop = async move { shutdown.cancelled().await };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::warn!(error = %e, "admin server stopped");
         }
     });
@@ -67,7 +70,10 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
 }

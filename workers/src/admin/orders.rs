@@ -14,8 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::storage::entities::{
-    order_events, orders, outbox, processed_commands, scheduled_tasks as tasks,
-    webhook_deliveries,
+    order_events, orders, outbox, processed_commands, scheduled_tasks as tasks, webhook_deliveries,
 };
 use crate::telemetry::context::trace_id;
 

@@ -33,7 +33,8 @@ where
         if span.extensions().get::<TraceIds>().is_some() {
             return;
         }
-        let cx = tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(id, d));
+        let cx =
+            tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(id, d));
         let Some(cx) = cx else { return };
         let sc = cx.span().span_context().clone();
         if sc.is_valid() {

@@ -20,12 +20,10 @@ pub const PROVIDER_CALLS: &str = "rampd_provider_calls_total";
 pub const PROVIDER_LATENCY: &str = "rampd_provider_call_duration_seconds";
 pub const RATE_LIMITED: &str = "rampd_provider_rate_limited_total";
 pub const WEBHOOK_ATTEMPTS: &str = "rampd_webhook_attempts_total";
-pub const ADMIN_ACTIONS: &str = "rampd_admin_actions_total";
 
 /// Seconds: from a few milliseconds (a sandbox call) to 15 minutes (a badly lagging queue).
 const BUCKETS: [f64; 16] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-    900.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -68,7 +66,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "How late a task was when claimed (now - run_at)"
     );
-    describe_counter!(PROVIDER_CALLS, "Provider HTTP calls by endpoint and outcome");
+    describe_counter!(
+        PROVIDER_CALLS,
+        "Provider HTTP calls by endpoint and outcome"
+    );
     describe_histogram!(
         PROVIDER_LATENCY,
         metrics::Unit::Seconds,
@@ -76,7 +77,6 @@ fn describe() {
     );
     describe_counter!(RATE_LIMITED, "Provider answers of 429 Too Many Requests");
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts by outcome");
-    describe_counter!(ADMIN_ACTIONS, "Operator actions by action and result");
 }
 
 /// One command handled: `outcome` is accepted, unchanged, rejected, duplicate, not_yet,
@@ -115,7 +115,12 @@ pub fn provider_outcome(status: Option<u16>, timed_out: bool) -> &'static str {
 }
 
 /// One provider HTTP call.
-pub fn provider_call(provider: &str, endpoint: &'static str, outcome: &'static str, took: Duration) {
+pub fn provider_call(
+    provider: &str,
+    endpoint: &'static str,
+    outcome: &'static str,
+    took: Duration,
+) {
     let labels = [
         ("provider", provider.to_string()),
         ("endpoint", endpoint.to_string()),
@@ -138,14 +143,53 @@ pub fn webhook_attempt(outcome: &'static str) {
     counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
-/// One operator action: `result` is done or refused.
-pub fn admin_action(action: &'static str, result: &'static str) {
-    counter!(ADMIN_ACTIONS, "action" => action, "result" => result).increment(1);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::gauges;
+
+    /// Every `rampd_…` name the dashboard and the runbook use is one rampd exports.
+    #[test]
+    fn dashboard_and_runbook_use_exported_names() {
+        let known = [
+            COMMANDS,
+            TRANSITIONS,
+            TASK_LAG,
+            PROVIDER_CALLS,
+            PROVIDER_LATENCY,
+            RATE_LIMITED,
+            WEBHOOK_ATTEMPTS,
+            gauges::ORDERS,
+            gauges::FLAGGED,
+            gauges::OUTBOX_BACKLOG,
+            gauges::OUTBOX_OLDEST,
+            gauges::TASKS_DUE,
+            gauges::TASK_OLDEST_DUE,
+            gauges::WEBHOOK_BACKLOG,
+            gauges::DEAD_LETTERS,
+        ];
+        let docs = [
+            include_str!("../../../deploy/grafana/rampd-dashboard.json"),
+            include_str!("../../../deploy/RUNBOOK.md"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for doc in docs {
+            for (i, _) in doc.match_indices("rampd_") {
+                let name: String = doc[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|b| known.contains(b)))
+                    .unwrap_or(&name);
+                assert!(known.contains(&base), "unknown metric {name}");
+                seen.insert(base.to_string());
+            }
+        }
+        // The dashboard shows every metric.
+        assert_eq!(seen.len(), known.len(), "{seen:?}");
+    }
 
     #[test]
     fn provider_outcomes() {

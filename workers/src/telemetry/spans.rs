@@ -12,7 +12,12 @@ use super::context::{add_link, set_parent};
 
 /// A JetStream command being processed (messaging consumer span). Continues the upstream
 /// `traceparent` when the message carries one.
-pub fn command(subject: &str, message_id: Option<&str>, delivered: i64, upstream: Option<&str>) -> Span {
+pub fn command(
+    subject: &str,
+    message_id: Option<&str>,
+    delivered: i64,
+    upstream: Option<&str>,
+) -> Span {
     let span = tracing::info_span!(
         "command",
         otel.name = %format_args!("process {subject}"),
@@ -93,7 +98,14 @@ pub fn publish(subject: &str, message_id: &str, trace: Option<&str>) -> Span {
 }
 
 /// One webhook attempt (HTTP client span). The URL is left out: tenants put tokens in it.
-pub fn webhook(delivery_id: &str, order_id: &str, endpoint_id: &str, attempt: i32, event_type: &str, trace: Option<&str>) -> Span {
+pub fn webhook(
+    delivery_id: &str,
+    order_id: &str,
+    endpoint_id: &str,
+    attempt: i32,
+    event_type: &str,
+    trace: Option<&str>,
+) -> Span {
     let span = tracing::info_span!(
         "webhook.attempt",
         otel.name = "POST webhook",

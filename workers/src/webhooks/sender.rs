@@ -26,7 +26,14 @@ impl LeasedWork for Sender {
     }
 
     async fn process(&self, d: deliveries::Model) {
-        let span = spans::webhook(&d.id, &d.order_id, &d.endpoint_id, d.attempt + 1, &d.event_type, d.trace_ctx.as_deref());
+        let span = spans::webhook(
+            &d.id,
+            &d.order_id,
+            &d.endpoint_id,
+            d.attempt + 1,
+            &d.event_type,
+            d.trace_ctx.as_deref(),
+        );
         if let Err(e) = self.attempt(d).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }

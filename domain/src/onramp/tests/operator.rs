@@ -85,13 +85,14 @@ fn cancel_follows_the_cancel_command_rules() {
 fn retry_now_pulls_the_next_run_to_now_on_live_orders_only() {
     let o = awaiting();
     let d = op(&o, OperatorAction::RetryNow).unwrap();
-    assert_eq!(
-        d.next_run,
-        NextRun::At(t0() + chrono::Duration::minutes(5))
-    );
+    assert_eq!(d.next_run, NextRun::At(t0() + chrono::Duration::minutes(5)));
     assert_eq!(d.order.state, o.state);
     announced(&d, OperatorAction::RetryNow);
-    let done = observe(&observe(&o, status("fiatReceived")).order, status("completed")).order;
+    let done = observe(
+        &observe(&o, status("fiatReceived")).order,
+        status("completed"),
+    )
+    .order;
     assert_eq!(
         op(&done, OperatorAction::RetryNow).unwrap_err().code,
         "order_closed"
