@@ -162,57 +162,30 @@ pub async fn orders(
         }
         OrdersCmd::RetryNow { id, who } => {
             let op = who.operator("manual retry");
-            return act(
-                db,
-                cfg,
-                &id,
-                who.tenant.as_deref(),
-                OperatorAction::RetryNow,
-                &op,
-                out,
-            )
-            .await;
+            return act(db, cfg, &id, &who, OperatorAction::RetryNow, &op, out).await;
         }
         OrdersCmd::Cancel { id, who } => {
             let op = who.operator("");
-            return act(
-                db,
-                cfg,
-                &id,
-                who.tenant.as_deref(),
-                OperatorAction::Cancel,
-                &op,
-                out,
-            )
-            .await;
+            return act(db, cfg, &id, &who, OperatorAction::Cancel, &op, out).await;
         }
         OrdersCmd::Resolve { id, who } => {
             let op = who.operator("");
-            return act(
-                db,
-                cfg,
-                &id,
-                who.tenant.as_deref(),
-                OperatorAction::Resolve,
-                &op,
-                out,
-            )
-            .await;
+            return act(db, cfg, &id, &who, OperatorAction::Resolve, &op, out).await;
         }
     }
     Ok(true)
 }
 
-async fn act(
+async fn act<const R: bool>(
     db: &DatabaseConnection,
     cfg: &Config,
     id: &str,
-    tenant: Option<&str>,
+    who: &Who<R>,
     action: OperatorAction,
     op: &Operator,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<bool> {
-    match actions::apply(db, cfg, id, tenant, action, op).await {
+    match actions::apply(db, cfg, id, who.tenant.as_deref(), action, op).await {
         Ok(Done::Applied { order_id, state }) => {
             writeln!(
                 out,
