@@ -254,13 +254,13 @@ fn overdue(t: &TaskView, now: chrono::DateTime<Utc>) -> String {
 fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<38} {:<10} {:<24} {:<8} {:<17} {:<4} {:<25} TRACE",
+        "{:<38} {:<14} {:<24} {:<8} {:<17} {:<4} {:<25} TRACE",
         "ID", "TENANT", "ORDER ID", "DIR", "STATE", "FLAG", "UPDATED"
     )?;
     for o in list {
         writeln!(
             out,
-            "{:<38} {:<10} {:<24} {:<8} {:<17} {:<4} {:<25} {}",
+            "{:<38} {:<14} {:<24} {:<8} {:<17} {:<4} {:<25} {}",
             o.id,
             o.tenant,
             o.order_id,

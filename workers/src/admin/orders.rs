@@ -181,6 +181,10 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
         let (category, what) = match (&h.from_state, &h.to_state) {
             (Some(from), Some(to)) => ("state", format!("{from} -> {to}")),
             _ if h.kind == "operator_action" => ("operator", h.kind.clone()),
+            // The order's own creation (the provider's order creation names its id).
+            _ if h.kind == "created" && detail.get("provider_order_id").is_none() => {
+                ("step", "order created".to_string())
+            }
             _ if PROVIDER_KINDS.contains(&h.kind.as_str()) => ("provider", h.kind.clone()),
             _ => ("step", h.kind.clone()),
         };
