@@ -5,8 +5,10 @@
 //! [`CommandError`] that names the offending field without echoing its value (which may be
 //! PII).
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::chain_values::{TokenAmount, WalletAddress};
 use crate::values::{
     AmountLimits, BankAccountNumber, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
     Phone, TokenSymbol, UpiId, Utr, ValueError,
@@ -17,13 +19,17 @@ use crate::values::{
 pub enum CommandName {
     OnrampCreate,
     OnrampUtr,
+    OfframpCreate,
+    OfframpTxHash,
     OrderCancel,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 3] = [
+    pub const ALL: [CommandName; 5] = [
         CommandName::OnrampCreate,
         CommandName::OnrampUtr,
+        CommandName::OfframpCreate,
+        CommandName::OfframpTxHash,
         CommandName::OrderCancel,
     ];
 
@@ -31,6 +37,8 @@ impl CommandName {
         match self {
             CommandName::OnrampCreate => "onramp.create",
             CommandName::OnrampUtr => "onramp.utr",
+            CommandName::OfframpCreate => "offramp.create",
+            CommandName::OfframpTxHash => "offramp.txhash",
             CommandName::OrderCancel => "order.cancel",
         }
     }
@@ -66,10 +74,18 @@ pub enum RejectCode {
     PaymentClaimed,
     /// A cancel while the payment is being processed.
     PaymentInProgress,
+    /// The command does not apply to the order's direction (a UTR for an off-ramp order).
+    NotApplicable,
+    /// The transaction hash does not fit the order's chain.
+    InvalidTxHash,
+    /// A different transaction hash was already received for the order.
+    TxHashAlreadySet,
+    /// The transaction hash is recorded on another order.
+    TxHashInUse,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 11] = [
+    pub const ALL: [RejectCode; 15] = [
         RejectCode::Malformed,
         RejectCode::InvalidSchema,
         RejectCode::InvalidField,
@@ -81,6 +97,10 @@ impl RejectCode {
         RejectCode::OrderAlreadyPaid,
         RejectCode::PaymentClaimed,
         RejectCode::PaymentInProgress,
+        RejectCode::NotApplicable,
+        RejectCode::InvalidTxHash,
+        RejectCode::TxHashAlreadySet,
+        RejectCode::TxHashInUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +116,10 @@ impl RejectCode {
             RejectCode::OrderAlreadyPaid => "order_already_paid",
             RejectCode::PaymentClaimed => "payment_claimed",
             RejectCode::PaymentInProgress => "payment_in_progress",
+            RejectCode::NotApplicable => "not_applicable",
+            RejectCode::InvalidTxHash => "invalid_tx_hash",
+            RejectCode::TxHashAlreadySet => "tx_hash_already_set",
+            RejectCode::TxHashInUse => "tx_hash_in_use",
         }
     }
 }
@@ -141,6 +165,16 @@ impl CommandError {
             CommandError::Malformed(_) => RejectCode::Malformed,
             CommandError::Schema(_) => RejectCode::InvalidSchema,
             CommandError::Invalid { .. } => RejectCode::InvalidField,
+        }
+    }
+}
+
+impl CommandError {
+    /// The reason without the field name.
+    fn reason(self) -> String {
+        match self {
+            CommandError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
         }
     }
 }
@@ -200,13 +234,56 @@ pub struct OnrampRequest {
     pub token_address: Option<EvmAddress>,
     pub receiver_address: EvmAddress,
     pub payment: PaymentMethod,
+    /// See [`OfframpRequest::max_price_change_pct`].
+    #[serde(default)]
+    pub max_price_change_pct: Option<Decimal>,
+}
+
+/// The bank account an off-ramp pays out to. rampd links it at the provider when it is
+/// not linked yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct PayoutAccount {
+    pub account_number: BankAccountNumber,
+    pub account_name: PersonName,
+    pub ifsc: Ifsc,
+}
+
+/// A validated off-ramp order request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct OfframpRequest {
+    pub user: User,
+    pub token: TokenSymbol,
+    /// A chain whose address and hash formats rampd knows.
+    pub chain_id: ChainId,
+    /// Exactly this many tokens are sold.
+    pub token_amount: TokenAmount,
+    #[serde(default)]
+    pub token_address: Option<WalletAddress>,
+    /// The wallet the tokens come from.
+    pub sender_address: WalletAddress,
+    /// Where the provider returns the tokens if it refunds.
+    pub refund_address: WalletAddress,
+    pub bank: PayoutAccount,
+    /// The largest move of the conversion rate, in percent, between the first quote and
+    /// the one the order is created with; a larger move fails the order (`price_moved`).
+    #[serde(default)]
+    pub max_price_change_pct: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateOnramp(Box<OnrampRequest>),
-    SubmitUtr { utr: Utr },
-    Cancel { reason: Option<String> },
+    CreateOfframp(Box<OfframpRequest>),
+    SubmitUtr {
+        utr: Utr,
+    },
+    /// Raw: only the order knows its chain, so the hash is parsed when applied to it.
+    SubmitTxHash {
+        hash: String,
+    },
+    Cancel {
+        reason: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -266,6 +343,28 @@ struct RawCreate {
     token_address: Option<String>,
     receiver_address: String,
     payment: serde_json::Value,
+    #[serde(default)]
+    max_price_change_pct: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawOfframpCreate {
+    user: serde_json::Value,
+    token: String,
+    chain_id: serde_json::Value,
+    token_amount: serde_json::Value,
+    #[serde(default)]
+    token_address: Option<String>,
+    sender_address: String,
+    refund_address: String,
+    bank: serde_json::Value,
+    #[serde(default)]
+    max_price_change_pct: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawTxHash {
+    tx_hash: String,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +413,38 @@ fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Comm
     serde_json::from_value(v).map_err(schema)
 }
 
+/// A decimal given as a JSON string or number, as text.
+fn decimal_text(v: &serde_json::Value, field: &'static str) -> Result<String, CommandError> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        _ => Err(CommandError::Invalid {
+            field,
+            reason: "must be a decimal string".into(),
+        }),
+    }
+}
+
+/// `max_price_change_pct`: a percentage in `(0, 100]`.
+fn percent(v: Option<&serde_json::Value>) -> Result<Option<Decimal>, CommandError> {
+    const FIELD: &str = "max_price_change_pct";
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let invalid = || CommandError::Invalid {
+        field: FIELD,
+        reason: "must be a percentage above 0 and at most 100".into(),
+    };
+    let d: Decimal = decimal_text(v, FIELD)?
+        .trim()
+        .parse()
+        .map_err(|_| invalid())?;
+    if d <= Decimal::ZERO || d > Decimal::ONE_HUNDRED {
+        return Err(invalid());
+    }
+    Ok(Some(d))
+}
+
 /// Parse a command body for a command name taken from the subject.
 pub fn parse_command(
     name: CommandName,
@@ -325,16 +456,7 @@ pub fn parse_command(
     match name {
         CommandName::OnrampCreate => {
             let raw: RawCreate = typed(value)?;
-            let amount_text = match &raw.fiat_amount {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(CommandError::Invalid {
-                        field: "fiat_amount",
-                        reason: "must be a decimal string".into(),
-                    });
-                }
-            };
+            let amount_text = decimal_text(&raw.fiat_amount, "fiat_amount")?;
             let chain_id: ChainId = typed(raw.chain_id)?;
             Ok(Command::CreateOnramp(Box::new(OnrampRequest {
                 user: typed(raw.user)?,
@@ -348,7 +470,45 @@ pub fn parse_command(
                     .transpose()?,
                 receiver_address: EvmAddress::parse(&raw.receiver_address)?,
                 payment: typed(raw.payment)?,
+                max_price_change_pct: percent(raw.max_price_change_pct.as_ref())?,
             })))
+        }
+        CommandName::OfframpCreate => {
+            let raw: RawOfframpCreate = typed(value)?;
+            let chain_id: ChainId = typed(raw.chain_id)?;
+            let Some(family) = chain_id.family() else {
+                return Err(CommandError::Invalid {
+                    field: "chain_id",
+                    reason: "not a chain whose address and hash formats rampd knows".into(),
+                });
+            };
+            let address = |field: &'static str, s: &str| {
+                WalletAddress::parse(family, s).map_err(|e| CommandError::Invalid {
+                    field,
+                    reason: CommandError::from(e).reason(),
+                })
+            };
+            let amount_text = decimal_text(&raw.token_amount, "token_amount")?;
+            Ok(Command::CreateOfframp(Box::new(OfframpRequest {
+                user: typed(raw.user)?,
+                token: TokenSymbol::parse(&raw.token)?,
+                chain_id,
+                token_amount: TokenAmount::parse(&amount_text)?,
+                token_address: raw
+                    .token_address
+                    .as_deref()
+                    .map(|a| address("token_address", a))
+                    .transpose()?,
+                sender_address: address("sender_address", &raw.sender_address)?,
+                refund_address: address("refund_address", &raw.refund_address)?,
+                bank: typed(raw.bank)?,
+                max_price_change_pct: percent(raw.max_price_change_pct.as_ref())?,
+            })))
+        }
+        CommandName::OfframpTxHash => {
+            let raw: RawTxHash = typed(value)?;
+            let hash: String = raw.tx_hash.chars().take(200).collect();
+            Ok(Command::SubmitTxHash { hash })
         }
         CommandName::OnrampUtr => {
             let raw: RawUtr = typed(value)?;
@@ -507,5 +667,104 @@ mod tests {
                 reason: Some("user changed mind".into())
             }
         );
+    }
+
+    fn offramp_body() -> serde_json::Value {
+        json!({
+            "command_id": "c-2", "order_id": "o-2",
+            "user": {"email": "asha@example.com", "name": "Asha Rao", "phone": "9876543210", "pan": "ABCDE1234F"},
+            "token": "USDT", "chain_id": 137, "token_amount": "25.50",
+            "sender_address": "0x3333333333333333333333333333333333333333",
+            "refund_address": "0x4444444444444444444444444444444444444444",
+            "bank": {"account_number": "123456789012", "account_name": "Asha Rao", "ifsc": "HDFC0001234"},
+            "max_price_change_pct": "2.5"
+        })
+    }
+
+    #[test]
+    fn parses_an_offramp_create() {
+        let Command::CreateOfframp(r) = parse(CommandName::OfframpCreate, &offramp_body()).unwrap()
+        else {
+            panic!("not an off-ramp create");
+        };
+        assert_eq!(r.token_amount.value(), "25.5".parse().unwrap());
+        assert_eq!(r.max_price_change_pct, Some("2.5".parse().unwrap()));
+        assert_eq!(r.bank.ifsc.as_str(), "HDFC0001234");
+        assert_eq!(r.chain_id.family(), Some(crate::values::ChainFamily::Evm));
+    }
+
+    #[test]
+    fn offramp_create_refusals_name_the_field() {
+        let cases: [(&str, serde_json::Value, &str); 6] = [
+            ("chain_id", json!(999999), "chain_id"),
+            (
+                "sender_address",
+                json!("TJRabPrwbZy45sbavfcjinPJC18kjpRTv8"),
+                "sender_address",
+            ),
+            ("refund_address", json!("0x12"), "refund_address"),
+            ("token_amount", json!("-1"), "token_amount"),
+            ("max_price_change_pct", json!("150"), "max_price_change_pct"),
+            ("max_price_change_pct", json!("0"), "max_price_change_pct"),
+        ];
+        for (key, value, field) in cases {
+            let mut body = offramp_body();
+            body[key] = value.clone();
+            match parse(CommandName::OfframpCreate, &body) {
+                Err(CommandError::Invalid { field: f, reason }) => {
+                    assert_eq!(f, field, "{key}");
+                    assert!(
+                        !reason.contains(&value.to_string().trim_matches('"').to_string())
+                            || value.to_string().len() < 4,
+                        "{reason}"
+                    );
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let mut body = offramp_body();
+        body.as_object_mut().unwrap().remove("bank");
+        assert!(matches!(
+            parse(CommandName::OfframpCreate, &body),
+            Err(CommandError::Schema(_))
+        ));
+    }
+
+    #[test]
+    fn a_tron_offramp_takes_tron_addresses() {
+        let mut body = offramp_body();
+        body["chain_id"] = json!(728126428);
+        body["sender_address"] = json!("TJRabPrwbZy45sbavfcjinPJC18kjpRTv8");
+        body["refund_address"] = json!("TJRabPrwbZy45sbavfcjinPJC18kjpRTv8");
+        assert!(matches!(
+            parse(CommandName::OfframpCreate, &body),
+            Ok(Command::CreateOfframp(_))
+        ));
+    }
+
+    #[test]
+    fn tx_hash_command_keeps_the_raw_hash_for_the_order_to_parse() {
+        let body = json!({"command_id": "c", "order_id": "o", "tx_hash": " 0xAB "});
+        assert_eq!(
+            parse(CommandName::OfframpTxHash, &body).unwrap(),
+            Command::SubmitTxHash {
+                hash: " 0xAB ".into()
+            }
+        );
+        let body = json!({"command_id": "c", "order_id": "o"});
+        assert!(matches!(
+            parse(CommandName::OfframpTxHash, &body),
+            Err(CommandError::Schema(_))
+        ));
+    }
+
+    #[test]
+    fn onramp_create_takes_an_optional_price_limit() {
+        let mut body = create_body();
+        body["max_price_change_pct"] = json!(1);
+        let Command::CreateOnramp(r) = parse(CommandName::OnrampCreate, &body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.max_price_change_pct, Some(1.into()));
     }
 }

@@ -6,13 +6,27 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Direction;
-use crate::onramp::{EventKind, OnrampOrder, PaymentInstructions};
+use crate::order::{
+    DepositInstructions, EventKind, Order, OrderRequest, OrderState, PaymentInstructions,
+};
 
 pub const STATUS_CHANGED: &str = "order.status_changed";
 pub const ATTENTION_NEEDED: &str = "order.attention_needed";
 pub const UTR_REJECTED: &str = "order.utr_rejected";
+pub const TX_HASH_REJECTED: &str = "order.tx_hash_rejected";
+pub const SUCCESSOR_CREATED: &str = "order.successor_created";
 pub const COMMAND_REJECTED: &str = "command.rejected";
 pub const OPERATOR_ACTION: &str = "order.operator_action";
+
+/// Every order event type.
+pub const ORDER_EVENT_TYPES: [&str; 6] = [
+    STATUS_CHANGED,
+    ATTENTION_NEEDED,
+    UTR_REJECTED,
+    TX_HASH_REJECTED,
+    SUCCESSOR_CREATED,
+    OPERATOR_ACTION,
+];
 
 /// The last subject token of an event type (`order.status_changed` → `status_changed`).
 pub fn subject_suffix(event_type: &str) -> &str {
@@ -36,27 +50,54 @@ pub struct OrderEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<String>,
     pub occurred_at: DateTime<Utc>,
-    pub fiat_amount: String,
+    /// On-ramp: what the user pays. Off-ramp: what the user receives, once quoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fiat_amount: Option<String>,
+    /// Off-ramp: what the user sells. On-ramp: what the user receives, once quoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_amount: Option<String>,
     pub token: String,
     pub chain_id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_status: Option<String>,
-    /// Present while the user has to pay.
+    /// On-ramp, while the user has to pay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentInstructions>,
+    /// Off-ramp, while the user has to send the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit: Option<DepositInstructions>,
+    /// While the order waits for KYC: the onboarding items still missing, when the
+    /// provider lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kyc_missing: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_hash: Option<String>,
+    /// Off-ramp: the user's deposit transaction, as accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_tx_hash: Option<String>,
+    /// Off-ramp: the bank payout reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_reference: Option<String>,
+    /// Off-ramp, when refunded: where the tokens went back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_address: Option<String>,
+    /// The expired order whose late UTR this order carries (rampd id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predecessor_order_id: Option<String>,
+    /// The order that carries this expired order's late UTR (rampd id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
 }
 
-/// Build the payload of an emitted on-ramp event.
-pub fn onramp_event(
-    order: &OnrampOrder,
+/// Build the payload of an emitted order event.
+pub fn order_event(
+    order: &Order,
     seq: i64,
     kind: &EventKind,
     event_id: String,
@@ -74,7 +115,15 @@ pub fn onramp_event(
                 .flatten(),
         ),
         EventKind::AttentionNeeded { reason } => (ATTENTION_NEEDED, None, Some(reason.clone())),
-        EventKind::UtrRejected { reason } => (UTR_REJECTED, None, Some(reason.clone())),
+        EventKind::PaymentRefRejected { reason } => (
+            match order.direction() {
+                Direction::Onramp => UTR_REJECTED,
+                Direction::Offramp => TX_HASH_REJECTED,
+            },
+            None,
+            Some(reason.clone()),
+        ),
+        EventKind::SuccessorCreated { .. } => (SUCCESSOR_CREATED, None, None),
         EventKind::OperatorAction { action, by, reason } => (
             OPERATOR_ACTION,
             None,
@@ -82,32 +131,54 @@ pub fn onramp_event(
         ),
     };
     let state = match kind {
-        EventKind::StatusChanged { to, .. } => to.as_str(),
-        _ => order.state.as_str(),
+        EventKind::StatusChanged { to, .. } => *to,
+        _ => order.state,
     };
-    let awaiting = order.state == crate::onramp::OnrampState::AwaitingPayment;
+    let awaiting = state == OrderState::AwaitingPayment;
+    let quote = order.quote.as_ref();
+    let (fiat_amount, token_amount) = match &order.request {
+        OrderRequest::Onramp(r) => (
+            Some(r.fiat_amount.to_string()),
+            quote.map(|q| q.token_amount.to_string()),
+        ),
+        OrderRequest::Offramp(r) => (
+            quote.map(|q| q.fiat_amount.to_string()),
+            Some(r.token_amount.value().to_string()),
+        ),
+    };
     OrderEvent {
         event_id,
         event_type: event_type.to_string(),
         tenant: order.tenant.clone(),
-        direction: Direction::Onramp,
+        direction: order.direction(),
         order_id: order.client_order_id.clone(),
         rampd_order_id: order.id.to_string(),
         sequence: seq,
-        state: state.to_string(),
+        state: state.as_str().to_string(),
         previous_state: previous,
         occurred_at,
-        fiat_amount: order.request.fiat_amount.to_string(),
-        token: order.request.token.as_str().to_string(),
-        chain_id: order.request.chain_id.get(),
+        fiat_amount,
+        token_amount,
+        token: order.request.token().as_str().to_string(),
+        chain_id: order.request.chain_id().get(),
         provider_order_id: order.provider_order_id.clone(),
         provider_status: order.provider_status.clone(),
-        payment: if awaiting {
-            order.payment.clone()
-        } else {
-            None
-        },
+        payment: order.payment.clone().filter(|_| awaiting),
+        deposit: order.deposit.clone().filter(|_| awaiting),
+        kyc_missing: order
+            .kyc
+            .as_ref()
+            .filter(|_| state == OrderState::KycRequired)
+            .map(|k| k.missing.clone()),
         tx_hash: order.tx_hash.clone(),
+        deposit_tx_hash: order
+            .deposit_tx_hash
+            .as_ref()
+            .map(|h| h.as_str().to_string()),
+        payout_reference: order.payout_reference.clone(),
+        refund_address: order.refund_address.clone(),
+        predecessor_order_id: order.predecessor.map(|id| id.to_string()),
+        successor_order_id: order.successor.map(|id| id.to_string()),
         reason,
         command_id: command_id.map(str::to_string),
     }

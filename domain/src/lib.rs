@@ -5,9 +5,10 @@
 //! (`workers/`) loads an order, asks this crate what to do, carries the effects out and
 //! persists the outcome in one transaction.
 
+pub mod chain_values;
 pub mod command;
 pub mod event;
-pub mod onramp;
+pub mod order;
 pub mod schedule;
 pub mod values;
 

@@ -57,11 +57,15 @@ pub fn poll_delay(policy: &PollPolicy, jitter: f64) -> Duration {
 /// `backoff_base`, doubled each time, capped at `backoff_cap`, with "equal jitter" (half of
 /// the delay fixed, half random) so a fleet of orders that failed together spreads out.
 pub fn backoff_delay(policy: &PollPolicy, failures: u32, jitter: f64) -> Duration {
-    let exp = failures.saturating_sub(1).min(30);
-    let raw = policy
-        .backoff_base
-        .saturating_mul(1u32 << exp.min(31))
-        .min(policy.backoff_cap);
+    capped_exponential(policy.backoff_base, policy.backoff_cap, failures, jitter)
+}
+
+/// The `n`-th (1-based) delay of a doubling schedule: `base`, `2·base`, `4·base`, …,
+/// capped at `cap`, with "equal jitter" (half fixed, half random). Used for retries after
+/// failures and for re-checks of something the user must finish (KYC).
+pub fn capped_exponential(base: Duration, cap: Duration, n: u32, jitter: f64) -> Duration {
+    let exp = n.saturating_sub(1).min(30);
+    let raw = base.saturating_mul(1u32 << exp).min(cap);
     let half = raw / 2;
     half + half.mul_f64(unit(jitter))
 }

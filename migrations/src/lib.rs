@@ -16,6 +16,7 @@ mod m20261121_000003_processed_commands;
 mod m20261121_000004_scheduled_tasks;
 mod m20261121_000005_outbox;
 mod m20261121_000006_webhook_deliveries;
+mod m20261121_000007_deposit_tx_hash;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_scheduled_tasks::Migration),
             Box::new(m20261121_000005_outbox::Migration),
             Box::new(m20261121_000006_webhook_deliveries::Migration),
+            Box::new(m20261121_000007_deposit_tx_hash::Migration),
         ]
     }
 }

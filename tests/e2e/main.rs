@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use rampd::sandbox::{Faults, SandboxConfig};
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use rampd_e2e::both;
 use rampd_e2e::{Backend, Stack, create_body, wait_for};
 use serde_json::json;
+
+mod edge_cases;
+mod offramp;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -44,7 +47,7 @@ async fn happy_path(backend: Backend) {
     }
 
     s.utr("o-1", "412345678901").await;
-    let done = s.wait_state("o-1", OnrampState::Completed).await;
+    let done = s.wait_state("o-1", OrderState::Completed).await;
     assert!(done.order.provider_order_id.is_some());
 
     wait_for("six status events", || {
@@ -122,7 +125,7 @@ async fn imps_order_completes(backend: Backend) {
     assert!(ev["payment"]["bank"]["ifsc"].is_string());
     assert!(!ev.to_string().contains("50100012345678"));
     s.utr("o-imps", "HDFCN52632100123").await;
-    s.wait_state("o-imps", OnrampState::Completed).await;
+    s.wait_state("o-imps", OrderState::Completed).await;
     s.finish().await;
 }
 both!(imps_order_completes);
@@ -133,11 +136,11 @@ async fn same_command_twice(backend: Backend) {
     // Different Nats-Msg-Ids so JetStream's own dedup does not hide the repeat.
     s.send_with_id("onramp.create", &body, "m-1", None).await;
     s.send_with_id("onramp.create", &body, "m-2", None).await;
-    s.wait_state("o-dup", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-dup", OrderState::AwaitingPayment).await;
     let utr = json!({"command_id": "c-dup-utr", "order_id": "o-dup", "utr": "412345678901"});
     s.send_with_id("onramp.utr", &utr, "m-3", None).await;
     s.send_with_id("onramp.utr", &utr, "m-4", None).await;
-    s.wait_state("o-dup", OnrampState::Completed).await;
+    s.wait_state("o-dup", OrderState::Completed).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         s.events().iter().all(|e| e["type"] != "command.rejected"),
@@ -167,7 +170,7 @@ async fn two_creates_for_one_order_id(backend: Backend) {
     assert_eq!(rej["command_id"], "c-b");
     assert_eq!(rej["code"], "order_exists");
     assert_eq!(rej["_subject"], "ramp.evt.acme.onramp.command_rejected");
-    s.wait_state("o-2", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-2", OrderState::AwaitingPayment).await;
     assert_eq!(
         s.sandbox
             .stats()
@@ -197,9 +200,9 @@ async fn utr_before_the_provider_order_exists(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(o.order.state, OnrampState::Preparing);
+    assert_eq!(o.order.state, OrderState::Preparing);
     s.utr("o-early", "412345678901").await;
-    let done = s.wait_state("o-early", OnrampState::Completed).await;
+    let done = s.wait_state("o-early", OrderState::Completed).await;
     assert_eq!(done.order.utr.as_ref().unwrap().as_str(), "412345678901");
     assert_eq!(
         s.sandbox
@@ -216,7 +219,7 @@ both!(utr_before_the_provider_order_exists);
 async fn invalid_commands_are_rejected_or_dead_lettered(backend: Backend) {
     let s = Stack::start(backend).await;
     s.create("o-3").await;
-    s.wait_state("o-3", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-3", OrderState::AwaitingPayment).await;
 
     // A UTR of the wrong shape: rejected with the command id, nothing changes.
     s.send(
@@ -231,7 +234,7 @@ async fn invalid_commands_are_rejected_or_dead_lettered(backend: Backend) {
     assert!(rej["reason"].as_str().unwrap().contains("utr"));
     assert_eq!(
         s.order("o-3").await.unwrap().order.state,
-        OnrampState::AwaitingPayment
+        OrderState::AwaitingPayment
     );
 
     // An invalid create: rejected, no order.
@@ -244,9 +247,9 @@ async fn invalid_commands_are_rejected_or_dead_lettered(backend: Backend) {
 
     // The same UTR on a second order is refused by the database's unique index.
     s.create("o-5").await;
-    s.wait_state("o-5", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-5", OrderState::AwaitingPayment).await;
     s.utr("o-3", "412345678901").await;
-    s.wait_state("o-3", OnrampState::UtrSubmitted).await;
+    s.wait_state("o-3", OrderState::UtrSubmitted).await;
     s.send(
         "onramp.utr",
         &json!({"command_id": "reuse", "order_id": "o-5", "utr": "412345678901"}),
@@ -294,7 +297,7 @@ both!(invalid_commands_are_rejected_or_dead_lettered);
 async fn provider_errors_while_polling(backend: Backend) {
     let s = Stack::start(backend).await;
     s.create("o-err").await;
-    s.wait_state("o-err", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-err", OrderState::AwaitingPayment).await;
     s.sandbox.set_faults(Faults {
         fail_next_status: 3,
         rate_limit_next_status: 2,
@@ -302,7 +305,7 @@ async fn provider_errors_while_polling(backend: Backend) {
         ..Faults::default()
     });
     s.utr("o-err", "412345678901").await;
-    s.wait_state("o-err", OnrampState::Completed).await;
+    s.wait_state("o-err", OrderState::Completed).await;
     assert!(s.sandbox.stats().faults_injected >= 5);
     // The failures are in the order's history, and the order never flagged or failed.
     let rows: Vec<(String,)> = {
@@ -331,13 +334,13 @@ both!(provider_errors_while_polling);
 async fn cancel_before_payment(backend: Backend) {
     let s = Stack::start(backend).await;
     s.create("o-c").await;
-    s.wait_state("o-c", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-c", OrderState::AwaitingPayment).await;
     s.send(
         "order.cancel",
         &json!({"command_id": "cancel-1", "order_id": "o-c", "reason": "user changed their mind"}),
     )
     .await;
-    let o = s.wait_state("o-c", OnrampState::Cancelled).await;
+    let o = s.wait_state("o-c", OrderState::Cancelled).await;
     assert_eq!(o.order.reason.as_deref(), Some("user changed their mind"));
     s.wait_event("cancelled event", |e| {
         e["state"] == "cancelled" && e["order_id"] == "o-c"
@@ -355,7 +358,7 @@ async fn cancel_before_payment(backend: Backend) {
     assert_eq!(rej["code"], "order_closed");
     // A cancel after payment is refused.
     s.create("o-paid").await;
-    s.wait_state("o-paid", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-paid", OrderState::AwaitingPayment).await;
     s.utr("o-paid", "412345678902").await;
     s.send(
         "order.cancel",
@@ -379,9 +382,9 @@ async fn unpaid_order_expires(backend: Backend) {
         time_scale: 7_200.0,
         ..SandboxConfig::default()
     };
-    let s = Stack::start_with(backend, sandbox, |cfg| cfg.onramp.payment_window_secs = 2).await;
+    let s = Stack::start_with(backend, sandbox, |cfg| cfg.orders.payment_window_secs = 2).await;
     s.create("o-exp").await;
-    let o = s.wait_state("o-exp", OnrampState::Expired).await;
+    let o = s.wait_state("o-exp", OrderState::Expired).await;
     assert!(
         o.order.reason.as_deref().unwrap().contains("expired")
             || o.order.reason.as_deref() == Some("payment_window_elapsed")
@@ -413,12 +416,12 @@ async fn worker_killed_mid_create_resumes_without_duplicates(backend: Backend) {
     s.sandbox.set_faults(Faults::default());
     assert_eq!(
         s.order("o-crash").await.unwrap().order.state,
-        OnrampState::Preparing
+        OrderState::Preparing
     );
     s.start_worker().await;
-    s.wait_state("o-crash", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-crash", OrderState::AwaitingPayment).await;
     s.utr("o-crash", "412345678901").await;
-    s.wait_state("o-crash", OnrampState::Completed).await;
+    s.wait_state("o-crash", OrderState::Completed).await;
     let stats = s.sandbox.stats();
     assert_eq!(
         stats.orders_by_merchant_ref.values().sum::<u32>(),
@@ -437,12 +440,12 @@ both!(worker_killed_mid_create_resumes_without_duplicates);
 async fn worker_restart_between_commands(backend: Backend) {
     let mut s = Stack::start(backend).await;
     s.create("o-r").await;
-    s.wait_state("o-r", OnrampState::AwaitingPayment).await;
+    s.wait_state("o-r", OrderState::AwaitingPayment).await;
     s.kill_worker().await;
     // The UTR arrives while no worker runs; JetStream keeps it.
     s.utr("o-r", "412345678901").await;
     s.start_worker().await;
-    s.wait_state("o-r", OnrampState::Completed).await;
+    s.wait_state("o-r", OrderState::Completed).await;
     let stats = s.sandbox.stats();
     assert_eq!(stats.orders_by_merchant_ref.values().sum::<u32>(), 1);
     assert_eq!(stats.utr_submissions_by_order.values().sum::<u32>(), 1);
@@ -456,6 +459,7 @@ async fn demo_completes_every_order() {
     let nats = rampd::natsd::NatsServer::start().await.unwrap();
     let summary = rampd::demo::run(rampd::demo::DemoOptions {
         onramp: 6,
+        offramp: 4,
         nats_url: Some(nats.url.clone()),
         timeout: Duration::from_secs(60),
         progress: false,
@@ -463,11 +467,12 @@ async fn demo_completes_every_order() {
     .await
     .unwrap();
     assert!(summary.success(), "{summary:?}");
-    assert_eq!(summary.completed, 6);
-    assert_eq!(summary.provider_orders, 6);
+    assert_eq!(summary.completed, 10);
+    assert_eq!((summary.onramp_orders, summary.offramp_orders), (6, 4));
+    assert_eq!(summary.provider_orders, 10);
     // six status changes per order, each delivered once and verified
-    assert_eq!(summary.webhooks_received, 36);
-    assert_eq!(summary.webhooks_verified, 36);
+    assert_eq!(summary.webhooks_received, 60);
+    assert_eq!(summary.webhooks_verified, 60);
 }
 
 async fn replicas_share_the_work_without_duplicates(backend: Backend) {
@@ -479,13 +484,13 @@ async fn replicas_share_the_work_without_duplicates(backend: Backend) {
         s.create(o).await;
     }
     for o in &orders {
-        s.wait_state(o, OnrampState::AwaitingPayment).await;
+        s.wait_state(o, OrderState::AwaitingPayment).await;
     }
     for (i, o) in orders.iter().enumerate() {
         s.utr(o, &format!("5{:011}", i + 1)).await;
     }
     for o in &orders {
-        s.wait_state(o, OnrampState::Completed).await;
+        s.wait_state(o, OrderState::Completed).await;
     }
     let stats = s.sandbox.stats();
     assert_eq!(stats.orders_by_merchant_ref.len(), orders.len());

@@ -15,7 +15,7 @@ use rampd::natsd::NatsServer;
 use rampd::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use rampd::storage::{self, orders::StoredOrder};
 use rampd::webhooks::WebhookSecret;
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -80,11 +80,11 @@ pub fn test_config(tenant: &str) -> Config {
     cfg.provider.timeout_ms = 1_000;
     cfg.executor.lease_ms = 3_000;
     cfg.executor.idle_ms = 50;
-    cfg.onramp.poll_interval_min_ms = 40;
-    cfg.onramp.poll_interval_max_ms = 80;
-    cfg.onramp.backoff_base_ms = 50;
-    cfg.onramp.backoff_cap_ms = 500;
-    cfg.onramp.retry_after_cap_ms = 2_000;
+    cfg.orders.poll_interval_min_ms = 40;
+    cfg.orders.poll_interval_max_ms = 80;
+    cfg.orders.backoff_base_ms = 50;
+    cfg.orders.backoff_cap_ms = 500;
+    cfg.orders.retry_after_cap_ms = 2_000;
     cfg.nats.ack_wait_ms = 5_000;
     cfg.nats.max_deliver = 3;
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
@@ -213,6 +213,45 @@ impl Stack {
         self.send("onramp.utr", &body).await;
     }
 
+    pub async fn create_offramp(&self, order_id: &str) {
+        self.send(
+            "offramp.create",
+            &offramp_body(order_id, &format!("{order_id}-create")),
+        )
+        .await;
+    }
+
+    pub async fn tx_hash(&self, order_id: &str, hash: &str) {
+        let body = json!({"command_id": format!("{order_id}-tx-{}", hash.trim()), "order_id": order_id, "tx_hash": hash});
+        self.send("offramp.txhash", &body).await;
+    }
+
+    /// The kinds of an order's history rows (`order_events`), oldest first.
+    pub async fn history(&self, order_id: &str) -> Vec<String> {
+        let Some(o) = self.order(order_id).await else {
+            return Vec::new();
+        };
+        use rampd::storage::entities::order_events;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        order_events::Entity::find()
+            .filter(order_events::Column::OrderId.eq(o.order.id.to_string()))
+            .order_by_asc(order_events::Column::Seq)
+            .all(&self.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.kind)
+            .collect()
+    }
+
+    /// Events of one order (by client order id), in arrival order.
+    pub fn events_of(&self, order_id: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["order_id"] == order_id)
+            .collect()
+    }
+
     pub async fn order(&self, order_id: &str) -> Option<StoredOrder> {
         storage::orders::load_by_client_id(&self.db, &self.tenant, order_id)
             .await
@@ -220,7 +259,7 @@ impl Stack {
     }
 
     /// Wait until the order reaches `state` (panics after [`WAIT`] with what it saw).
-    pub async fn wait_state(&self, order_id: &str, state: OnrampState) -> StoredOrder {
+    pub async fn wait_state(&self, order_id: &str, state: OrderState) -> StoredOrder {
         let start = Instant::now();
         loop {
             let o = self.order(order_id).await;
@@ -351,4 +390,24 @@ pub fn create_body(order_id: &str, command_id: &str) -> Value {
         "receiver_address": "0x1111111111111111111111111111111111111111",
         "payment": {"mode": "upi", "upi_id": format!("{order_id}@okaxis")}
     })
+}
+
+/// An off-ramp create for 25.5 USDT on Polygon, paid out to a bank account.
+pub fn offramp_body(order_id: &str, command_id: &str) -> Value {
+    json!({
+        "command_id": command_id,
+        "order_id": order_id,
+        "user": {"email": format!("{order_id}@example.com"), "name": "Asha Rao", "phone": "9876543210", "pan": "ABCDE1234F"},
+        "token": "USDT",
+        "chain_id": 137,
+        "token_amount": "25.5",
+        "sender_address": "0x3333333333333333333333333333333333333333",
+        "refund_address": "0x4444444444444444444444444444444444444444",
+        "bank": {"account_number": "50100012345678", "account_name": "Asha Rao", "ifsc": "HDFC0001234"}
+    })
+}
+
+/// A well-formed EVM transaction hash, distinct per `n`.
+pub fn evm_hash(n: u64) -> String {
+    format!("0x{n:064x}")
 }

@@ -59,11 +59,11 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
             cfg.provider.timeout_ms
         );
     }
-    if cfg.onramp.poll_interval_min_ms > cfg.onramp.poll_interval_max_ms {
+    if cfg.orders.poll_interval_min_ms > cfg.orders.poll_interval_max_ms {
         anyhow::bail!("onramp.poll_interval_min_ms must not exceed poll_interval_max_ms");
     }
-    if cfg.onramp.amount_min <= rust_decimal::Decimal::ZERO
-        || cfg.onramp.amount_min > cfg.onramp.amount_max
+    if cfg.orders.amount_min <= rust_decimal::Decimal::ZERO
+        || cfg.orders.amount_min > cfg.orders.amount_max
     {
         anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rampd_domain::onramp::OnrampPolicy;
+use rampd_domain::order::OrderPolicy;
 use rampd_domain::schedule::PollPolicy;
 use rampd_domain::values::AmountLimits;
 use rust_decimal::Decimal;
@@ -21,7 +21,10 @@ pub struct Config {
     pub worker_id: String,
     pub provider: ProviderConfig,
     pub nats: NatsConfig,
-    pub onramp: OnrampConfig,
+    /// Order timing and limits, both directions (`[onramp]` is accepted as an alias: it
+    /// was the section's name before off-ramp orders existed).
+    #[serde(alias = "onramp")]
+    pub orders: OrdersConfig,
     pub executor: ExecutorConfig,
     pub webhooks: WebhookConfig,
     pub admin: AdminConfig,
@@ -66,15 +69,26 @@ pub struct NatsConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct OnrampConfig {
+pub struct OrdersConfig {
     pub poll_interval_min_ms: u64,
     pub poll_interval_max_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub retry_after_cap_ms: u64,
     pub attention_after_errors: u32,
+    /// On-ramp: how long the user has to pay (provider: 3 h).
     pub payment_window_secs: u64,
+    /// Off-ramp: how long the user has to send the tokens and their hash.
+    pub deposit_window_secs: u64,
     pub expiry_grace_secs: u64,
+    /// How long an order waits for the user's KYC before it fails (`kyc_timeout`).
+    pub kyc_window_secs: u64,
+    /// First delay between KYC re-checks; doubles up to `kyc_recheck_cap_ms`.
+    pub kyc_recheck_ms: u64,
+    pub kyc_recheck_cap_ms: u64,
+    /// A quote older than this is fetched again before the order is created.
+    pub quote_validity_ms: u64,
+    /// On-ramp fiat amount limits (INR).
     pub amount_min: Decimal,
     pub amount_max: Decimal,
 }
@@ -118,7 +132,7 @@ impl Default for Config {
             worker_id: default_worker_id(),
             provider: ProviderConfig::default(),
             nats: NatsConfig::default(),
-            onramp: OnrampConfig::default(),
+            orders: OrdersConfig::default(),
             executor: ExecutorConfig::default(),
             webhooks: WebhookConfig::default(),
             admin: AdminConfig::default(),
@@ -153,11 +167,11 @@ impl Default for NatsConfig {
     }
 }
 
-impl Default for OnrampConfig {
+impl Default for OrdersConfig {
     fn default() -> Self {
-        let p = OnrampPolicy::default();
+        let p = OrderPolicy::default();
         let l = AmountLimits::default();
-        OnrampConfig {
+        OrdersConfig {
             poll_interval_min_ms: p.poll.interval_min.as_millis() as u64,
             poll_interval_max_ms: p.poll.interval_max.as_millis() as u64,
             backoff_base_ms: p.poll.backoff_base.as_millis() as u64,
@@ -165,7 +179,12 @@ impl Default for OnrampConfig {
             retry_after_cap_ms: p.poll.retry_after_cap.as_millis() as u64,
             attention_after_errors: p.poll.attention_after_errors,
             payment_window_secs: p.payment_window.as_secs(),
+            deposit_window_secs: p.deposit_window.as_secs(),
             expiry_grace_secs: p.expiry_grace.as_secs(),
+            kyc_window_secs: p.kyc_window.as_secs(),
+            kyc_recheck_ms: p.kyc_recheck.as_millis() as u64,
+            kyc_recheck_cap_ms: p.kyc_recheck_cap.as_millis() as u64,
+            quote_validity_ms: p.quote_validity.as_millis() as u64,
             amount_min: l.min,
             amount_max: l.max,
         }
@@ -194,9 +213,9 @@ impl Default for WebhookConfig {
     }
 }
 
-impl OnrampConfig {
-    pub fn policy(&self) -> OnrampPolicy {
-        OnrampPolicy {
+impl OrdersConfig {
+    pub fn policy(&self) -> OrderPolicy {
+        OrderPolicy {
             poll: PollPolicy {
                 interval_min: ms(self.poll_interval_min_ms),
                 interval_max: ms(self.poll_interval_max_ms),
@@ -206,7 +225,12 @@ impl OnrampConfig {
                 attention_after_errors: self.attention_after_errors,
             },
             payment_window: Duration::from_secs(self.payment_window_secs),
+            deposit_window: Duration::from_secs(self.deposit_window_secs),
             expiry_grace: Duration::from_secs(self.expiry_grace_secs),
+            kyc_window: Duration::from_secs(self.kyc_window_secs),
+            kyc_recheck: ms(self.kyc_recheck_ms),
+            kyc_recheck_cap: ms(self.kyc_recheck_cap_ms),
+            quote_validity: ms(self.quote_validity_ms),
         }
     }
 
@@ -276,7 +300,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_provider_guidance() {
         let c = Config::default();
-        let p = c.onramp.policy();
+        let p = c.orders.policy();
         assert_eq!(p.poll.interval_min, Duration::from_secs(10));
         assert_eq!(p.poll.interval_max, Duration::from_secs(15));
         assert_eq!(p.payment_window, Duration::from_secs(3 * 3600));
@@ -295,7 +319,7 @@ mod tests {
         )
         .unwrap();
         let c = Config::load(Some(&f)).unwrap();
-        assert_eq!(c.onramp.poll_interval_min_ms, 100);
+        assert_eq!(c.orders.poll_interval_min_ms, 100);
         assert_eq!(c.webhooks.endpoints.len(), 1);
         assert!(!format!("{:?}", c).contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
         std::fs::write(&f, "bogus = 1\n").unwrap();

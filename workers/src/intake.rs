@@ -15,7 +15,7 @@ use rampd_domain::command::{
     Command, CommandIds, CommandName, RejectCode, parse_command, parse_ids,
 };
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
-use rampd_domain::onramp::{self, Ctx, Input};
+use rampd_domain::order::{self, Ctx, Input, OrderRequest};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -233,7 +233,7 @@ async fn handle(
             meters::command(name.as_str(), "duplicate");
             return Ok(Outcome::Ack);
         }
-        let verdict = match parse_command(name, body, &shared.cfg.onramp.limits()) {
+        let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
             Err(e) => Verdict::Refused {
                 code: e.code(),
                 reason: e.to_string(),
@@ -245,6 +245,11 @@ async fn handle(
                 Err(WriteError::UtrInUse) => Verdict::Refused {
                     code: RejectCode::UtrInUse,
                     reason: "this UTR is already recorded on another order".into(),
+                    order_id: None,
+                },
+                Err(WriteError::TxHashInUse) => Verdict::Refused {
+                    code: RejectCode::TxHashInUse,
+                    reason: "this transaction hash is already recorded on another order".into(),
                     order_id: None,
                 },
                 Err(WriteError::Db(e)) => return Err(e.into()),
@@ -288,20 +293,20 @@ async fn decide_and_commit(
     let ctx = Ctx {
         now,
         jitter: rand::random(),
-        policy: shared.cfg.onramp.policy(),
+        policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
-    let (decision, expected_version) = match (command, existing) {
-        (Command::CreateOnramp(_), Some(stored)) => {
+    let (decision, expected_version) = match (command.into_request(), existing) {
+        (Ok(_), Some(stored)) => {
             return Ok(Verdict::Refused {
                 code: RejectCode::OrderExists,
                 reason: format!("order {order_id} already exists"),
                 order_id: Some(stored.order.id.to_string()),
             });
         }
-        (Command::CreateOnramp(req), None) => {
-            let d = onramp::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
-            tracing::info!(order.id = %d.order.id, "on-ramp order created");
+        (Ok(req), None) => {
+            let d = order::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
+            tracing::info!(order.id = %d.order.id, direction = d.order.direction().as_str(), "order created");
             (d, None)
         }
         // The create may still be in flight on another replica.
@@ -313,14 +318,9 @@ async fn decide_and_commit(
                 order_id: None,
             });
         }
-        (cmd, Some(stored)) => {
-            let input = match cmd {
-                Command::SubmitUtr { utr } => Input::SubmitUtr { utr },
-                Command::Cancel { reason } => Input::Cancel { reason },
-                Command::CreateOnramp(_) => unreachable!("handled above"),
-            };
+        (Err(input), Some(stored)) => {
             let id = stored.order.id.to_string();
-            match onramp::decide(&stored.order, input, &ctx) {
+            match order::decide(&stored.order, input, &ctx) {
                 Err(rej) => {
                     return Ok(Verdict::Refused {
                         code: rej.code,
@@ -347,7 +347,27 @@ async fn decide_and_commit(
         },
     )
     .await?;
+    if let Some(next) = &decision.spawned {
+        tracing::info!(order.id = %next.order.id, predecessor = %decision.order.id, "successor order created for a late UTR");
+    }
     Ok(Verdict::Committed)
+}
+
+/// What a command asks of the order machine: a new order, or an input to an existing one.
+trait IntoRequest {
+    fn into_request(self) -> Result<OrderRequest, Input>;
+}
+
+impl IntoRequest for Command {
+    fn into_request(self) -> Result<OrderRequest, Input> {
+        match self {
+            Command::CreateOnramp(r) => Ok(OrderRequest::Onramp(*r)),
+            Command::CreateOfframp(r) => Ok(OrderRequest::Offramp(*r)),
+            Command::SubmitUtr { utr } => Err(Input::SubmitUtr { utr }),
+            Command::SubmitTxHash { hash } => Err(Input::SubmitTxHash { hash }),
+            Command::Cancel { reason } => Err(Input::Cancel { reason }),
+        }
+    }
 }
 
 /// Record what did not change an order (a no-op, a refusal with its event) and choose
@@ -392,6 +412,7 @@ async fn conclude(
             };
             let direction = match inc.name {
                 CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+                CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
                 CommandName::OrderCancel => "order",
             };
             let rejection = Some((direction, &event));
@@ -442,6 +463,10 @@ mod tests {
         assert_eq!(
             route("ramp.cmd.acme.order.cancel"),
             Some(("acme", CommandName::OrderCancel))
+        );
+        assert_eq!(
+            route("ramp.cmd.acme.offramp.txhash"),
+            Some(("acme", CommandName::OfframpTxHash))
         );
         assert_eq!(route("ramp.cmd.acme.onramp.delete"), None);
         assert_eq!(route("ramp.cmd..onramp.create"), None);

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use rampd::app::{Worker, install_crypto};
 use rampd::config::Config;
 use rampd::demo::{self, DemoOptions};
-use rampd::sandbox::{Faults, Progression, Sandbox, SandboxConfig};
+use rampd::sandbox::{Faults, OfframpProgression, Progression, Sandbox, SandboxConfig, Scenario};
 use rampd::{admin, storage, telemetry};
 
 #[derive(Parser)]
@@ -49,8 +49,20 @@ enum Cmd {
         progression: Progression,
         /// Initial faults as JSON, e.g. `{"error_rate":0.1,"rate_limit_rate":0.05}`
         /// (also settable at run time with `PUT /sandbox/faults`).
-        #[arg(long, value_parser = parse_faults)]
+        #[arg(long, value_parser = parse_json::<Faults>)]
         faults: Option<Faults>,
+        /// Business scenario knobs as JSON, e.g. `{"kyc_pending_checks":2,
+        /// "link_pending_polls":1,"link_name_mismatch_next":1,"refund_next_offramp":1}`
+        /// (also settable at run time with `PUT /sandbox/scenario`).
+        #[arg(long, value_parser = parse_json::<Scenario>)]
+        scenario: Option<Scenario>,
+        /// Off-ramp status polls after the tx hash as JSON, e.g. `{"order_received":1,
+        /// "in_progress":null,"crypto_received":2,"payout_success":3,"completed":4}`.
+        #[arg(long, value_parser = parse_json::<OfframpProgression>)]
+        offramp_progression: Option<OfframpProgression>,
+        /// INR per token (also settable at run time with `PUT /sandbox/conversion-rate`).
+        #[arg(long, default_value = "88.50")]
+        conversion_rate: rust_decimal::Decimal,
     },
     /// Operator commands on orders: show a timeline, list, retry now, cancel, resolve.
     Orders {
@@ -62,11 +74,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admin::cli::TasksCmd,
     },
-    /// Run N on-ramp orders end to end on embedded defaults and print a summary.
+    /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
     Demo {
-        /// Number of on-ramp orders.
+        /// Number of on-ramp (fiat → crypto) orders.
         #[arg(long, default_value_t = 20)]
         onramp: usize,
+        /// Number of off-ramp (crypto → fiat) orders.
+        #[arg(long, default_value_t = 0)]
+        offramp: usize,
         /// NATS to use; when none answers, a private nats-server is started from PATH.
         #[arg(long, env = "NATS_URL")]
         nats_url: Option<String>,
@@ -140,12 +155,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kyc_verified,
             progression,
             faults,
+            scenario,
+            offramp_progression,
+            conversion_rate,
         } => {
             let cfg = SandboxConfig {
                 time_scale,
                 kyc_verified,
                 progression,
                 faults: faults.unwrap_or_default(),
+                scenario: scenario.unwrap_or_default(),
+                offramp_progression: offramp_progression.unwrap_or_default(),
+                conversion_rate,
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg, listen).await?;
@@ -155,12 +176,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Demo {
             onramp,
+            offramp,
             nats_url,
             json,
             timeout_secs,
         } => {
             let summary = demo::run(DemoOptions {
                 onramp,
+                offramp,
                 nats_url,
                 timeout: Duration::from_secs(timeout_secs),
                 progress: true,
@@ -220,7 +243,7 @@ fn parse_progression(s: &str) -> Result<Progression, String> {
     })
 }
 
-fn parse_faults(s: &str) -> Result<Faults, String> {
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_str(s).map_err(|e| e.to_string())
 }
 

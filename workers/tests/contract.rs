@@ -22,8 +22,8 @@ use rampd_domain::event::{
     ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, OrderEvent,
     STATUS_CHANGED, UTR_REJECTED, subject_suffix,
 };
-use rampd_domain::onramp::{CollectAccount, OnrampState, PaymentInstructions};
-use rampd_domain::values::{AmountLimits, InrAmount};
+use rampd_domain::order::{CollectAccount, DepositInstructions, OrderState, PaymentInstructions};
+use rampd_domain::values::{AmountLimits, ChainId, InrAmount, TokenSymbol};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -223,8 +223,8 @@ fn rejection_codes_in_code() -> BTreeSet<String> {
 fn enums_match_the_code() {
     let doc = Doc::load();
     assert_eq!(
-        doc.enumeration("OnrampState", None),
-        set(OnrampState::ALL.map(|s| s.as_str()))
+        doc.enumeration("OrderState", None),
+        set(OrderState::ALL.map(|s| s.as_str()))
     );
     assert_eq!(
         doc.enumeration("OrderEvent", Some("type")),
@@ -287,6 +287,13 @@ fn event_schemas_match_the_event_types() {
         bank: full.then(|| account(Some("Example Bank".into()))),
         expires_at: at("2025-06-01T13:00:00Z"),
     };
+    let deposit = || DepositInstructions {
+        address: "0x2222222222222222222222222222222222222222".into(),
+        token: TokenSymbol::parse("USDT").unwrap(),
+        chain_id: ChainId::new(137).unwrap(),
+        token_amount: "25.5".parse().unwrap(),
+        expires_at: at("2025-06-01T12:00:00Z"),
+    };
     let event = |full: bool| OrderEvent {
         event_id: "e".into(),
         event_type: STATUS_CHANGED.into(),
@@ -298,13 +305,21 @@ fn event_schemas_match_the_event_types() {
         state: "awaiting_payment".into(),
         previous_state: full.then(|| "preparing".into()),
         occurred_at: at("2025-06-01T10:00:00Z"),
-        fiat_amount: "1500.00".into(),
+        fiat_amount: full.then(|| "1500.00".into()),
+        token_amount: full.then(|| "16.9".into()),
         token: "USDT".into(),
         chain_id: 137,
         provider_order_id: full.then(|| "p".into()),
         provider_status: full.then(|| "fiatPending".into()),
         payment: full.then(|| payment(true)),
+        deposit: full.then(|| deposit()),
+        kyc_missing: full.then(|| vec!["DATE_OF_BIRTH".into()]),
         tx_hash: full.then(|| "0x".into()),
+        deposit_tx_hash: full.then(|| "0x".into()),
+        payout_reference: full.then(|| "NEFT1".into()),
+        refund_address: full.then(|| "0x4".into()),
+        predecessor_order_id: full.then(|| "p0".into()),
+        successor_order_id: full.then(|| "s1".into()),
         reason: full.then(|| "why".into()),
         command_id: full.then(|| "c".into()),
     };
@@ -357,20 +372,17 @@ fn event_examples_round_trip_unchanged() {
             object_keys(&v)
         );
         assert_eq!(e.event_type, STATUS_CHANGED, "{file}");
-        assert_eq!(
-            OnrampState::parse(&e.state).map(|s| s.as_str()),
-            Some(state)
-        );
+        assert_eq!(OrderState::parse(&e.state).map(|s| s.as_str()), Some(state));
         if let Some(prev) = &e.previous_state {
-            let prev = OnrampState::parse(prev).expect("a documented state");
+            let prev = OrderState::parse(prev).expect("a documented state");
             assert!(
-                prev.rank() < OnrampState::parse(state).unwrap().rank(),
+                prev.rank() < OrderState::parse(state).unwrap().rank(),
                 "{file}"
             );
         }
         assert_eq!(
             e.payment.is_some(),
-            state == OnrampState::AwaitingPayment.as_str(),
+            state == OrderState::AwaitingPayment.as_str(),
             "{file}: payment instructions go only with awaiting_payment"
         );
     }
@@ -542,8 +554,8 @@ fn example_config_loads_with_every_key_at_its_default() {
     );
     assert_eq!(file.provider.timeout_ms, def.provider.timeout_ms);
     assert_eq!(format!("{:?}", file.nats), format!("{:?}", def.nats));
-    assert_eq!(file.onramp.policy(), def.onramp.policy());
-    assert_eq!(file.onramp.limits(), def.onramp.limits());
+    assert_eq!(file.orders.policy(), def.orders.policy());
+    assert_eq!(file.orders.limits(), def.orders.limits());
     assert_eq!(
         format!("{:?}", file.executor),
         format!("{:?}", def.executor)

@@ -9,7 +9,7 @@
 //! finds the order's task due. No other order is touched and no worker is woken.
 
 use chrono::Utc;
-use rampd_domain::onramp::{self, Ctx, Input, OperatorAction};
+use rampd_domain::order::{self, Ctx, Input, OperatorAction};
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 
@@ -42,7 +42,7 @@ pub enum ActionError {
     Find(#[from] super::orders::FindError),
     /// The state machine refused, e.g. cancelling an order that was paid.
     #[error("refused: {0}")]
-    Refused(onramp::Rejection),
+    Refused(order::Rejection),
     #[error("the order kept changing while the action was being recorded; try again")]
     Busy,
     #[error(transparent)]
@@ -85,14 +85,14 @@ async fn apply_found(
         let ctx = Ctx {
             now,
             jitter: rand::random(),
-            policy: cfg.onramp.policy(),
+            policy: cfg.orders.policy(),
         };
         let input = Input::Operator {
             by: who.by.clone(),
             reason: who.reason.clone(),
             action,
         };
-        let decision = onramp::decide(&stored.order, input, &ctx).map_err(ActionError::Refused)?;
+        let decision = order::decide(&stored.order, input, &ctx).map_err(ActionError::Refused)?;
         if decision.is_noop() {
             return Ok(Done::Nothing {
                 order_id: order_id.to_string(),

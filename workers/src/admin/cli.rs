@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use rampd_domain::onramp::OperatorAction;
+use rampd_domain::order::OperatorAction;
 use sea_orm::DatabaseConnection;
 
 use super::actions::{self, Done, Operator};

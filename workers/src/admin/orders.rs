@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -149,7 +149,7 @@ pub struct Timeline {
 }
 
 /// History kinds that record a provider call's outcome.
-const PROVIDER_KINDS: [&str; 14] = [
+const PROVIDER_KINDS: [&str; 15] = [
     "kyc_checked",
     "payment_method_linked",
     "payment_method_link_pending",
@@ -158,9 +158,10 @@ const PROVIDER_KINDS: [&str; 14] = [
     "created",
     "found_after_interrupted_create",
     "not_found_after_interrupted_create",
-    "utr_submitted",
-    "utr_found_after_interrupted_submit",
-    "utr_not_found_after_interrupted_submit",
+    "payment_ref_submitted",
+    "payment_ref_found_after_interrupted_submit",
+    "payment_ref_not_found_after_interrupted_submit",
+    "provider_has_payment_ref",
     "provider_status",
     "unknown_provider_status",
     "provider_call_failed",
@@ -287,7 +288,7 @@ pub struct Filter {
 
 /// States after which nothing happens to an order.
 pub fn terminal_states() -> Vec<&'static str> {
-    OnrampState::ALL
+    OrderState::ALL
         .iter()
         .filter(|s| s.is_terminal())
         .map(|s| s.as_str())
@@ -296,7 +297,7 @@ pub fn terminal_states() -> Vec<&'static str> {
 
 /// Every state name an order can have.
 pub fn known_states() -> Vec<&'static str> {
-    OnrampState::ALL.iter().map(|s| s.as_str()).collect()
+    OrderState::ALL.iter().map(|s| s.as_str()).collect()
 }
 
 pub async fn list(

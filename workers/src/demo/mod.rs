@@ -2,8 +2,9 @@
 //!
 //! SQLite in a fresh file, the sandbox provider and a verifying webhook receiver
 //! in-process, and NATS from `--nats-url`/`NATS_URL` or a private `nats-server`. It
-//! publishes create commands, answers each payment instruction with a UTR, and waits for
-//! every order to end.
+//! publishes create commands for on-ramp and off-ramp orders, answers each payment
+//! instruction like a user would (a UTR for fiat, a transaction hash for tokens sent to
+//! the deposit address), and waits for every order to end.
 
 pub mod receiver;
 
@@ -26,6 +27,7 @@ use receiver::Receiver;
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub onramp: usize,
+    pub offramp: usize,
     pub nats_url: Option<String>,
     pub timeout: Duration,
     /// Print progress lines on stderr.
@@ -35,10 +37,13 @@ pub struct DemoOptions {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DemoSummary {
     pub orders: usize,
+    pub onramp_orders: usize,
+    pub offramp_orders: usize,
     pub completed: usize,
     pub failed: usize,
     pub expired: usize,
     pub cancelled: usize,
+    pub refunded: usize,
     pub unfinished: usize,
     pub webhooks_received: usize,
     pub webhooks_verified: usize,
@@ -60,10 +65,13 @@ impl DemoSummary {
     pub fn table(&self) -> String {
         let rows = [
             ("orders", self.orders.to_string()),
+            ("  on-ramp", self.onramp_orders.to_string()),
+            ("  off-ramp", self.offramp_orders.to_string()),
             ("completed", self.completed.to_string()),
             ("failed", self.failed.to_string()),
             ("expired", self.expired.to_string()),
             ("cancelled", self.cancelled.to_string()),
+            ("refunded", self.refunded.to_string()),
             ("unfinished", self.unfinished.to_string()),
             ("events received (NATS)", self.events_received.to_string()),
             ("webhooks received", self.webhooks_received.to_string()),
@@ -135,10 +143,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     // A consumer of its own, for this run's tenant only, so a shared NATS is left alone.
     cfg.nats.consumer = format!("rampd-demo-{}", &run_id[..8]);
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
-    cfg.onramp.poll_interval_min_ms = 150;
-    cfg.onramp.poll_interval_max_ms = 300;
-    cfg.onramp.backoff_base_ms = 200;
-    cfg.onramp.backoff_cap_ms = 3_000;
+    cfg.orders.poll_interval_min_ms = 150;
+    cfg.orders.poll_interval_max_ms = 300;
+    cfg.orders.backoff_base_ms = 200;
+    cfg.orders.backoff_cap_ms = 3_000;
     cfg.executor.lease_ms = 10_000;
     cfg.executor.idle_ms = 100;
     cfg.webhooks.endpoints = vec![EndpointConfig {
@@ -156,35 +164,35 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     // Upstream: one create command per order.
     for i in 0..opts.onramp {
         let order_id = format!("order-{:04}", i + 1);
-        let body = serde_json::json!({
-            "command_id": format!("{tenant}-{order_id}-create"),
-            "order_id": order_id,
-            "user": {
-                "email": format!("user{}@example.com", i + 1),
-                "name": "Asha Rao",
-                "phone": format!("98765{:05}", i + 1),
-                "pan": "ABCDE1234F"
-            },
-            "fiat_amount": format!("{}.00", 500 + 100 * (i % 20)),
-            "token": "USDT",
-            "chain_id": 137,
-            "receiver_address": format!("0x{:040x}", i + 1),
-            "payment": if i % 2 == 0 {
-                serde_json::json!({"mode": "upi", "upi_id": format!("user{}@okaxis", i + 1)})
-            } else {
-                serde_json::json!({"mode": "imps", "account_number": format!("5010{:08}", i + 1), "account_name": "Asha Rao", "ifsc": "HDFC0001234"})
-            },
-        });
-        publish(&js, &format!("ramp.cmd.{tenant}.onramp.create"), &body).await?;
+        publish(
+            &js,
+            &format!("ramp.cmd.{tenant}.onramp.create"),
+            &onramp_create(&tenant, &order_id, i),
+        )
+        .await?;
     }
+    for i in 0..opts.offramp {
+        let order_id = format!("sell-{:04}", i + 1);
+        publish(
+            &js,
+            &format!("ramp.cmd.{tenant}.offramp.create"),
+            &offramp_create(&tenant, &order_id, i),
+        )
+        .await?;
+    }
+    let total = opts.onramp + opts.offramp;
 
     let mut states: HashMap<String, String> = HashMap::new();
     let mut events_received = 0usize;
     let deadline = started + opts.timeout;
     let mut last_progress = Instant::now();
-    let terminal = |s: &str| matches!(s, "completed" | "failed" | "expired" | "cancelled");
-    while states.values().filter(|s| terminal(s)).count() < opts.onramp && Instant::now() < deadline
-    {
+    let terminal = |s: &str| {
+        matches!(
+            s,
+            "completed" | "failed" | "expired" | "cancelled" | "refunded"
+        )
+    };
+    while states.values().filter(|s| terminal(s)).count() < total && Instant::now() < deadline {
         let next = tokio::time::timeout(Duration::from_millis(250), events.next()).await;
         if let Ok(Some(msg)) = next {
             events_received += 1;
@@ -199,10 +207,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
                     *seq_state = state.to_string();
                 }
                 if state == "awaiting_payment" {
-                    // The user pays and upstream forwards the bank reference.
-                    let utr = format!("6{:011}", rand::random::<u64>() % 100_000_000_000);
-                    let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-utr"), "order_id": order_id, "utr": utr});
-                    publish(&js, &format!("ramp.cmd.{tenant}.onramp.utr"), &body).await?;
+                    pay(&js, &tenant, order_id, &ev).await?;
                 }
             } else if ev["type"] == "command.rejected" {
                 eprintln!("rampd demo: command rejected: {}", ev["reason"]);
@@ -213,7 +218,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
             eprintln!(
                 "[{:>5.1}s] {}",
                 started.elapsed().as_secs_f64(),
-                progress_line(&states, opts.onramp)
+                progress_line(&states, total)
             );
         }
     }
@@ -243,31 +248,97 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let hooks = receiver.received();
     let stats = sandbox.stats();
     let count = |s: &str| states.values().filter(|v| v.as_str() == s).count();
+    let provider_orders = || {
+        stats
+            .orders_by_merchant_ref
+            .values()
+            .chain(stats.offramp_orders_by_merchant_ref.values())
+    };
     let summary = DemoSummary {
-        orders: opts.onramp,
+        orders: total,
+        onramp_orders: opts.onramp,
+        offramp_orders: opts.offramp,
         completed: count("completed"),
         failed: count("failed"),
         expired: count("expired"),
         cancelled: count("cancelled"),
-        unfinished: opts.onramp - states.values().filter(|s| terminal(s)).count(),
+        refunded: count("refunded"),
+        unfinished: total - states.values().filter(|s| terminal(s)).count(),
         webhooks_received: hooks.len(),
         webhooks_verified: hooks.iter().filter(|h| h.verified).count(),
         events_received,
-        provider_orders: stats
-            .orders_by_merchant_ref
-            .values()
-            .map(|n| *n as usize)
-            .sum(),
-        duplicate_provider_orders: stats
-            .orders_by_merchant_ref
-            .values()
-            .filter(|n| **n > 1)
-            .count(),
+        provider_orders: provider_orders().map(|n| *n as usize).sum(),
+        duplicate_provider_orders: provider_orders().filter(|n| **n > 1).count(),
         nats: nats_url,
         duration_s: started.elapsed().as_secs_f64(),
     };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(summary)
+}
+
+fn onramp_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "command_id": format!("{tenant}-{order_id}-create"),
+        "order_id": order_id,
+        "user": {
+            "email": format!("user{}@example.com", i + 1),
+            "name": "Asha Rao",
+            "phone": format!("98765{:05}", i + 1),
+            "pan": "ABCDE1234F"
+        },
+        "fiat_amount": format!("{}.00", 500 + 100 * (i % 20)),
+        "token": "USDT",
+        "chain_id": 137,
+        "receiver_address": format!("0x{:040x}", i + 1),
+        "payment": if i % 2 == 0 {
+            serde_json::json!({"mode": "upi", "upi_id": format!("user{}@okaxis", i + 1)})
+        } else {
+            serde_json::json!({"mode": "imps", "account_number": format!("5010{:08}", i + 1), "account_name": "Asha Rao", "ifsc": "HDFC0001234"})
+        },
+    })
+}
+
+fn offramp_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "command_id": format!("{tenant}-{order_id}-create"),
+        "order_id": order_id,
+        "user": {
+            "email": format!("seller{}@example.com", i + 1),
+            "name": "Ravi Kumar",
+            "phone": format!("91234{:05}", i + 1),
+            "pan": "BCDEF2345G"
+        },
+        "token": "USDT",
+        "chain_id": 137,
+        "token_amount": format!("{}.5", 10 + i % 40),
+        "sender_address": format!("0x{:040x}", 0x5000 + i),
+        "refund_address": format!("0x{:040x}", 0x5000 + i),
+        "bank": {"account_number": format!("6020{:08}", i + 1), "account_name": "Ravi Kumar", "ifsc": "ICIC0004321"},
+        "max_price_change_pct": "2",
+    })
+}
+
+/// The user pays: a bank reference for fiat (on-ramp), or the hash of the transfer to
+/// the provider's deposit address (off-ramp).
+async fn pay(
+    js: &async_nats::jetstream::Context,
+    tenant: &str,
+    order_id: &str,
+    ev: &serde_json::Value,
+) -> anyhow::Result<()> {
+    if ev["direction"] == "offramp" {
+        let hash = format!(
+            "0x{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-tx"), "order_id": order_id, "tx_hash": hash});
+        publish(js, &format!("ramp.cmd.{tenant}.offramp.txhash"), &body).await
+    } else {
+        let utr = format!("6{:011}", rand::random::<u64>() % 100_000_000_000);
+        let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-utr"), "order_id": order_id, "utr": utr});
+        publish(js, &format!("ramp.cmd.{tenant}.onramp.utr"), &body).await
+    }
 }
 
 /// On a shared NATS, remove this run's consumer and messages so that no later worker

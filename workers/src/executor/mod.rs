@@ -13,7 +13,7 @@ mod steps;
 use std::time::Duration;
 
 use chrono::Utc;
-use rampd_domain::onramp::{self, Action, Ctx, Input, Observation};
+use rampd_domain::order::{self, Action, Ctx, Input, Observation};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
@@ -107,8 +107,8 @@ impl Executor {
             self.close_task(task).await?;
             return Ok(());
         };
-        let policy = self.shared.cfg.onramp.policy();
-        let action = onramp::next_action(&stored.order, Utc::now(), &policy);
+        let policy = self.shared.cfg.orders.policy();
+        let action = order::next_action(&stored.order, Utc::now(), &policy);
         tracing::debug!(
             action = action.name(),
             state = stored.order.state.as_str(),
@@ -158,10 +158,11 @@ impl Executor {
         let call = attempt::scope(stored.order.failures + 1, call);
         match tokio::time::timeout(timeout, call).await {
             Ok(obs) => obs,
-            Err(_) => Observation::CallFailed(onramp::CallFailure {
-                kind: onramp::FailureKind::Unknown,
+            Err(_) => Observation::CallFailed(order::CallFailure {
+                kind: order::FailureKind::Unknown,
                 retry_after: None,
                 message: "provider call timed out".into(),
+                action: Some(action.clone()),
             }),
         }
     }
@@ -177,9 +178,9 @@ impl Executor {
         let ctx = Ctx {
             now,
             jitter: rand::random(),
-            policy: self.shared.cfg.onramp.policy(),
+            policy: self.shared.cfg.orders.policy(),
         };
-        let decision = onramp::decide(&stored.order, input, &ctx)
+        let decision = order::decide(&stored.order, input, &ctx)
             .map_err(|r| WriteError::Db(DbErr::Custom(format!("unexpected rejection: {r}"))))?;
         let version = commit_decision(
             &self.shared.db,

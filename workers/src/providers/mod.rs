@@ -7,7 +7,9 @@ pub mod onmeta;
 
 pub use error::ProviderError;
 pub use onmeta::{
-    CollectBankDetails, CreateOnrampRequest, CreatedOnrampOrder, LinkBankRequest, LinkOutcome,
-    LinkStatus, LinkUpiRequest, LinkedBank, LinkedUpi, OnmetaClient, OnmetaConfig, OnrampPayment,
-    OnrampStatus, Quote, QuoteRequest, RecentOrder, UtrOutcome,
+    CollectBankDetails, CreateOfframpRequest, CreateOnrampRequest, CreatedOfframpOrder,
+    CreatedOnrampOrder, KycStatus, LinkBankRequest, LinkOutcome, LinkStatus, LinkUpiRequest,
+    LinkedBank, LinkedUpi, OfframpStatus, OnmetaClient, OnmetaConfig, OnrampPayment, OnrampStatus,
+    OrderKind, Quote, QuoteRequest, RecentOrder, SellQuote, SellQuoteRequest, TxHashOutcome,
+    UtrOutcome, classify_link_status,
 };

@@ -10,6 +10,7 @@
 
 mod parse;
 
+pub use parse::classify_link_status;
 pub(crate) use parse::decimal_json;
 
 use std::collections::HashMap;
@@ -97,12 +98,27 @@ pub struct LinkOutcome {
     pub status: LinkStatus,
 }
 
+/// Where a bank or UPI link stands. Produced only by [`classify_link_status`], so the
+/// mapping from the provider's words lives in one place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkStatus {
     Linked,
     Pending,
     /// With the provider's reason (or its raw status when it gave none).
     Failed(String),
+    /// The third-party check found that the account holder's name does not match the KYC
+    /// name ([INFER] recognised from the reason text; see [`classify_link_status`]). The
+    /// user must link an account in their own name; retrying the same one will not help.
+    NameMismatch,
+}
+
+/// The user's KYC state with the onboarding items still outstanding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KycStatus {
+    pub verified: bool,
+    /// Outstanding fulfilment types (e.g. `"ADDRESS_MAIN"`), deduplicated, in the order the
+    /// provider listed them. Empty when the provider sent no fulfilment list.
+    pub missing: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +201,15 @@ pub struct OnrampStatus {
     pub transferred_amount: Option<Decimal>,
 }
 
+/// Which way an order moves money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderKind {
+    /// Fiat in, crypto out.
+    Onramp,
+    /// Crypto in, fiat out.
+    Offramp,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecentOrder {
     pub order_id: String,
@@ -193,6 +218,91 @@ pub struct RecentOrder {
     /// The UTR the provider holds for this order (`paymentDetails.reference` when
     /// `source == "UTR"`).
     pub utr: Option<String>,
+    /// [INFER] The provider documents `GET /v1/orders/{skip}` for on-ramp orders only; we
+    /// assume it lists off-ramp orders too, told apart by `eventType`/`orderType` (or, when
+    /// neither is sent, by off-ramp-only fields such as `sellTokenSymbol`). Orders without
+    /// any of these count as on-ramp.
+    pub kind: OrderKind,
+    /// The on-chain hash the provider holds for this order (`txnHash`/`transactionHash`):
+    /// for an off-ramp order, the user's deposit transaction we submitted.
+    pub tx_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SellQuoteRequest {
+    pub token_symbol: String,
+    pub token_address: Option<String>,
+    pub chain_id: u64,
+    pub sell_token_amount: Decimal,
+    /// The wallet the tokens will come from (`senderAddress`).
+    pub sender_address: String,
+}
+
+/// Token → INR quote. Valid for 30 s at the provider; the order's amount is recomputed at
+/// create time (see [`CreatedOfframpOrder::fiat_amount`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SellQuote {
+    /// INR the user receives, fees already deducted.
+    pub fiat_amount: Decimal,
+    /// INR per token.
+    pub conversion_rate: Decimal,
+    pub transaction_fee: Option<Decimal>,
+    pub gas_fee: Option<Decimal>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct CreateOfframpRequest {
+    /// rampd's own reference, sent as `metaData.merchantRef`; used to find the order after a
+    /// crash (see [`OnmetaClient::recent_orders`]).
+    pub merchant_ref: String,
+    /// The payout account; it must be linked (and verified) first.
+    pub account_number: String,
+    pub ifsc: String,
+    pub chain_id: u64,
+    pub sell_token_amount: Decimal,
+    pub token_symbol: String,
+    pub token_address: Option<String>,
+    /// The user's wallet the tokens come from.
+    pub sender_wallet: String,
+    /// Where the provider returns the tokens if it refunds the order.
+    pub refund_wallet: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedOfframpOrder {
+    pub order_id: String,
+    /// The provider's deposit address (`receiverWalletAddress`): where the user sends the
+    /// tokens. Always present: a reply without it is `ProviderError::Unknown`.
+    pub deposit_address: String,
+    /// INR the provider will pay out, recomputed at create time.
+    pub fiat_amount: Option<Decimal>,
+    /// Raw provider status; `"cryptoInit"` when the provider sent none.
+    pub status: String,
+    /// The provider documents no off-ramp expiry; kept for when a reply carries one.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxHashOutcome {
+    Accepted,
+    /// The provider already holds this hash for the order, or already received the crypto:
+    /// not an error, re-poll the status.
+    AlreadyReceived,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfframpStatus {
+    /// Raw provider status, exact case (mapping is the domain's job).
+    pub status: String,
+    pub reason: Option<String>,
+    /// The user's deposit transaction (`txnHash`).
+    pub tx_hash: Option<String>,
+    /// `receiverWalletAddress`.
+    pub deposit_address: Option<String>,
+    /// The bank payout reference (`transactionId`), sent from `PayoutSuccess` on.
+    pub payout_reference: Option<String>,
+    /// `refundWalletAddress`; [INFER] where a `refunded` order's tokens went.
+    pub refund_address: Option<String>,
 }
 
 // Debug impls that never print PII (UPI IDs, phone numbers, PAN, account numbers).
@@ -239,6 +349,19 @@ impl fmt::Debug for LinkBankRequest {
             .field("ifsc", &self.ifsc)
             .field("pan", &"****")
             .field("phone_number", &mask_tail(&self.phone_number))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CreateOfframpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateOfframpRequest")
+            .field("merchant_ref", &self.merchant_ref)
+            .field("account_number", &mask_tail(&self.account_number))
+            .field("ifsc", &self.ifsc)
+            .field("chain_id", &self.chain_id)
+            .field("sell_token_amount", &self.sell_token_amount)
+            .field("token_symbol", &self.token_symbol)
             .finish_non_exhaustive()
     }
 }
@@ -361,18 +484,28 @@ impl OnmetaClient {
         email: &str,
         traceparent: Option<&str>,
     ) -> Result<bool, ProviderError> {
+        Ok(self.kyc_details(email, traceparent).await?.verified)
+    }
+
+    /// `POST /v1/users/kyc-status` (the same call as [`Self::kyc_status`]), with the
+    /// onboarding items still outstanding when the reply lists them (see
+    /// [`KycStatus::missing`]).
+    pub async fn kyc_details(
+        &self,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<KycStatus, ProviderError> {
         let body = serde_json::json!({ "email": email });
         let raw = self
-            .user_call(
+            .post(
                 "users/kyc-status",
-                Method::POST,
                 "/v1/users/kyc-status",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
             .await?;
-        parse::kyc(&raw)
+        parse::kyc_details(&raw)
     }
 
     /// `GET /v1/users/upi/fetch`: the user's linked UPI IDs.
@@ -382,14 +515,7 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<LinkedUpi>, ProviderError> {
         let raw = self
-            .user_call(
-                "users/upi/fetch",
-                Method::GET,
-                "/v1/users/upi/fetch",
-                None,
-                email,
-                traceparent,
-            )
+            .get("users/upi/fetch", "/v1/users/upi/fetch", email, traceparent)
             .await?;
         parse::upis(&raw)
     }
@@ -403,11 +529,10 @@ impl OnmetaClient {
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_upi_body(email, request);
         let raw = self
-            .user_call(
+            .post(
                 "users/upi-link",
-                Method::POST,
                 "/v1/users/upi-link",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -422,11 +547,9 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<LinkedBank>, ProviderError> {
         let raw = self
-            .user_call(
+            .get(
                 "users/bank/fetch",
-                Method::GET,
                 "/v1/users/bank/fetch",
-                None,
                 email,
                 traceparent,
             )
@@ -443,16 +566,63 @@ impl OnmetaClient {
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_bank_body(email, request);
         let raw = self
-            .user_call(
+            .post(
                 "users/account-link",
-                Method::POST,
                 "/v1/users/account-link",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
             .await?;
         parse::link("users/account-link", &raw)
+    }
+
+    /// `GET /v1/users/get-bank-status/{referenceNumber}` (field `bankStatus`): poll a
+    /// pending bank link.
+    pub async fn bank_link_status(
+        &self,
+        email: &str,
+        reference: &str,
+        traceparent: Option<&str>,
+    ) -> Result<LinkOutcome, ProviderError> {
+        let path = format!("/v1/users/get-bank-status/{}", path_segment(reference));
+        self.link_status_call(
+            "users/get-bank-status",
+            &path,
+            email,
+            reference,
+            traceparent,
+        )
+        .await
+    }
+
+    /// `GET /v1/users/get-upi-status/{referenceNumber}` (field `upiStatus`): poll a pending
+    /// UPI link.
+    pub async fn upi_link_status(
+        &self,
+        email: &str,
+        reference: &str,
+        traceparent: Option<&str>,
+    ) -> Result<LinkOutcome, ProviderError> {
+        let path = format!("/v1/users/get-upi-status/{}", path_segment(reference));
+        self.link_status_call("users/get-upi-status", &path, email, reference, traceparent)
+            .await
+    }
+
+    async fn link_status_call(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        email: &str,
+        reference: &str,
+        traceparent: Option<&str>,
+    ) -> Result<LinkOutcome, ProviderError> {
+        let raw = self.get(endpoint, path, email, traceparent).await?;
+        let mut outcome = parse::link(endpoint, &raw)?;
+        outcome
+            .reference
+            .get_or_insert_with(|| reference.to_owned());
+        Ok(outcome)
     }
 
     /// `POST /v1/quote/fetch` (INR → token).
@@ -464,14 +634,7 @@ impl OnmetaClient {
     ) -> Result<Quote, ProviderError> {
         let body = parse::quote_body(request);
         let raw = self
-            .user_call(
-                "quote/fetch",
-                Method::POST,
-                "/v1/quote/fetch",
-                Some(&body),
-                email,
-                traceparent,
-            )
+            .post("quote/fetch", "/v1/quote/fetch", &body, email, traceparent)
             .await?;
         parse::quote(&raw)
     }
@@ -487,11 +650,10 @@ impl OnmetaClient {
     ) -> Result<CreatedOnrampOrder, ProviderError> {
         let body = parse::create_order_body(request);
         let raw = self
-            .user_call(
+            .post(
                 "orders/create",
-                Method::POST,
                 "/v1/orders/create",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -509,14 +671,7 @@ impl OnmetaClient {
     ) -> Result<UtrOutcome, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id, "utr": utr });
         let raw = self
-            .user_call(
-                "orders/utr",
-                Method::POST,
-                "/v1/orders/utr",
-                Some(&body),
-                email,
-                traceparent,
-            )
+            .post("orders/utr", "/v1/orders/utr", &body, email, traceparent)
             .await?;
         parse::utr(&raw)
     }
@@ -530,11 +685,10 @@ impl OnmetaClient {
     ) -> Result<OnrampStatus, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id });
         let raw = self
-            .user_call(
+            .post(
                 "orders/status",
-                Method::POST,
                 "/v1/orders/status",
-                Some(&body),
+                &body,
                 email,
                 traceparent,
             )
@@ -551,10 +705,114 @@ impl OnmetaClient {
         traceparent: Option<&str>,
     ) -> Result<Vec<RecentOrder>, ProviderError> {
         let path = format!("/v1/orders/{skip}");
-        let raw = self
-            .user_call("orders/list", Method::GET, &path, None, email, traceparent)
-            .await?;
+        let raw = self.get("orders/list", &path, email, traceparent).await?;
         parse::recent_orders(&raw)
+    }
+
+    /// `POST /v1/quote/sell` (token → INR).
+    pub async fn sell_quote(
+        &self,
+        email: &str,
+        request: &SellQuoteRequest,
+        traceparent: Option<&str>,
+    ) -> Result<SellQuote, ProviderError> {
+        let body = parse::sell_quote_body(request);
+        let raw = self
+            .post("quote/sell", "/v1/quote/sell", &body, email, traceparent)
+            .await?;
+        parse::sell_quote(&raw)
+    }
+
+    /// `POST /v1/offramp/orders/create`. Needs verified KYC and the payout bank account
+    /// linked. Not idempotent at the provider: after a `Retryable` or `Unknown` error, find
+    /// the order with [`Self::recent_orders`] (by merchant reference, kind `Offramp`) before
+    /// creating again.
+    pub async fn create_offramp_order(
+        &self,
+        email: &str,
+        request: &CreateOfframpRequest,
+        traceparent: Option<&str>,
+    ) -> Result<CreatedOfframpOrder, ProviderError> {
+        let body = parse::create_offramp_body(request);
+        let raw = self
+            .post(
+                "offramp/orders/create",
+                "/v1/offramp/orders/create",
+                &body,
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::created_offramp(&raw)
+    }
+
+    /// `POST /v1/offramp/orders/txnhash`: tell the provider which transaction paid the
+    /// deposit address. Submitting the same hash again is harmless
+    /// ([`TxHashOutcome::AlreadyReceived`]); a different hash after one was accepted is
+    /// `Rejected`. After an unclear error, `recent_orders` shows the hash the provider holds.
+    pub async fn submit_tx_hash(
+        &self,
+        email: &str,
+        order_id: &str,
+        tx_hash: &str,
+        traceparent: Option<&str>,
+    ) -> Result<TxHashOutcome, ProviderError> {
+        let body = serde_json::json!({ "orderId": order_id, "txnHash": tx_hash });
+        let raw = self
+            .post(
+                "offramp/orders/txnhash",
+                "/v1/offramp/orders/txnhash",
+                &body,
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::tx_hash(&raw)
+    }
+
+    /// `POST /v1/offramp/orders/status`.
+    pub async fn offramp_status(
+        &self,
+        email: &str,
+        order_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<OfframpStatus, ProviderError> {
+        let body = serde_json::json!({ "orderId": order_id });
+        let raw = self
+            .post(
+                "offramp/orders/status",
+                "/v1/offramp/orders/status",
+                &body,
+                email,
+                traceparent,
+            )
+            .await?;
+        parse::offramp_status(&raw)
+    }
+
+    /// A user-scoped `POST` with a JSON body.
+    async fn post(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: &Value,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        self.user_call(endpoint, Method::POST, path, Some(body), email, traceparent)
+            .await
+    }
+
+    /// A user-scoped `GET`.
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        email: &str,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        self.user_call(endpoint, Method::GET, path, None, email, traceparent)
+            .await
     }
 
     // --- sessions ----------------------------------------------------------------------------
@@ -833,6 +1091,20 @@ impl OnmetaClient {
     }
 }
 
+/// Percent-encodes everything but RFC 3986 unreserved characters, so a provider reference
+/// can never change the request path.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -865,6 +1137,30 @@ mod tests {
         let dbg = format!("{upi:?}");
         assert!(!dbg.contains("9876543210"));
         assert!(dbg.contains("@okhdfc"));
+    }
+
+    #[test]
+    fn offramp_request_debug_masks_the_account() {
+        let req = CreateOfframpRequest {
+            merchant_ref: "rampd-9".into(),
+            account_number: "123456787315".into(),
+            ifsc: "HDFC0000123".into(),
+            chain_id: 137,
+            sell_token_amount: Decimal::from(10),
+            token_symbol: "USDT".into(),
+            token_address: None,
+            sender_wallet: "0xabc".into(),
+            refund_wallet: "0xdef".into(),
+        };
+        let dbg = format!("{req:?}");
+        assert!(!dbg.contains("123456787315"));
+        assert!(dbg.contains("****7315") && dbg.contains("rampd-9"));
+    }
+
+    #[test]
+    fn references_cannot_escape_the_path() {
+        assert_eq!(path_segment("ab-12_3.x~"), "ab-12_3.x~");
+        assert_eq!(path_segment("../x y"), "..%2Fx%20y");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Fault injection for every `/v1/*` endpoint (never `/sandbox/*`).
 //!
 //! Order of checks per request: API key (401), latency, the deterministic order-status
-//! faults (`fail_next_status`, `rate_limit_next_status`), then the random ones (`error_rate`
-//! → 503, `rate_limit_rate` → 429 with `Retry-After`). Those short-circuit before the
-//! handler, so the call has no effect. `malformed_rate` runs the handler first and then
+//! faults (`fail_next_status`, `rate_limit_next_status`) and order-create faults
+//! (`fail_next_create` → 503, `reject_2xx_next_create` → HTTP 200 with `success: false`),
+//! then the random ones (`error_rate` → 503, `rate_limit_rate` → 429 with `Retry-After`).
+//! Those short-circuit before the handler, so the call has no effect. "Status" and
+//! "create" cover both the on-ramp and the off-ramp endpoints. `malformed_rate` runs the handler first and then
 //! replaces a 2xx body with non-JSON, so the caller cannot tell what happened (as with a
 //! reply garbled by a proxy). `unknown_status_rate` is applied by the status handler.
 
@@ -21,8 +23,11 @@ use super::Shared;
 use super::routes::error_response;
 use super::state::ApiError;
 
-pub(crate) const STATUS_PATH: &str = "/v1/orders/status";
-pub(crate) const CREATE_PATH: &str = "/v1/orders/create";
+const STATUS_PATHS: &[&str] = &["/v1/orders/status", "/v1/offramp/orders/status"];
+const CREATE_PATHS: &[&str] = &["/v1/orders/create", "/v1/offramp/orders/create"];
+
+/// The business error of `reject_2xx_next_create`.
+const CREATE_REJECTION: &str = "order could not be created: daily transaction limit reached";
 
 /// Statuses a real provider has been seen to send that no state machine knows.
 const ODD_STATUSES: &[&str] = &[
@@ -34,23 +39,66 @@ const ODD_STATUSES: &[&str] = &[
     "cryptoInit",
 ];
 
+/// Off-ramp statuses no state machine knows (near-misses of the documented ones).
+const ODD_OFFRAMP_STATUSES: &[&str] = &[
+    "PayoutPending",
+    "payoutsuccess",
+    "onHold",
+    "cryptoreceived",
+    "under_review",
+    "PAYOUT_FAILED",
+];
+
+/// Which kind of endpoint a request hits, for the deterministic faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Call {
+    Status,
+    Create,
+    Other,
+}
+
+impl Call {
+    fn of(path: &str) -> Self {
+        if STATUS_PATHS.contains(&path) {
+            Call::Status
+        } else if CREATE_PATHS.contains(&path) {
+            Call::Create
+        } else {
+            Call::Other
+        }
+    }
+}
+
 /// What to do with one request before it reaches its handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Injected {
     ServiceUnavailable,
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// HTTP 200 with `success: false`.
+    Rejected2xx,
 }
 
 /// Decides the pre-handler fault for a request, consuming deterministic budgets.
 /// `roll` yields uniform numbers in `[0, 1)`.
 pub(crate) fn decide(
     faults: &mut Faults,
-    is_status_call: bool,
+    call: Call,
     mut roll: impl FnMut() -> f64,
 ) -> Option<Injected> {
+    let is_status_call = call == Call::Status;
     if is_status_call && faults.fail_next_status > 0 {
         faults.fail_next_status -= 1;
         return Some(Injected::ServiceUnavailable);
+    }
+    if call == Call::Create && faults.fail_next_create > 0 {
+        faults.fail_next_create -= 1;
+        return Some(Injected::ServiceUnavailable);
+    }
+    if call == Call::Create && faults.reject_2xx_next_create > 0 {
+        faults.reject_2xx_next_create -= 1;
+        return Some(Injected::Rejected2xx);
     }
     if is_status_call && faults.rate_limit_next_status > 0 {
         faults.rate_limit_next_status -= 1;
@@ -78,6 +126,10 @@ pub(crate) fn odd_status() -> &'static str {
     ODD_STATUSES[rand::rng().random_range(0..ODD_STATUSES.len())]
 }
 
+pub(crate) fn odd_offramp_status() -> &'static str {
+    ODD_OFFRAMP_STATUSES[rand::rng().random_range(0..ODD_OFFRAMP_STATUSES.len())]
+}
+
 fn injected_response(injected: Injected) -> Response {
     match injected {
         Injected::ServiceUnavailable => {
@@ -90,6 +142,11 @@ fn injected_response(injected: Injected) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
         }
+        Injected::Rejected2xx => error_response(&ApiError {
+            http: 200,
+            code: 400,
+            message: CREATE_REJECTION.to_owned(),
+        }),
     }
 }
 
@@ -108,14 +165,13 @@ pub(crate) async fn layer(
         return error_response(&ApiError::new(401, "invalid api key"));
     }
 
-    let path = request.uri().path().to_owned();
-    let is_status = path == STATUS_PATH;
+    let call = Call::of(request.uri().path());
     let faults = {
         let mut world = shared.world();
-        if is_status {
-            world.stats.status_calls += 1;
-        } else if path == CREATE_PATH {
-            world.stats.create_calls += 1;
+        match call {
+            Call::Status => world.stats.status_calls += 1,
+            Call::Create => world.stats.create_calls += 1,
+            Call::Other => {}
         }
         drop(world);
         shared.faults_snapshot()
@@ -128,7 +184,7 @@ pub(crate) async fn layer(
     let injected = {
         let mut faults = shared.faults_mut();
         let mut rng = rand::rng();
-        decide(&mut faults, is_status, || rng.random::<f64>())
+        decide(&mut faults, call, || rng.random::<f64>())
     };
     if let Some(injected) = injected {
         shared.world().stats.faults_injected += 1;
@@ -161,18 +217,40 @@ mod tests {
             ..Faults::default()
         };
         // Other endpoints are not affected.
-        assert_eq!(decide(&mut faults, false, || 0.5), None);
+        assert_eq!(decide(&mut faults, Call::Other, || 0.5), None);
         assert_eq!(
-            decide(&mut faults, true, || 0.5),
+            decide(&mut faults, Call::Status, || 0.5),
             Some(Injected::ServiceUnavailable)
         );
         assert_eq!(
-            decide(&mut faults, true, || 0.5),
+            decide(&mut faults, Call::Status, || 0.5),
             Some(Injected::RateLimited {
                 retry_after_secs: 9
             })
         );
-        assert_eq!(decide(&mut faults, true, || 0.5), None);
+        assert_eq!(decide(&mut faults, Call::Status, || 0.5), None);
+    }
+
+    #[test]
+    fn deterministic_create_faults_hit_creates_only() {
+        let mut faults = Faults {
+            fail_next_create: 1,
+            reject_2xx_next_create: 1,
+            ..Faults::default()
+        };
+        assert_eq!(decide(&mut faults, Call::Status, || 0.5), None);
+        assert_eq!(
+            decide(&mut faults, Call::Create, || 0.5),
+            Some(Injected::ServiceUnavailable)
+        );
+        assert_eq!(
+            decide(&mut faults, Call::Create, || 0.5),
+            Some(Injected::Rejected2xx)
+        );
+        assert_eq!(decide(&mut faults, Call::Create, || 0.5), None);
+        assert_eq!(Call::of("/v1/offramp/orders/create"), Call::Create);
+        assert_eq!(Call::of("/v1/offramp/orders/status"), Call::Status);
+        assert_eq!(Call::of("/v1/orders/0"), Call::Other);
     }
 
     #[test]
@@ -184,19 +262,21 @@ mod tests {
             ..Faults::default()
         };
         assert_eq!(
-            decide(&mut faults, false, || 0.1),
+            decide(&mut faults, Call::Other, || 0.1),
             Some(Injected::ServiceUnavailable)
         );
         let mut rolls = [0.9, 0.1].into_iter();
         assert_eq!(
-            decide(&mut faults, false, || rolls.next().unwrap()),
+            decide(&mut faults, Call::Other, || rolls.next().unwrap()),
             Some(Injected::RateLimited {
                 retry_after_secs: 2
             })
         );
-        assert_eq!(decide(&mut faults, false, || 0.9), None);
-        assert_eq!(decide(&mut Faults::default(), true, || 0.0), None);
+        assert_eq!(decide(&mut faults, Call::Other, || 0.9), None);
+        assert_eq!(decide(&mut Faults::default(), Call::Status, || 0.0), None);
     }
+
+    use crate::sandbox::scenario::KNOWN_OFFRAMP_STATUSES;
 
     #[test]
     fn odd_statuses_are_not_known_ones() {
@@ -214,6 +294,8 @@ mod tests {
                 ]
                 .contains(&s)
             );
+            let s = odd_offramp_status();
+            assert!(!KNOWN_OFFRAMP_STATUSES.contains(&s), "{s}");
         }
     }
 }

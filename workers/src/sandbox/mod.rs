@@ -1,13 +1,17 @@
-//! The provider sandbox: a real HTTP server speaking the Onmeta-style on-ramp API
+//! The provider sandbox: a real HTTP server speaking the Onmeta-style on- and off-ramp API
 //! (`reference/providers.md` §1) with scripted status progressions, expiry on a scalable
-//! clock, and fault injection. It serves the demo, the tests and the benchmark.
+//! clock, business scenarios and fault injection. It serves the demo, the tests and the
+//! benchmark.
 //!
 //! Control endpoints (no API key): `GET /sandbox/stats` returns [`SandboxStats`];
-//! `GET`/`PUT /sandbox/faults` reads/replaces [`Faults`].
+//! `GET`/`PUT /sandbox/faults` reads/replaces [`Faults`]; `GET`/`PUT /sandbox/scenario`
+//! reads/replaces [`Scenario`]; `GET`/`PUT /sandbox/conversion-rate` reads/sets the INR
+//! per token rate as `{"conversion_rate": "88.50"}`.
 
 mod clock;
 mod faults;
 mod routes;
+mod scenario;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -22,6 +26,8 @@ use rust_decimal::Decimal;
 use self::clock::Clock;
 use self::state::World;
 
+pub use self::scenario::{OfframpProgression, Scenario};
+
 #[derive(Clone)]
 pub struct SandboxConfig {
     /// Expected `x-api-key`. Default `"sandbox-api-key"`.
@@ -35,8 +41,14 @@ pub struct SandboxConfig {
     pub progression: Progression,
     /// Whether every user is KYC-verified. Default true.
     pub kyc_verified: bool,
-    /// INR per token. Default 88.50.
+    /// INR per token, for buy and sell quotes and off-ramp payouts. Default 88.50;
+    /// settable at run time ([`SandboxHandle::set_conversion_rate`]).
     pub conversion_rate: Decimal,
+    /// INR deducted from every off-ramp payout (`transactionFee` of the sell quote).
+    /// Default 5.00.
+    pub sell_fee: Decimal,
+    pub offramp_progression: OfframpProgression,
+    pub scenario: Scenario,
     pub faults: Faults,
 }
 
@@ -50,6 +62,9 @@ impl Default for SandboxConfig {
             progression: Progression::default(),
             kyc_verified: true,
             conversion_rate: Decimal::new(8850, 2),
+            sell_fee: Decimal::new(500, 2),
+            offramp_progression: OfframpProgression::default(),
+            scenario: Scenario::default(),
             faults: Faults::default(),
         }
     }
@@ -65,6 +80,9 @@ impl std::fmt::Debug for SandboxConfig {
             .field("progression", &self.progression)
             .field("kyc_verified", &self.kyc_verified)
             .field("conversion_rate", &self.conversion_rate)
+            .field("sell_fee", &self.sell_fee)
+            .field("offramp_progression", &self.offramp_progression)
+            .field("scenario", &self.scenario)
             .field("faults", &self.faults)
             .finish()
     }
@@ -110,10 +128,17 @@ pub struct Faults {
     pub malformed_rate: f64,
     /// Share of status calls answered with an odd status (not persisted).
     pub unknown_status_rate: f64,
-    /// Deterministic: the next N order-status calls return 503.
+    /// Deterministic: the next N order-status calls (on- or off-ramp) return 503.
     pub fail_next_status: u32,
-    /// Deterministic: the next N order-status calls return 429 with `Retry-After`.
+    /// Deterministic: the next N order-status calls (on- or off-ramp) return 429 with
+    /// `Retry-After`.
     pub rate_limit_next_status: u32,
+    /// Deterministic: the next N order creates (on- or off-ramp) return 503 without
+    /// creating anything (e.g. to let a quote go stale while the caller retries).
+    pub fail_next_create: u32,
+    /// Deterministic: the next N order creates (on- or off-ramp) return HTTP 200 with
+    /// `success: false` and a business error, without creating anything.
+    pub reject_2xx_next_create: u32,
     /// Sleep after creating an order and before answering (a reply lost in a crash).
     pub respond_latency_create_ms: u64,
 }
@@ -121,13 +146,19 @@ pub struct Faults {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct SandboxStats {
-    /// How many provider orders each merchantRef created.
+    /// How many provider on-ramp orders each merchantRef created.
     pub orders_by_merchant_ref: BTreeMap<String, u32>,
     /// Accepted UTR submissions per order (repeats of the same UTR included).
     pub utr_submissions_by_order: BTreeMap<String, u32>,
-    /// Order-status requests that passed the API key check (faulted ones included).
+    /// How many provider off-ramp orders each merchantRef created.
+    pub offramp_orders_by_merchant_ref: BTreeMap<String, u32>,
+    /// Accepted tx-hash submissions per off-ramp order (repeats of the same hash included).
+    pub tx_hash_submissions_by_order: BTreeMap<String, u32>,
+    /// Order-status requests (on- and off-ramp) that passed the API key check (faulted ones
+    /// included).
     pub status_calls: u64,
-    /// Order-create requests that passed the API key check (faulted ones included).
+    /// Order-create requests (on- and off-ramp) that passed the API key check (faulted ones
+    /// included).
     pub create_calls: u64,
     /// Successful logins.
     pub logins: u64,
@@ -184,6 +215,14 @@ impl Sandbox {
         anyhow::ensure!(
             config.conversion_rate > Decimal::ZERO,
             "sandbox conversion_rate must be positive"
+        );
+        anyhow::ensure!(
+            config.sell_fee >= Decimal::ZERO,
+            "sandbox sell_fee must not be negative"
+        );
+        anyhow::ensure!(
+            config.offramp_progression.is_ordered(),
+            "sandbox offramp_progression thresholds must not decrease"
         );
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
@@ -249,6 +288,28 @@ impl SandboxHandle {
 
     pub fn set_kyc_verified(&self, v: bool) {
         self.shared.world().kyc_verified = v;
+    }
+
+    pub fn scenario(&self) -> Scenario {
+        self.shared.world().scenario.clone()
+    }
+
+    /// Replaces the scenario knobs; `kyc_pending_checks` applies to users seen from now on,
+    /// `link_pending_polls` to links made from now on.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        self.shared.world().scenario = scenario;
+    }
+
+    pub fn conversion_rate(&self) -> Decimal {
+        self.shared.world().conversion_rate
+    }
+
+    /// Moves the price (quotes and orders created from now on). Non-positive rates are
+    /// refused.
+    pub fn set_conversion_rate(&self, rate: Decimal) -> anyhow::Result<()> {
+        anyhow::ensure!(rate > Decimal::ZERO, "conversion rate must be positive");
+        self.shared.world().conversion_rate = rate;
+        Ok(())
     }
 
     /// Graceful stop of the server task (in-flight requests finish).

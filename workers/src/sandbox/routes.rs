@@ -16,10 +16,12 @@ use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+mod offramp;
+
 use super::clock::Clock;
 use super::faults;
-use super::state::{ApiError, NewOrder, Order, Payment};
-use super::{Faults, Shared};
+use super::state::{ApiError, LinkKind, LinkState, Listed, NewOrder, Order, Payment};
+use super::{Faults, Scenario, Shared};
 use crate::providers::onmeta::{decimal_json, mask_tail};
 
 /// Orders per page of `GET /v1/orders/{skip}`.
@@ -43,19 +45,30 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/users/upi-link", post(link_upi))
         .route("/v1/users/bank/fetch", get(fetch_banks))
         .route("/v1/users/account-link", post(link_bank))
+        .route("/v1/users/get-bank-status/{reference}", get(bank_status))
+        .route("/v1/users/get-upi-status/{reference}", get(upi_status))
         .route("/v1/quote/fetch", post(quote))
         .route("/v1/quote/buy", post(quote))
         .route("/v1/orders/create", post(create_order))
         .route("/v1/orders/utr", post(submit_utr))
         .route("/v1/orders/status", post(order_status))
         .route("/v1/orders/{skip}", get(list_orders))
+        .route("/v1/quote/sell", post(offramp::sell_quote))
+        .route("/v1/offramp/orders/create", post(offramp::create))
+        .route("/v1/offramp/orders/txnhash", post(offramp::submit_tx_hash))
+        .route("/v1/offramp/orders/status", post(offramp::status))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             faults::layer,
         ));
     let control = Router::new()
         .route("/sandbox/stats", get(stats))
-        .route("/sandbox/faults", get(get_faults).put(put_faults));
+        .route("/sandbox/faults", get(get_faults).put(put_faults))
+        .route("/sandbox/scenario", get(get_scenario).put(put_scenario))
+        .route(
+            "/sandbox/conversion-rate",
+            get(get_conversion_rate).put(put_conversion_rate),
+        );
     v1.merge(control).with_state(shared)
 }
 
@@ -159,9 +172,20 @@ async fn refresh(State(s): St, headers: HeaderMap) -> Response {
 async fn kyc_status(State(s): St, headers: HeaderMap) -> Response {
     respond((|| {
         let email = user(&s, &headers)?;
-        let verified = s.world().kyc_status(&email);
-        // The provider's own example sends this boolean as a string.
-        Ok(json!({ "isKycVerified": verified.to_string() }))
+        let check = s.world().kyc_status(&email);
+        // The provider's own example sends this boolean as a string. [INFER] Onmeta
+        // documents no list of outstanding items; the sandbox sends bunq-style
+        // `fulfillments` (provider-doc 003) while KYC is pending.
+        let fulfillments: Vec<Value> = check
+            .fulfillments
+            .iter()
+            .map(|f| json!({ "type": f.kind, "status": f.status, "all_status_allowed": f.allowed }))
+            .collect();
+        let mut data = json!({ "isKycVerified": check.verified.to_string() });
+        if !fulfillments.is_empty() {
+            data["fulfillments"] = Value::Array(fulfillments);
+        }
+        Ok(data)
     })())
 }
 
@@ -173,8 +197,9 @@ async fn fetch_upis(State(s): St, headers: HeaderMap) -> Response {
             .upis(&email)
             .into_iter()
             .map(|u| {
-                json!({ "upiId": u.upi_id, "name": u.name, "status": "SUCCESS",
-                        "referenceId": u.reference, "reason": "" })
+                let (status, reason) = u.state.wire();
+                json!({ "upiId": u.upi_id, "name": u.name, "status": status,
+                        "referenceId": u.reference, "reason": reason })
             })
             .collect();
         Ok(Value::Array(list))
@@ -188,7 +213,7 @@ async fn link_upi(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
         let upi_id = str_field(&v, "upiId")?;
         let name = str_field(&v, "name")?;
         let link = s.world().link_upi(&email, &upi_id, &name)?;
-        Ok(json!({ "referenceNumber": link.reference, "status": "SUCCESS" }))
+        Ok(link_json(&link.reference, &link.state))
     })())
 }
 
@@ -201,9 +226,10 @@ async fn fetch_banks(State(s): St, headers: HeaderMap) -> Response {
             .into_iter()
             .map(|b| {
                 let tail = mask_tail(&b.account_number).replace('*', "X");
+                let (status, reason) = b.state.wire();
                 json!({ "accountNumber": tail, "accountName": b.account_name, "ifsc": b.ifsc,
                         "referenceNumber": b.reference, "transactionId": b.transaction_id,
-                        "status": "SUCCESS", "reason": "" })
+                        "status": status, "reason": reason })
             })
             .collect();
         Ok(Value::Array(list))
@@ -229,7 +255,34 @@ async fn link_bank(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
         let link = s
             .world()
             .link_bank(&email, &account_number, &account_name, &ifsc)?;
-        Ok(json!({ "referenceNumber": link.reference, "status": "SUCCESS" }))
+        Ok(link_json(&link.reference, &link.state))
+    })())
+}
+
+/// A link answer: `status` `SUCCESS`, `PENDING` or `FAILED` (with a reason).
+fn link_json(reference: &str, state: &LinkState) -> Value {
+    let (status, reason) = state.wire();
+    json!({ "referenceNumber": reference, "status": status, "reason": reason })
+}
+
+async fn bank_status(State(s): St, headers: HeaderMap, Path(reference): Path<String>) -> Response {
+    respond((|| {
+        let email = user(&s, &headers)?;
+        let view = s.world().link_status(&email, LinkKind::Bank, &reference)?;
+        let (status, reason) = view.state.wire();
+        Ok(
+            json!({ "bankStatus": status, "transactionId": view.transaction_id,
+                   "referenceId": view.reference, "reason": reason }),
+        )
+    })())
+}
+
+async fn upi_status(State(s): St, headers: HeaderMap, Path(reference): Path<String>) -> Response {
+    respond((|| {
+        let email = user(&s, &headers)?;
+        let view = s.world().link_status(&email, LinkKind::Upi, &reference)?;
+        let (status, reason) = view.state.wire();
+        Ok(json!({ "upiStatus": status, "referenceId": view.reference, "reason": reason }))
     })())
 }
 
@@ -337,6 +390,11 @@ async fn create_order(State(s): St, headers: HeaderMap, body: Bytes) -> Response
         let order = s.world().create_order(&email, new, s.clock.now())?;
         Ok(created_json(&s.clock, &order))
     })();
+    reply_after_create(&s, created).await
+}
+
+/// Answers a create, first sleeping `respond_latency_create_ms` when an order was made.
+async fn reply_after_create(s: &Shared, created: ApiResult) -> Response {
     let delay = s.faults_snapshot().respond_latency_create_ms;
     if created.is_ok() && delay > 0 {
         // The order exists; the caller may give up before this reply arrives.
@@ -426,8 +484,13 @@ async fn list_orders(State(s): St, headers: HeaderMap, Path(skip): Path<String>)
             .list_orders(&email, skip, PAGE_SIZE, s.clock.now());
         let list: Vec<Value> = orders
             .iter()
-            .map(|o| {
+            .map(|listed| {
+                let o = match listed {
+                    Listed::On(o) => o,
+                    Listed::Off(o) => return offramp::listed_json(&s.clock, o),
+                };
                 let mut item = json!({
+                    "eventType": "onramp",
                     "orderId": o.id,
                     "status": o.status,
                     "fiat": decimal_json(o.request.fiat_amount),
@@ -459,6 +522,38 @@ async fn stats(State(s): St) -> Response {
 
 async fn get_faults(State(s): St) -> Response {
     axum::Json(s.faults_snapshot()).into_response()
+}
+
+async fn get_scenario(State(s): St) -> Response {
+    axum::Json(s.world().scenario.clone()).into_response()
+}
+
+async fn put_scenario(State(s): St, body: Bytes) -> Response {
+    match serde_json::from_slice::<Scenario>(&body) {
+        Ok(scenario) => {
+            s.world().scenario = scenario.clone();
+            axum::Json(scenario).into_response()
+        }
+        Err(_) => error_response(&ApiError::bad_request("invalid Scenario JSON")),
+    }
+}
+
+async fn get_conversion_rate(State(s): St) -> Response {
+    let rate = s.world().conversion_rate;
+    axum::Json(json!({ "conversion_rate": rate.to_string() })).into_response()
+}
+
+/// `{"conversion_rate": "90.10"}` (a string or a number); must be positive.
+async fn put_conversion_rate(State(s): St, body: Bytes) -> Response {
+    let rate = json_body(&body).and_then(|v| decimal_field(&v, "conversion_rate"));
+    match rate {
+        Ok(rate) if rate > Decimal::ZERO => {
+            s.world().conversion_rate = rate;
+            axum::Json(json!({ "conversion_rate": rate.to_string() })).into_response()
+        }
+        Ok(_) => error_response(&ApiError::bad_request("conversion_rate must be positive")),
+        Err(err) => error_response(&err),
+    }
 }
 
 async fn put_faults(State(s): St, body: Bytes) -> Response {

@@ -11,7 +11,11 @@ use rand::Rng;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::clock::delta;
-use super::{Progression, SandboxConfig, SandboxStats};
+use super::{OfframpProgression, Progression, SandboxConfig, SandboxStats, Scenario};
+
+mod offramp;
+
+pub(crate) use offramp::{NewOfframp, OfframpOrder, REFUND_REASON, TxHashAnswer};
 
 /// Provider-time lifetime of a refresh token.
 pub(crate) const REFRESH_TOKEN_TTL: TimeDelta = TimeDelta::hours(24);
@@ -63,11 +67,40 @@ struct Token {
     expires_at: DateTime<Utc>,
 }
 
+/// Reason given for a link whose name check failed (see `Scenario::link_name_mismatch_next`).
+pub(crate) const NAME_MISMATCH_REASON: &str =
+    "Name as per bank records does not match the name on KYC";
+
+/// Where a bank or UPI link stands at the sandbox provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    Verified,
+    /// Answers `pending` to this many more status polls, then becomes verified.
+    Pending {
+        polls_left: u32,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl LinkState {
+    /// `(status, reason)` as the provider spells them.
+    pub(crate) fn wire(&self) -> (&'static str, &str) {
+        match self {
+            LinkState::Verified => ("SUCCESS", ""),
+            LinkState::Pending { .. } => ("PENDING", ""),
+            LinkState::Failed { reason } => ("FAILED", reason),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UpiLink {
     pub upi_id: String,
     pub name: String,
     pub reference: String,
+    pub state: LinkState,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +110,86 @@ pub(crate) struct BankLink {
     pub ifsc: String,
     pub reference: String,
     pub transaction_id: String,
+    pub state: LinkState,
+}
+
+/// Which link-status endpoint is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkKind {
+    Upi,
+    Bank,
+}
+
+/// A link-status answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LinkView {
+    pub reference: String,
+    pub transaction_id: Option<String>,
+    pub state: LinkState,
+}
+
+/// One bunq-style onboarding item (provider-doc 003) in a pending KYC answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fulfillment {
+    pub kind: &'static str,
+    pub status: Option<&'static str>,
+    pub allowed: &'static [&'static str],
+}
+
+/// What a still-pending KYC check lists, modelled on provider-doc 003: `ADDRESS_MAIN`
+/// appears twice (as there), `IDENTIFICATION_VERIFICATION` is `IN_PROGRESS`, which its
+/// allowed list accepts, and `EMAIL` is done.
+pub(crate) const PENDING_FULFILLMENTS: &[Fulfillment] = &[
+    Fulfillment {
+        kind: "ADDRESS_MAIN",
+        status: None,
+        allowed: &["FULFILLED"],
+    },
+    Fulfillment {
+        kind: "DATE_OF_BIRTH",
+        status: None,
+        allowed: &["FULFILLED"],
+    },
+    Fulfillment {
+        kind: "EMAIL",
+        status: Some("FULFILLED"),
+        allowed: &["FULFILLED", "IN_PROGRESS"],
+    },
+    Fulfillment {
+        kind: "ADDRESS_MAIN",
+        status: None,
+        allowed: &["FULFILLED"],
+    },
+    Fulfillment {
+        kind: "IDENTIFICATION_VERIFICATION",
+        status: Some("IN_PROGRESS"),
+        allowed: &["FULFILLED", "IN_PROGRESS"],
+    },
+];
+
+/// A KYC answer: verified, or not with the fulfilments still listed (empty when KYC was
+/// revoked for everyone with `kyc_verified = false`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KycCheck {
+    pub verified: bool,
+    pub fulfillments: &'static [Fulfillment],
 }
 
 #[derive(Clone, Debug, Default)]
 struct User {
     upis: Vec<UpiLink>,
     banks: Vec<BankLink>,
-    /// Order ids, oldest first.
+    /// Order ids (on- and off-ramp), oldest first.
     orders: Vec<String>,
+    /// KYC checks that still answer "not verified" (see `Scenario::kyc_pending_checks`).
+    kyc_checks_left: u32,
+}
+
+/// One row of the order list: either kind.
+#[derive(Clone, Debug)]
+pub(crate) enum Listed {
+    On(Order),
+    Off(OfframpOrder),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,8 +271,12 @@ pub(crate) struct Tokens {
 /// The whole simulated provider.
 pub(crate) struct World {
     pub kyc_verified: bool,
-    conversion_rate: Decimal,
+    pub conversion_rate: Decimal,
+    pub scenario: Scenario,
+    sell_fee: Decimal,
     progression: Progression,
+    offramp_progression: OfframpProgression,
+    offramp_orders: HashMap<String, OfframpOrder>,
     order_expiry: TimeDelta,
     access_ttl: TimeDelta,
     users: HashMap<String, User>,
@@ -192,6 +301,10 @@ fn random_digits(n: usize) -> String {
     (0..n)
         .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
         .collect()
+}
+
+fn already_verified() -> ApiError {
+    ApiError::new(406, "account already verified")
 }
 
 /// Token decimals the sandbox assumes for a symbol.
@@ -242,7 +355,11 @@ impl World {
         World {
             kyc_verified: config.kyc_verified,
             conversion_rate: config.conversion_rate,
+            scenario: config.scenario.clone(),
+            sell_fee: config.sell_fee,
             progression: config.progression.clone(),
+            offramp_progression: config.offramp_progression.clone(),
+            offramp_orders: HashMap::new(),
             order_expiry: delta(config.order_expiry),
             access_ttl: delta(config.access_token_ttl),
             users: HashMap::new(),
@@ -259,7 +376,7 @@ impl World {
         if !email.contains('@') || email.len() < 3 {
             return Err(ApiError::bad_request("invalid email"));
         }
-        self.users.entry(email.clone()).or_default();
+        self.user_mut(&email);
         if self.tokens.len() > 10_000 {
             self.sweep_tokens(now);
         }
@@ -335,20 +452,98 @@ impl World {
 
     // --- KYC and links -----------------------------------------------------------------------
 
-    pub(crate) fn kyc_status(&self, _email: &str) -> bool {
-        self.kyc_verified
+    /// One KYC check; while the user's pending checks last, each one counts down.
+    pub(crate) fn kyc_status(&mut self, email: &str) -> KycCheck {
+        let global = self.kyc_verified;
+        let user = self.user_mut(email);
+        if !global {
+            return KycCheck {
+                verified: false,
+                fulfillments: &[],
+            };
+        }
+        if user.kyc_checks_left > 0 {
+            user.kyc_checks_left -= 1;
+            return KycCheck {
+                verified: false,
+                fulfillments: PENDING_FULFILLMENTS,
+            };
+        }
+        KycCheck {
+            verified: true,
+            fulfillments: &[],
+        }
     }
 
-    fn require_kyc(&self) -> Result<(), ApiError> {
-        if self.kyc_verified {
+    fn require_kyc(&mut self, email: &str) -> Result<(), ApiError> {
+        let global = self.kyc_verified;
+        if global && self.user_mut(email).kyc_checks_left == 0 {
             Ok(())
         } else {
             Err(ApiError::bad_request("KYC is not verified for this user"))
         }
     }
 
+    /// The user's record, created on first sight with the scenario's pending KYC checks.
     fn user_mut(&mut self, email: &str) -> &mut User {
-        self.users.entry(key(email)).or_default()
+        let kyc_checks_left = self.scenario.kyc_pending_checks;
+        self.users.entry(key(email)).or_insert_with(|| User {
+            kyc_checks_left,
+            ..User::default()
+        })
+    }
+
+    /// The state a new link starts in, consuming the name-mismatch budget.
+    fn new_link_state(&mut self) -> LinkState {
+        if self.scenario.link_name_mismatch_next > 0 {
+            self.scenario.link_name_mismatch_next -= 1;
+            LinkState::Failed {
+                reason: NAME_MISMATCH_REASON.to_owned(),
+            }
+        } else if self.scenario.link_pending_polls > 0 {
+            LinkState::Pending {
+                polls_left: self.scenario.link_pending_polls,
+            }
+        } else {
+            LinkState::Verified
+        }
+    }
+
+    /// Polls a link's status by reference; a pending link counts one poll down and turns
+    /// verified once none are left.
+    pub(crate) fn link_status(
+        &mut self,
+        email: &str,
+        kind: LinkKind,
+        reference: &str,
+    ) -> Result<LinkView, ApiError> {
+        let user = self.user_mut(email);
+        let reference = reference.trim();
+        let (state, transaction_id) = match kind {
+            LinkKind::Upi => user
+                .upis
+                .iter_mut()
+                .find(|u| u.reference == reference)
+                .map(|u| (&mut u.state, None)),
+            LinkKind::Bank => user
+                .banks
+                .iter_mut()
+                .find(|b| b.reference == reference)
+                .map(|b| (&mut b.state, Some(b.transaction_id.clone()))),
+        }
+        .ok_or_else(|| ApiError::not_found("reference not found"))?;
+        if let LinkState::Pending { polls_left } = state {
+            if *polls_left == 0 {
+                *state = LinkState::Verified;
+            } else {
+                *polls_left -= 1;
+            }
+        }
+        Ok(LinkView {
+            reference: reference.to_owned(),
+            transaction_id,
+            state: state.clone(),
+        })
     }
 
     pub(crate) fn link_upi(
@@ -357,7 +552,7 @@ impl World {
         upi_id: &str,
         name: &str,
     ) -> Result<UpiLink, ApiError> {
-        self.require_kyc()?;
+        self.require_kyc(email)?;
         let upi_id = upi_id.trim();
         let valid = upi_id
             .split_once('@')
@@ -374,14 +569,20 @@ impl World {
             .iter()
             .find(|u| u.upi_id.eq_ignore_ascii_case(upi_id))
         {
-            return Ok(existing.clone());
+            match existing.state {
+                LinkState::Verified => return Err(already_verified()),
+                LinkState::Pending { .. } => return Ok(existing.clone()),
+                LinkState::Failed { .. } => {}
+            }
         }
+        user.upis.retain(|u| !u.upi_id.eq_ignore_ascii_case(upi_id));
         let link = UpiLink {
             upi_id: upi_id.to_owned(),
             name: name.trim().to_owned(),
             reference: uuid::Uuid::new_v4().to_string(),
+            state: self.new_link_state(),
         };
-        user.upis.push(link.clone());
+        self.user_mut(email).upis.push(link.clone());
         Ok(link)
     }
 
@@ -392,7 +593,7 @@ impl World {
         account_name: &str,
         ifsc: &str,
     ) -> Result<BankLink, ApiError> {
-        self.require_kyc()?;
+        self.require_kyc(email)?;
         let account_number = account_number.trim();
         if !(6..=20).contains(&account_number.len())
             || !account_number.bytes().all(|b| b.is_ascii_digit())
@@ -404,21 +605,27 @@ impl World {
             return Err(ApiError::bad_request("invalid ifsc"));
         }
         let user = self.user_mut(email);
-        if user
+        if let Some(existing) = user
             .banks
             .iter()
-            .any(|b| b.account_number == account_number)
+            .find(|b| b.account_number == account_number)
         {
-            return Err(ApiError::new(406, "account already verified"));
+            match existing.state {
+                LinkState::Verified => return Err(already_verified()),
+                LinkState::Pending { .. } => return Ok(existing.clone()),
+                LinkState::Failed { .. } => {}
+            }
         }
+        user.banks.retain(|b| b.account_number != account_number);
         let link = BankLink {
             account_number: account_number.to_owned(),
             account_name: account_name.trim().to_owned(),
             ifsc,
             reference: uuid::Uuid::new_v4().to_string(),
             transaction_id: random_digits(10),
+            state: self.new_link_state(),
         };
-        user.banks.push(link.clone());
+        self.user_mut(email).banks.push(link.clone());
         Ok(link)
     }
 
@@ -471,9 +678,7 @@ impl World {
         new: NewOrder,
         now: DateTime<Utc>,
     ) -> Result<Order, ApiError> {
-        if !self.kyc_verified {
-            return Err(ApiError::bad_request("KYC is not verified for this user"));
-        }
+        self.require_kyc(email)?;
         if new.fiat_amount <= Decimal::ZERO {
             return Err(ApiError::bad_request("fiatAmount must be positive"));
         }
@@ -483,34 +688,30 @@ impl World {
         if new.receiver_address.trim().is_empty() {
             return Err(ApiError::bad_request("receiverAddress is required"));
         }
-        let user = self.users.entry(key(email)).or_default();
+        let id = self.new_order_id();
+        let expires_at = now
+            .checked_add_signed(self.order_expiry)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let user = self.user_mut(email);
         match &new.payment {
             Payment::Upi { upi_id, .. } => {
-                if !user
-                    .upis
-                    .iter()
-                    .any(|u| u.upi_id.eq_ignore_ascii_case(upi_id.trim()))
-                {
+                if !user.upis.iter().any(|u| {
+                    u.upi_id.eq_ignore_ascii_case(upi_id.trim()) && u.state == LinkState::Verified
+                }) {
                     return Err(ApiError::bad_request(
                         "UPI ID is not linked to this user: link it with /v1/users/upi-link first",
                     ));
                 }
             }
             Payment::Imps { account_number, .. } => {
-                if !user
-                    .banks
-                    .iter()
-                    .any(|b| b.account_number == account_number.trim())
-                {
+                if !user.banks.iter().any(|b| {
+                    b.account_number == account_number.trim() && b.state == LinkState::Verified
+                }) {
                     return Err(ApiError::bad_request(
                         "bank account is not linked to this user: link it with /v1/users/account-link first",
                     ));
                 }
             }
-        }
-        let mut id = random_hex(12);
-        while self.orders.contains_key(&id) {
-            id = random_hex(12);
         }
         let order = Order {
             id: id.clone(),
@@ -518,9 +719,7 @@ impl World {
             request: new,
             created_at: now,
             updated_at: now,
-            expires_at: now
-                .checked_add_signed(self.order_expiry)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            expires_at,
             status: STATUS_FIAT_PENDING.to_owned(),
             utr: None,
             polls: 0,
@@ -537,6 +736,16 @@ impl World {
         }
         self.orders.insert(id, order.clone());
         Ok(order)
+    }
+
+    /// A fresh 24-hex order id, unique across both order kinds.
+    fn new_order_id(&self) -> String {
+        loop {
+            let id = random_hex(12);
+            if !self.orders.contains_key(&id) && !self.offramp_orders.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     fn own_order_mut(&mut self, email: &str, order_id: &str) -> Result<&mut Order, ApiError> {
@@ -639,14 +848,15 @@ impl World {
         Ok(order.clone())
     }
 
-    /// The user's orders, newest first, `limit` after skipping `skip`; expiry applied.
+    /// The user's orders of both kinds, newest first, `limit` after skipping `skip`;
+    /// expiry applied, off-ramp statuses as the status endpoint reports them.
     pub(crate) fn list_orders(
         &self,
         email: &str,
         skip: usize,
         limit: usize,
         now: DateTime<Utc>,
-    ) -> Vec<Order> {
+    ) -> Vec<Listed> {
         let Some(user) = self.users.get(&key(email)) else {
             return Vec::new();
         };
@@ -655,11 +865,14 @@ impl World {
             .rev()
             .skip(skip)
             .take(limit)
-            .filter_map(|id| self.orders.get(id))
-            .map(|o| {
-                let mut o = o.clone();
-                o.status = o.current_status(now).to_owned();
-                o
+            .filter_map(|id| {
+                if let Some(o) = self.orders.get(id) {
+                    let mut o = o.clone();
+                    o.status = o.current_status(now).to_owned();
+                    Some(Listed::On(o))
+                } else {
+                    self.offramp_orders.get(id).cloned().map(Listed::Off)
+                }
             })
             .collect()
     }
@@ -684,8 +897,17 @@ mod tests {
         World::new(&SandboxConfig::default())
     }
 
+    fn on(listed: &Listed) -> &Order {
+        match listed {
+            Listed::On(o) => o,
+            Listed::Off(o) => panic!("off-ramp order {} listed", o.id),
+        }
+    }
+
     fn upi_order(world: &mut World, merchant_ref: &str, now: DateTime<Utc>) -> Order {
-        world.link_upi(EMAIL, "asha@okhdfc", "Asha").unwrap();
+        if world.upis(EMAIL).is_empty() {
+            world.link_upi(EMAIL, "asha@okhdfc", "Asha").unwrap();
+        }
         world
             .create_order(
                 EMAIL,
@@ -740,7 +962,12 @@ mod tests {
         assert_eq!(w.link_upi(EMAIL, "a@ok", "A").unwrap_err().http, 400);
         w.kyc_verified = true;
         let first = w.link_upi(EMAIL, "a@ok", "A").unwrap();
-        assert_eq!(w.link_upi(EMAIL, "A@OK", "A").unwrap(), first);
+        assert_eq!(first.state, LinkState::Verified);
+        let again = w.link_upi(EMAIL, "A@OK", "A").unwrap_err();
+        assert_eq!(
+            (again.http, again.message.as_str()),
+            (406, "account already verified")
+        );
         assert_eq!(w.link_upi(EMAIL, "not-a-vpa", "A").unwrap_err().http, 400);
 
         w.link_bank(EMAIL, "123456787315", "A", "hdfc0000123")
@@ -759,6 +986,110 @@ mod tests {
             400
         );
         assert_eq!(w.banks(EMAIL).len(), 1);
+    }
+
+    #[test]
+    fn kyc_stays_pending_for_the_configured_checks() {
+        let mut w = World::new(&SandboxConfig {
+            scenario: Scenario {
+                kyc_pending_checks: 2,
+                ..Scenario::default()
+            },
+            ..SandboxConfig::default()
+        });
+        for _ in 0..2 {
+            assert_eq!(w.link_upi(EMAIL, "a@ok", "A").unwrap_err().http, 400);
+            let check = w.kyc_status(EMAIL);
+            assert!(!check.verified);
+            assert_eq!(check.fulfillments, PENDING_FULFILLMENTS);
+        }
+        assert!(w.kyc_status(EMAIL).verified);
+        assert!(w.link_upi(EMAIL, "a@ok", "A").is_ok());
+        // Users seen before the knob changes keep their state; new ones get the new value.
+        w.scenario.kyc_pending_checks = 0;
+        assert!(w.kyc_status("new@example.com").verified);
+        w.kyc_verified = false;
+        assert_eq!(
+            w.kyc_status(EMAIL),
+            KycCheck {
+                verified: false,
+                fulfillments: &[]
+            }
+        );
+    }
+
+    #[test]
+    fn links_can_be_pending_or_mismatched() {
+        let mut w = World::new(&SandboxConfig {
+            scenario: Scenario {
+                link_pending_polls: 2,
+                link_name_mismatch_next: 1,
+                ..Scenario::default()
+            },
+            ..SandboxConfig::default()
+        });
+        let failed = w
+            .link_bank(EMAIL, "123456787315", "Someone Else", "HDFC0000123")
+            .unwrap();
+        assert_eq!(
+            failed.state,
+            LinkState::Failed {
+                reason: NAME_MISMATCH_REASON.into()
+            }
+        );
+        assert_eq!(
+            w.link_status(EMAIL, LinkKind::Bank, &failed.reference)
+                .unwrap()
+                .state,
+            failed.state
+        );
+        // A new attempt replaces the failed link; this one is pending for two polls.
+        let pending = w
+            .link_bank(EMAIL, "123456787315", "A", "HDFC0000123")
+            .unwrap();
+        assert_eq!(pending.state, LinkState::Pending { polls_left: 2 });
+        assert_eq!(w.banks(EMAIL).len(), 1);
+        // Linking again while pending answers the same link.
+        assert_eq!(
+            w.link_bank(EMAIL, "123456787315", "A", "HDFC0000123")
+                .unwrap()
+                .reference,
+            pending.reference
+        );
+        let polled: Vec<_> = (0..3)
+            .map(|_| {
+                w.link_status(EMAIL, LinkKind::Bank, &pending.reference)
+                    .unwrap()
+                    .state
+            })
+            .collect();
+        assert_eq!(
+            polled,
+            [
+                LinkState::Pending { polls_left: 1 },
+                LinkState::Pending { polls_left: 0 },
+                LinkState::Verified
+            ]
+        );
+        assert_eq!(
+            w.link_bank(EMAIL, "123456787315", "A", "HDFC0000123")
+                .unwrap_err()
+                .http,
+            406
+        );
+        // References are per kind and per user.
+        assert_eq!(
+            w.link_status(EMAIL, LinkKind::Upi, &pending.reference)
+                .unwrap_err()
+                .http,
+            404
+        );
+        assert_eq!(
+            w.link_status("x@example.com", LinkKind::Bank, &pending.reference)
+                .unwrap_err()
+                .http,
+            404
+        );
     }
 
     #[test]
@@ -877,7 +1208,7 @@ mod tests {
         let mut w = world();
         let old = upi_order(&mut w, "m-1", t0());
         let late = t0() + TimeDelta::hours(3);
-        assert_eq!(w.list_orders(EMAIL, 0, 10, late)[0].status, "expired");
+        assert_eq!(on(&w.list_orders(EMAIL, 0, 10, late)[0]).status, "expired");
         assert_eq!(
             w.poll_status(EMAIL, &old.id, late).unwrap().status,
             "expired"
@@ -907,12 +1238,12 @@ mod tests {
         }
         let page = w.list_orders(EMAIL, 0, 10, t0());
         assert_eq!(page.len(), 10);
-        assert_eq!(page[0].request.merchant_ref.as_deref(), Some("m-11"));
+        assert_eq!(on(&page[0]).request.merchant_ref.as_deref(), Some("m-11"));
         let rest = w.list_orders(EMAIL, 10, 10, t0());
         assert_eq!(rest.len(), 2);
-        assert_eq!(rest[1].request.merchant_ref.as_deref(), Some("m-0"));
+        assert_eq!(on(&rest[1]).request.merchant_ref.as_deref(), Some("m-0"));
         assert!(w.list_orders("other@example.com", 0, 10, t0()).is_empty());
-        let id = page[0].id.clone();
+        let id = on(&page[0]).id.clone();
         assert_eq!(
             w.poll_status("other@example.com", &id, t0())
                 .unwrap_err()

@@ -1,5 +1,8 @@
 //! The Onmeta connector against the sandbox over real HTTP on 127.0.0.1.
 
+mod edge_cases;
+mod offramp;
+
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +28,37 @@ fn dec(s: &str) -> Decimal {
 async fn start(config: SandboxConfig) -> SandboxHandle {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn start_scenario(scenario: super::Scenario) -> SandboxHandle {
+    start(SandboxConfig {
+        scenario,
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// `PUT {base}{path}` with a JSON body (control API).
+async fn put_control(sandbox: &SandboxHandle, path: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{}{path}", sandbox.base_url()))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET {base}{path}` as JSON (control API).
+async fn get_control<T: serde::de::DeserializeOwned>(sandbox: &SandboxHandle, path: &str) -> T {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap()
 }
@@ -563,35 +597,15 @@ async fn control_endpoints_and_shutdown() {
         .unwrap();
     assert!(put.status().is_success());
     // Partial JSON is fine: missing fields take their defaults.
-    let put = http
-        .put(format!("{base}/sandbox/faults"))
-        .header("content-type", "application/json")
-        .body(r#"{"latency_ms": 1}"#)
-        .send()
-        .await
-        .unwrap();
+    let put = put_control(&sandbox, "/sandbox/faults", r#"{"latency_ms": 1}"#).await;
     assert!(put.status().is_success());
-    let got: Faults = http
-        .get(format!("{base}/sandbox/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Faults = get_control(&sandbox, "/sandbox/faults").await;
     assert_eq!(got.latency_ms, 1);
     assert_eq!(got.fail_next_status, 0);
 
     let c = client(&sandbox);
     c.kyc_status(EMAIL, None).await.unwrap();
-    let stats: super::SandboxStats = http
-        .get(format!("{base}/sandbox/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: super::SandboxStats = get_control(&sandbox, "/sandbox/stats").await;
     assert_eq!(stats.logins, 1);
 
     // /v1 needs the API key; /sandbox does not.

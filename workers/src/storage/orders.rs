@@ -1,6 +1,6 @@
 //! Reading orders.
 
-use rampd_domain::onramp::OnrampOrder;
+use rampd_domain::order::Order;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::entities::orders;
@@ -8,13 +8,13 @@ use super::entities::orders;
 /// An order as stored, with the version its next write must match.
 #[derive(Debug, Clone)]
 pub struct StoredOrder {
-    pub order: OnrampOrder,
+    pub order: Order,
     pub version: i64,
     pub trace_ctx: Option<String>,
 }
 
 fn decode(m: orders::Model) -> Result<StoredOrder, DbErr> {
-    let order: OnrampOrder = serde_json::from_str(&m.data)
+    let order: Order = serde_json::from_str(&m.data)
         .map_err(|e| DbErr::Custom(format!("order {} has unreadable data: {e}", m.id)))?;
     Ok(StoredOrder {
         order,

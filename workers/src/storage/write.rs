@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use rampd_domain::Direction;
-use rampd_domain::event::{CommandRejected, OrderEvent, onramp_event, subject_suffix};
-use rampd_domain::onramp::{Decision, NextRun, OnrampOrder};
+use rampd_domain::event::{CommandRejected, OrderEvent, order_event, subject_suffix};
+use rampd_domain::order::{Decision, NextRun};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -36,6 +36,9 @@ pub enum WriteError {
     /// The UTR is already recorded on another order.
     #[error("UTR already used by another order")]
     UtrInUse,
+    /// The deposit transaction hash is already recorded on another order.
+    #[error("transaction hash already used by another order")]
+    TxHashInUse,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -95,7 +98,7 @@ pub async fn commit_decision(
 /// and the transition counters, once a decision is committed.
 fn observe_committed(d: &Decision) {
     let o = &d.order;
-    let direction = Direction::Onramp.as_str();
+    let direction = o.direction().as_str();
     let transitions = d.history.iter().filter_map(|h| h.transition);
     let before = transitions.clone().next().map_or(o.state, |(from, _)| from);
     for (from, to) in transitions {
@@ -130,18 +133,55 @@ async fn write_all(
     w: &Write<'_>,
 ) -> Result<i64, WriteError> {
     let d = w.decision;
+    let version = write_order(txn, endpoints, d, w.expected_version, w).await?;
+    if let Some(spawned) = &d.spawned {
+        // A successor order is created in the same transaction as the decision that
+        // names it: both orders exist, each pointing at the other, or neither does.
+        write_order(txn, endpoints, spawned, None, w).await?;
+    }
+    let id = d.order.id.to_string();
+    if let Some(token) = w.release_lease {
+        released(scheduled_tasks::Entity::update_many(), &TASKS)
+            .filter(scheduled_tasks::Column::OrderId.eq(id.clone()))
+            .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
+            .filter(scheduled_tasks::Column::LeaseOwner.eq(token))
+            .exec(txn)
+            .await?;
+    }
+    if let Some(c) = &w.command {
+        record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
+            .await
+            .map_err(classify)?;
+    }
+    Ok(version)
+}
+
+fn now_ms(w: &Write<'_>) -> i64 {
+    w.now.timestamp_millis()
+}
+
+/// One order's row (inserted when `expected_version` is `None`, else updated under the
+/// version check), history, drive task and events.
+async fn write_order(
+    txn: &impl ConnectionTrait,
+    endpoints: &Endpoints,
+    d: &Decision,
+    expected_version: Option<i64>,
+    w: &Write<'_>,
+) -> Result<i64, WriteError> {
     let o = &d.order;
-    let now = w.now.timestamp_millis();
+    let now = now_ms(w);
     let id = o.id.to_string();
     let data = serde_json::to_string(o).map_err(|e| DbErr::Custom(e.to_string()))?;
     let utr = o.utr.as_ref().map(|u| u.as_str().to_string());
-    let version = match w.expected_version {
+    let tx_hash = o.deposit_tx_hash.as_ref().map(|h| h.as_str().to_string());
+    let version = match expected_version {
         None => {
             let row = orders::ActiveModel {
                 id: Set(id.clone()),
                 tenant: Set(o.tenant.clone()),
                 client_order_id: Set(o.client_order_id.clone()),
-                direction: Set(Direction::Onramp.as_str().into()),
+                direction: Set(o.direction().as_str().into()),
                 state: Set(o.state.as_str().into()),
                 data: Set(data),
                 sm_version: Set(o.sm_version),
@@ -149,6 +189,7 @@ async fn write_all(
                 provider: Set("onmeta".into()),
                 provider_order_id: Set(o.provider_order_id.clone()),
                 utr: Set(utr),
+                deposit_tx_hash: Set(tx_hash),
                 flagged: Set(o.attention.is_some()),
                 trace_ctx: Set(w.trace_ctx.map(str::to_string)),
                 created_at: Set(now),
@@ -170,6 +211,7 @@ async fn write_all(
                     Expr::value(o.provider_order_id.clone()),
                 )
                 .col_expr(orders::Column::Utr, Expr::value(utr))
+                .col_expr(orders::Column::DepositTxHash, Expr::value(tx_hash))
                 .col_expr(orders::Column::Flagged, Expr::value(o.attention.is_some()))
                 .col_expr(orders::Column::UpdatedAt, Expr::value(now))
                 .filter(orders::Column::Id.eq(id.clone()))
@@ -184,18 +226,10 @@ async fn write_all(
         }
     };
 
-    write_history(txn, o, d, w, now).await?;
+    write_history(txn, d, w, now).await?;
     write_task(txn, &id, d.next_run, w.trace_ctx, now).await?;
-    if let Some(token) = w.release_lease {
-        released(scheduled_tasks::Entity::update_many(), &TASKS)
-            .filter(scheduled_tasks::Column::OrderId.eq(id.clone()))
-            .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
-            .filter(scheduled_tasks::Column::LeaseOwner.eq(token))
-            .exec(txn)
-            .await?;
-    }
     for e in &d.events {
-        let event = onramp_event(
+        let event = order_event(
             o,
             e.seq,
             &e.kind,
@@ -205,22 +239,23 @@ async fn write_all(
         );
         enqueue_event(txn, endpoints, &event, w.trace_ctx, now).await?;
     }
-    if let Some(c) = &w.command {
-        record_command(txn, c, Some(&id), "accepted", None, now)
-            .await
-            .map_err(classify)?;
-    }
     Ok(version)
 }
 
-/// Map a unique violation on the UTR index to [`WriteError::UtrInUse`]; any other (the
-/// order's natural key, the inbox) means another writer got there first:
-/// [`WriteError::Conflict`]. PostgreSQL names the index in its message, SQLite the columns.
+/// Map a unique violation on the UTR or deposit-hash index to [`WriteError::UtrInUse`] /
+/// [`WriteError::TxHashInUse`]; any other (the order's natural key, the inbox) means
+/// another writer got there first: [`WriteError::Conflict`]. PostgreSQL names the index
+/// in its message, SQLite the columns.
 fn classify(e: DbErr) -> WriteError {
     if is_unique_violation(&e) {
         let text = e.to_string();
         if text.contains("ux_orders_provider_utr") || text.contains("orders.utr") {
             return WriteError::UtrInUse;
+        }
+        if text.contains("ux_orders_provider_deposit_tx_hash")
+            || text.contains("orders.deposit_tx_hash")
+        {
+            return WriteError::TxHashInUse;
         }
         return WriteError::Conflict;
     }
@@ -229,11 +264,11 @@ fn classify(e: DbErr) -> WriteError {
 
 async fn write_history(
     txn: &impl ConnectionTrait,
-    o: &OnrampOrder,
     d: &Decision,
     w: &Write<'_>,
     now: i64,
 ) -> Result<(), DbErr> {
+    let o = &d.order;
     if d.history.is_empty() {
         return Ok(());
     }

@@ -9,15 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rampd_domain::Direction;
+use rampd_domain::chain_values::{TokenAmount, WalletAddress};
+use rampd_domain::command::{OfframpRequest, PayoutAccount};
 use rampd_domain::command::{OnrampRequest, PaymentMethod, User};
 use rampd_domain::event::{CommandRejected, OrderEvent};
-use rampd_domain::onramp::{
-    self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, OnrampOrder,
-    OnrampPolicy, OnrampState, ProviderOrder, Quote,
+use rampd_domain::order::{
+    self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, Order, OrderPolicy,
+    OrderRequest, OrderState, ProviderOrder, Quote, StatusReport,
 };
 use rampd_domain::values::{
-    ChainId, Email, EvmAddress, InrAmount, Pan, PersonName, Phone, TokenSymbol, UpiId, Utr,
+    BankAccountNumber, ChainFamily, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
+    Phone, TokenSymbol, UpiId, Utr,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -95,6 +97,8 @@ on_both_backends!(
     optimistic_concurrency,
     duplicate_client_order_id,
     utr_in_use,
+    tx_hash_in_use,
+    successor_commits_with_its_predecessor,
     one_transaction_per_decision,
     failed_decision_writes_nothing,
     commit_releases_only_its_own_lease,
@@ -121,7 +125,7 @@ fn ctx(now: DateTime<Utc>) -> Ctx {
     Ctx {
         now,
         jitter: 0.5,
-        policy: OnrampPolicy::default(),
+        policy: OrderPolicy::default(),
     }
 }
 
@@ -141,16 +145,43 @@ fn request() -> OnrampRequest {
         payment: PaymentMethod::Upi {
             upi_id: UpiId::parse("asha@okaxis").unwrap(),
         },
+        max_price_change_pct: None,
     }
 }
 
 /// The `create` decision of a new order (in `Preparing`, one `status_changed` event).
 fn new_order(tenant: &str, client_order_id: &str) -> Decision {
-    onramp::create(
+    order::create(
         Uuid::now_v7(),
         tenant,
         client_order_id,
-        Box::new(request()),
+        OrderRequest::Onramp(request()),
+        &ctx(t0()),
+    )
+}
+
+fn new_offramp(tenant: &str, client_order_id: &str) -> Decision {
+    let wallet = |s: &str| WalletAddress::parse(ChainFamily::Evm, s).unwrap();
+    let r = OfframpRequest {
+        user: request().user,
+        token: TokenSymbol::parse("USDT").unwrap(),
+        chain_id: ChainId::new(137).unwrap(),
+        token_amount: TokenAmount::parse("25.5").unwrap(),
+        token_address: None,
+        sender_address: wallet("0x3333333333333333333333333333333333333333"),
+        refund_address: wallet("0x4444444444444444444444444444444444444444"),
+        bank: PayoutAccount {
+            account_number: BankAccountNumber::parse("50100012345678").unwrap(),
+            account_name: PersonName::parse("Asha Rao").unwrap(),
+            ifsc: Ifsc::parse("HDFC0001234").unwrap(),
+        },
+        max_price_change_pct: None,
+    };
+    order::create(
+        Uuid::now_v7(),
+        tenant,
+        client_order_id,
+        OrderRequest::Offramp(r),
         &ctx(t0()),
     )
 }
@@ -422,7 +453,7 @@ async fn assert_decision_written(
         assert_eq!(r.id, ev.event_id);
         assert_eq!(
             r.subject,
-            event_subject(&o.tenant, Direction::Onramp, &ev.event_type)
+            event_subject(&o.tenant, o.direction(), &ev.event_type)
         );
         assert_eq!(r.published_at, None);
         assert_eq!(r.created_at, now_ms);
@@ -435,10 +466,13 @@ async fn assert_decision_written(
         match &e.kind {
             EventKind::StatusChanged { from, to } => {
                 assert_eq!(ev.state, to.as_str());
-                assert_eq!(ev.previous_state.as_deref(), from.map(OnrampState::as_str));
+                assert_eq!(ev.previous_state.as_deref(), from.map(OrderState::as_str));
             }
-            EventKind::AttentionNeeded { reason } | EventKind::UtrRejected { reason } => {
+            EventKind::AttentionNeeded { reason } | EventKind::PaymentRefRejected { reason } => {
                 assert_eq!(ev.reason.as_deref(), Some(reason.as_str()));
+            }
+            EventKind::SuccessorCreated { successor } => {
+                assert_eq!(ev.successor_order_id, Some(successor.to_string()));
             }
             EventKind::OperatorAction { reason, .. } => {
                 assert!(ev.reason.as_deref().unwrap().ends_with(reason.as_str()));
@@ -501,7 +535,7 @@ async fn assert_decision_written(
 
 /// An order as the tests track it: its last decided state and stored version.
 struct Tracked {
-    order: OnrampOrder,
+    order: Order,
     version: i64,
 }
 
@@ -534,7 +568,7 @@ async fn apply_checked(
     command: Option<CommandRecord<'_>>,
     now: DateTime<Utc>,
 ) -> Decision {
-    let d = onramp::decide(&t.order, input, &ctx(now)).expect("decision accepted");
+    let d = order::decide(&t.order, input, &ctx(now)).expect("decision accepted");
     let id = t.order.id.to_string();
     let before = before_commit(db, &id).await;
     let v = commit_decision(db, eps, write(Some(t.version), &d, command.clone(), now))
@@ -570,9 +604,12 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     assert_eq!(order_row(db, &id).await.unwrap().version, 1);
 
     // A decision on version 1 commits as version 2.
-    let d1 = onramp::decide(
+    let d1 = order::decide(
         &d0.order,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         &ctx(at(1)),
     )
     .unwrap();
@@ -585,7 +622,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
     // Another decision taken on the stale version 1 (history, an event, a task change and
     // a command) is refused and leaves no trace.
-    let stale = onramp::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
+    let stale = order::decide(&d0.order, Input::Cancel { reason: None }, &ctx(at(2))).unwrap();
     assert!(!stale.history.is_empty() && !stale.events.is_empty());
     assert_eq!(stale.next_run, NextRun::Done);
     let err = commit_refused(
@@ -615,9 +652,8 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
     // Two writers racing on version 2: exactly one wins, the other conflicts and its
     // decision leaves nothing behind.
-    let cancel =
-        onramp::decide(&stored.order, Input::Cancel { reason: None }, &ctx(at(3))).unwrap();
-    let submit = onramp::decide(
+    let cancel = order::decide(&stored.order, Input::Cancel { reason: None }, &ctx(at(3))).unwrap();
+    let submit = order::decide(
         &stored.order,
         Input::SubmitUtr {
             utr: utr("412345678901"),
@@ -729,7 +765,7 @@ async fn utr_in_use(db: DatabaseConnection) {
 
     // Order B gets the same UTR: its update is refused.
     let b = insert_checked(db, &eps, &new_order("acme", "utr-b"), None).await;
-    let db_ = onramp::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
+    let db_ = order::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
     assert_eq!(db_.order.utr.as_ref(), Some(&u));
     let err = commit_refused(
         db,
@@ -747,7 +783,7 @@ async fn utr_in_use(db: DatabaseConnection) {
 
     // Order C is inserted already carrying the UTR: refused too.
     let c = new_order("globex", "utr-c");
-    let dc = onramp::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
+    let dc = order::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
     let err = commit_refused(db, &eps, write(None, &dc, None, at(3))).await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
     assert!(order_row(db, &c.order.id.to_string()).await.is_none());
@@ -765,6 +801,120 @@ async fn utr_in_use(db: DatabaseConnection) {
         at(4),
     )
     .await;
+}
+
+async fn tx_hash_in_use(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let hash = "0x00000000000000000000000000000000000000000000000000000000000000aa";
+
+    let mut a = insert_checked(db, &eps, &new_offramp("acme", "tx-a"), None).await;
+    apply_checked(
+        db,
+        &eps,
+        &mut a,
+        Input::SubmitTxHash { hash: hash.into() },
+        Some(cmd("acme", "cmd-tx-a", "offramp.txhash")),
+        at(1),
+    )
+    .await;
+    let a_id = a.order.id.to_string();
+    assert_eq!(
+        order_row(db, &a_id)
+            .await
+            .unwrap()
+            .deposit_tx_hash
+            .as_deref(),
+        Some(hash)
+    );
+
+    // The same hash on another order is refused by the unique index, and nothing of
+    // that decision is written.
+    let b = insert_checked(db, &eps, &new_offramp("acme", "tx-b"), None).await;
+    let d = order::decide(
+        &b.order,
+        Input::SubmitTxHash { hash: hash.into() },
+        &ctx(at(2)),
+    )
+    .unwrap();
+    let err = commit_refused(
+        db,
+        &eps,
+        write(
+            Some(b.version),
+            &d,
+            Some(cmd("acme", "cmd-tx-b", "offramp.txhash")),
+            at(2),
+        ),
+    )
+    .await;
+    assert!(matches!(err, WriteError::TxHashInUse), "got {err:?}");
+    assert!(!already_processed(db, "acme", "cmd-tx-b").await.unwrap());
+}
+
+async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints();
+    let mut x = insert_checked(db, &eps, &new_order("acme", "late"), None).await;
+    let late = x.order.expires_at + chrono::Duration::hours(1);
+    apply_checked(db, &eps, &mut x, Input::DeadlinePassed, None, late).await;
+    assert_eq!(x.order.state, OrderState::Expired);
+
+    let u = utr("412345678901");
+    let d = order::decide(&x.order, Input::SubmitUtr { utr: u.clone() }, &ctx(late)).unwrap();
+    let successor = d.spawned.as_ref().expect("successor").order.clone();
+    let before = counts(db).await;
+    commit_decision(
+        db,
+        &eps,
+        write(
+            Some(x.version),
+            &d,
+            Some(cmd("acme", "cmd-late", "onramp.utr")),
+            late,
+        ),
+    )
+    .await
+    .unwrap();
+    let after = counts(db).await;
+    // Both orders are written in one transaction and name each other; the UTR sits on
+    // the successor only.
+    let x_row = order_row(db, &x.order.id.to_string()).await.unwrap();
+    let s_row = order_row(db, &successor.id.to_string()).await.unwrap();
+    assert_eq!(x_row.state, "expired");
+    assert_eq!(x_row.utr, None);
+    assert_eq!(s_row.utr.as_deref(), Some("412345678901"));
+    assert_eq!(s_row.client_order_id, "late:successor");
+    assert_eq!(s_row.state, "preparing");
+    assert_eq!(
+        load(db, &successor.id.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .order
+            .predecessor,
+        Some(x.order.id)
+    );
+    assert_eq!(
+        load(db, &x_row.id).await.unwrap().unwrap().order.successor,
+        Some(successor.id)
+    );
+    // successor_created (old order) + status_changed to preparing (new order)
+    assert_eq!(after.outbox, before.outbox + 2);
+    assert!(already_processed(db, "acme", "cmd-late").await.unwrap());
+    let task: Option<scheduled_tasks::Model> = scheduled_tasks::Entity::find()
+        .filter(scheduled_tasks::Column::OrderId.eq(successor.id.to_string()))
+        .one(db)
+        .await
+        .unwrap();
+    assert_eq!(task.map(|t| t.status).as_deref(), Some("ready"));
+
+    // If the successor cannot be written (its UTR is in use), neither is the predecessor.
+    let mut y = insert_checked(db, &eps, &new_order("acme", "late-2"), None).await;
+    apply_checked(db, &eps, &mut y, Input::DeadlinePassed, None, late).await;
+    let d = order::decide(&y.order, Input::SubmitUtr { utr: u }, &ctx(late)).unwrap();
+    let err = commit_refused(db, &eps, write(Some(y.version), &d, None, late)).await;
+    assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -801,7 +951,10 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         db,
         &eps,
         &mut t,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         None,
         at(1),
     )
@@ -820,7 +973,8 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         &eps,
         &mut t,
         observed(Observation::Quoted(Quote {
-            received_tokens: "16.9".parse().unwrap(),
+            token_amount: "16.9".parse().unwrap(),
+            fiat_amount: "1500".parse().unwrap(),
             conversion_rate: "88.5".parse().unwrap(),
             quoted_at: at(3),
         })),
@@ -838,13 +992,14 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
             qr_string: None,
             bank: None,
             expires_at: None,
+            deposit_address: None,
         })),
         None,
         at(4),
     )
     .await;
     assert_eq!(created.events.len(), 1);
-    assert_eq!(t.order.state, OnrampState::AwaitingPayment);
+    assert_eq!(t.order.state, OrderState::AwaitingPayment);
 
     // A command without events still records its inbox row.
     let submit = cmd("acme", "cmd-tx-utr", "onramp.utr");
@@ -876,16 +1031,13 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
         db,
         &eps,
         &mut t,
-        observed(Observation::Status {
-            raw: "expired".into(),
-            tx_hash: None,
-        }),
+        observed(Observation::Status(StatusReport::new("expired"))),
         None,
         at(7),
     )
     .await;
     assert_eq!(d.events.len(), 2);
-    assert_eq!(t.order.state, OnrampState::Expired);
+    assert_eq!(t.order.state, OrderState::Expired);
     assert_eq!(t.version, 8);
 
     // An order of the other tenant goes to its endpoint only.
@@ -929,7 +1081,7 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
     let t = insert_checked(db, &eps, &new_order("acme", "late-1"), Some(create)).await;
 
     // Same command id again: the inbox insert (the last statement) is a duplicate.
-    let d = onramp::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
+    let d = order::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
     assert!(!d.events.is_empty());
     let err = commit_refused(
         db,
@@ -970,9 +1122,12 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     let token = claimed[0].lease_owner.clone().expect("token");
 
     // Someone else's token does not release the lease.
-    let d = onramp::decide(
+    let d = order::decide(
         &t.order,
-        observed(Observation::Kyc { verified: true }),
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        }),
         &ctx(at(1)),
     )
     .unwrap();
@@ -987,7 +1142,7 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     assert_eq!(task.run_at, at(1).timestamp_millis(), "rescheduled");
 
     // The holder's token does.
-    let d = onramp::decide(
+    let d = order::decide(
         &t.order,
         observed(Observation::PaymentMethod(LinkResult::Linked)),
         &ctx(at(2)),

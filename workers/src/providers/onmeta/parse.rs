@@ -17,9 +17,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
 use super::{
-    CollectBankDetails, CreateOnrampRequest, CreatedOnrampOrder, LinkBankRequest, LinkOutcome,
-    LinkStatus, LinkUpiRequest, LinkedBank, LinkedUpi, OnrampPayment, OnrampStatus, Quote,
-    QuoteRequest, RecentOrder, UtrOutcome,
+    CollectBankDetails, CreateOfframpRequest, CreateOnrampRequest, CreatedOfframpOrder,
+    CreatedOnrampOrder, KycStatus, LinkBankRequest, LinkOutcome, LinkStatus, LinkUpiRequest,
+    LinkedBank, LinkedUpi, OfframpStatus, OnrampPayment, OnrampStatus, OrderKind, Quote,
+    QuoteRequest, RecentOrder, SellQuote, SellQuoteRequest, TxHashOutcome, UtrOutcome,
 };
 use crate::providers::error::{ProviderError, RawResponse, envelope_data};
 
@@ -89,6 +90,37 @@ pub(super) fn create_order_body(r: &CreateOnrampRequest) -> Value {
                 json!({ "accountName": account_name, "accountNumber": account_number, "ifsc": ifsc }),
             );
         }
+    }
+    body
+}
+
+pub(super) fn sell_quote_body(r: &SellQuoteRequest) -> Value {
+    let mut body = json!({
+        "sellTokenSymbol": r.token_symbol,
+        "chainId": r.chain_id,
+        "fiatCurrency": "inr",
+        "sellTokenAmount": decimal_json(r.sell_token_amount),
+        "senderAddress": r.sender_address,
+    });
+    if let Some(address) = &r.token_address {
+        body["sellTokenAddress"] = json!(address);
+    }
+    body
+}
+
+pub(super) fn create_offramp_body(r: &CreateOfframpRequest) -> Value {
+    let mut body = json!({
+        "bankDetails": { "accountNumber": r.account_number, "ifsc": r.ifsc },
+        "chainId": r.chain_id,
+        "sellTokenAmount": decimal_json(r.sell_token_amount),
+        "fiatCurrency": "inr",
+        "sellTokenSymbol": r.token_symbol,
+        "senderWalletAddress": r.sender_wallet,
+        "refundWalletAddress": r.refund_wallet,
+        "metaData": { "merchantRef": r.merchant_ref },
+    });
+    if let Some(address) = &r.token_address {
+        body["sellTokenAddress"] = json!(address);
     }
     body
 }
@@ -207,16 +239,19 @@ fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
         .and_then(value_string))
 }
 
+/// A list of strings; anything else (or non-string entries) is dropped.
+fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Array(items)) => items.iter().filter_map(value_string).collect(),
+        Some(other) => value_string(&other).into_iter().collect(),
+        None => Vec::new(),
+    })
+}
+
 fn de_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
     Ok(Option::<Value>::deserialize(d)?
         .as_ref()
         .and_then(value_decimal))
-}
-
-fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?
-        .as_ref()
-        .and_then(value_bool))
 }
 
 fn de_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -275,6 +310,67 @@ fn data_list(endpoint: &str, raw: &RawResponse) -> Result<Vec<Value>, ProviderEr
     }
 }
 
+/// A lower-cased JSON object read by field name, where each field may go by several names
+/// (`txnhash`, `transactionhash`, …): the first name holding a usable value wins. Unlike
+/// serde aliases this never fails when a reply carries two spellings at once.
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn of(value: Value) -> Self {
+        match lower_keys(value) {
+            Value::Object(map) => Fields(map),
+            _ => Fields(Map::new()),
+        }
+    }
+
+    fn from_reply(endpoint: &str, raw: &RawResponse) -> Result<Self, ProviderError> {
+        match lower_keys(envelope_data(endpoint, raw)?) {
+            Value::Object(map) => Ok(Fields(map)),
+            _ => Err(ProviderError::unknown(
+                endpoint,
+                "unexpected response shape",
+            )),
+        }
+    }
+
+    fn value(&self, names: &[&str]) -> Option<&Value> {
+        names
+            .iter()
+            .filter_map(|n| self.0.get(*n))
+            .find(|v| !v.is_null())
+    }
+
+    fn string(&self, names: &[&str]) -> Option<String> {
+        names
+            .iter()
+            .filter_map(|n| self.0.get(*n))
+            .find_map(value_string)
+    }
+
+    fn decimal(&self, names: &[&str]) -> Option<Decimal> {
+        names
+            .iter()
+            .filter_map(|n| self.0.get(*n))
+            .find_map(value_decimal)
+    }
+
+    fn bool(&self, names: &[&str]) -> Option<bool> {
+        names
+            .iter()
+            .filter_map(|n| self.0.get(*n))
+            .find_map(value_bool)
+    }
+
+    fn datetime(&self, names: &[&str]) -> Option<DateTime<Utc>> {
+        names
+            .iter()
+            .filter_map(|n| self.0.get(*n))
+            .find_map(value_datetime)
+    }
+}
+
+const TX_HASH_KEYS: &[&str] = &["txnhash", "transactionhash", "txhash"];
+
 // ---------------------------------------------------------------------------------------------
 // Wire structs (keys already lower-cased)
 // ---------------------------------------------------------------------------------------------
@@ -297,15 +393,17 @@ struct WireTokens {
     refresh: Option<String>,
 }
 
+/// One bunq-style onboarding item. `status` is `null` (not started), `FULFILLED` or
+/// `IN_PROGRESS`; it is satisfied when its status is in `all_status_allowed` (default
+/// `[FULFILLED]`).
 #[derive(Deserialize)]
-struct WireKyc {
-    #[serde(
-        default,
-        rename = "iskycverified",
-        alias = "kycverified",
-        deserialize_with = "de_bool"
-    )]
-    verified: Option<bool>,
+struct WireFulfillment {
+    #[serde(default, rename = "type", deserialize_with = "de_string")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "de_string")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "de_string_list")]
+    all_status_allowed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +559,7 @@ struct WireStatus {
 struct WireRecentOrder {
     #[serde(default, rename = "orderid", deserialize_with = "de_string")]
     order_id: Option<String>,
+
     #[serde(default, rename = "_id", deserialize_with = "de_string")]
     mongo_id: Option<String>,
     #[serde(default, deserialize_with = "de_string")]
@@ -494,9 +593,58 @@ pub(super) fn tokens(
     ))
 }
 
-pub(super) fn kyc(raw: &RawResponse) -> Result<bool, ProviderError> {
-    let w: WireKyc = wire("users/kyc-status", raw)?;
-    required("users/kyc-status", "isKycVerified", w.verified)
+/// KYC with outstanding fulfilments. `verified` is `isKycVerified`; when the reply lacks it
+/// but carries a fulfilment list, the user counts as verified iff nothing is outstanding.
+pub(super) fn kyc_details(raw: &RawResponse) -> Result<KycStatus, ProviderError> {
+    const EP: &str = "users/kyc-status";
+    let f = Fields::from_reply(EP, raw)?;
+    const LIST_KEYS: &[&str] = &[
+        "fulfillments",
+        "fulfilments",
+        "all_fulfillment",
+        "all_fulfilment",
+    ];
+    let list = f.value(LIST_KEYS).cloned().or_else(|| {
+        let nested = Fields::of(f.value(&["additionalfulfillmentparameter"])?.clone());
+        nested.value(LIST_KEYS).cloned()
+    });
+    let missing = list.as_ref().map(outstanding).unwrap_or_default();
+    let verified = match f.bool(&["iskycverified", "kycverified"]) {
+        Some(v) => v,
+        None if list.is_some() => missing.is_empty(),
+        None => return Err(ProviderError::unknown(EP, "response lacks `isKycVerified`")),
+    };
+    Ok(KycStatus { verified, missing })
+}
+
+/// The types of unsatisfied fulfilments, deduplicated by type in first-seen order. A type
+/// listed twice is outstanding when any of its entries is unsatisfied. Unreadable entries
+/// (no `type`) are skipped.
+fn outstanding(list: &Value) -> Vec<String> {
+    let Value::Array(items) = list else {
+        return Vec::new();
+    };
+    let mut missing: Vec<String> = Vec::new();
+    for item in items {
+        let Ok(w) = serde_json::from_value::<WireFulfillment>(item.clone()) else {
+            continue;
+        };
+        let Some(kind) = w.kind else { continue };
+        let satisfied = match &w.status {
+            None => false,
+            Some(status) if w.all_status_allowed.is_empty() => {
+                status.eq_ignore_ascii_case("FULFILLED")
+            }
+            Some(status) => w
+                .all_status_allowed
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(status)),
+        };
+        if !satisfied && !missing.iter().any(|m| m.eq_ignore_ascii_case(&kind)) {
+            missing.push(kind);
+        }
+    }
+    missing
 }
 
 pub(super) fn upis(raw: &RawResponse) -> Result<Vec<LinkedUpi>, ProviderError> {
@@ -537,21 +685,40 @@ fn is_already_linked(message: &str) -> bool {
     m.contains("already verified") || m.contains("already linked")
 }
 
-/// Maps a link status string (any case) to [`LinkStatus`]. Unrecognised values count as
-/// pending: the caller confirms with `fetch_upis`/`fetch_banks`.
-pub(crate) fn link_status(status: Option<&str>, reason: Option<&str>) -> LinkStatus {
-    let Some(status) = status else {
+/// Maps a provider link status (any case) and its reason to [`LinkStatus`]; the single place
+/// this mapping lives (link calls, link-status calls, and for callers reading the fetch
+/// lists). Missing or unrecognised statuses count as pending: the caller confirms later.
+///
+/// [INFER] Name mismatch is not a documented status. A failed status whose reason mentions
+/// the name and a (mis)match or difference (case-insensitive: "Name does not match KYC",
+/// "name mismatch", "beneficiary name differs") is [`LinkStatus::NameMismatch`], as is a
+/// status that itself says `NAME_MISMATCH`.
+pub fn classify_link_status(status: Option<&str>, reason: Option<&str>) -> LinkStatus {
+    let Some(status) = status.map(str::trim).filter(|s| !s.is_empty()) else {
         return LinkStatus::Pending;
     };
-    match status.trim().to_ascii_lowercase().as_str() {
+    let lower = status.to_ascii_lowercase();
+    if lower.contains("mismatch") && lower.contains("name") {
+        return LinkStatus::NameMismatch;
+    }
+    match lower.as_str() {
         "success" | "successful" | "verified" | "linked" | "active" | "approved" | "completed" => {
             LinkStatus::Linked
         }
         "failed" | "failure" | "rejected" | "declined" | "error" | "invalid" => {
-            LinkStatus::Failed(reason.unwrap_or(status).to_owned())
+            if reason.is_some_and(is_name_mismatch) {
+                LinkStatus::NameMismatch
+            } else {
+                LinkStatus::Failed(reason.unwrap_or(status).to_owned())
+            }
         }
         _ => LinkStatus::Pending,
     }
+}
+
+fn is_name_mismatch(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("name") && (r.contains("match") || r.contains("differ"))
 }
 
 /// UPI and bank link answers. HTTP 406 ("account already verified") means linked.
@@ -577,7 +744,7 @@ pub(super) fn link(endpoint: &str, raw: &RawResponse) -> Result<LinkOutcome, Pro
     let status = w.status.or(w.upi_status).or(w.bank_status);
     Ok(LinkOutcome {
         reference: w.reference_number.or(w.reference_id),
-        status: link_status(status.as_deref(), w.reason.as_deref()),
+        status: classify_link_status(status.as_deref(), w.reason.as_deref()),
     })
 }
 
@@ -652,11 +819,100 @@ pub(super) fn status(raw: &RawResponse) -> Result<OnrampStatus, ProviderError> {
     })
 }
 
+pub(super) fn sell_quote(raw: &RawResponse) -> Result<SellQuote, ProviderError> {
+    const EP: &str = "quote/sell";
+    let f = Fields::from_reply(EP, raw)?;
+    Ok(SellQuote {
+        fiat_amount: required(EP, "fiatAmount", f.decimal(&["fiatamount"]))?,
+        conversion_rate: required(EP, "conversionRate", f.decimal(&["conversionrate"]))?,
+        transaction_fee: f.decimal(&["transactionfee"]),
+        gas_fee: f.decimal(&["gasfee"]),
+    })
+}
+
+pub(super) fn created_offramp(raw: &RawResponse) -> Result<CreatedOfframpOrder, ProviderError> {
+    const EP: &str = "offramp/orders/create";
+    let f = Fields::from_reply(EP, raw)?;
+    Ok(CreatedOfframpOrder {
+        order_id: required(EP, "orderId", f.string(&["orderid"]))?,
+        deposit_address: required(
+            EP,
+            "receiverWalletAddress",
+            f.string(&["receiverwalletaddress", "receiveraddress"]),
+        )?,
+        fiat_amount: f.decimal(&["fiatamount", "fiat"]),
+        status: f
+            .string(&["status"])
+            .unwrap_or_else(|| "cryptoInit".to_owned()),
+        expires_at: f.datetime(&["expiresat", "expires_at"]),
+    })
+}
+
+/// [INFER] The provider documents only `{success:true}` for this call. "Already received"
+/// is recognised from the message text: a success note containing "already", or a
+/// rejection containing "already received". A rejection for a *different* hash (e.g.
+/// "order already has a different txnHash") stays a rejection.
+pub(super) fn tx_hash(raw: &RawResponse) -> Result<TxHashOutcome, ProviderError> {
+    const EP: &str = "offramp/orders/txnhash";
+    match envelope_data(EP, raw) {
+        Ok(data) => {
+            let note = Fields::of(data).string(&["message"]).unwrap_or_default();
+            Ok(if note.to_ascii_lowercase().contains("already") {
+                TxHashOutcome::AlreadyReceived
+            } else {
+                TxHashOutcome::Accepted
+            })
+        }
+        Err(ProviderError::Rejected { message, .. })
+            if message.to_ascii_lowercase().contains("already received") =>
+        {
+            Ok(TxHashOutcome::AlreadyReceived)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+pub(super) fn offramp_status(raw: &RawResponse) -> Result<OfframpStatus, ProviderError> {
+    const EP: &str = "offramp/orders/status";
+    let f = Fields::from_reply(EP, raw)?;
+    Ok(OfframpStatus {
+        status: required(EP, "status", f.string(&["status"]))?,
+        reason: f.string(&["reason"]),
+        tx_hash: f.string(TX_HASH_KEYS),
+        deposit_address: f.string(&["receiverwalletaddress"]),
+        payout_reference: f.string(&["transactionid", "payoutreference"]),
+        refund_address: f.string(&["refundwalletaddress", "refundaddress"]),
+    })
+}
+
+/// Whether a listed order is an off-ramp one; see [`RecentOrder::kind`].
+fn order_kind(f: &Fields) -> OrderKind {
+    match f.string(&["eventtype", "ordertype", "kind"]) {
+        Some(k) if k.to_ascii_lowercase().contains("off") => OrderKind::Offramp,
+        Some(_) => OrderKind::Onramp,
+        None if f
+            .string(&[
+                "selltokensymbol",
+                "senderwalletaddress",
+                "refundwalletaddress",
+            ])
+            .is_some() =>
+        {
+            OrderKind::Offramp
+        }
+        None => OrderKind::Onramp,
+    }
+}
+
 pub(super) fn recent_orders(raw: &RawResponse) -> Result<Vec<RecentOrder>, ProviderError> {
     Ok(data_list("orders/list", raw)?
         .into_iter()
-        .filter_map(|v| serde_json::from_value::<WireRecentOrder>(v).ok())
-        .filter_map(|w| {
+        .filter_map(|v| {
+            let f = Fields::of(v.clone());
+            let w = serde_json::from_value::<WireRecentOrder>(v).ok()?;
+            Some((w, order_kind(&f), f.string(TX_HASH_KEYS)))
+        })
+        .filter_map(|(w, kind, tx_hash)| {
             let utr = w
                 .payment_details
                 .filter(|p| {
@@ -670,6 +926,8 @@ pub(super) fn recent_orders(raw: &RawResponse) -> Result<Vec<RecentOrder>, Provi
                 merchant_ref: w.meta_data.and_then(|m| m.merchant_ref),
                 status: w.status.unwrap_or_default(),
                 utr,
+                kind,
+                tx_hash,
             })
         })
         .collect())
@@ -726,10 +984,10 @@ mod tests {
             (r#"{"success":true,"data":{"isKycVerified":false}}"#, false),
             (r#"{"success":true,"data":{"iskycverified":true}}"#, true),
         ] {
-            assert_eq!(kyc(&ok(body)).unwrap(), want, "{body}");
+            assert_eq!(kyc_details(&ok(body)).unwrap().verified, want, "{body}");
         }
         assert!(matches!(
-            kyc(&ok(r#"{"success":true,"data":{"isKycVerified":"maybe"}}"#)),
+            kyc_details(&ok(r#"{"success":true,"data":{"isKycVerified":"maybe"}}"#)),
             Err(ProviderError::Unknown { .. })
         ));
     }
@@ -916,7 +1174,13 @@ mod tests {
             &ok(r#"{"success":true,"data":{"status":"Failed","reason":"name mismatch"}}"#),
         )
         .unwrap();
-        assert_eq!(o.status, LinkStatus::Failed("name mismatch".into()));
+        assert_eq!(o.status, LinkStatus::NameMismatch);
+        let o = link(
+            "x",
+            &ok(r#"{"success":true,"data":{"status":"Failed","reason":"account closed"}}"#),
+        )
+        .unwrap();
+        assert_eq!(o.status, LinkStatus::Failed("account closed".into()));
 
         // 406 "account already verified" is success.
         let raw = RawResponse::json(
@@ -1057,6 +1321,270 @@ mod tests {
         assert_eq!(orders[1].utr, None);
         assert_eq!(orders[2].order_id, "cccccccccccccccccccccccc");
         assert_eq!(orders[2].merchant_ref, None);
+    }
+
+    #[test]
+    fn kyc_details_lists_outstanding_fulfilments() {
+        // Sandbox shape: string boolean, duplicates, IN_PROGRESS allowed for some items.
+        let body = r#"{"success":true,"data":{"isKycVerified":"false","fulfillments":[
+            {"type":"ADDRESS_MAIN","status":null,"all_status_allowed":["FULFILLED"]},
+            {"type":"DATE_OF_BIRTH","status":null,"all_status_allowed":["FULFILLED"]},
+            {"type":"EMAIL","status":"FULFILLED","all_status_allowed":["FULFILLED","IN_PROGRESS"]},
+            {"type":"ADDRESS_MAIN","status":null,"all_status_allowed":["FULFILLED"]},
+            {"type":"IDENTIFICATION_VERIFICATION","status":"IN_PROGRESS","all_status_allowed":["FULFILLED","IN_PROGRESS"]},
+            {"type":"PHONE_NUMBER","status":"IN_PROGRESS"},
+            {"status":null}
+        ]}}"#;
+        let k = kyc_details(&ok(body)).unwrap();
+        assert!(!k.verified);
+        assert_eq!(k.missing, ["ADDRESS_MAIN", "DATE_OF_BIRTH", "PHONE_NUMBER"]);
+
+        // bunq's own names, nested, mixed key case, no isKycVerified: verified iff complete.
+        let body = r#"{"data":{"AdditionalFulfillmentParameter":{"All_Fulfillment":[
+            {"Type":"ADDRESS_POSTAL","Status":"in_progress","All_Status_Allowed":["FULFILLED"]}]}}}"#;
+        let k = kyc_details(&ok(body)).unwrap();
+        assert_eq!(
+            (k.verified, k.missing),
+            (false, vec!["ADDRESS_POSTAL".to_owned()])
+        );
+        let body = r#"{"data":{"all_fulfillment":[{"type":"EMAIL","status":"FULFILLED"}]}}"#;
+        assert!(kyc_details(&ok(body)).unwrap().verified);
+
+        // Plain KYC replies: nothing listed.
+        let k = kyc_details(&ok(r#"{"success":true,"data":{"isKycVerified":true}}"#)).unwrap();
+        assert_eq!((k.verified, k.missing.len()), (true, 0));
+        let k = kyc_details(&ok(
+            r#"{"request_data":{"iskycverified":"TRUE","fulfillments":"n/a"}}"#,
+        ))
+        .unwrap();
+        assert_eq!((k.verified, k.missing.len()), (true, 0));
+        assert!(matches!(
+            kyc_details(&ok(r#"{"success":true,"data":{}}"#)),
+            Err(ProviderError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn link_status_classification() {
+        use LinkStatus::*;
+        for (status, reason, want) in [
+            (Some("SUCCESS"), None, Linked),
+            (Some(" verified "), None, Linked),
+            (Some("PENDING"), None, Pending),
+            (None, Some("name mismatch"), Pending),
+            (Some(""), None, Pending),
+            (Some("in_review"), None, Pending),
+            (
+                Some("FAILED"),
+                Some("Name does not match KYC"),
+                NameMismatch,
+            ),
+            (
+                Some("failed"),
+                Some("beneficiary NAME differs from KYC"),
+                NameMismatch,
+            ),
+            (Some("Rejected"), Some("name mismatch"), NameMismatch),
+            (Some("NAME_MISMATCH"), None, NameMismatch),
+            (
+                Some("failed"),
+                Some("invalid ifsc"),
+                Failed("invalid ifsc".into()),
+            ),
+            (Some("failed"), None, Failed("failed".into())),
+        ] {
+            assert_eq!(
+                classify_link_status(status, reason),
+                want,
+                "{status:?} {reason:?}"
+            );
+        }
+        // Link replies use the same mapping, whichever field carries the status.
+        let o = link(
+            "users/get-bank-status",
+            &ok(r#"{"success":true,"data":{"bankStatus":"failed","reason":"Name as per bank does not match KYC name","referenceId":"r9"}}"#),
+        )
+        .unwrap();
+        assert_eq!(o.status, NameMismatch);
+        assert_eq!(o.reference.as_deref(), Some("r9"));
+        let o = link(
+            "users/get-upi-status",
+            &ok(r#"{"data":{"UPISTATUS":"Pending"}}"#),
+        )
+        .unwrap();
+        assert_eq!(o.status, Pending);
+    }
+
+    #[test]
+    fn sell_quote_tolerates_type_drift() {
+        let q = sell_quote(&ok(
+            r#"{"success":true,"data":{"sellTokens":"10","conversionRate":88.5,"transactionFee":"5.00","gasFee":0,"fiatCurrency":"inr","fiatAmount":"880.00"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(q.fiat_amount, dec!(880.00));
+        assert_eq!(q.conversion_rate, dec!(88.5));
+        assert_eq!(q.transaction_fee, Some(dec!(5)));
+        assert_eq!(q.gas_fee, Some(Decimal::ZERO));
+        let q = sell_quote(&ok(
+            r#"{"request_data":{"FiatAmount":880,"ConversionRate":"88.50"}}"#,
+        ))
+        .unwrap();
+        assert_eq!((q.fiat_amount, q.transaction_fee), (dec!(880), None));
+        assert!(matches!(
+            sell_quote(&ok(r#"{"success":true,"data":{"conversionRate":"88.5"}}"#)),
+            Err(ProviderError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn offramp_bodies() {
+        let body = sell_quote_body(&SellQuoteRequest {
+            token_symbol: "USDT".into(),
+            token_address: None,
+            chain_id: 137,
+            sell_token_amount: dec!(10.5),
+            sender_address: "0xabc".into(),
+        });
+        assert_eq!(body["sellTokenAmount"], json!(10.5));
+        assert_eq!(body["senderAddress"], "0xabc");
+        assert!(body.get("sellTokenAddress").is_none());
+
+        let body = create_offramp_body(&CreateOfframpRequest {
+            merchant_ref: "rampd-off-1".into(),
+            account_number: "123456787315".into(),
+            ifsc: "HDFC0000123".into(),
+            chain_id: 137,
+            sell_token_amount: dec!(10),
+            token_symbol: "USDT".into(),
+            token_address: Some("0xc2132d05d31c914a87c6611c10748aeb04b58e8f".into()),
+            sender_wallet: "0xs".into(),
+            refund_wallet: "0xr".into(),
+        });
+        assert_eq!(body["metaData"]["merchantRef"], "rampd-off-1");
+        assert_eq!(
+            body["bankDetails"],
+            json!({"accountNumber":"123456787315","ifsc":"HDFC0000123"})
+        );
+        assert_eq!(
+            body["sellTokenAddress"],
+            "0xc2132d05d31c914a87c6611c10748aeb04b58e8f"
+        );
+        assert_eq!(body["refundWalletAddress"], "0xr");
+        assert_eq!(body["senderWalletAddress"], "0xs");
+        assert_eq!(body["chainId"], 137);
+    }
+
+    #[test]
+    fn created_offramp_needs_a_deposit_address() {
+        let o = created_offramp(&ok(
+            r#"{"success":true,"data":{"orderId":"aaaaaaaaaaaaaaaaaaaaaaaa","receiverWalletAddress":"0xdep","quote":"10000000","fiatAmount":"880.00","chainId":"137","paymentMode":"NEFT","status":"cryptoInit"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(o.deposit_address, "0xdep");
+        assert_eq!(o.fiat_amount, Some(dec!(880.00)));
+        assert_eq!(o.status, "cryptoInit");
+        assert!(o.expires_at.is_none());
+        let o = created_offramp(&ok(r#"{"orderid":"x","receiveraddress":"0xd"}"#)).unwrap();
+        assert_eq!((o.status.as_str(), o.fiat_amount), ("cryptoInit", None));
+        for body in [
+            r#"{"success":true,"data":{"orderId":"x","fiatAmount":1}}"#,
+            r#"{"success":true,"data":{"orderId":"x","receiverWalletAddress":""}}"#,
+            r#"{"success":true,"data":{"receiverWalletAddress":"0xd"}}"#,
+        ] {
+            assert!(
+                matches!(
+                    created_offramp(&ok(body)),
+                    Err(ProviderError::Unknown { .. })
+                ),
+                "{body}"
+            );
+        }
+        let rejected =
+            ok(r#"{"success":false,"error":{"code":400,"message":"bank account is not linked"}}"#);
+        assert!(matches!(
+            created_offramp(&rejected),
+            Err(ProviderError::Rejected { .. })
+        ));
+    }
+
+    #[test]
+    fn tx_hash_outcomes() {
+        assert_eq!(
+            tx_hash(&ok(r#"{"success":true,"error":{}}"#)).unwrap(),
+            TxHashOutcome::Accepted
+        );
+        assert_eq!(
+            tx_hash(&ok(
+                r#"{"success":true,"data":{"message":"txnHash already received for this order"}}"#
+            ))
+            .unwrap(),
+            TxHashOutcome::AlreadyReceived
+        );
+        let already = r#"{"success":false,"error":{"code":400,"message":"Crypto already received for this order"}}"#;
+        assert_eq!(
+            tx_hash(&RawResponse::json(400, already)).unwrap(),
+            TxHashOutcome::AlreadyReceived
+        );
+        let different = r#"{"success":false,"error":{"code":400,"message":"order already has a different txnHash"}}"#;
+        assert!(matches!(
+            tx_hash(&ok(different)),
+            Err(ProviderError::Rejected { .. })
+        ));
+        assert!(matches!(
+            tx_hash(&RawResponse::json(503, "")),
+            Err(ProviderError::Retryable { .. })
+        ));
+    }
+
+    #[test]
+    fn offramp_status_fields_and_drift() {
+        let s = offramp_status(&ok(
+            r#"{"success":true,"data":{"fiat":880,"senderWalletAddress":"0xs","receiverWalletAddress":"0xdep","orderId":"o","status":"PayoutSuccess","chainId":"137","reason":"","txnHash":"0xh","transactionId":"PAYOUT123","refundWalletAddress":"0xr"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            s,
+            OfframpStatus {
+                status: "PayoutSuccess".into(),
+                reason: None,
+                tx_hash: Some("0xh".into()),
+                deposit_address: Some("0xdep".into()),
+                payout_reference: Some("PAYOUT123".into()),
+                refund_address: Some("0xr".into()),
+            }
+        );
+        // Webhook-style wrapper, other spellings, both hash keys at once.
+        let s = offramp_status(&ok(
+            r#"{"request_data":{"STATUS":"refunded","reason":"amount mismatch","transactionHash":"","txnhash":"0xh2","TransactionId":12345}}"#,
+        ))
+        .unwrap();
+        assert_eq!(s.status, "refunded");
+        assert_eq!(s.reason.as_deref(), Some("amount mismatch"));
+        assert_eq!(s.tx_hash.as_deref(), Some("0xh2"));
+        assert_eq!(s.payout_reference.as_deref(), Some("12345"));
+        assert!(matches!(
+            offramp_status(&ok(r#"{"success":true,"data":{"reason":"x"}}"#)),
+            Err(ProviderError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn recent_orders_tell_kinds_apart() {
+        let body = r#"{"success":true,"data":[
+            {"orderId":"a","status":"pending","eventType":"offramp","metaData":{"merchantRef":"off-1"},"txnHash":"0xh"},
+            {"orderId":"b","status":"fiatPending","eventType":"onramp"},
+            {"orderId":"c","status":"orderReceived","sellTokenSymbol":"USDT","transactionHash":"0xc","txnhash":"0xc"},
+            {"orderId":"d","status":"completed","OrderType":"OFFRAMP"},
+            {"orderId":"e","status":"expired"}
+        ]}"#;
+        let orders = recent_orders(&ok(body)).unwrap();
+        let kinds: Vec<_> = orders.iter().map(|o| o.kind).collect();
+        use OrderKind::*;
+        assert_eq!(kinds, [Offramp, Onramp, Offramp, Offramp, Onramp]);
+        assert_eq!(orders[0].tx_hash.as_deref(), Some("0xh"));
+        assert_eq!(orders[0].merchant_ref.as_deref(), Some("off-1"));
+        assert_eq!(orders[2].tx_hash.as_deref(), Some("0xc"));
+        assert_eq!(orders[4].tx_hash, None);
     }
 
     #[test]

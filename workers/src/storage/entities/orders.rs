@@ -28,6 +28,9 @@ pub struct Model {
     pub provider_order_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub utr: Option<String>,
+    /// Off-ramp: the user's deposit transaction hash (unique per provider).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub deposit_tx_hash: Option<String>,
     pub flagged: bool,
     #[sea_orm(column_type = "Text", nullable)]
     pub trace_ctx: Option<String>,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn op(o: &OnrampOrder, action: OperatorAction) -> Result<Decision, Rejection> {
+fn op(o: &Order, action: OperatorAction) -> Result<Decision, Rejection> {
     decide(
         o,
         Input::Operator {
@@ -15,7 +15,7 @@ fn op(o: &OnrampOrder, action: OperatorAction) -> Result<Decision, Rejection> {
     )
 }
 
-fn flagged() -> OnrampOrder {
+fn flagged() -> Order {
     let d = observe(&awaiting(), status("fiatHeldForReview"));
     assert!(d.order.attention.is_some());
     d.order
@@ -68,7 +68,7 @@ fn resolve_works_on_a_terminal_order_and_is_a_noop_when_not_flagged() {
 #[test]
 fn cancel_follows_the_cancel_command_rules() {
     let d = op(&awaiting(), OperatorAction::Cancel).unwrap();
-    assert_eq!(d.order.state, OnrampState::Cancelled);
+    assert_eq!(d.order.state, OrderState::Cancelled);
     assert_eq!(d.order.reason.as_deref(), Some("cancelled_by_operator"));
     assert_eq!(d.next_run, NextRun::Done);
     announced(&d, OperatorAction::Cancel);

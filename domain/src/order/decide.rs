@@ -1,0 +1,354 @@
+//! Entry points of the order machine: creating an order, choosing the next action, and
+//! folding commands and timers. Provider observations are folded in `observe.rs`.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::builder::Builder;
+use super::*;
+use crate::chain_values::TxHash;
+use crate::command::RejectCode;
+use crate::schedule::chrono_duration;
+
+/// A new order in `Preparing`, with its `created` event and an immediate first step.
+pub fn create(
+    id: Uuid,
+    tenant: &str,
+    client_order_id: &str,
+    request: OrderRequest,
+    ctx: &Ctx,
+) -> Decision {
+    let window = payment_window(request.direction(), &ctx.policy);
+    let order = Order {
+        id,
+        tenant: tenant.to_string(),
+        client_order_id: client_order_id.to_string(),
+        sm_version: SM_VERSION,
+        request,
+        state: OrderState::Preparing,
+        step: PrepStep::CheckKyc,
+        created_at: ctx.now,
+        expires_at: ctx.now + chrono_duration(window),
+        kyc: None,
+        link_reference: None,
+        quote: None,
+        reference_rate: None,
+        provider_order_id: None,
+        provider_status: None,
+        payment: None,
+        deposit: None,
+        utr: None,
+        deposit_tx_hash: None,
+        intent: None,
+        failures: 0,
+        attention: None,
+        reason: None,
+        tx_hash: None,
+        payout_reference: None,
+        refund_address: None,
+        predecessor: None,
+        successor: None,
+        late_utr: None,
+        event_seq: 0,
+    };
+    let mut d = Builder::new(order, ctx);
+    d.history("created", json!({ "sm_version": SM_VERSION }));
+    d.emit(EventKind::StatusChanged {
+        from: None,
+        to: OrderState::Preparing,
+    });
+    d.run_now();
+    d.finish()
+}
+
+/// How long the user has to pay, by direction.
+pub(super) fn payment_window(direction: Direction, policy: &OrderPolicy) -> std::time::Duration {
+    match direction {
+        Direction::Onramp => policy.payment_window,
+        Direction::Offramp => policy.deposit_window,
+    }
+}
+
+/// When an order that is still unpaid ends: the payment window plus the grace we give
+/// the provider to say so itself.
+pub(super) fn unpaid_deadline(order: &Order, policy: &OrderPolicy) -> DateTime<Utc> {
+    order.expires_at + chrono_duration(policy.expiry_grace)
+}
+
+fn kyc_deadline(order: &Order, policy: &OrderPolicy) -> Option<DateTime<Utc>> {
+    order
+        .kyc
+        .as_ref()
+        .map(|k| k.since + chrono_duration(policy.kyc_window))
+}
+
+/// What the shell should do next for this order.
+///
+/// An order that has a provider order is never expired without asking the provider
+/// first: past its deadline it is polled, and the status reply decides (see
+/// `observe::status`). Money that arrived at the last minute is never lost that way.
+pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
+    use OrderState::*;
+    match order.state {
+        s if s.is_terminal() => Action::Nothing,
+        KycRequired => match kyc_deadline(order, policy) {
+            Some(deadline) if now >= deadline => Action::Expire,
+            _ => Action::CheckKyc,
+        },
+        Preparing if !order.payment_claimed() && now >= unpaid_deadline(order, policy) => {
+            Action::Expire
+        }
+        Preparing => match order.step {
+            PrepStep::CheckKyc => Action::CheckKyc,
+            PrepStep::LinkPaymentMethod => match &order.link_reference {
+                Some(reference) => Action::PollLink(reference.clone()),
+                None => Action::EnsurePaymentMethod,
+            },
+            PrepStep::Quote => Action::FetchQuote,
+            PrepStep::CreateOrder if order.intent == Some(Intent::CreateOrder) => {
+                Action::FindProviderOrder
+            }
+            PrepStep::CreateOrder if quote_is_stale(order, now, policy) => Action::FetchQuote,
+            PrepStep::CreateOrder => Action::CreateOrder,
+        },
+        AwaitingPayment => match (order.intent, &order.utr, &order.deposit_tx_hash) {
+            (Some(Intent::SubmitUtr | Intent::SubmitTxHash), _, _) => Action::FindProviderOrder,
+            (_, Some(utr), _) => Action::SubmitUtr(utr.clone()),
+            (_, _, Some(hash)) => Action::SubmitTxHash(hash.clone()),
+            _ => Action::PollStatus,
+        },
+        _ => Action::PollStatus,
+    }
+}
+
+fn quote_is_stale(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> bool {
+    order
+        .quote
+        .as_ref()
+        .is_none_or(|q| now - q.quoted_at > chrono_duration(policy.quote_validity))
+}
+
+/// Fold one input into the order.
+///
+/// Commands may be refused ([`Rejection`]); observations and timers never are: a stale or
+/// unexpected observation is recorded and otherwise ignored, so a late reply can never
+/// move an order backwards or out of a terminal state.
+pub fn decide(order: &Order, input: Input, ctx: &Ctx) -> Result<Decision, Rejection> {
+    let mut d = Builder::new(order.clone(), ctx);
+    match input {
+        Input::SubmitUtr { utr } => submit_utr(&mut d, utr)?,
+        Input::SubmitTxHash { hash } => submit_tx_hash(&mut d, &hash)?,
+        Input::Cancel { reason } => cancel(&mut d, reason)?,
+        Input::Intent(_) if order.state.is_terminal() => {}
+        Input::Intent(intent) => {
+            d.order.intent = Some(intent);
+            d.history("intent", json!({ "intent": intent }));
+        }
+        Input::DeadlinePassed => {
+            deadline_passed(&mut d);
+            d.keep_driving();
+        }
+        Input::Observed(obs) => {
+            super::observe::observe(&mut d, *obs);
+            d.keep_driving();
+        }
+        Input::Operator { by, reason, action } => {
+            super::operator::operator(&mut d, by, reason, action)?
+        }
+    }
+    Ok(d.finish())
+}
+
+fn wrong_direction(d: &Builder, what: &str) -> Rejection {
+    reject(
+        RejectCode::NotApplicable,
+        format!(
+            "{what} does not apply to an {} order",
+            d.order.direction().as_str()
+        ),
+    )
+}
+
+fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
+    use OrderState::*;
+    if d.order.direction() != Direction::Onramp {
+        return Err(wrong_direction(d, "a UTR"));
+    }
+    if d.order.utr.as_ref() == Some(&utr) {
+        return Ok(()); // the same reference again: nothing to do
+    }
+    let state = d.order.state;
+    if state == Expired && d.order.utr.is_none() {
+        return late_utr(d, utr);
+    }
+    if state.is_terminal() {
+        return Err(reject(
+            RejectCode::OrderClosed,
+            format!("order is {}", state.as_str()),
+        ));
+    }
+    if d.order.utr.is_some() {
+        return Err(reject(
+            RejectCode::UtrAlreadySet,
+            "a different UTR was already received for this order".into(),
+        ));
+    }
+    accept_payment_ref(d, |o| o.utr = Some(utr))
+}
+
+/// Keep a payment reference: submit it now when the provider order exists, after its
+/// creation otherwise.
+fn accept_payment_ref(d: &mut Builder, keep: impl FnOnce(&mut Order)) -> Result<(), Rejection> {
+    use OrderState::*;
+    match d.order.state {
+        Preparing | KycRequired => {
+            keep(&mut d.order);
+            d.history(
+                "payment_ref_received",
+                json!({ "submit": "after_provider_order" }),
+            );
+            Ok(())
+        }
+        AwaitingPayment => {
+            keep(&mut d.order);
+            d.history("payment_ref_received", json!({ "submit": "now" }));
+            d.run_now();
+            Ok(())
+        }
+        s => Err(reject(
+            RejectCode::OrderAlreadyPaid,
+            format!(
+                "order is {}; the provider already has the payment",
+                s.as_str()
+            ),
+        )),
+    }
+}
+
+/// A UTR for an order that expired unpaid. The provider's rule (providers.md §1.3): the
+/// user may pay into a *new* order of the same amount with the old UTR. The successor is
+/// created in the same transaction, carries the UTR, and both orders name each other.
+fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
+    if let Some(successor) = d.order.successor {
+        if d.order.late_utr.as_ref() == Some(&utr) {
+            return Ok(()); // the same late UTR again: the successor already carries it
+        }
+        return Err(reject(
+            RejectCode::UtrAlreadySet,
+            format!("a late UTR was already moved to successor order {successor}"),
+        ));
+    }
+    let successor_id = d.order.successor_id();
+    let mut next = create(
+        successor_id,
+        &d.order.tenant,
+        &format!("{}:successor", d.order.client_order_id),
+        d.order.request.clone(),
+        d.ctx,
+    );
+    next.order.utr = Some(utr.clone());
+    next.order.predecessor = Some(d.order.id);
+    next.history.push(History {
+        kind: "carries_late_utr",
+        detail: json!({ "predecessor": d.order.id }),
+        transition: None,
+    });
+    d.order.successor = Some(successor_id);
+    d.order.late_utr = Some(utr);
+    d.history("successor_created", json!({ "successor": successor_id }));
+    d.emit(EventKind::SuccessorCreated {
+        successor: successor_id,
+    });
+    d.spawned = Some(Box::new(next));
+    Ok(())
+}
+
+fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
+    if d.order.direction() != Direction::Offramp {
+        return Err(wrong_direction(d, "a transaction hash"));
+    }
+    let chain = d.order.request.chain_id();
+    let Some(family) = chain.family() else {
+        return Err(reject(
+            RejectCode::InvalidField,
+            format!("chain {chain} has no known hash format"),
+        ));
+    };
+    let hash =
+        TxHash::parse(family, raw).map_err(|e| reject(RejectCode::InvalidTxHash, e.to_string()))?;
+    if d.order.deposit_tx_hash.as_ref() == Some(&hash) {
+        return Ok(());
+    }
+    let state = d.order.state;
+    if state.is_terminal() {
+        return Err(reject(
+            RejectCode::OrderClosed,
+            format!("order is {}", state.as_str()),
+        ));
+    }
+    if d.order.deposit_tx_hash.is_some() {
+        return Err(reject(
+            RejectCode::TxHashAlreadySet,
+            "a different transaction hash was already received for this order".into(),
+        ));
+    }
+    accept_payment_ref(d, |o| o.deposit_tx_hash = Some(hash))
+}
+
+pub(super) fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
+    use OrderState::*;
+    match d.order.state {
+        Cancelled => Ok(()),
+        s if s.is_terminal() => Err(reject(
+            RejectCode::OrderClosed,
+            format!("order is {}", s.as_str()),
+        )),
+        Preparing | KycRequired | AwaitingPayment if !d.order.payment_claimed() => {
+            let reason = reason.unwrap_or_else(|| "cancelled_by_upstream".into());
+            d.history("cancel", json!({ "reason": reason }));
+            d.order.reason = Some(reason);
+            d.move_to(Cancelled);
+            Ok(())
+        }
+        Preparing | KycRequired | AwaitingPayment => Err(reject(
+            RejectCode::PaymentClaimed,
+            "a payment reference was received; the order can no longer be cancelled".into(),
+        )),
+        s => Err(reject(
+            RejectCode::PaymentInProgress,
+            format!("order is {}", s.as_str()),
+        )),
+    }
+}
+
+fn deadline_passed(d: &mut Builder) {
+    use OrderState::*;
+    let now = d.ctx.now;
+    match d.order.state {
+        KycRequired if kyc_deadline(&d.order, &d.ctx.policy).is_some_and(|t| now >= t) => {
+            d.fail("kyc_timeout");
+        }
+        Preparing | AwaitingPayment
+            if !d.order.payment_claimed() && now >= unpaid_deadline(&d.order, &d.ctx.policy) =>
+        {
+            expire_unpaid(d);
+        }
+        s => d.history("deadline_ignored", json!({ "state": s.as_str() })),
+    }
+}
+
+pub(super) fn expire_unpaid(d: &mut Builder) {
+    d.order.reason = Some(
+        match d.order.direction() {
+            Direction::Onramp => "payment_window_elapsed",
+            Direction::Offramp => "deposit_window_elapsed",
+        }
+        .into(),
+    );
+    d.move_to(OrderState::Expired);
+}
+
+pub(super) fn reject(code: RejectCode, message: String) -> Rejection {
+    Rejection { code, message }
+}
