@@ -4,7 +4,7 @@
 
 use rampd::admin::cli::{self, OrdersCmd, TasksCmd, Who};
 use rampd::sandbox::{Faults, SandboxConfig};
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, both, wait_for};
 use serde_json::Value;
 
@@ -73,14 +73,14 @@ async fn admin_commands(backend: Backend) {
     capture();
     // Polls ten minutes apart: only retry-now makes the next one happen within the test.
     let s = Stack::start_with(backend, SandboxConfig::default(), |cfg| {
-        cfg.onramp.poll_interval_min_ms = 600_000;
-        cfg.onramp.poll_interval_max_ms = 600_000;
+        cfg.orders.poll_interval_min_ms = 600_000;
+        cfg.orders.poll_interval_max_ms = 600_000;
     })
     .await;
     s.create("a-1").await;
     s.create("a-2").await;
-    s.wait_state("a-1", OnrampState::AwaitingPayment).await;
-    s.wait_state("a-2", OnrampState::AwaitingPayment).await;
+    s.wait_state("a-1", OrderState::AwaitingPayment).await;
+    s.wait_state("a-2", OrderState::AwaitingPayment).await;
 
     // show: text and JSON, with the trace id.
     let a1 = s.order("a-1").await.unwrap();
@@ -184,7 +184,7 @@ async fn admin_commands(backend: Backend) {
 
     // retry-now: after the UTR the next status poll is ten minutes out; retry-now runs it.
     s.utr("a-1", "412345678944").await;
-    s.wait_state("a-1", OnrampState::UtrSubmitted).await;
+    s.wait_state("a-1", OrderState::UtrSubmitted).await;
     let (ok, out) = orders(
         &s,
         OrdersCmd::RetryNow {
@@ -195,7 +195,7 @@ async fn admin_commands(backend: Backend) {
     .await;
     assert!(ok, "{out}");
     assert!(out.contains("retry_now recorded by alice"), "{out}");
-    s.wait_state("a-1", OnrampState::Processing).await;
+    s.wait_state("a-1", OrderState::Processing).await;
     operator_event(&s, "a-1", "retry_now").await;
     operator_webhook(&s, "a-1", "retry_now").await;
 
@@ -271,7 +271,7 @@ async fn admin_commands(backend: Backend) {
     )
     .await;
     assert!(ok, "{out}");
-    let cancelled = s.wait_state("a-2", OnrampState::Cancelled).await;
+    let cancelled = s.wait_state("a-2", OrderState::Cancelled).await;
     assert_eq!(
         cancelled.order.reason.as_deref(),
         Some("cancelled_by_operator")

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use rampd::sandbox::SandboxConfig;
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, both, wait_for};
 use serde_json::{Value, json};
 
@@ -70,11 +70,11 @@ async fn metrics_and_health(backend: Backend) {
     let delivered = [("outcome", "delivered")];
 
     s.create("m-1").await;
-    s.wait_state("m-1", OnrampState::AwaitingPayment).await;
+    s.wait_state("m-1", OrderState::AwaitingPayment).await;
     s.create("m-2").await;
-    s.wait_state("m-2", OnrampState::AwaitingPayment).await;
+    s.wait_state("m-2", OrderState::AwaitingPayment).await;
     s.utr("m-1", "412345678933").await;
-    s.wait_state("m-1", OnrampState::Completed).await;
+    s.wait_state("m-1", OrderState::Completed).await;
     // A command that cannot be answered is dead-lettered.
     s.send("onramp.create", &json!({"no": "ids"})).await;
     wait_for("the dead letter", || {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use rampd::sandbox::SandboxConfig;
-use rampd_domain::onramp::OnrampState;
+use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, WAIT, both, wait_for};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -54,10 +54,10 @@ async fn one_order_is_one_trace(backend: Backend) {
         Some(&traceparent),
     )
     .await;
-    s.wait_state(&order, OnrampState::AwaitingPayment).await;
+    s.wait_state(&order, OrderState::AwaitingPayment).await;
     // A later command without trace context of its own still lands in the order's trace.
     s.utr(&order, "412345678911").await;
-    let done = s.wait_state(&order, OnrampState::Completed).await;
+    let done = s.wait_state(&order, OrderState::Completed).await;
     let rampd_id = done.order.id.to_string();
     let completed_webhook = wait_for("the completed webhook", || {
         s.receiver
@@ -213,9 +213,9 @@ async fn no_secret_or_pii_in_logs_or_spans(backend: Backend) {
     s.send("onramp.create", &bad).await;
     s.wait_event("the refusal", |e| e["command_id"] == format!("{order}-bad"))
         .await;
-    s.wait_state(&order, OnrampState::AwaitingPayment).await;
+    s.wait_state(&order, OrderState::AwaitingPayment).await;
     s.utr(&order, "412345678922").await;
-    let done = s.wait_state(&order, OnrampState::Completed).await;
+    let done = s.wait_state(&order, OrderState::Completed).await;
     let trace = done.trace_ctx.clone().expect("the order stores its trace");
     let trace_id = trace.split('-').nth(1).unwrap().to_string();
     let spans = spans_until(&trace_id, |sp| {
