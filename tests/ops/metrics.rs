@@ -73,6 +73,8 @@ async fn metrics_and_health(backend: Backend) {
     s.wait_state("m-1", OrderState::AwaitingPayment).await;
     s.create("m-2").await;
     s.wait_state("m-2", OrderState::AwaitingPayment).await;
+    s.create_offramp("m-3").await;
+    s.wait_state("m-3", OrderState::AwaitingPayment).await;
     s.utr("m-1", "412345678933").await;
     s.wait_state("m-1", OrderState::Completed).await;
     // A command that cannot be answered is dead-lettered.
@@ -126,6 +128,23 @@ async fn metrics_and_health(backend: Backend) {
             &[("direction", "onramp"), ("state", "awaiting_payment")]
         ),
         1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "rampd_orders",
+            &[("direction", "offramp"), ("state", "awaiting_payment")]
+        ),
+        1.0
+    );
+    let offramp_created = [
+        ("direction", "offramp"),
+        ("from", "preparing"),
+        ("to", "awaiting_payment"),
+    ];
+    assert!(
+        sample(&after, "rampd_state_transitions_total", &offramp_created)
+            > sample(&before, "rampd_state_transitions_total", &offramp_created)
     );
     assert_eq!(
         sample(&after, "rampd_orders_flagged", &[("direction", "onramp")]),

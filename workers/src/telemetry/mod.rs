@@ -20,7 +20,7 @@ pub mod spans;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -104,7 +104,7 @@ impl Telemetry {
 /// the first subscriber (and returns a guard that holds nothing).
 pub fn init(default_filter: &str) -> Telemetry {
     init_with(Options::from_env(default_filter)).unwrap_or_else(|e| {
-        eprintln!("rampd: span export disabled: {e}");
+        eprintln!("rampd: telemetry disabled: {e}");
         Telemetry::default()
     })
 }
@@ -119,7 +119,11 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
             opts.default_filter
         ))
     });
-    let provider = tracer_provider(&opts.export)?;
+    // A bad exporter setting must not cost the logs: keep the ids, export nothing.
+    let provider = tracer_provider(&opts.export).or_else(|e| {
+        eprintln!("rampd: span export disabled: {e}");
+        tracer_provider(&SpanExport::Off)
+    })?;
     // Spans of rampd itself reach OpenTelemetry whatever the log level says.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("rampd"))
@@ -135,9 +139,11 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
     } else {
         fmt.compact().with_filter(filter).boxed()
     };
+    // Only JSON lines print the ids.
+    let ids = opts.json.then_some(logs::TraceIdsLayer);
     let installed = tracing_subscriber::registry()
         .with(otel)
-        .with(logs::TraceIdsLayer)
+        .with(ids)
         .with(fmt)
         .try_init();
     Ok(match installed {
@@ -158,6 +164,14 @@ fn tracer_provider(export: &SpanExport) -> anyhow::Result<SdkTracerProvider> {
     // The sampler comes from OTEL_TRACES_SAMPLER(_ARG) (default: parent-based, always on).
     let builder = SdkTracerProvider::builder().with_resource(resource.build());
     let exporter = match export {
+        // Nothing is exported: spans still get ids (for logs, stored rows and outgoing
+        // headers), but only a trace an upstream marked sampled is recorded, and with no
+        // exporter even that goes nowhere. Roots are not recorded: cheap.
+        SpanExport::Off if std::env::var("OTEL_TRACES_SAMPLER").is_err() => {
+            return Ok(builder
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+                .build());
+        }
         SpanExport::Off => return Ok(builder.build()),
         SpanExport::FromEnv => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
