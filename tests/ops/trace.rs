@@ -159,6 +159,27 @@ async fn one_order_is_one_trace(backend: Backend) {
     assert_eq!(hook.kind, 3);
     assert_eq!(hook.attr("order.id"), Some(rampd_id.as_str()));
 
+    // An off-ramp order is traced the same way, with its direction.
+    let off = format!("tr-off-{}", &trace_id[..8]);
+    s.create_offramp(&off).await;
+    let stored = s.wait_state(&off, OrderState::AwaitingPayment).await;
+    let off_trace = stored.trace_ctx.clone().expect("stored trace");
+    let off_trace_id = off_trace.split('-').nth(1).unwrap();
+    let off_spans = spans_until(off_trace_id, |sp| {
+        has(sp, |s| s.name == "process ramp.cmd.acme.offramp.create")
+            && has(sp, |s| {
+                s.attr("order.state.after") == Some("awaiting_payment")
+            })
+    })
+    .await;
+    assert!(
+        off_spans
+            .iter()
+            .filter(|s| s.attr("order.state.after").is_some())
+            .all(|s| s.attr("direction") == Some("offramp")),
+        "every decision of the off-ramp order names its direction"
+    );
+
     // Logs are JSON lines carrying the trace and span ids.
     let needle = format!("\"trace_id\":\"{trace_id}\"");
     let logs = cap.logs();
