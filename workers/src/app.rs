@@ -107,21 +107,20 @@ impl Worker {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
-        tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
-        tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
-        tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
+        // Bound first, so a taken port fails the start before any work is picked up.
         let admin_addr = match shared.cfg.admin.listen {
             Some(listen) => {
-                let (addr, server) =
-                    crate::admin::http::serve(&shared, listen, shutdown.clone()).await?;
-                tasks.spawn(async move {
-                    let _ = server.await;
-                });
+                let (addr, serve) =
+                    crate::admin::http::bind(&shared, listen, shutdown.clone()).await?;
+                tasks.spawn(serve);
                 Some(addr)
             }
             None => None,
         };
+        tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
+        tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
+        tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
+        tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
         Ok(Worker {
             shared,

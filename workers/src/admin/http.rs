@@ -25,12 +25,13 @@ struct AdminState {
     dead_letter_stream: String,
 }
 
-/// Bind `listen` and serve until `shutdown`. Returns the bound address (useful with port 0).
-pub async fn serve(
+/// Bind `listen`; returns the bound address (useful with port 0) and the server, which
+/// runs until `shutdown` once spawned.
+pub async fn bind(
     shared: &Shared,
     listen: SocketAddr,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
     meters::install();
     let state = AdminState {
         db: shared.db.clone(),
@@ -47,7 +48,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("admin port {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
+    let serve = async move {
         let stop = async move { shutdown.cancelled().await };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
@@ -55,9 +56,9 @@ pub async fn serve(
         {
             tracing::warn!(error = %e, "admin server stopped");
         }
-    });
+    };
     tracing::info!(%addr, "admin endpoints: /metrics /healthz /readyz");
-    Ok((addr, task))
+    Ok((addr, serve))
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
