@@ -1,31 +1,47 @@
 //! The documented contract in `deploy/` agrees with the code (DESIGN §3).
 //!
-//! - `deploy/asyncapi.yaml`: its subjects, enums, event property names and required
-//!   fields match the code; every documented command field is one rampd reads, and it is
-//!   required in the document exactly when leaving it out gets the command refused.
-//! - `deploy/examples/`: command examples are accepted, event examples round-trip through
-//!   the event types unchanged.
+//! - `deploy/asyncapi.yaml`: its subjects (commands, events per direction, rejections),
+//!   enums (commands, reject codes, order states overall and per direction, event types,
+//!   provider statuses and the states they imply, off-ramp chains, tx hash examples per
+//!   chain family), event property names and required fields match the code, enumerated
+//!   from the code's own lists; every documented command field is one rampd reads, and it
+//!   is required in the document exactly when leaving it out gets the command refused.
+//! - The rules the document promises (late UTR → successor `<order_id>:successor`, both
+//!   orders naming each other; a repeated UTR / tx hash is idempotent, a different one is
+//!   refused; a reference of the other direction is `not_applicable`) hold in the order
+//!   machine.
+//! - `deploy/examples/`: every file is parsed by the real parsers: command examples are
+//!   accepted, event examples round-trip through the event types unchanged and are
+//!   consistent with their state and direction. Every command and event type has one.
 //! - `deploy/rampd.example.toml`: loads, and names every key with its default.
 //! - `deploy/nats/`: the stream and consumer definitions are the ones rampd creates.
 //!
 //! The YAML is read by text, relying on the document's plain layout: 2-space indents and
 //! block lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rampd::config::Config;
 use rampd_domain::Direction;
-use rampd_domain::command::{CommandName, RejectCode, parse_command, parse_ids};
+use rampd_domain::chain_values::TxHash;
+use rampd_domain::command::{Command, CommandName, RejectCode, parse_command, parse_ids};
 use rampd_domain::event::{
-    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, OrderEvent,
-    STATUS_CHANGED, UTR_REJECTED, subject_suffix,
+    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, ORDER_EVENT_TYPES,
+    OrderEvent, STATUS_CHANGED, SUCCESSOR_CREATED, TX_HASH_REJECTED, UTR_REJECTED, order_event,
+    subject_suffix,
 };
-use rampd_domain::order::{CollectAccount, DepositInstructions, OrderState, PaymentInstructions};
-use rampd_domain::values::{AmountLimits, ChainId, InrAmount, TokenSymbol};
+use rampd_domain::order::{
+    self, CollectAccount, Ctx, DepositInstructions, EventKind, Input, OrderPolicy, OrderRequest,
+    OrderState, PaymentInstructions, known_statuses,
+};
+use rampd_domain::values::{AmountLimits, ChainFamily, ChainId, InrAmount, TokenSymbol, Utr};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use uuid::Uuid;
+
+const DIRECTIONS: [Direction; 2] = [Direction::Onramp, Direction::Offramp];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -41,10 +57,19 @@ fn example(name: &str) -> Value {
         .unwrap_or_else(|e| panic!("examples/{name}: {e}"))
 }
 
+/// Every file in `deploy/examples/`, sorted.
+fn example_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(deploy_dir().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 fn set(items: impl IntoIterator<Item = impl Into<String>>) -> BTreeSet<String> {
     items.into_iter().map(Into::into).collect()
 }
-
 // ---------------------------------------------------------------------------------------
 // Minimal YAML reading
 // ---------------------------------------------------------------------------------------
@@ -78,23 +103,28 @@ fn keys(lines: &[&str], ind: usize) -> BTreeSet<String> {
         .collect()
 }
 
-/// The items of a block list (`- x`) at its outermost level, unquoted.
-fn items(lines: &[&str]) -> BTreeSet<String> {
+/// The items of a block list (`- x`) at its outermost level, unquoted, in order.
+fn list(lines: &[&str]) -> Vec<String> {
     let Some(ind) = lines
         .iter()
         .find(|l| !l.trim().is_empty())
         .map(|l| indent(l))
     else {
-        return BTreeSet::new();
+        return Vec::new();
     };
     lines
         .iter()
-        .filter(|l| indent(l) == ind)
+        .filter(|l| indent(l) == ind && !l.trim().is_empty())
         .map(|l| {
             let item = l.trim().strip_prefix("- ").expect("a block list item");
             item.trim_matches('\'').trim_matches('"').to_string()
         })
         .collect()
+}
+
+/// The items of a block list (`- x`) at its outermost level, unquoted.
+fn items(lines: &[&str]) -> BTreeSet<String> {
+    list(lines).into_iter().collect()
 }
 
 impl Doc {
@@ -134,15 +164,69 @@ impl Doc {
         }
     }
 
+    /// `examples:` of one of a schema's properties, in order.
+    fn examples(&self, schema: &str, property: &str) -> Vec<String> {
+        let s = self.schema(schema);
+        list(&block(
+            &block(&block(&s, 6, "properties"), 8, property),
+            10,
+            "examples",
+        ))
+    }
+
+    /// A `key: value` mapping directly under `key:` of a schema (e.g. `x-state`).
+    fn mapping(&self, schema: &str, key: &str) -> BTreeMap<String, String> {
+        block(&self.schema(schema), 6, key)
+            .iter()
+            .filter(|l| indent(l) == 8)
+            .map(|l| {
+                let (k, v) = l.trim().split_once(": ").expect("`key: value`");
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    /// The text of a schema's `description: |` block.
+    fn description(&self, schema: &str) -> String {
+        let s = self.schema(schema);
+        let start = s
+            .iter()
+            .position(|l| l.trim_end() == "      description: |")
+            .unwrap_or_else(|| panic!("{schema} has no `description: |`"));
+        s[start + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || indent(l) > 6)
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every list item and `const:` value anywhere under `components.messages.<name>`.
+    fn message_values(&self, name: &str) -> BTreeSet<String> {
+        let lines = self.lines();
+        let components = block(&lines, 0, "components");
+        let messages = block(&components, 2, "messages");
+        block(&messages, 4, name)
+            .iter()
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("- ").or_else(|| l.strip_prefix("const: "))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Channel addresses (`address:` lines of `channels`).
     fn addresses(&self) -> BTreeSet<String> {
-        self.0
-            .lines()
+        let lines = self.lines();
+        block(&lines, 0, "channels")
+            .iter()
+            .filter(|l| indent(l) == 4)
             .filter_map(|l| l.trim().strip_prefix("address: "))
             .map(str::to_string)
             .collect()
     }
 }
-
 // ---------------------------------------------------------------------------------------
 // Subjects and enums
 // ---------------------------------------------------------------------------------------
@@ -151,13 +235,6 @@ const INTAKE_RS: &str = include_str!("../src/intake.rs");
 const WRITE_RS: &str = include_str!("../src/storage/write.rs");
 const CONFIG_RS: &str = include_str!("../src/config.rs");
 const NATS_RS: &str = include_str!("../src/nats.rs");
-
-const ORDER_EVENT_TYPES: [&str; 4] = [
-    STATUS_CHANGED,
-    ATTENTION_NEEDED,
-    UTR_REJECTED,
-    OPERATOR_ACTION,
-];
 
 /// The subject token that a rejected command's event goes under: `intake.rs` maps each
 /// command to it, and the first token of the command name is what it must be.
@@ -174,6 +251,19 @@ fn rejection_direction(c: CommandName) -> &'static str {
     dir
 }
 
+/// The directions whose orders send an event type (its subject is
+/// `ramp.evt.<tenant>.<direction>.<suffix>`). A new event type fails here until it is
+/// placed; `order_machine_keeps_the_documented_promises` checks the one-direction types
+/// against the order machine.
+fn event_directions(event_type: &str) -> &'static [Direction] {
+    match event_type {
+        STATUS_CHANGED | ATTENTION_NEEDED | OPERATOR_ACTION => &DIRECTIONS,
+        UTR_REJECTED | SUCCESSOR_CREATED => &[Direction::Onramp],
+        TX_HASH_REJECTED => &[Direction::Offramp],
+        other => panic!("event type {other} is new: say which directions send it"),
+    }
+}
+
 #[test]
 fn every_subject_is_documented_and_nothing_else() {
     let mut expected = BTreeSet::new();
@@ -185,11 +275,13 @@ fn every_subject_is_documented_and_nothing_else() {
         ));
     }
     for t in ORDER_EVENT_TYPES {
-        expected.insert(format!(
-            "ramp.evt.{{tenant}}.{}.{}",
-            Direction::Onramp.as_str(),
-            subject_suffix(t)
-        ));
+        for d in event_directions(t) {
+            expected.insert(format!(
+                "ramp.evt.{{tenant}}.{}.{}",
+                d.as_str(),
+                subject_suffix(t)
+            ));
+        }
     }
     expected.insert("ramp.dlq.{original}".into());
     assert_eq!(Doc::load().addresses(), expected);
@@ -197,6 +289,10 @@ fn every_subject_is_documented_and_nothing_else() {
     // The code builds those subjects the way the document says.
     assert!(WRITE_RS.contains("\"ramp.evt.{tenant}.{}.{}\""));
     assert!(WRITE_RS.contains("\"ramp.evt.{}.{direction}.command_rejected\""));
+    assert_eq!(
+        rampd::storage::write::event_subject("acme", Direction::Offramp, TX_HASH_REJECTED),
+        "ramp.evt.acme.offramp.tx_hash_rejected"
+    );
     assert!(INTAKE_RS.contains("strip_prefix(\"ramp.cmd.\")"));
     assert!(INTAKE_RS.contains("format!(\"ramp.dlq.{rest}\")"));
     for header in ["Rampd-Dead-Letter-Reason", "Rampd-Original-Subject"] {
@@ -213,10 +309,23 @@ fn every_subject_is_documented_and_nothing_else() {
     }
 }
 
-/// Rejection codes in the code: command parse errors, the state machine's refusals and
-/// the ones intake adds (string literals in `reject(…)` calls).
+/// Rejection codes in the code: every code a `command_rejected` event can carry.
 fn rejection_codes_in_code() -> BTreeSet<String> {
     set(RejectCode::ALL.map(|c| c.as_str()))
+}
+
+/// The chain families, each once (the match fails to compile when one is added).
+const FAMILIES: [ChainFamily; 4] = [
+    ChainFamily::Evm,
+    ChainFamily::Tron,
+    ChainFamily::Solana,
+    ChainFamily::Bitcoin,
+];
+
+fn _every_family_is_listed(f: ChainFamily) {
+    match f {
+        ChainFamily::Evm | ChainFamily::Tron | ChainFamily::Solana | ChainFamily::Bitcoin => {}
+    }
 }
 
 #[test]
@@ -226,13 +335,44 @@ fn enums_match_the_code() {
         doc.enumeration("OrderState", None),
         set(OrderState::ALL.map(|s| s.as_str()))
     );
+    for (schema, d) in [
+        ("OnrampState", Direction::Onramp),
+        ("OfframpState", Direction::Offramp),
+    ] {
+        assert_eq!(
+            doc.enumeration(schema, None),
+            set(OrderState::for_direction(d).iter().map(|s| s.as_str())),
+            "{schema}"
+        );
+    }
+    // The state list in OrderState's description names every state once.
+    let described = doc.description("OrderState");
+    for s in OrderState::ALL {
+        assert_eq!(
+            described.matches(&format!("- {}:", s.as_str())).count(),
+            1,
+            "OrderState description: {}",
+            s.as_str()
+        );
+    }
+    // The provider's status vocabularies and the states they imply.
+    for (schema, d) in [
+        ("OnrampProviderStatus", Direction::Onramp),
+        ("OfframpProviderStatus", Direction::Offramp),
+    ] {
+        let code: BTreeMap<String, String> = known_statuses(d)
+            .iter()
+            .map(|(s, st)| (s.to_string(), st.as_str().to_string()))
+            .collect();
+        assert_eq!(doc.mapping(schema, "x-state"), code, "{schema}");
+    }
     assert_eq!(
         doc.enumeration("OrderEvent", Some("type")),
         set(ORDER_EVENT_TYPES)
     );
     assert_eq!(
         doc.enumeration("OrderEvent", Some("direction")),
-        set([Direction::Onramp.as_str(), Direction::Offramp.as_str()])
+        set(DIRECTIONS.map(|d| d.as_str()))
     );
     assert_eq!(
         doc.enumeration("CommandRejected", Some("type")),
@@ -242,13 +382,71 @@ fn enums_match_the_code() {
         doc.enumeration("CommandRejected", Some("command")),
         set(CommandName::ALL.map(|c| c.as_str()))
     );
+    // Each `<direction>.command_rejected` message lists exactly the commands rejected there.
+    for (message, dir) in [
+        ("onrampCommandRejected", "onramp"),
+        ("offrampCommandRejected", "offramp"),
+        ("orderCommandRejected", "order"),
+    ] {
+        let listed: BTreeSet<String> = doc
+            .message_values(message)
+            .into_iter()
+            .filter(|c| CommandName::parse(c).is_some())
+            .collect();
+        let expected = set(CommandName::ALL
+            .into_iter()
+            .filter(|c| rejection_direction(*c) == dir)
+            .map(|c| c.as_str()));
+        assert_eq!(listed, expected, "{message}");
+    }
     let codes = rejection_codes_in_code();
     assert!(codes.contains("order_not_found") && codes.contains("order_closed"));
     assert_eq!(doc.enumeration("RejectionCode", None), codes);
-    assert_eq!(
-        doc.enumeration("PaymentInstructions", Some("mode")),
-        set(["INR_UPI", "INR_IMPS"])
-    );
+    let described = doc.description("RejectionCode");
+    for code in &codes {
+        assert_eq!(
+            described.matches(&format!("- {code}:")).count(),
+            1,
+            "RejectionCode description: {code}"
+        );
+    }
+    let modes: BTreeSet<String> = ["onramp.create.upi.json", "onramp.create.imps.json"]
+        .into_iter()
+        .map(|f| match parse_example_command(f) {
+            Command::CreateOnramp(r) => r.payment.provider_mode().to_string(),
+            other => panic!("{f}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(doc.enumeration("PaymentInstructions", Some("mode")), modes);
+    // Off-ramp chains: exactly those whose formats rampd knows.
+    let mut chains: BTreeSet<String> = ChainId::KNOWN_EVM
+        .iter()
+        .map(|c| c.get().to_string())
+        .collect();
+    chains.extend([ChainId::TRON, ChainId::SOLANA, ChainId::BITCOIN].map(|c| c.get().to_string()));
+    assert_eq!(doc.enumeration("OfframpCreate", Some("chain_id")), chains);
+    for c in &chains {
+        assert!(ChainId::parse(c).unwrap().family().is_some(), "{c}");
+    }
+}
+
+/// The documented tx hash examples are one per chain family, in `FAMILIES` order, and
+/// each is accepted for its family only where the formats differ.
+#[test]
+fn tx_hash_formats_match_the_parser() {
+    let examples = Doc::load().examples("OfframpTxHash", "tx_hash");
+    assert_eq!(examples.len(), FAMILIES.len());
+    for (family, hash) in FAMILIES.into_iter().zip(&examples) {
+        TxHash::parse(family, hash).unwrap_or_else(|e| panic!("{family:?} {hash}: {e}"));
+    }
+    // The formats the document tells apart: 0x only on EVM, base58 only on Solana.
+    let [evm, tron, solana, bitcoin] = [0, 1, 2, 3].map(|i| examples[i].as_str());
+    assert!(TxHash::parse(ChainFamily::Tron, evm).is_err());
+    assert!(TxHash::parse(ChainFamily::Bitcoin, evm).is_err());
+    assert!(TxHash::parse(ChainFamily::Evm, tron).is_err());
+    assert!(TxHash::parse(ChainFamily::Evm, bitcoin).is_err());
+    assert!(TxHash::parse(ChainFamily::Evm, solana).is_err());
+    assert!(TxHash::parse(ChainFamily::Solana, tron).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -312,7 +510,7 @@ fn event_schemas_match_the_event_types() {
         provider_order_id: full.then(|| "p".into()),
         provider_status: full.then(|| "fiatPending".into()),
         payment: full.then(|| payment(true)),
-        deposit: full.then(|| deposit()),
+        deposit: full.then(deposit),
         kyc_missing: full.then(|| vec!["DATE_OF_BIRTH".into()]),
         tx_hash: full.then(|| "0x".into()),
         deposit_tx_hash: full.then(|| "0x".into()),
@@ -338,6 +536,9 @@ fn event_schemas_match_the_event_types() {
         keys_of(&account(Some("b".into())))
     );
     assert_eq!(doc.required("CollectAccount"), keys_of(&account(None)));
+    // DepositInstructions has no optional field.
+    assert_eq!(doc.properties("DepositInstructions"), keys_of(&deposit()));
+    assert_eq!(doc.required("DepositInstructions"), keys_of(&deposit()));
     let rejected = CommandRejected {
         event_id: "e".into(),
         event_type: COMMAND_REJECTED.into(),
@@ -353,58 +554,330 @@ fn event_schemas_match_the_event_types() {
     assert_eq!(doc.required("CommandRejected"), keys_of(&rejected));
 }
 
-#[test]
-fn event_examples_round_trip_unchanged() {
-    let order_events = [
-        (
-            "event.status_changed.awaiting_payment.json",
-            "awaiting_payment",
-        ),
-        ("event.status_changed.completed.json", "completed"),
-    ];
-    for (file, state) in order_events {
-        let v = example(file);
-        let e: OrderEvent =
-            serde_json::from_value(v.clone()).unwrap_or_else(|err| panic!("{file}: {err}"));
-        assert_eq!(serde_json::to_value(&e).unwrap(), v, "{file}");
-        assert_eq!(
-            object_keys(&serde_json::to_value(&e).unwrap()),
-            object_keys(&v)
-        );
-        assert_eq!(e.event_type, STATUS_CHANGED, "{file}");
-        assert_eq!(OrderState::parse(&e.state).map(|s| s.as_str()), Some(state));
-        if let Some(prev) = &e.previous_state {
-            let prev = OrderState::parse(prev).expect("a documented state");
-            assert!(
-                prev.rank() < OrderState::parse(state).unwrap().rank(),
-                "{file}"
-            );
+/// What an example file is, by its name: `event.<suffix>[.…].json` for events,
+/// `<command name>[.…].json` for commands.
+enum ExampleKind {
+    Command(CommandName),
+    OrderEvent(&'static str),
+    Rejection,
+}
+
+fn example_kind(file: &str) -> ExampleKind {
+    let stem = file
+        .strip_suffix(".json")
+        .unwrap_or_else(|| panic!("examples/{file}: not a .json file"));
+    let mut parts = stem.split('.');
+    let (first, second) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+    if first == "event" {
+        if second == COMMAND_REJECTED.replace('.', "_") {
+            return ExampleKind::Rejection;
         }
+        let t = ORDER_EVENT_TYPES
+            .into_iter()
+            .find(|t| subject_suffix(t) == second)
+            .unwrap_or_else(|| panic!("examples/{file}: no event type `{second}`"));
+        return ExampleKind::OrderEvent(t);
+    }
+    let name = format!("{first}.{second}");
+    ExampleKind::Command(
+        CommandName::parse(&name).unwrap_or_else(|| panic!("examples/{file}: no command `{name}`")),
+    )
+}
+
+#[test]
+fn every_example_is_parsed_and_every_message_has_one() {
+    let mut commands = BTreeSet::new();
+    let mut events = BTreeSet::new();
+    let mut rejections = 0;
+    for file in example_files() {
+        match example_kind(&file) {
+            ExampleKind::Command(name) => {
+                check_command_example(&file, name);
+                commands.insert(name.as_str());
+            }
+            ExampleKind::OrderEvent(t) => {
+                check_order_event_example(&file, t);
+                events.insert(t);
+            }
+            ExampleKind::Rejection => {
+                check_rejection_example(&file);
+                rejections += 1;
+            }
+        }
+    }
+    assert_eq!(commands, CommandName::ALL.map(|c| c.as_str()).into());
+    assert_eq!(events, ORDER_EVENT_TYPES.into_iter().collect());
+    assert!(rejections > 0);
+}
+
+fn check_order_event_example(file: &str, event_type: &str) {
+    use OrderState::*;
+    let v = example(file);
+    let e: OrderEvent =
+        serde_json::from_value(v.clone()).unwrap_or_else(|err| panic!("{file}: {err}"));
+    let back = serde_json::to_value(&e).unwrap();
+    assert_eq!(back, v, "{file}: does not round-trip unchanged");
+    assert_eq!(e.event_type, event_type, "{file}");
+    let d = e.direction;
+    assert!(
+        event_directions(event_type).contains(&d),
+        "{file}: {event_type} is not sent for {} orders",
+        d.as_str()
+    );
+    let state = OrderState::parse(&e.state).unwrap_or_else(|| panic!("{file}: state"));
+    assert!(
+        OrderState::for_direction(d).contains(&state),
+        "{file}: state"
+    );
+    assert!(e.sequence >= 1, "{file}");
+    match &e.previous_state {
+        Some(prev) => {
+            assert_eq!(event_type, STATUS_CHANGED, "{file}: previous_state");
+            let prev = OrderState::parse(prev).expect("a documented state");
+            assert!(OrderState::for_direction(d).contains(&prev), "{file}");
+            assert!(prev != state && prev.rank() <= state.rank(), "{file}");
+        }
+        None if event_type == STATUS_CHANGED => {
+            assert_eq!((state, e.sequence), (Preparing, 1), "{file}: first event")
+        }
+        None => {}
+    }
+    // Amounts: each direction always carries the amount its request fixed.
+    match d {
+        Direction::Onramp => {
+            let fiat = e.fiat_amount.as_deref().expect("on-ramp fiat_amount");
+            InrAmount::parse(fiat).unwrap_or_else(|err| panic!("{file}: {err}"));
+        }
+        Direction::Offramp => assert!(e.token_amount.is_some(), "{file}: token_amount"),
+    }
+    // Instructions only while the user has to pay, in the direction's form.
+    let awaiting = state == AwaitingPayment;
+    assert_eq!(
+        e.payment.is_some(),
+        awaiting && d == Direction::Onramp,
+        "{file}: payment goes only with an on-ramp awaiting_payment"
+    );
+    assert_eq!(
+        e.deposit.is_some(),
+        awaiting && d == Direction::Offramp,
+        "{file}: deposit goes only with an off-ramp awaiting_payment"
+    );
+    if let Some(dep) = &e.deposit {
+        assert_eq!(dep.chain_id.get(), e.chain_id, "{file}");
+        assert_eq!(dep.token.as_str(), e.token, "{file}");
+        assert_eq!(Some(dep.token_amount.to_string()), e.token_amount, "{file}");
+    }
+    if e.kyc_missing.is_some() {
+        assert_eq!(state, KycRequired, "{file}: kyc_missing");
+    }
+    let offramp_only = [
+        e.deposit_tx_hash.is_some(),
+        e.payout_reference.is_some(),
+        e.refund_address.is_some(),
+    ];
+    if offramp_only.contains(&true) {
+        assert_eq!(d, Direction::Offramp, "{file}");
+    }
+    if let Some(hash) = &e.deposit_tx_hash {
+        let family = ChainId::new(e.chain_id).unwrap().family().unwrap();
+        let parsed = TxHash::parse(family, hash).unwrap();
         assert_eq!(
-            e.payment.is_some(),
-            state == OrderState::AwaitingPayment.as_str(),
-            "{file}: payment instructions go only with awaiting_payment"
+            parsed.as_str(),
+            hash,
+            "{file}: deposit_tx_hash is normalised"
         );
     }
-    let file = "event.command_rejected.json";
+    if state == Refunded {
+        assert!(e.refund_address.is_some(), "{file}: refund_address");
+    }
+    if e.predecessor_order_id.is_some() {
+        assert_eq!(d, Direction::Onramp, "{file}");
+        assert!(e.order_id.ends_with(":successor"), "{file}");
+    }
+    if let Some(ps) = &e.provider_status
+        && event_type == STATUS_CHANGED
+    {
+        assert!(
+            known_statuses(d).iter().any(|(s, _)| s == ps),
+            "{file}: provider_status {ps} is not a documented {} status",
+            d.as_str()
+        );
+    }
+    match event_type {
+        STATUS_CHANGED => assert_eq!(
+            e.reason.is_some(),
+            state.is_terminal() && state != Completed,
+            "{file}: reason"
+        ),
+        SUCCESSOR_CREATED => {
+            assert_eq!(state, Expired, "{file}");
+            assert!(e.reason.is_none() && e.command_id.is_some(), "{file}");
+            let successor = e.successor_order_id.as_deref().expect("successor_order_id");
+            // The successor's own example names this order back.
+            let files = example_files();
+            let theirs = files
+                .iter()
+                .map(|f| example(f))
+                .find(|v| v["rampd_order_id"] == successor)
+                .unwrap_or_else(|| panic!("{file}: no example of the successor's events"));
+            assert_eq!(theirs["predecessor_order_id"], e.rampd_order_id.as_str());
+            assert_eq!(theirs["order_id"], format!("{}:successor", e.order_id));
+            assert_eq!(theirs["fiat_amount"], json!(e.fiat_amount));
+        }
+        _ => assert!(e.reason.is_some(), "{file}: reason"),
+    }
+}
+
+fn check_rejection_example(file: &str) {
     let v = example(file);
     let r: CommandRejected = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(serde_json::to_value(&r).unwrap(), v, "{file}");
     assert_eq!(r.event_type, COMMAND_REJECTED);
-    assert!(CommandName::parse(&r.command).is_some());
+    assert!(CommandName::parse(&r.command).is_some(), "{file}");
     assert!(rejection_codes_in_code().contains(&r.code), "{}", r.code);
+}
+
+// ---------------------------------------------------------------------------------------
+// The rules the document promises
+// ---------------------------------------------------------------------------------------
+
+fn parse_example_command(file: &str) -> Command {
+    let ExampleKind::Command(name) = example_kind(file) else {
+        panic!("{file}: not a command example");
+    };
+    parse_command(
+        name,
+        example(file).to_string().as_bytes(),
+        &AmountLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn request(file: &str) -> OrderRequest {
+    match parse_example_command(file) {
+        Command::CreateOnramp(r) => OrderRequest::Onramp(*r),
+        Command::CreateOfframp(r) => OrderRequest::Offramp(*r),
+        other => panic!("{file}: not a create: {other:?}"),
+    }
+}
+
+fn event_of(o: &order::Order, kind: &EventKind) -> OrderEvent {
+    order_event(o, 1, kind, "e".into(), at("2025-06-01T10:00:00Z"), None)
+}
+
+#[test]
+fn order_machine_keeps_the_documented_promises() {
+    let ctx = Ctx {
+        now: at("2025-06-01T10:00:00Z"),
+        jitter: 0.5,
+        policy: OrderPolicy::default(),
+    };
+    let later = Ctx {
+        now: ctx.now + Duration::days(2),
+        ..ctx
+    };
+    let create =
+        |file: &str, id: &str| order::create(Uuid::now_v7(), "acme", id, request(file), &ctx).order;
+    let on = create("onramp.create.upi.json", "acme-order-1003");
+    let off = create("offramp.create.json", "acme-order-2001");
+
+    // Each direction has its own payment-reference rejection event; the other
+    // direction's reference is `not_applicable`.
+    let refused = EventKind::PaymentRefRejected { reason: "r".into() };
+    assert_eq!(event_of(&on, &refused).event_type, UTR_REJECTED);
+    assert_eq!(event_of(&off, &refused).event_type, TX_HASH_REJECTED);
+    let utr = |s: &str| Input::SubmitUtr {
+        utr: Utr::parse(s).unwrap(),
+    };
+    let hash = |s: &str| Input::SubmitTxHash { hash: s.into() };
+    let tx = example("offramp.txhash.json")["tx_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        order::decide(&off, utr("512345678901"), &ctx)
+            .unwrap_err()
+            .code,
+        RejectCode::NotApplicable
+    );
+    assert_eq!(
+        order::decide(&on, hash(&tx), &ctx).unwrap_err().code,
+        RejectCode::NotApplicable
+    );
+
+    // Off-ramp: the documented hash fits the example's chain; the same hash again (in
+    // another case) changes nothing; a different one, or a malformed one, is refused.
+    let with_hash = order::decide(&off, hash(&tx), &ctx).unwrap().order;
+    assert!(
+        order::decide(
+            &with_hash,
+            hash(&tx.to_uppercase().replace("0X", "0x")),
+            &ctx
+        )
+        .unwrap()
+        .is_noop()
+    );
+    let other = format!("0x{}", "ab".repeat(32));
+    assert_eq!(
+        order::decide(&with_hash, hash(&other), &ctx)
+            .unwrap_err()
+            .code,
+        RejectCode::TxHashAlreadySet
+    );
+    assert_eq!(
+        order::decide(&off, hash(&tx[2..]), &ctx).unwrap_err().code,
+        RejectCode::InvalidTxHash
+    );
+
+    // On-ramp: the same UTR again changes nothing; a different one is refused.
+    let with_utr = order::decide(&on, utr("512345678901"), &ctx).unwrap().order;
+    assert!(
+        order::decide(&with_utr, utr("512345678901"), &ctx)
+            .unwrap()
+            .is_noop()
+    );
+    assert_eq!(
+        order::decide(&with_utr, utr("512345678902"), &ctx)
+            .unwrap_err()
+            .code,
+        RejectCode::UtrAlreadySet
+    );
+
+    // Late UTR: an order that expired unpaid hands the UTR to `<order_id>:successor`, a
+    // new order for the same request, and the two name each other in their events.
+    let expired = order::decide(&on, Input::DeadlinePassed, &later)
+        .unwrap()
+        .order;
+    assert_eq!(expired.state, OrderState::Expired);
+    let d = order::decide(&expired, utr("512345678901"), &later).unwrap();
+    let successor = d.spawned.as_ref().expect("a successor order");
+    assert_eq!(successor.order.client_order_id, "acme-order-1003:successor");
+    assert_eq!(successor.order.request, expired.request);
+    assert_eq!(d.order.state, OrderState::Expired);
+    let [announced] = &d.events[..] else {
+        panic!("one event: {:?}", d.events);
+    };
+    let e = event_of(&d.order, &announced.kind);
+    assert_eq!(e.event_type, SUCCESSOR_CREATED);
+    assert_eq!(e.successor_order_id, Some(successor.order.id.to_string()));
+    let first = event_of(&successor.order, &successor.events[0].kind);
+    assert_eq!(first.event_type, STATUS_CHANGED);
+    assert_eq!(first.state, OrderState::Preparing.as_str());
+    assert_eq!(first.predecessor_order_id, Some(expired.id.to_string()));
+    assert_eq!(first.fiat_amount, e.fiat_amount);
+    let repeat = order::decide(&d.order, utr("512345678901"), &later).unwrap();
+    assert!(repeat.is_noop() && repeat.spawned.is_none());
+    assert_eq!(
+        order::decide(&d.order, utr("512345678902"), &later)
+            .unwrap_err()
+            .code,
+        RejectCode::UtrAlreadySet
+    );
 }
 
 // ---------------------------------------------------------------------------------------
 // Command schemas and examples
 // ---------------------------------------------------------------------------------------
-
-const COMMAND_EXAMPLES: [(&str, CommandName); 4] = [
-    ("onramp.create.upi.json", CommandName::OnrampCreate),
-    ("onramp.create.imps.json", CommandName::OnrampCreate),
-    ("onramp.utr.json", CommandName::OnrampUtr),
-    ("order.cancel.json", CommandName::OrderCancel),
-];
 
 /// What intake does with a body: both steps must pass for the command to be carried out.
 fn accepted(name: CommandName, body: &Value) -> bool {
@@ -457,45 +930,68 @@ fn check_fields(doc: &Doc, name: CommandName, body: &Value, path: &[&str], schem
     }
 }
 
-#[test]
-fn command_examples_are_accepted() {
-    for (file, name) in COMMAND_EXAMPLES {
-        let body = example(file);
-        let bytes = body.to_string().into_bytes();
-        let ids = parse_ids(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(Some(ids.command_id.as_str()), body["command_id"].as_str());
-        parse_command(name, &bytes, &AmountLimits::default())
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+/// The document's schema of a command body, and of the objects nested in it.
+fn command_schemas(name: CommandName, body: &Value) -> Vec<(Vec<&'static str>, &'static str)> {
+    match name {
+        CommandName::OnrampCreate => vec![
+            (vec![], "OnrampCreate"),
+            (vec!["user"], "User"),
+            (
+                vec!["payment"],
+                match body["payment"]["mode"].as_str() {
+                    Some("upi") => "UpiPayment",
+                    Some("imps") => "ImpsPayment",
+                    other => panic!("payment mode {other:?}"),
+                },
+            ),
+        ],
+        CommandName::OfframpCreate => vec![
+            (vec![], "OfframpCreate"),
+            (vec!["user"], "User"),
+            (vec!["bank"], "PayoutAccount"),
+        ],
+        CommandName::OnrampUtr => vec![(vec![], "OnrampUtr")],
+        CommandName::OfframpTxHash => vec![(vec![], "OfframpTxHash")],
+        CommandName::OrderCancel => vec![(vec![], "OrderCancel")],
+    }
+}
+
+fn check_command_example(file: &str, name: CommandName) {
+    let doc = Doc::load();
+    let body = example(file);
+    let bytes = body.to_string().into_bytes();
+    let ids = parse_ids(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(Some(ids.command_id.as_str()), body["command_id"].as_str());
+    parse_command(name, &bytes, &AmountLimits::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    for (path, schema) in command_schemas(name, &body) {
+        check_fields(&doc, name, &body, &path, schema);
+    }
+    // The examples use obviously fake personal data.
+    if let Some(user) = body.get("user") {
+        assert!(
+            user["email"].as_str().unwrap().ends_with("@example.com"),
+            "{file}"
+        );
+        assert_eq!(user["phone"], "9876543210", "{file}");
+        if let Some(pan) = user.get("pan") {
+            assert_eq!(pan, "ABCDE1234F", "{file}");
+        }
     }
 }
 
 #[test]
-fn command_schemas_match_what_rampd_reads() {
-    let doc = Doc::load();
-    let upi = example("onramp.create.upi.json");
-    let imps = example("onramp.create.imps.json");
-    let create = CommandName::OnrampCreate;
-    check_fields(&doc, create, &upi, &[], "OnrampCreate");
-    check_fields(&doc, create, &imps, &[], "OnrampCreate");
-    check_fields(&doc, create, &upi, &["user"], "User");
-    check_fields(&doc, create, &imps, &["user"], "User");
-    check_fields(&doc, create, &upi, &["payment"], "UpiPayment");
-    check_fields(&doc, create, &imps, &["payment"], "ImpsPayment");
-    let utr = example("onramp.utr.json");
-    check_fields(&doc, CommandName::OnrampUtr, &utr, &[], "OnrampUtr");
-    let cancel = example("order.cancel.json");
-    check_fields(&doc, CommandName::OrderCancel, &cancel, &[], "OrderCancel");
-    // The examples use obviously fake personal data.
-    for v in [&upi, &imps] {
-        assert!(
-            v["user"]["email"]
-                .as_str()
-                .unwrap()
-                .ends_with("@example.com")
-        );
-        assert_eq!(v["user"]["phone"], "9876543210");
-    }
-    assert_eq!(upi["user"]["pan"], "ABCDE1234F");
+fn offramp_examples_fit_together() {
+    let Command::CreateOfframp(create) = parse_example_command("offramp.create.json") else {
+        panic!("offramp.create.json");
+    };
+    // EVM chain 137, with a payout account and a price limit.
+    assert_eq!(create.chain_id.family(), Some(ChainFamily::Evm));
+    assert_eq!(create.chain_id.get(), 137);
+    assert!(create.max_price_change_pct.is_some());
+    let family = create.chain_id.family().unwrap();
+    let tx = example("offramp.txhash.json");
+    assert_eq!(tx["order_id"], example("offramp.create.json")["order_id"]);
+    TxHash::parse(family, tx["tx_hash"].as_str().unwrap()).expect("the example hash fits");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,7 +1067,7 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("Config", ""),
         ("ProviderConfig", "provider"),
         ("NatsConfig", "nats"),
-        ("OnrampConfig", "onramp"),
+        ("OrdersConfig", "orders"),
         ("ExecutorConfig", "executor"),
         ("WebhookConfig", "webhooks"),
         ("EndpointConfig", "webhooks.endpoints"),
@@ -582,7 +1078,7 @@ fn example_config_loads_with_every_key_at_its_default() {
         "admin",
         "provider",
         "nats",
-        "onramp",
+        "orders",
         "executor",
         "webhooks",
         "endpoints",
@@ -600,6 +1096,12 @@ fn example_config_loads_with_every_key_at_its_default() {
             );
         }
     }
+
+    // The section was `[onramp]` before off-ramp orders; that name still loads.
+    assert!(text.contains("\n[orders]\n"));
+    let old_name: Config = toml::from_str(&text.replace("\n[orders]\n", "\n[onramp]\n")).unwrap();
+    assert_eq!(old_name.orders.policy(), file.orders.policy());
+    assert_eq!(old_name.orders.limits(), file.orders.limits());
 
     // The commented-out endpoint works when uncommented.
     let uncommented = text

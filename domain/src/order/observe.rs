@@ -226,17 +226,16 @@ fn lookup(d: &mut Builder, found: Option<FoundOrder>) {
             d.history("not_found_after_interrupted_create", json!({}));
             d.run_now();
         }
-        (AwaitingPayment, Some(intent @ (Intent::SubmitUtr | Intent::SubmitTxHash)), found) => {
+        (AwaitingPayment, Some(Intent::SubmitUtr | Intent::SubmitTxHash), found) => {
             let theirs = found.and_then(|f| f.payment_ref);
             let ours = our_payment_ref(&d.order);
             d.order.intent = None;
             match (ours, theirs) {
                 (Some(o), Some(t)) if same_ref(&o, &t) => {
                     d.history("payment_ref_found_after_interrupted_submit", json!({}));
-                    d.move_to(if intent == Intent::SubmitUtr {
-                        UtrSubmitted
-                    } else {
-                        TxHashSubmitted
+                    d.move_to(match d.order.direction() {
+                        Direction::Onramp => UtrSubmitted,
+                        Direction::Offramp => TxHashSubmitted,
                     });
                 }
                 _ => {

@@ -89,6 +89,23 @@ fn awaiting_of(direction: Direction) -> Order {
     observe(&o, Observation::Created(po)).order
 }
 
+/// An off-ramp order awaiting payment that has received `EVM_HASH`.
+fn offramp_with_hash() -> Order {
+    let o = awaiting_of(Direction::Offramp);
+    let hash = EVM_HASH.into();
+    decide(&o, Input::SubmitTxHash { hash }, &ctx_at(t0()))
+        .unwrap()
+        .order
+}
+
+/// … and is about to submit it (the intent is on record).
+fn submitting_hash() -> Order {
+    let o = offramp_with_hash();
+    decide(&o, Input::Intent(Intent::SubmitTxHash), &ctx_at(t0()))
+        .unwrap()
+        .order
+}
+
 fn new_order() -> Order {
     create(
         Uuid::nil(),
@@ -1434,15 +1451,7 @@ fn a_tron_order_refuses_an_evm_hash() {
 
 #[test]
 fn offramp_refund_is_terminal_and_names_the_refund_address() {
-    let o = decide(
-        &awaiting_of(Direction::Offramp),
-        Input::SubmitTxHash {
-            hash: EVM_HASH.into(),
-        },
-        &ctx_at(t0()),
-    )
-    .unwrap()
-    .order;
+    let o = offramp_with_hash();
     let o = observe(&o, Observation::TxHashAccepted).order;
     let o = observe(&o, status("orderReceived")).order;
     let d = observe(
@@ -1486,18 +1495,7 @@ fn offramp_without_a_hash_by_the_deadline_expires() {
 
 #[test]
 fn interrupted_tx_hash_submission_is_looked_up() {
-    let o = decide(
-        &awaiting_of(Direction::Offramp),
-        Input::SubmitTxHash {
-            hash: EVM_HASH.into(),
-        },
-        &ctx_at(t0()),
-    )
-    .unwrap()
-    .order;
-    let o = decide(&o, Input::Intent(Intent::SubmitTxHash), &ctx_at(t0()))
-        .unwrap()
-        .order;
+    let o = submitting_hash();
     let found = |r: Option<&str>| {
         obs_input(Observation::Lookup(Some(FoundOrder {
             order: created(),
@@ -1527,18 +1525,7 @@ fn interrupted_tx_hash_submission_is_looked_up() {
 
 #[test]
 fn a_refused_tx_hash_is_announced_and_can_be_replaced() {
-    let o = decide(
-        &awaiting_of(Direction::Offramp),
-        Input::SubmitTxHash {
-            hash: EVM_HASH.into(),
-        },
-        &ctx_at(t0()),
-    )
-    .unwrap()
-    .order;
-    let o = decide(&o, Input::Intent(Intent::SubmitTxHash), &ctx_at(t0()))
-        .unwrap()
-        .order;
+    let o = submitting_hash();
     // After the intent, the order alone would say "look it up": the failure names the call.
     let submit = Action::SubmitTxHash(o.deposit_tx_hash.clone().unwrap());
     let d = observe(

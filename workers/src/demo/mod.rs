@@ -290,7 +290,7 @@ fn onramp_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
         "token": "USDT",
         "chain_id": 137,
         "receiver_address": format!("0x{:040x}", i + 1),
-        "payment": if i % 2 == 0 {
+        "payment": if i.is_multiple_of(2) {
             serde_json::json!({"mode": "upi", "upi_id": format!("user{}@okaxis", i + 1)})
         } else {
             serde_json::json!({"mode": "imps", "account_number": format!("5010{:08}", i + 1), "account_name": "Asha Rao", "ifsc": "HDFC0001234"})
