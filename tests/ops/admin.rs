@@ -25,6 +25,29 @@ fn who<const R: bool>(reason: &str) -> Who<R> {
     }
 }
 
+fn show(id: &str, json: bool) -> OrdersCmd {
+    OrdersCmd::Show {
+        id: id.into(),
+        tenant: None,
+        json,
+    }
+}
+
+async fn retry_now(s: &Stack, id: &str, reason: &str) -> (bool, String) {
+    let who = who(reason);
+    orders(s, OrdersCmd::RetryNow { id: id.into(), who }).await
+}
+
+async fn cancel(s: &Stack, id: &str, reason: &str) -> (bool, String) {
+    let who = who(reason);
+    orders(s, OrdersCmd::Cancel { id: id.into(), who }).await
+}
+
+async fn resolve(s: &Stack, id: &str, reason: &str) -> (bool, String) {
+    let who = who(reason);
+    orders(s, OrdersCmd::Resolve { id: id.into(), who }).await
+}
+
 fn list(state: Option<&str>) -> OrdersCmd {
     OrdersCmd::List {
         state: state.map(str::to_string),
@@ -85,15 +108,7 @@ async fn admin_commands(backend: Backend) {
     // show: text and JSON, with the trace id.
     let a1 = s.order("a-1").await.unwrap();
     let trace_id = a1.trace_ctx.as_deref().unwrap().split('-').nth(1).unwrap();
-    let (ok, text) = orders(
-        &s,
-        OrdersCmd::Show {
-            id: "a-1".into(),
-            tenant: None,
-            json: false,
-        },
-    )
-    .await;
+    let (ok, text) = orders(&s, show("a-1", false)).await;
     assert!(ok);
     assert!(text.contains("preparing -> awaiting_payment"), "{text}");
     assert!(text.contains(trace_id), "{text}");
@@ -125,18 +140,9 @@ async fn admin_commands(backend: Backend) {
     }
     // Webhook deliveries show up once written (they are in the same transaction).
     assert!(cats.contains(&"webhook"), "{cats:?}");
-    let missing = cli::orders(
-        &s.db,
-        &s.cfg,
-        OrdersCmd::Show {
-            id: "nope".into(),
-            tenant: None,
-            json: false,
-        },
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let missing = cli::orders(&s.db, &s.cfg, show("nope", false), &mut Vec::new())
+        .await
+        .unwrap_err();
     assert!(missing.to_string().contains("no order nope"), "{missing}");
 
     // list and its filters.
@@ -185,14 +191,7 @@ async fn admin_commands(backend: Backend) {
     // retry-now: after the UTR the next status poll is ten minutes out; retry-now runs it.
     s.utr("a-1", "412345678944").await;
     s.wait_state("a-1", OrderState::UtrSubmitted).await;
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::RetryNow {
-            id: "a-1".into(),
-            who: who("provider says paid"),
-        },
-    )
-    .await;
+    let (ok, out) = retry_now(&s, "a-1", "provider says paid").await;
     assert!(ok, "{out}");
     assert!(out.contains("retry_now recorded by alice"), "{out}");
     s.wait_state("a-1", OrderState::Processing).await;
@@ -221,14 +220,7 @@ async fn admin_commands(backend: Backend) {
         unknown_status_rate: 1.0,
         ..Faults::default()
     });
-    orders(
-        &s,
-        OrdersCmd::RetryNow {
-            id: "a-1".into(),
-            who: who("look again"),
-        },
-    )
-    .await;
+    retry_now(&s, "a-1", "look again").await;
     let start = std::time::Instant::now();
     let flagged = loop {
         let (_, l) = orders(&s, filtered(None, None, true, None)).await;
@@ -240,36 +232,15 @@ async fn admin_commands(backend: Backend) {
     };
     assert_eq!(flagged, ["a-1"]);
     s.sandbox.set_faults(Faults::default());
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::Resolve {
-            id: "a-1".into(),
-            who: who("checked with the provider"),
-        },
-    )
-    .await;
+    let (ok, out) = resolve(&s, "a-1", "checked with the provider").await;
     assert!(ok, "{out}");
     assert!(s.order("a-1").await.unwrap().order.attention.is_none());
     operator_event(&s, "a-1", "resolve").await;
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::Resolve {
-            id: "a-1".into(),
-            who: who("again"),
-        },
-    )
-    .await;
+    let (ok, out) = resolve(&s, "a-1", "again").await;
     assert!(ok && out.contains("nothing done"), "{out}");
 
     // cancel: allowed before payment, refused once the payment is in progress.
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::Cancel {
-            id: "a-2".into(),
-            who: who("customer asked by phone"),
-        },
-    )
-    .await;
+    let (ok, out) = cancel(&s, "a-2", "customer asked by phone").await;
     assert!(ok, "{out}");
     let cancelled = s.wait_state("a-2", OrderState::Cancelled).await;
     assert_eq!(
@@ -281,35 +252,13 @@ async fn admin_commands(backend: Backend) {
     })
     .await;
     operator_event(&s, "a-2", "cancel").await;
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::Cancel {
-            id: "a-1".into(),
-            who: who("try"),
-        },
-    )
-    .await;
+    let (ok, out) = cancel(&s, "a-1", "try").await;
     assert!(!ok && out.contains("payment_in_progress"), "{out}");
-    let (ok, out) = orders(
-        &s,
-        OrdersCmd::RetryNow {
-            id: "a-2".into(),
-            who: who("try"),
-        },
-    )
-    .await;
+    let (ok, out) = retry_now(&s, "a-2", "try").await;
     assert!(!ok && out.contains("order_closed"), "{out}");
 
     // Every action is in the history with who and why.
-    let (_, json) = orders(
-        &s,
-        OrdersCmd::Show {
-            id: "a-1".into(),
-            tenant: None,
-            json: true,
-        },
-    )
-    .await;
+    let (_, json) = orders(&s, show("a-1", true)).await;
     let t: Value = serde_json::from_str(&json).unwrap();
     let actions: Vec<(String, String)> = t["timeline"]
         .as_array()

@@ -8,6 +8,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    Select,
 };
 
 use crate::storage::entities::{orders, outbox, scheduled_tasks as tasks, webhook_deliveries};
@@ -100,14 +101,7 @@ pub async fn render(
     }
 
     let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
-    let backlog = pending.clone().count(db).await?;
-    let oldest: Option<i64> = pending
-        .select_only()
-        .column_as(Expr::col(outbox::Column::CreatedAt).min(), "m")
-        .into_tuple::<Option<i64>>()
-        .one(db)
-        .await?
-        .flatten();
+    let (backlog, oldest) = count_and_earliest(db, pending, outbox::Column::CreatedAt).await?;
     Family::new(&mut out, OUTBOX_BACKLOG, "Events not yet published to NATS").sample(
         OUTBOX_BACKLOG,
         &[],
@@ -123,14 +117,7 @@ pub async fn render(
     let due = tasks::Entity::find()
         .filter(tasks::Column::Status.eq("ready"))
         .filter(tasks::Column::RunAt.lte(now));
-    let due_count = due.clone().count(db).await?;
-    let oldest_due: Option<i64> = due
-        .select_only()
-        .column_as(Expr::col(tasks::Column::RunAt).min(), "m")
-        .into_tuple::<Option<i64>>()
-        .one(db)
-        .await?
-        .flatten();
+    let (due_count, oldest_due) = count_and_earliest(db, due, tasks::Column::RunAt).await?;
     Family::new(&mut out, TASKS_DUE, "Tasks due now (claimed or not)").sample(
         TASKS_DUE,
         &[],
@@ -175,6 +162,27 @@ pub async fn render(
         );
     }
     Ok(out)
+}
+
+/// How many rows `q` selects, and the smallest value of the epoch-ms column `at` among them.
+async fn count_and_earliest<E>(
+    db: &DatabaseConnection,
+    q: Select<E>,
+    at: E::Column,
+) -> Result<(u64, Option<i64>), DbErr>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let count = q.clone().count(db).await?;
+    let earliest = q
+        .select_only()
+        .column_as(Expr::col(at).min(), "m")
+        .into_tuple::<Option<i64>>()
+        .one(db)
+        .await?
+        .flatten();
+    Ok((count, earliest))
 }
 
 fn age_secs(now: i64, oldest: Option<i64>) -> f64 {
