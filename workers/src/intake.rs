@@ -379,6 +379,7 @@ async fn conclude(
 ) -> Result<Outcome, sea_orm::DbErr> {
     let now = Utc::now();
     meters::command(inc.name.as_str(), verdict.label());
+    let trace = telemetry::outgoing_traceparent(inc.trace);
     match verdict {
         Verdict::Committed => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
@@ -388,7 +389,7 @@ async fn conclude(
                 &inc.record,
                 Some(&order_id),
                 None,
-                inc.trace,
+                trace.as_deref(),
                 now,
             )
             .await?;
@@ -421,7 +422,7 @@ async fn conclude(
                 &inc.record,
                 order_id.as_deref(),
                 rejection,
-                inc.trace,
+                trace.as_deref(),
                 now,
             )
             .await?;

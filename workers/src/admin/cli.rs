@@ -293,6 +293,12 @@ fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Resul
     if let Some(r) = &o.reason {
         writeln!(out, "reason     {r}")?;
     }
+    if let Some(p) = &o.predecessor {
+        writeln!(out, "successor of {p}")?;
+    }
+    if let Some(n) = &o.successor {
+        writeln!(out, "succeeded by {n}")?;
+    }
     writeln!(
         out,
         "provider   {} {} {}",

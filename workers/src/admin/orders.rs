@@ -73,6 +73,10 @@ pub struct Summary {
     pub provider_order_id: Option<String>,
     pub provider_status: Option<String>,
     pub version: i64,
+    /// The expired order whose late UTR this order took over, or the order that took over
+    /// this one's.
+    pub predecessor: Option<String>,
+    pub successor: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub trace_id: Option<String>,
@@ -95,6 +99,8 @@ impl Summary {
             provider_order_id: o.provider_order_id.clone(),
             provider_status: text("provider_status"),
             version: o.version,
+            predecessor: text("predecessor"),
+            successor: text("successor"),
             created_at: at(o.created_at),
             updated_at: at(o.updated_at),
             trace_id: trace_of(o.trace_ctx.as_deref()),
