@@ -98,6 +98,7 @@ async fn metrics_and_health(backend: Backend) {
         ("rampd_provider_call_duration_seconds_count", &kyc_ok[..]),
         ("rampd_webhook_attempts_total", &delivered[..]),
         ("rampd_task_lag_seconds_count", &[("queue", "tasks")][..]),
+        ("rampd_task_lag_seconds_count", &[("queue", "webhooks")][..]),
     ] {
         assert!(
             sample(&after, name, labels) > sample(&before, name, labels),

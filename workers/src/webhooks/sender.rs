@@ -38,6 +38,10 @@ impl LeasedWork for Sender {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }
     }
+
+    fn due_at(d: &deliveries::Model) -> Option<i64> {
+        Some(d.run_at)
+    }
 }
 
 #[derive(Clone)]
