@@ -3,9 +3,10 @@
 //! - Logs: `tracing-subscriber`, filtered by `RUST_LOG` (default `info`, chatty dependencies
 //!   quieted), compact text or JSON (`RAMPD_LOG_FORMAT=json`). Every line written inside a
 //!   span carries that span's `trace_id` and `span_id` ([`logs`]).
-//! - Traces: OpenTelemetry through `tracing-opentelemetry`. Spans always get W3C ids (so
-//!   logs, stored rows and outgoing headers name the order's trace); they are exported over
-//!   OTLP/HTTP protobuf only when an endpoint is configured with the standard variables
+//! - Traces: OpenTelemetry through `tracing-opentelemetry`. With JSON logs or an exporter,
+//!   spans get W3C ids (so logs, stored rows and outgoing headers name the order's trace);
+//!   they are exported over OTLP/HTTP protobuf only when an endpoint is configured with the
+//!   standard variables
 //!   (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`;
 //!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` as usual).
 //!   [`context`] carries trace context through NATS headers and database rows; [`spans`]
@@ -124,10 +125,22 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
         eprintln!("rampd: span export disabled: {e}");
         tracer_provider(&SpanExport::Off)
     })?;
-    // Spans of rampd itself reach OpenTelemetry whatever the log level says.
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("rampd"))
-        .with_filter(Targets::new().with_target("rampd", tracing::Level::INFO));
+    // Spans of rampd itself reach OpenTelemetry whatever the log level says, when anything
+    // shows their ids: an exporter or JSON logs. Otherwise (text logs, no exporter: the
+    // demo, a developer's terminal) there is no OTel layer and stored rows keep the
+    // upstream `traceparent` as they are.
+    let traced = opts.json || opts.export != SpanExport::Off;
+    let otel = traced.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("rampd"))
+            // Names and ids carry the meaning; source locations, thread names and busy/idle
+            // timings would only add attributes to every span.
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_filter(Targets::new().with_target("rampd", tracing::Level::INFO))
+    });
     let fmt = tracing_subscriber::fmt::layer().with_writer(opts.writer);
     let fmt = if opts.json {
         fmt.json()
