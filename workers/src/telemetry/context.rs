@@ -58,14 +58,6 @@ pub fn set_parent(span: &Span, traceparent: Option<&str>) {
     }
 }
 
-/// Link `span` to the context `traceparent` names (e.g. the upstream message of a later
-/// command, whose own trace is not the order's).
-pub fn add_link(span: &Span, traceparent: Option<&str>) {
-    if let Some(cx) = remote_context(traceparent) {
-        span.add_link(cx.span().span_context().clone());
-    }
-}
-
 /// Trace ids are stored as full `traceparent` values; this is the 32-hex trace id part.
 pub fn trace_id(traceparent: &str) -> Option<&str> {
     traceparent.split('-').nth(1).filter(|t| t.len() == 32)

@@ -8,7 +8,9 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::context::{add_link, set_parent};
+use opentelemetry::trace::TraceContextExt;
+
+use super::context::set_parent;
 
 /// A JetStream command being processed (messaging consumer span). Continues the upstream
 /// `traceparent` when the message carries one.
@@ -46,7 +48,10 @@ pub fn order_command(command: &str, order_trace: Option<&str>, upstream: &Span) 
         command = command,
     );
     set_parent(&span, order_trace);
-    add_link(&span, super::context::traceparent_of(upstream).as_deref());
+    let command = upstream.context().span().span_context().clone();
+    if command.is_valid() {
+        span.add_link(command);
+    }
     span
 }
 
@@ -145,10 +150,4 @@ pub fn annotate_order(order_id: &str, tenant: &str, direction: &str, before: &st
     span.set_attribute("direction", direction.to_string());
     span.set_attribute("order.state.before", before.to_string());
     span.set_attribute("order.state.after", after.to_string());
-}
-
-/// Mark the current span failed (OpenTelemetry status `Error`) with a short, non-secret
-/// description.
-pub fn fail_current(description: &str) {
-    Span::current().set_status(opentelemetry::trace::Status::error(description.to_string()));
 }
