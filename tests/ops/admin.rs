@@ -138,6 +138,10 @@ async fn admin_commands(backend: Backend) {
     for c in ["state", "command", "provider", "event"] {
         assert!(cats.contains(&c), "timeline lacks {c}: {cats:?}");
     }
+    // Every entry names its trace: the order's.
+    for e in t["timeline"].as_array().unwrap() {
+        assert_eq!(e["trace_id"], trace_id, "{e}");
+    }
     // Webhook deliveries show up once written (they are in the same transaction).
     assert!(cats.contains(&"webhook"), "{cats:?}");
     let missing = cli::orders(&s.db, &s.cfg, show("nope", false), &mut Vec::new())

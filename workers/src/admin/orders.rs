@@ -2,6 +2,7 @@
 //! and filtered lists. Read-only; nothing here prints personal data (the order's request,
 //! with the user's contact and payment details, is never shown).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -238,6 +239,7 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
             .to_string(),
             detail: json!({
                 "event_id": e.id,
+                "command_id": body["command_id"],
                 "subject": e.subject,
                 "sequence": body["sequence"],
                 "published_at": e.published_at.map(at),
@@ -267,6 +269,7 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
             trace_id: trace_of(d.trace_ctx.as_deref()),
         });
     }
+    name_command_traces(&mut entries);
     // Stable: equal times keep their source order (history by seq first).
     entries.sort_by_key(|e| e.at);
     let tasks = tasks::Entity::find()
@@ -278,6 +281,20 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
         tasks: tasks.iter().map(TaskView::of).collect(),
         timeline: entries,
     })
+}
+
+/// The inbox keeps no trace context; a command's trace is the one its history rows or its
+/// events (a refusal's, too) were written with.
+fn name_command_traces(entries: &mut [Entry]) {
+    let command_of = |e: &Entry| e.detail.get("command_id")?.as_str().map(str::to_string);
+    let traces: HashMap<String, String> = entries
+        .iter()
+        .filter(|e| e.category != "command")
+        .filter_map(|e| Some((command_of(e)?, e.trace_id.clone()?)))
+        .collect();
+    for e in entries.iter_mut().filter(|e| e.category == "command") {
+        e.trace_id = command_of(e).and_then(|c| traces.get(&c).cloned());
+    }
 }
 
 /// `orders list` filters; all optional and combined with AND.
