@@ -133,21 +133,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Orders { cmd } => {
             let (cfg, db) = admin_db(cli.config.as_deref()).await?;
-            let ok = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await?;
-            return Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            let done = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
         }
         Cmd::Tasks { cmd } => {
             let (_, db) = admin_db(cli.config.as_deref()).await?;
-            let ok = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await?;
-            return Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            let done = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
         }
         Cmd::Sandbox {
             listen,
@@ -200,6 +192,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An operator command's exit: failure when it was refused; output cut short by a closed
+/// pipe (`rampd orders show … | head`) is not an error.
+fn operator_exit(done: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    match done {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::FAILURE),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Config and database for an operator command; refuses a database that is not migrated

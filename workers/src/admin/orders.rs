@@ -217,7 +217,7 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
             at: at(c.processed_at),
             category: "command",
             what: format!("{} {}", c.command_type, c.outcome),
-            detail: json!({ "command_id": c.command_id, "reason": c.reason }),
+            detail: without_nulls(json!({ "command_id": c.command_id, "reason": c.reason })),
             trace_id: None,
         });
     }
@@ -237,14 +237,14 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
             )
             .trim_end()
             .to_string(),
-            detail: json!({
+            detail: without_nulls(json!({
                 "event_id": e.id,
                 "command_id": body["command_id"],
                 "subject": e.subject,
                 "sequence": body["sequence"],
                 "published_at": e.published_at.map(at),
                 "attempts": e.attempts,
-            }),
+            })),
             trace_id: trace_of(e.trace_ctx.as_deref()),
         });
     }
@@ -257,7 +257,7 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
             at: at(d.created_at),
             category: "webhook",
             what: format!("{} {}", d.event_type, d.status),
-            detail: json!({
+            detail: without_nulls(json!({
                 "webhook_id": d.id,
                 "endpoint": d.endpoint_id,
                 "attempts": d.attempt,
@@ -265,7 +265,7 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
                 "last_error": d.last_error,
                 "next_attempt_at": (d.status == "pending").then(|| at(d.run_at)),
                 "delivered_at": d.delivered_at.map(at),
-            }),
+            })),
             trace_id: trace_of(d.trace_ctx.as_deref()),
         });
     }
@@ -281,6 +281,14 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
         tasks: tasks.iter().map(TaskView::of).collect(),
         timeline: entries,
     })
+}
+
+/// Drop the keys that have no value, so the timeline shows what is known.
+fn without_nulls(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| !x.is_null());
+    }
+    v
 }
 
 /// The inbox keeps no trace context; a command's trace is the one its history rows or its
