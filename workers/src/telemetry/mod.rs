@@ -1,8 +1,8 @@
 //! Telemetry: logs, traces and metrics.
 //!
 //! - Logs: `tracing-subscriber`, filtered by `RUST_LOG` (default `info`, chatty dependencies
-//!   quieted), compact text or JSON (`RAMPD_LOG_FORMAT=json`). Every line written inside a
-//!   span carries that span's `trace_id` and `span_id` ([`logs`]).
+//!   quieted), compact text or JSON (`RAMPD_LOG_FORMAT=json`). Every JSON line written
+//!   inside a span carries that span's `trace_id` and `span_id` ([`logs`]).
 //! - Traces: OpenTelemetry through `tracing-opentelemetry`. With JSON logs or an exporter,
 //!   spans get W3C ids (so logs, stored rows and outgoing headers name the order's trace);
 //!   they are exported over OTLP/HTTP protobuf only when an endpoint is configured with the
