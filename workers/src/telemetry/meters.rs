@@ -148,7 +148,8 @@ mod tests {
     use super::*;
     use crate::admin::gauges;
 
-    /// Every `rampd_…` name the dashboard and the runbook use is one rampd exports.
+    /// Every `rampd_…` name the dashboard, the runbook and the alert rules use is one rampd
+    /// exports.
     #[test]
     fn dashboard_and_runbook_use_exported_names() {
         let known = [
@@ -171,6 +172,7 @@ mod tests {
         let docs = [
             include_str!("../../../deploy/grafana/rampd-dashboard.json"),
             include_str!("../../../deploy/RUNBOOK.md"),
+            include_str!("../../../deploy/alerts.yaml"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for doc in docs {
