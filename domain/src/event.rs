@@ -16,14 +16,16 @@ pub const UTR_REJECTED: &str = "order.utr_rejected";
 pub const TX_HASH_REJECTED: &str = "order.tx_hash_rejected";
 pub const SUCCESSOR_CREATED: &str = "order.successor_created";
 pub const COMMAND_REJECTED: &str = "command.rejected";
+pub const OPERATOR_ACTION: &str = "order.operator_action";
 
 /// Every order event type.
-pub const ORDER_EVENT_TYPES: [&str; 5] = [
+pub const ORDER_EVENT_TYPES: [&str; 6] = [
     STATUS_CHANGED,
     ATTENTION_NEEDED,
     UTR_REJECTED,
     TX_HASH_REJECTED,
     SUCCESSOR_CREATED,
+    OPERATOR_ACTION,
 ];
 
 /// The last subject token of an event type (`order.status_changed` → `status_changed`).
@@ -122,6 +124,11 @@ pub fn order_event(
             Some(reason.clone()),
         ),
         EventKind::SuccessorCreated { .. } => (SUCCESSOR_CREATED, None, None),
+        EventKind::OperatorAction { action, by, reason } => (
+            OPERATOR_ACTION,
+            None,
+            Some(format!("{} by {by}: {reason}", action.as_str())),
+        ),
     };
     let state = match kind {
         EventKind::StatusChanged { to, .. } => *to,

@@ -75,6 +75,8 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
 /// A running worker: intake, executor, outbox relay and webhook sender.
 pub struct Worker {
     pub shared: Shared,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, when `admin.listen` is set.
+    pub admin_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -116,6 +118,16 @@ impl Worker {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        // Bound first, so a taken port fails the start before any work is picked up.
+        let admin_addr = match shared.cfg.admin.listen {
+            Some(listen) => {
+                let (addr, serve) =
+                    crate::admin::http::bind(&shared, listen, shutdown.clone()).await?;
+                tasks.spawn(serve);
+                Some(addr)
+            }
+            None => None,
+        };
         tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
         tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
@@ -123,6 +135,7 @@ impl Worker {
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
         Ok(Worker {
             shared,
+            admin_addr,
             shutdown,
             tasks,
         })

@@ -29,6 +29,16 @@ pub struct Config {
     pub orders: OrdersConfig,
     pub executor: ExecutorConfig,
     pub webhooks: WebhookConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP port: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to serve on, e.g. `0.0.0.0:9464`. Off when unset (the default), so that
+    /// the demo and tests can run several workers on one host; deployments turn it on.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -153,6 +163,7 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             executor: ExecutorConfig::default(),
             webhooks: WebhookConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -324,7 +335,7 @@ fn default_worker_id() -> String {
 impl Config {
     /// Defaults, then the TOML file if given, then the environment:
     /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
-    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`.
+    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`, `RAMPD_ADMIN_LISTEN`.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut cfg = match file {
             Some(p) => {
@@ -353,6 +364,12 @@ impl Config {
         }
         if let Some(v) = env("RAMPD_WEBHOOK_SECRETS_KEY") {
             cfg.webhooks.secrets_key = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("RAMPD_ADMIN_LISTEN") {
+            cfg.admin.listen = Some(
+                v.parse()
+                    .map_err(|e| anyhow::anyhow!("RAMPD_ADMIN_LISTEN {v:?}: {e}"))?,
+            );
         }
         Ok(cfg)
     }

@@ -22,10 +22,11 @@ use uuid::Uuid;
 
 use crate::app::Shared;
 use crate::nats::traceparent_of;
-use crate::storage::orders::load_by_client_id;
+use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
     CommandRecord, Write, WriteError, already_processed, commit_decision, record_unchanged,
 };
+use crate::telemetry::{self, meters};
 
 /// What to do with the message after handling.
 #[derive(Debug)]
@@ -79,12 +80,14 @@ pub async fn run(
 async fn handle_message(shared: &Shared, msg: jetstream::Message) {
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
     let subject = msg.subject.to_string();
-    let span = tracing::info_span!(
-        "command",
-        subject = %subject,
+    let headers = msg.headers.as_ref();
+    let span = telemetry::spans::command(
+        &subject,
+        headers
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str()),
         delivered,
-        command_id = tracing::field::Empty,
-        order.client_id = tracing::field::Empty,
+        traceparent_of(headers).as_deref(),
     );
     let outcome = match handle(
         shared,
@@ -99,6 +102,7 @@ async fn handle_message(shared: &Shared, msg: jetstream::Message) {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(subject, delivered, error = %e, "command handling failed; will retry");
+            meters::command(route(&subject).map_or("unknown", |r| r.1.as_str()), "error");
             Outcome::Retry(Duration::from_millis(500 * delivered.clamp(1, 20) as u64))
         }
     };
@@ -108,6 +112,7 @@ async fn handle_message(shared: &Shared, msg: jetstream::Message) {
         }
         o => o,
     };
+    meters_for_outcome(&subject, &outcome);
     let acked = match outcome {
         Outcome::Ack => msg.double_ack().await,
         Outcome::Retry(d) => msg.ack_with(AckKind::Nak(Some(d))).await,
@@ -225,6 +230,7 @@ async fn handle(
     for _ in 0..5 {
         if already_processed(&shared.db, tenant, &ids.command_id).await? {
             tracing::debug!("duplicate command ignored");
+            meters::command(name.as_str(), "duplicate");
             return Ok(Outcome::Ack);
         }
         let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
@@ -254,11 +260,34 @@ async fn handle(
     Ok(Outcome::Retry(Duration::from_millis(200)))
 }
 
-/// Decide the command against its order and commit the decision.
+/// Load the command's order and decide there: a command on an existing order runs in a
+/// span of the order's trace; a create runs in the command's span, whose context the new
+/// order stores.
 async fn apply(
     shared: &Shared,
     inc: &Incoming<'_>,
     command: Command,
+) -> Result<Verdict, WriteError> {
+    let existing = load_by_client_id(&shared.db, inc.record.tenant, &inc.ids.order_id).await?;
+    let span = match &existing {
+        Some(stored) => telemetry::spans::order_command(
+            inc.name.as_str(),
+            stored.trace_ctx.as_deref(),
+            &tracing::Span::current(),
+        ),
+        None => tracing::Span::current(),
+    };
+    decide_and_commit(shared, inc, command, existing)
+        .instrument(span)
+        .await
+}
+
+/// Decide the command against its order and commit the decision.
+async fn decide_and_commit(
+    shared: &Shared,
+    inc: &Incoming<'_>,
+    command: Command,
+    existing: Option<StoredOrder>,
 ) -> Result<Verdict, WriteError> {
     let now = Utc::now();
     let ctx = Ctx {
@@ -267,7 +296,6 @@ async fn apply(
         policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
-    let existing = load_by_client_id(&shared.db, inc.record.tenant, order_id).await?;
     let (decision, expected_version) = match (command.into_request(), existing) {
         (Ok(_), Some(stored)) => {
             return Ok(Verdict::Refused {
@@ -305,6 +333,7 @@ async fn apply(
             }
         }
     };
+    let trace = telemetry::outgoing_traceparent(inc.trace);
     commit_decision(
         &shared.db,
         &shared.endpoints,
@@ -312,7 +341,7 @@ async fn apply(
             expected_version,
             decision: &decision,
             command: Some(inc.record.clone()),
-            trace_ctx: inc.trace,
+            trace_ctx: trace.as_deref(),
             now,
             release_lease: None,
         },
@@ -349,6 +378,8 @@ async fn conclude(
     verdict: Verdict,
 ) -> Result<Outcome, sea_orm::DbErr> {
     let now = Utc::now();
+    meters::command(inc.name.as_str(), verdict.label());
+    let trace = telemetry::outgoing_traceparent(inc.trace);
     match verdict {
         Verdict::Committed => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
@@ -358,7 +389,7 @@ async fn conclude(
                 &inc.record,
                 Some(&order_id),
                 None,
-                inc.trace,
+                trace.as_deref(),
                 now,
             )
             .await?;
@@ -391,7 +422,7 @@ async fn conclude(
                 &inc.record,
                 order_id.as_deref(),
                 rejection,
-                inc.trace,
+                trace.as_deref(),
                 now,
             )
             .await?;
@@ -399,6 +430,25 @@ async fn conclude(
     }
     shared.wake_all();
     Ok(Outcome::Ack)
+}
+
+impl Verdict {
+    fn label(&self) -> &'static str {
+        match self {
+            Verdict::Committed => "accepted",
+            Verdict::Unchanged { .. } => "unchanged",
+            Verdict::Refused { .. } => "rejected",
+            Verdict::NotYet => "not_yet",
+        }
+    }
+}
+
+/// Count dead letters (the other outcomes are counted where they are known).
+fn meters_for_outcome(subject: &str, outcome: &Outcome) {
+    if let Outcome::DeadLetter(_) = outcome {
+        let command = route(subject).map_or("unknown", |(_, name)| name.as_str());
+        meters::command(command, "dead_lettered");
+    }
 }
 
 #[cfg(test)]

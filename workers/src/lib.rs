@@ -7,8 +7,11 @@
 //! - [`webhooks`]: signed deliveries to tenant endpoints.
 //! - [`providers`]: the provider connector; [`sandbox`]: a provider simulator.
 //! - [`storage`]: schema entities, the decision write path, leased claims.
+//! - [`admin`]: metrics and health endpoints, operator commands; [`telemetry`]: logs,
+//!   traces, metrics.
 //! - [`app`]: wiring; [`demo`]: the end-to-end demo; [`natsd`]: a private nats-server.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;

@@ -12,7 +12,7 @@ use rampd::config::Config;
 use rampd::demo::{self, DemoOptions, ExternalReceiver};
 use rampd::sandbox::{Faults, OfframpProgression, Progression, Sandbox, SandboxConfig, Scenario};
 use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
-use rampd::{storage, telemetry};
+use rampd::{admin, storage, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +65,16 @@ enum Cmd {
         #[arg(long, default_value = "88.50")]
         conversion_rate: rust_decimal::Decimal,
     },
+    /// Operator commands on orders: show a timeline, list, retry now, cancel, resolve.
+    Orders {
+        #[command(subcommand)]
+        cmd: admin::cli::OrdersCmd,
+    },
+    /// Operator commands on tasks.
+    Tasks {
+        #[command(subcommand)]
+        cmd: admin::cli::TasksCmd,
+    },
     /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
     Demo {
         /// Number of on-ramp (fiat → crypto) orders.
@@ -103,15 +113,21 @@ enum Cmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     install_crypto();
-    let quiet = matches!(cli.command, Cmd::Demo { .. });
-    telemetry::init(if quiet { "warn" } else { "info" });
-    match run(cli).await {
+    let quiet = matches!(
+        cli.command,
+        Cmd::Demo { .. } | Cmd::Orders { .. } | Cmd::Tasks { .. }
+    );
+    let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rampd: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Export the spans still queued before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -129,6 +145,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("opening the database")?;
             storage::migrate(&db).await.context("migrating")?;
             println!("migrations applied to {}", redact_url(&cfg.database_url));
+        }
+        Cmd::Orders { cmd } => {
+            let (cfg, db) = admin_db(cli.config.as_deref()).await?;
+            let done = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Tasks { cmd } => {
+            let (_, db) = admin_db(cli.config.as_deref()).await?;
+            let done = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
         }
         Cmd::Sandbox {
             listen,
@@ -198,6 +224,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An operator command's exit: failure when it was refused; output cut short by a closed
+/// pipe (`rampd orders show … | head`) is not an error.
+fn operator_exit(done: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    match done {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::FAILURE),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Config and database for an operator command; refuses a database that is not migrated
+/// to this build's schema rather than guessing.
+async fn admin_db(
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(Config, sea_orm::DatabaseConnection)> {
+    let cfg = Config::load(config)?;
+    let db = storage::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&cfg.database_url)))?;
+    if storage::migrations_pending(&db).await? {
+        anyhow::bail!(
+            "the database at {} is not migrated (run `rampd migrate` or start a worker)",
+            redact_url(&cfg.database_url)
+        );
+    }
+    Ok((cfg, db))
 }
 
 fn parse_progression(s: &str) -> Result<Progression, String> {

@@ -58,6 +58,13 @@ async fn spawn(port: u16, store: &std::path::Path) -> anyhow::Result<tokio::proc
     }
 }
 
+impl NatsServer {
+    /// Stop the server now (its store is removed on drop).
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

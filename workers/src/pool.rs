@@ -14,6 +14,8 @@ use sea_orm::DbErr;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::meters;
+
 pub trait LeasedWork: Clone + Send + Sync + 'static {
     type Item: Send + 'static;
 
@@ -23,6 +25,11 @@ pub trait LeasedWork: Clone + Send + Sync + 'static {
     /// Handle one claimed item. Failures are the implementor's to log: an item whose lease
     /// was not ended is claimed again when the lease runs out.
     fn process(&self, item: Self::Item) -> impl Future<Output = ()> + Send;
+
+    /// When the item was due (epoch ms), for the task-lag metric; `None` is not measured.
+    fn due_at(_item: &Self::Item) -> Option<i64> {
+        None
+    }
 }
 
 pub async fn run<W: LeasedWork>(
@@ -46,6 +53,10 @@ pub async fn run<W: LeasedWork>(
             })
         };
         let found = !claimed.is_empty();
+        let now = chrono::Utc::now().timestamp_millis();
+        for due in claimed.iter().filter_map(W::due_at) {
+            meters::task_lag(what, now - due);
+        }
         for item in claimed {
             let permit = limit.clone().acquire_owned().await.expect("semaphore open");
             let w = work.clone();

@@ -12,10 +12,12 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::app::Shared;
 use crate::storage::entities::outbox;
 use crate::storage::lease::{OUTBOX, claim, released};
+use crate::telemetry::{context, spans};
 
 const BATCH: u64 = 256;
 const LEASE_MS: i64 = 30_000;
@@ -54,14 +56,17 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
     }
     let mut acks = Vec::with_capacity(rows.len());
     for row in &rows {
+        let span = spans::publish(&row.subject, &row.id, row.trace_ctx.as_deref());
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, row.id.as_str());
-        if let Some(tp) = &row.trace_ctx {
+        let trace = context::traceparent_of(&span).or_else(|| row.trace_ctx.clone());
+        if let Some(tp) = &trace {
             headers.insert("traceparent", tp.as_str());
         }
         let sent = shared
             .js
             .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
+            .instrument(span)
             .await;
         acks.push(sent);
     }

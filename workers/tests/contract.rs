@@ -28,8 +28,9 @@ use rampd_domain::Direction;
 use rampd_domain::chain_values::TxHash;
 use rampd_domain::command::{Command, CommandName, RejectCode, parse_command, parse_ids};
 use rampd_domain::event::{
-    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, ORDER_EVENT_TYPES, OrderEvent,
-    STATUS_CHANGED, SUCCESSOR_CREATED, TX_HASH_REJECTED, UTR_REJECTED, order_event, subject_suffix,
+    ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, ORDER_EVENT_TYPES,
+    OrderEvent, STATUS_CHANGED, SUCCESSOR_CREATED, TX_HASH_REJECTED, UTR_REJECTED, order_event,
+    subject_suffix,
 };
 use rampd_domain::order::{
     self, CollectAccount, Ctx, DepositInstructions, EventKind, Input, OrderPolicy, OrderRequest,
@@ -256,7 +257,7 @@ fn rejection_direction(c: CommandName) -> &'static str {
 /// against the order machine.
 fn event_directions(event_type: &str) -> &'static [Direction] {
     match event_type {
-        STATUS_CHANGED | ATTENTION_NEEDED => &DIRECTIONS,
+        STATUS_CHANGED | ATTENTION_NEEDED | OPERATOR_ACTION => &DIRECTIONS,
         UTR_REJECTED | SUCCESSOR_CREATED => &[Direction::Onramp],
         TX_HASH_REJECTED => &[Direction::Offramp],
         other => panic!("event type {other} is new: say which directions send it"),
@@ -1077,8 +1078,11 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("ExecutorConfig", "executor"),
         ("WebhookConfig", "webhooks"),
         ("EndpointConfig", "webhooks.endpoints"),
+        ("AdminConfig", "admin"),
     ];
+    assert_eq!(file.admin.listen, def.admin.listen);
     let table_fields = [
+        "admin",
         "provider",
         "nats",
         "orders",

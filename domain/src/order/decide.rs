@@ -153,6 +153,9 @@ pub fn decide(order: &Order, input: Input, ctx: &Ctx) -> Result<Decision, Reject
             super::observe::observe(&mut d, *obs);
             d.keep_driving();
         }
+        Input::Operator { by, reason, action } => {
+            super::operator::operator(&mut d, by, reason, action)?
+        }
     }
     Ok(d.finish())
 }
@@ -293,7 +296,7 @@ fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
     accept_payment_ref(d, |o| o.deposit_tx_hash = Some(hash))
 }
 
-fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
+pub(super) fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
     use OrderState::*;
     match d.order.state {
         Cancelled => Ok(()),

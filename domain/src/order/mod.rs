@@ -19,6 +19,7 @@
 mod builder;
 mod decide;
 mod observe;
+mod operator;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -454,6 +455,33 @@ pub enum Input {
     /// A deadline has passed (checked by `next_action`): the KYC window, or the payment
     /// window of an order that has no provider order to ask.
     DeadlinePassed,
+    /// An operator acted on the order (admin CLI); recorded with who and why.
+    Operator {
+        by: String,
+        reason: String,
+        action: OperatorAction,
+    },
+}
+
+/// What an operator can do to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Cancel, under the same rules as an `order.cancel` command.
+    Cancel,
+    /// A person checked a flagged order: clear the flag.
+    Resolve,
+    /// Run the order's next step (poll, retry) now instead of at its scheduled time.
+    RetryNow,
+}
+
+impl OperatorAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorAction::Cancel => "cancel",
+            OperatorAction::Resolve => "resolve",
+            OperatorAction::RetryNow => "retry_now",
+        }
+    }
 }
 
 /// What a provider call returned, mapped to domain terms by the shell.
@@ -634,6 +662,12 @@ pub enum EventKind {
     /// A late UTR for this expired order was moved to a new order.
     SuccessorCreated {
         successor: Uuid,
+    },
+    /// An operator acted on the order.
+    OperatorAction {
+        action: OperatorAction,
+        by: String,
+        reason: String,
     },
 }
 

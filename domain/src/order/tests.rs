@@ -1,3 +1,5 @@
+mod operator;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -1031,6 +1033,16 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
         Just(Input::Intent(Intent::SubmitUtr)),
         Just(Input::Intent(Intent::SubmitTxHash)),
         Just(Input::DeadlinePassed),
+        prop::sample::select(vec![
+            OperatorAction::Cancel,
+            OperatorAction::Resolve,
+            OperatorAction::RetryNow
+        ])
+        .prop_map(|action| Input::Operator {
+            by: "ops".into(),
+            reason: "checked".into(),
+            action
+        }),
         (any::<bool>(), any::<bool>()).prop_map(|(v, m)| obs_input(Observation::Kyc {
             verified: v,
             missing: if m {
@@ -1150,13 +1162,16 @@ fn run_machine(
         if after.state.rank() == before.state.rank() && after.state != before.state {
             prop_assert!(after.state.is_preparing() && before.state.is_preparing());
         }
-        // terminal absorbs (a late UTR on an expired order only names its successor)
+        // terminal absorbs (a late UTR on an expired order only names its successor; an
+        // operator may still resolve a flag)
         if before.state.is_terminal() {
             prop_assert_eq!(after.state, before.state);
-            let only_successor = d
-                .events
-                .iter()
-                .all(|e| matches!(e.kind, EventKind::SuccessorCreated { .. }));
+            let only_successor = d.events.iter().all(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::SuccessorCreated { .. } | EventKind::OperatorAction { .. }
+                )
+            });
             prop_assert!(
                 only_successor,
                 "terminal order emitted a non-successor event"

@@ -21,11 +21,13 @@ use tracing::Instrument;
 
 use crate::app::Shared;
 use crate::pool::{self, LeasedWork};
+use crate::providers::attempt;
 use crate::providers::onmeta::OnmetaClient;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};
 use crate::storage::write::{DRIVE, Write, WriteError, commit_decision};
+use crate::telemetry;
 
 impl LeasedWork for Executor {
     type Item = tasks::Model;
@@ -36,6 +38,10 @@ impl LeasedWork for Executor {
 
     async fn process(&self, task: tasks::Model) {
         self.run_task(task).await
+    }
+
+    fn due_at(task: &tasks::Model) -> Option<i64> {
+        Some(task.run_at)
     }
 }
 
@@ -87,7 +93,7 @@ impl Executor {
     }
 
     async fn run_task(&self, task: tasks::Model) {
-        let span = tracing::info_span!("task", order.id = %task.order_id, kind = %task.kind);
+        let span = telemetry::spans::task(&task.order_id, &task.kind, task.trace_ctx.as_deref());
         if let Err(e) = self.drive(&task).instrument(span).await {
             // The lease runs out and the task is retried; nothing is lost.
             tracing::warn!(order.id = %task.order_id, error = %e, "task failed; retried after its lease");
@@ -149,6 +155,7 @@ impl Executor {
         let trace = task.trace_ctx.as_deref().or(stored.trace_ctx.as_deref());
         let timeout = Duration::from_millis(self.shared.cfg.provider.timeout_ms + 1_000);
         let call = steps::run(&self.provider, action, &stored.order, Utc::now(), trace);
+        let call = attempt::scope(stored.order.failures + 1, call);
         match tokio::time::timeout(timeout, call).await {
             Ok(obs) => obs,
             Err(_) => Observation::CallFailed(order::CallFailure {

@@ -1,6 +1,7 @@
 //! Provider connectors: each maps one provider's wire format to plain types and classifies
 //! every failure (see [`error::ProviderError`]). Connectors hold no order state.
 
+pub mod attempt;
 pub mod error;
 pub mod onmeta;
 

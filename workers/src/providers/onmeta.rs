@@ -25,7 +25,13 @@ use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::attempt;
 use super::error::{ProviderError, RawResponse, parse_retry_after, transport_error};
+use crate::telemetry::{self, meters, spans};
+use tracing::Instrument;
+
+/// The provider's name in spans and metrics.
+const PROVIDER: &str = "onmeta";
 
 /// Lifetime Onmeta gives an access token.
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -980,8 +986,41 @@ impl OnmetaClient {
 
     // --- transport ---------------------------------------------------------------------------
 
-    /// One HTTP exchange. Logs endpoint, status and latency at debug level; never bodies.
+    /// One HTTP exchange, in its own client span (method, route template, status, attempt)
+    /// and measured (`telemetry::meters::provider_call`).
     async fn send(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&SecretString>,
+        traceparent: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        let span = spans::provider_call(PROVIDER, method.as_str(), endpoint, attempt::current());
+        let started = Instant::now();
+        let sent = self
+            .exchange(endpoint, method, path, body, bearer, traceparent)
+            .instrument(span.clone())
+            .await;
+        let (status, timed_out) = match &sent {
+            Ok(raw) => (Some(raw.status), false),
+            Err(e) => (None, e.to_string().contains("timed out")),
+        };
+        let outcome = meters::provider_outcome(status, timed_out);
+        meters::provider_call(PROVIDER, endpoint, outcome, started.elapsed());
+        span.record("outcome", outcome);
+        if let Some(s) = status {
+            span.record("http.response.status_code", s);
+        }
+        if outcome != "ok" {
+            span.record("otel.status_code", "error");
+        }
+        sent
+    }
+
+    /// One HTTP exchange. Logs endpoint, status and latency at debug level; never bodies.
+    async fn exchange(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -1005,8 +1044,8 @@ impl OnmetaClient {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        if let Some(tp) = traceparent
-            && let Ok(value) = HeaderValue::from_str(tp)
+        if let Some(tp) = telemetry::outgoing_traceparent(traceparent)
+            && let Ok(value) = HeaderValue::from_str(&tp)
         {
             request = request.header("traceparent", value);
         }

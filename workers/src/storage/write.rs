@@ -22,6 +22,7 @@ use super::entities::{
 };
 use super::lease::{TASKS, released};
 use super::{begin_write, is_unique_violation};
+use crate::telemetry::{meters, spans};
 use crate::webhooks::Endpoints;
 use crate::webhooks::outcome::{PENDING, SKIPPED};
 
@@ -89,7 +90,28 @@ pub async fn commit_decision(
 ) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
     let result = write_all(&txn, endpoints, &w).await;
-    settle(txn, result).await
+    let version = settle(txn, result).await?;
+    observe_committed(w.decision);
+    Ok(version)
+}
+
+/// Trace attributes (order, tenant, direction, state before/after) on the current span
+/// and the transition counters, once a decision is committed.
+fn observe_committed(d: &Decision) {
+    let o = &d.order;
+    let direction = o.direction().as_str();
+    let transitions = d.history.iter().filter_map(|h| h.transition);
+    let before = transitions.clone().next().map_or(o.state, |(from, _)| from);
+    for (from, to) in transitions {
+        meters::transition(direction, from.as_str(), to.as_str());
+    }
+    spans::annotate_order(
+        &o.id.to_string(),
+        &o.tenant,
+        direction,
+        before.as_str(),
+        o.state.as_str(),
+    );
 }
 
 /// Commit when `result` is Ok, roll back otherwise.

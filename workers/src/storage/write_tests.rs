@@ -479,6 +479,9 @@ async fn assert_decision_written(
             EventKind::SuccessorCreated { successor } => {
                 assert_eq!(ev.successor_order_id, Some(successor.to_string()));
             }
+            EventKind::OperatorAction { reason, .. } => {
+                assert!(ev.reason.as_deref().unwrap().ends_with(reason.as_str()));
+            }
         }
 
         // Its webhook deliveries carry the outbox payload byte for byte.

@@ -26,6 +26,8 @@ use crate::app::Shared;
 use crate::pool::{self, LeasedWork};
 use crate::storage::entities::webhook_deliveries as deliveries;
 use crate::storage::lease::{DELIVERIES, claim, released};
+use crate::telemetry::{self, spans};
+use tracing::Instrument;
 
 impl LeasedWork for Sender {
     type Item = deliveries::Model;
@@ -39,9 +41,21 @@ impl LeasedWork for Sender {
             inflight: self.inflight.clone(),
             endpoint: d.endpoint_id.clone(),
         };
-        if let Err(e) = self.attempt(d).await {
+        let span = spans::webhook(
+            &d.id,
+            &d.order_id,
+            &d.endpoint_id,
+            d.attempt + 1,
+            &d.event_type,
+            d.trace_ctx.as_deref(),
+        );
+        if let Err(e) = self.attempt(d).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }
+    }
+
+    fn due_at(d: &deliveries::Model) -> Option<i64> {
+        Some(d.run_at)
     }
 }
 
@@ -201,7 +215,7 @@ impl Sender {
                 timestamp: ts,
                 signature: &signature,
                 body: &d.body,
-                traceparent: d.trace_ctx.as_deref(),
+                traceparent: telemetry::outgoing_traceparent(d.trace_ctx.as_deref()).as_deref(),
             })
             .await;
         let number = d.attempt + 1;
@@ -229,6 +243,15 @@ impl Sender {
         );
         if verdict == Verdict::Dead {
             tracing::warn!(webhook.id = %d.id, endpoint = %d.endpoint_id, attempt = number, "webhook delivery dead-lettered");
+        }
+        telemetry::meters::webhook_attempt(match verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::Retry(_) => "retry",
+            Verdict::Dead => "dead",
+            Verdict::EndpointGone => "gone",
+        });
+        if let rampd_domain::webhooks::AttemptResult::Response { status } = sent.result {
+            tracing::Span::current().record("http.response.status_code", status);
         }
         let recorded = outcome::record(
             db,

@@ -1,0 +1,111 @@
+//! The admin HTTP port: `/metrics` (Prometheus text), `/healthz` (the process answers) and
+//! `/readyz` (database reachable, NATS connected, migrations applied).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::gauges;
+use crate::app::Shared;
+use crate::storage;
+use crate::telemetry::meters;
+
+#[derive(Clone)]
+struct AdminState {
+    db: DatabaseConnection,
+    nats: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    dead_letter_stream: String,
+}
+
+/// Bind `listen`; returns the bound address (useful with port 0) and the server, which
+/// runs until `shutdown` once spawned.
+pub async fn bind(
+    shared: &Shared,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
+    meters::install();
+    let state = AdminState {
+        db: shared.db.clone(),
+        nats: shared.nats.clone(),
+        js: shared.js.clone(),
+        dead_letter_stream: shared.cfg.nats.dead_letter_stream.clone(),
+    };
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("admin port {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let serve = async move {
+        let stop = async move { shutdown.cancelled().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(error = %e, "admin server stopped");
+        }
+    };
+    tracing::info!(%addr, "admin endpoints: /metrics /healthz /readyz");
+    Ok((addr, serve))
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    let mut text = meters::render();
+    match gauges::render(&s.db, &s.js, &s.dead_letter_stream).await {
+        Ok(g) => text.push_str(&g),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading gauges from the database failed");
+            text.push_str("# rampd: gauges unavailable (database error)\n");
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    let database = match s.db.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("unreachable: {e}"),
+    };
+    let migrations = match storage::migrations_pending(&s.db).await {
+        Ok(false) => "applied".to_string(),
+        Ok(true) => "pending".to_string(),
+        Err(e) => format!("unknown: {e}"),
+    };
+    let nats = match s.nats.connection_state() {
+        async_nats::connection::State::Connected => "connected".to_string(),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    let ready = database == "ok" && migrations == "applied" && nats == "connected";
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(json!({
+            "ready": ready,
+            "database": database,
+            "nats": nats,
+            "migrations": migrations,
+        })),
+    )
+}
