@@ -119,3 +119,37 @@ async fn redirects_are_not_followed() {
     assert_eq!(sent.result, AttemptResult::Response { status: 307 });
     assert_eq!(target_hits.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn sequential_attempts_reuse_one_pooled_connection() {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use axum::extract::ConnectInfo;
+
+    let peers: Arc<Mutex<BTreeSet<SocketAddr>>> = Arc::default();
+    let seen = peers.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        post(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().insert(peer);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await
+    });
+    let http = client(loopback());
+    for _ in 0..5 {
+        let sent = send(&http, &format!("http://127.0.0.1:{port}/hooks")).await;
+        assert_eq!(sent.result, AttemptResult::Response { status: 204 });
+    }
+    assert_eq!(peers.lock().unwrap().len(), 1, "one connection, reused");
+}
