@@ -68,25 +68,37 @@ fn offramp_request() -> OfframpRequest {
 
 /// Drive a fresh order of `direction` to AwaitingPayment through the happy steps.
 fn awaiting_of(direction: Direction) -> Order {
-    let o = new_order_of(direction);
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
-    let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
-    let o = observe(&o, Observation::Quoted(quote())).order;
-    let o = decide(&o, Input::Intent(Intent::CreateOrder), &ctx_at(t0()))
-        .unwrap()
-        .order;
+    let o = creating(new_order_of(direction));
     let po = ProviderOrder {
         deposit_address: Some(DEPOSIT.into()),
         ..created()
     };
     observe(&o, Observation::Created(po)).order
+}
+
+fn verified() -> Observation {
+    Observation::Kyc {
+        verified: true,
+        missing: vec![],
+    }
+}
+
+/// Drive a fresh order through KYC, link and quote: next comes the create.
+fn quoted(o: Order) -> Order {
+    let o = observe(&o, verified()).order;
+    let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
+    observe(&o, Observation::Quoted(quote())).order
+}
+
+/// … and record the create intent, as the executor does before calling.
+fn creating(o: Order) -> Order {
+    decide(
+        &quoted(o),
+        Input::Intent(Intent::CreateOrder),
+        &ctx_at(t0()),
+    )
+    .unwrap()
+    .order
 }
 
 /// An off-ramp order awaiting payment that has received `EVM_HASH`.
@@ -145,23 +157,9 @@ fn quote() -> Quote {
     }
 }
 
-/// Drive a fresh order to AwaitingPayment through the happy steps.
+/// A fresh on-ramp order driven to AwaitingPayment through the happy steps.
 fn awaiting() -> Order {
-    let o = new_order();
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
-    let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
-    let o = observe(&o, Observation::Quoted(quote())).order;
-    let o = decide(&o, Input::Intent(Intent::CreateOrder), &ctx_at(t0()))
-        .unwrap()
-        .order;
-    observe(&o, Observation::Created(created())).order
+    awaiting_of(Direction::Onramp)
 }
 
 fn rejected() -> CallFailure {
@@ -211,14 +209,7 @@ fn create_emits_preparing_and_runs_now() {
 #[test]
 fn happy_path_step_by_step() {
     let o = new_order();
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&o, verified()).order;
     assert_eq!(
         next_action(&o, t0(), &policy()),
         Action::EnsurePaymentMethod
@@ -316,15 +307,7 @@ fn kyc_not_verified_waits_announces_what_is_missing_and_continues_once_verified(
         "still waiting: nothing new to announce"
     );
     // verified: back to preparing, with a fresh payment window, and on to linking
-    let d3 = decide(
-        &d2.order,
-        obs_input(Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        }),
-        &ctx_at(later),
-    )
-    .unwrap();
+    let d3 = decide(&d2.order, obs_input(verified()), &ctx_at(later)).unwrap();
     assert_eq!(d3.order.state, OrderState::Preparing);
     assert_eq!(d3.order.step, PrepStep::LinkPaymentMethod);
     assert_eq!(d3.order.expires_at, later + chrono::Duration::hours(3));
@@ -369,14 +352,7 @@ fn kyc_window_ends_in_kyc_timeout() {
 
 #[test]
 fn link_pending_is_polled_by_reference_and_link_failures_fail() {
-    let o = observe(
-        &new_order(),
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&new_order(), verified()).order;
     let d = observe(
         &o,
         Observation::PaymentMethod(LinkResult::Pending { reference: None }),
@@ -426,16 +402,7 @@ fn at_create_step(max_pct: Option<&str>) -> Order {
         &ctx_at(t0()),
     )
     .order;
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
-    let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
-    observe(&o, Observation::Quoted(quote())).order
+    quoted(o)
 }
 
 #[test]
@@ -554,14 +521,7 @@ fn rejections_in_each_preparing_step_fail_with_a_code() {
     let o = new_order();
     let d = observe(&o, failure(FailureKind::Rejected));
     assert_eq!(d.order.reason.as_deref(), Some("kyc_check_rejected: nope"));
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&o, verified()).order;
     let o2 = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
     let d = observe(&o2, failure(FailureKind::Rejected));
     assert_eq!(d.order.reason.as_deref(), Some("quote_rejected: nope"));
@@ -643,16 +603,7 @@ fn utr_before_provider_order_is_kept_and_submitted_after_create() {
     let d = decide(&o, Input::SubmitUtr { utr: utr() }, &ctx_at(t0())).unwrap();
     assert_eq!(d.order.state, OrderState::Preparing);
     assert_eq!(d.next_run, NextRun::Keep);
-    let o = observe(
-        &d.order,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
-    let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
-    let o = observe(&o, Observation::Quoted(quote())).order;
+    let o = quoted(d.order);
     let d = observe(&o, Observation::Created(created()));
     assert_eq!(d.next_run, NextRun::At(t0()));
     assert_eq!(
@@ -720,14 +671,7 @@ fn utr_rules() {
 #[test]
 fn interrupted_create_is_looked_up_not_repeated() {
     let o = new_order();
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&o, verified()).order;
     let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
     let o = observe(&o, Observation::Quoted(quote())).order;
     let o = decide(&o, Input::Intent(Intent::CreateOrder), &ctx_at(t0()))
@@ -856,14 +800,7 @@ fn expiry_by_provider_and_by_deadline() {
     );
 
     // Without one, the deadline ends it.
-    let o = observe(
-        &new_order(),
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&new_order(), verified()).order;
     let late = o.expires_at + chrono::Duration::minutes(6);
     assert_eq!(next_action(&o, late, &policy()), Action::Expire);
     let d = decide(&o, Input::DeadlinePassed, &ctx_at(late)).unwrap();
@@ -900,14 +837,7 @@ fn provider_expiry_after_utr_flags_attention() {
 #[test]
 fn provider_expiry_date_is_used() {
     let o = new_order();
-    let o = observe(
-        &o,
-        Observation::Kyc {
-            verified: true,
-            missing: vec![],
-        },
-    )
-    .order;
+    let o = observe(&o, verified()).order;
     let o = observe(&o, Observation::PaymentMethod(LinkResult::Linked)).order;
     let o = observe(&o, Observation::Quoted(quote())).order;
     let mut po = created();
