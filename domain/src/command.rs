@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::chain_values::{TokenAmount, WalletAddress};
+use crate::order::{Input, OrderRequest};
 use crate::values::{
     AmountLimits, BankAccountNumber, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
     Phone, TokenSymbol, UpiId, Utr, ValueError,
@@ -284,6 +285,27 @@ pub enum Command {
     Cancel {
         reason: Option<String>,
     },
+}
+
+/// What a command asks of the order machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Create an order.
+    New(Box<OrderRequest>),
+    /// Feed this input to the order the command names.
+    Existing(Input),
+}
+
+impl Command {
+    pub fn target(self) -> Target {
+        match self {
+            Command::CreateOnramp(r) => Target::New(Box::new(OrderRequest::Onramp(*r))),
+            Command::CreateOfframp(r) => Target::New(Box::new(OrderRequest::Offramp(*r))),
+            Command::SubmitUtr { utr } => Target::Existing(Input::SubmitUtr { utr }),
+            Command::SubmitTxHash { hash } => Target::Existing(Input::SubmitTxHash { hash }),
+            Command::Cancel { reason } => Target::Existing(Input::Cancel { reason }),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -766,5 +788,31 @@ mod tests {
             panic!()
         };
         assert_eq!(r.max_price_change_pct, Some(1.into()));
+    }
+
+    #[test]
+    fn creates_make_orders_and_the_rest_feed_one() {
+        let Command::CreateOfframp(r) = parse(CommandName::OfframpCreate, &offramp_body()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            Command::CreateOfframp(r.clone()).target(),
+            Target::New(Box::new(OrderRequest::Offramp(*r)))
+        );
+        assert!(matches!(
+            parse(CommandName::OnrampCreate, &create_body())
+                .unwrap()
+                .target(),
+            Target::New(r) if matches!(*r, OrderRequest::Onramp(_))
+        ));
+        assert_eq!(
+            Command::SubmitTxHash { hash: "h".into() }.target(),
+            Target::Existing(Input::SubmitTxHash { hash: "h".into() })
+        );
+        assert_eq!(
+            Command::Cancel { reason: None }.target(),
+            Target::Existing(Input::Cancel { reason: None })
+        );
     }
 }

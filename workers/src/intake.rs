@@ -12,10 +12,10 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
 use futures::StreamExt;
 use rampd_domain::command::{
-    Command, CommandIds, CommandName, RejectCode, parse_command, parse_ids,
+    Command, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
 };
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
-use rampd_domain::order::{self, Ctx, Input, OrderRequest};
+use rampd_domain::order::{self, Ctx};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -296,16 +296,16 @@ async fn decide_and_commit(
         policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
-    let (decision, expected_version) = match (command.into_request(), existing) {
-        (Ok(_), Some(stored)) => {
+    let (decision, expected_version) = match (command.target(), existing) {
+        (Target::New(_), Some(stored)) => {
             return Ok(Verdict::Refused {
                 code: RejectCode::OrderExists,
                 reason: format!("order {order_id} already exists"),
                 order_id: Some(stored.order.id.to_string()),
             });
         }
-        (Ok(req), None) => {
-            let d = order::create(Uuid::now_v7(), inc.record.tenant, order_id, req, &ctx);
+        (Target::New(req), None) => {
+            let d = order::create(Uuid::now_v7(), inc.record.tenant, order_id, *req, &ctx);
             tracing::info!(order.id = %d.order.id, direction = d.order.direction().as_str(), "order created");
             (d, None)
         }
@@ -318,7 +318,7 @@ async fn decide_and_commit(
                 order_id: None,
             });
         }
-        (Err(input), Some(stored)) => {
+        (Target::Existing(input), Some(stored)) => {
             let id = stored.order.id.to_string();
             match order::decide(&stored.order, input, &ctx) {
                 Err(rej) => {
@@ -351,23 +351,6 @@ async fn decide_and_commit(
         tracing::info!(order.id = %next.order.id, predecessor = %decision.order.id, "successor order created for a late UTR");
     }
     Ok(Verdict::Committed)
-}
-
-/// What a command asks of the order machine: a new order, or an input to an existing one.
-trait IntoRequest {
-    fn into_request(self) -> Result<OrderRequest, Input>;
-}
-
-impl IntoRequest for Command {
-    fn into_request(self) -> Result<OrderRequest, Input> {
-        match self {
-            Command::CreateOnramp(r) => Ok(OrderRequest::Onramp(*r)),
-            Command::CreateOfframp(r) => Ok(OrderRequest::Offramp(*r)),
-            Command::SubmitUtr { utr } => Err(Input::SubmitUtr { utr }),
-            Command::SubmitTxHash { hash } => Err(Input::SubmitTxHash { hash }),
-            Command::Cancel { reason } => Err(Input::Cancel { reason }),
-        }
-    }
 }
 
 /// Record what did not change an order (a no-op, a refusal with its event) and choose
