@@ -122,13 +122,10 @@ fn rejections(s: &Stack) -> Vec<Value> {
 
 // 1. KYC pending for a few checks, then verified: the order waits on its own and goes on.
 async fn kyc_pending_then_verified(backend: Backend) {
-    let sandbox = SandboxConfig {
-        scenario: Scenario {
-            kyc_pending_checks: 3,
-            ..Scenario::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_scenario(Scenario {
+        kyc_pending_checks: 3,
+        ..Scenario::default()
+    });
     let s = Stack::start_with(backend, sandbox, fast_kyc).await;
     s.create("o-kyc").await;
 
@@ -227,13 +224,10 @@ both!(kyc_timeout);
 
 // 3. The payment-method link is pending for a few polls, then linked.
 async fn link_pending_then_linked(backend: Backend) {
-    let sandbox = SandboxConfig {
-        scenario: Scenario {
-            link_pending_polls: 2,
-            ..Scenario::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_scenario(Scenario {
+        link_pending_polls: 2,
+        ..Scenario::default()
+    });
     let s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-link").await;
     s.wait_state("o-link", OrderState::AwaitingPayment).await;
@@ -268,13 +262,10 @@ both!(link_pending_then_linked);
 
 // 4. The UPI holder's name differs from the KYC name: the order fails, nothing is created.
 async fn link_name_mismatch_fails(backend: Backend) {
-    let sandbox = SandboxConfig {
-        scenario: Scenario {
-            link_name_mismatch_next: 1,
-            ..Scenario::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_scenario(Scenario {
+        link_name_mismatch_next: 1,
+        ..Scenario::default()
+    });
     let s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-nm").await;
     let o = s.wait_state("o-nm", OrderState::Failed).await;
@@ -304,13 +295,10 @@ fn stale_quotes(cfg: &mut rampd::config::Config) {
 
 // 5. A create fails and is retried after the quote went stale: the quote is fetched again.
 async fn stale_quote_is_fetched_again(backend: Backend) {
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            fail_next_create: 1,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        fail_next_create: 1,
+        ..Faults::default()
+    });
     let s = Stack::start_with(backend, sandbox, stale_quotes).await;
     s.create("o-sq").await;
     s.wait_state("o-sq", OrderState::AwaitingPayment).await;
@@ -345,13 +333,10 @@ both!(stale_quote_is_fetched_again);
 
 // 6. The price moves beyond the user's limit between quotes: the order fails.
 async fn price_move_beyond_limit_fails(backend: Backend) {
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            fail_next_create: 3,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        fail_next_create: 3,
+        ..Faults::default()
+    });
     let s = Stack::start_with(backend, sandbox, stale_quotes).await;
     let mut body = create_body("o-pm", "o-pm-create");
     body["max_price_change_pct"] = json!("2");
@@ -577,13 +562,10 @@ both!(utr_reuse_rules);
 // 9. The provider refuses the create with HTTP 200 and `success: false`: the order fails
 //    at once, without retrying the create.
 async fn two_hundred_rejection_fails_the_order(backend: Backend) {
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            reject_2xx_next_create: 1,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        reject_2xx_next_create: 1,
+        ..Faults::default()
+    });
     let s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-200").await;
     let o = s.wait_state("o-200", OrderState::Failed).await;

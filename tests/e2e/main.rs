@@ -185,13 +185,10 @@ both!(two_creates_for_one_order_id);
 
 async fn utr_before_the_provider_order_exists(backend: Backend) {
     // Slow provider: the UTR arrives while the order is still being prepared.
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            latency_ms: 150,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
     let s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-early").await;
     let o = loop {
@@ -398,27 +395,13 @@ both!(unpaid_order_expires);
 async fn worker_killed_mid_create_resumes_without_duplicates(backend: Backend) {
     // The sandbox creates the order, then holds its reply: the worker dies before it hears
     // back, so the only trace of the order at the provider is our merchant reference.
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            respond_latency_create_ms: 800,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        respond_latency_create_ms: 800,
+        ..Faults::default()
+    });
     let mut s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create("o-crash").await;
-    wait_for("create call", || {
-        (s.sandbox.stats().create_calls >= 1).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    s.kill_worker().await;
-    s.sandbox.set_faults(Faults::default());
-    assert_eq!(
-        s.order("o-crash").await.unwrap().order.state,
-        OrderState::Preparing
-    );
-    s.start_worker().await;
+    s.kill_during_create("o-crash").await;
     s.wait_state("o-crash", OrderState::AwaitingPayment).await;
     s.utr("o-crash", "412345678901").await;
     s.wait_state("o-crash", OrderState::Completed).await;

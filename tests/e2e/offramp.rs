@@ -1,7 +1,4 @@
 //! Off-ramp orders end to end: crypto in, fiat out.
-
-use std::time::Duration;
-
 use rampd::sandbox::{Faults, SandboxConfig, Scenario};
 use rampd_domain::order::OrderState;
 use rampd_e2e::both;
@@ -156,13 +153,10 @@ async fn tx_hash_rules(backend: Backend) {
 both!(tx_hash_rules);
 
 async fn offramp_refund(backend: Backend) {
-    let sandbox = SandboxConfig {
-        scenario: Scenario {
-            refund_next_offramp: 1,
-            ..Scenario::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_scenario(Scenario {
+        refund_next_offramp: 1,
+        ..Scenario::default()
+    });
     let s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create_offramp("off-r").await;
     s.wait_state("off-r", OrderState::AwaitingPayment).await;
@@ -241,28 +235,13 @@ async fn offramp_unknown_status_flags_and_continues(backend: Backend) {
 both!(offramp_unknown_status_flags_and_continues);
 
 async fn offramp_create_survives_a_crash(backend: Backend) {
-    let sandbox = SandboxConfig {
-        faults: Faults {
-            respond_latency_create_ms: 800,
-            ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
+    let sandbox = SandboxConfig::with_faults(Faults {
+        respond_latency_create_ms: 800,
+        ..Faults::default()
+    });
     let mut s = Stack::start_with(backend, sandbox, |_| {}).await;
     s.create_offramp("off-c").await;
-    // Killed while the provider holds the create reply: the intent is on record.
-    wait_for("create call", || {
-        (s.sandbox.stats().create_calls >= 1).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    s.kill_worker().await;
-    s.sandbox.set_faults(Faults::default());
-    assert_eq!(
-        s.order("off-c").await.unwrap().order.state,
-        OrderState::Preparing
-    );
-    s.start_worker().await;
+    s.kill_during_create("off-c").await;
     let o = s.wait_state("off-c", OrderState::AwaitingPayment).await;
     assert!(
         o.order

@@ -313,6 +313,24 @@ impl Stack {
         }
     }
 
+    /// Kill the worker while the provider holds its create reply (start the stack with
+    /// `respond_latency_create_ms`), check the order is still preparing (only its intent
+    /// is on record), lift the fault and start a new worker.
+    pub async fn kill_during_create(&mut self, order_id: &str) {
+        wait_for("create call", || {
+            (self.sandbox.stats().create_calls >= 1).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.kill_worker().await;
+        self.sandbox.set_faults(rampd::sandbox::Faults::default());
+        assert_eq!(
+            self.order(order_id).await.unwrap().order.state,
+            OrderState::Preparing
+        );
+        self.start_worker().await;
+    }
+
     pub async fn start_worker(&mut self) {
         let mut cfg = self.cfg.clone();
         cfg.worker_id = format!("test-{}", uuid::Uuid::new_v4().simple());

@@ -52,6 +52,24 @@ pub struct SandboxConfig {
     pub faults: Faults,
 }
 
+impl SandboxConfig {
+    /// The defaults with these faults injected.
+    pub fn with_faults(faults: Faults) -> Self {
+        SandboxConfig {
+            faults,
+            ..SandboxConfig::default()
+        }
+    }
+
+    /// The defaults with this business scenario.
+    pub fn with_scenario(scenario: Scenario) -> Self {
+        SandboxConfig {
+            scenario,
+            ..SandboxConfig::default()
+        }
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {

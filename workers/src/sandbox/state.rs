@@ -990,13 +990,10 @@ mod tests {
 
     #[test]
     fn kyc_stays_pending_for_the_configured_checks() {
-        let mut w = World::new(&SandboxConfig {
-            scenario: Scenario {
-                kyc_pending_checks: 2,
-                ..Scenario::default()
-            },
-            ..SandboxConfig::default()
-        });
+        let mut w = World::new(&SandboxConfig::with_scenario(Scenario {
+            kyc_pending_checks: 2,
+            ..Scenario::default()
+        }));
         for _ in 0..2 {
             assert_eq!(w.link_upi(EMAIL, "a@ok", "A").unwrap_err().http, 400);
             let check = w.kyc_status(EMAIL);
@@ -1020,14 +1017,11 @@ mod tests {
 
     #[test]
     fn links_can_be_pending_or_mismatched() {
-        let mut w = World::new(&SandboxConfig {
-            scenario: Scenario {
-                link_pending_polls: 2,
-                link_name_mismatch_next: 1,
-                ..Scenario::default()
-            },
-            ..SandboxConfig::default()
-        });
+        let mut w = World::new(&SandboxConfig::with_scenario(Scenario {
+            link_pending_polls: 2,
+            link_name_mismatch_next: 1,
+            ..Scenario::default()
+        }));
         let failed = w
             .link_bank(EMAIL, "123456787315", "Someone Else", "HDFC0000123")
             .unwrap();
