@@ -24,6 +24,7 @@ use super::lease::{TASKS, released};
 use super::{begin_write, is_unique_violation};
 use crate::telemetry::{meters, spans};
 use crate::webhooks::Endpoints;
+use crate::webhooks::endpoints::Subscriber;
 use crate::webhooks::outcome::{PENDING, SKIPPED};
 
 /// The single task kind that drives an order forward.
@@ -232,6 +233,10 @@ async fn write_order(
 
     write_history(txn, d, w, now).await?;
     write_task(txn, &id, d.next_run, w.trace_ctx, now).await?;
+    let subscribers = match d.events.is_empty() {
+        true => Vec::new(),
+        false => endpoints.of_tenant(txn, &o.tenant).await?,
+    };
     for e in &d.events {
         let event = order_event(
             o,
@@ -241,7 +246,7 @@ async fn write_order(
             w.now,
             w.command.as_ref().map(|c| c.command_id),
         );
-        enqueue_event(txn, endpoints, &event, w.trace_ctx, now).await?;
+        enqueue_event(txn, &subscribers, &event, w.trace_ctx, now).await?;
     }
     Ok(version)
 }
@@ -364,7 +369,7 @@ async fn write_task(
 /// are fixed here and never rebuilt, so retries resend the same body under the same id.
 async fn enqueue_event(
     txn: &impl ConnectionTrait,
-    endpoints: &Endpoints,
+    subscribers: &[Subscriber],
     event: &OrderEvent,
     trace_ctx: Option<&str>,
     now: i64,
@@ -381,10 +386,7 @@ async fn enqueue_event(
         now,
     )
     .await?;
-    for ep in endpoints
-        .subscribed(txn, &event.tenant, &event.event_type)
-        .await?
-    {
+    for ep in subscribers.iter().filter(|s| s.wants(&event.event_type)) {
         let row = webhook_deliveries::ActiveModel {
             id: Set(format!("msg_{}", Uuid::now_v7().simple())),
             order_id: Set(event.rampd_order_id.clone()),

@@ -90,6 +90,13 @@ pub struct Subscriber {
     pub id: String,
     pub url: String,
     pub enabled: bool,
+    pub events: EventTypes,
+}
+
+impl Subscriber {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.matches(event_type)
+    }
 }
 
 /// An endpoint ready to send to: its live secrets, current first.
@@ -190,13 +197,13 @@ impl Endpoints {
         Ok(())
     }
 
-    /// The endpoints of `tenant` subscribed to `event_type` (disabled ones included: their
-    /// deliveries are recorded as skipped, to be replayed when they are enabled again).
-    pub async fn subscribed(
+    /// Every endpoint of `tenant`, disabled ones included (their deliveries are recorded
+    /// as skipped, to be replayed when they are enabled again). Read once per decision,
+    /// inside its transaction; [`Subscriber::wants`] picks the ones for each event.
+    pub async fn of_tenant(
         &self,
         db: &impl ConnectionTrait,
         tenant: &str,
-        event_type: &str,
     ) -> Result<Vec<Subscriber>, DbErr> {
         let rows = eps::Entity::find()
             .filter(eps::Column::Tenant.eq(tenant))
@@ -205,9 +212,9 @@ impl Endpoints {
             .await?;
         Ok(rows
             .into_iter()
-            .filter(|r| event_types(r).matches(event_type))
             .map(|r| Subscriber {
                 enabled: r.status == ENABLED,
+                events: event_types(&r),
                 id: r.id,
                 url: r.url,
             })
