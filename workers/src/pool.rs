@@ -26,10 +26,8 @@ pub trait LeasedWork: Clone + Send + Sync + 'static {
     /// was not ended is claimed again when the lease runs out.
     fn process(&self, item: Self::Item) -> impl Future<Output = ()> + Send;
 
-    /// When the item was due (epoch ms), for the task-lag metric; `None` is not measured.
-    fn due_at(_item: &Self::Item) -> Option<i64> {
-        None
-    }
+    /// When the item was due (epoch ms), for the task-lag metric.
+    fn due_at(item: &Self::Item) -> i64;
 }
 
 pub async fn run<W: LeasedWork>(
@@ -54,7 +52,7 @@ pub async fn run<W: LeasedWork>(
         };
         let found = !claimed.is_empty();
         let now = chrono::Utc::now().timestamp_millis();
-        for due in claimed.iter().filter_map(W::due_at) {
+        for due in claimed.iter().map(W::due_at) {
             meters::task_lag(what, now - due);
         }
         for item in claimed {

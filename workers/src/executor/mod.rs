@@ -40,8 +40,8 @@ impl LeasedWork for Executor {
         self.run_task(task).await
     }
 
-    fn due_at(task: &tasks::Model) -> Option<i64> {
-        Some(task.run_at)
+    fn due_at(task: &tasks::Model) -> i64 {
+        task.run_at
     }
 }
 

@@ -54,8 +54,8 @@ impl LeasedWork for Sender {
         }
     }
 
-    fn due_at(d: &deliveries::Model) -> Option<i64> {
-        Some(d.run_at)
+    fn due_at(d: &deliveries::Model) -> i64 {
+        d.run_at
     }
 }
 
