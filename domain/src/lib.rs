@@ -32,4 +32,10 @@ impl Direction {
             Direction::Offramp => "offramp",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        [Direction::Onramp, Direction::Offramp]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
 }

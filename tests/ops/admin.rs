@@ -50,7 +50,7 @@ async fn resolve(s: &Stack, id: &str, reason: &str) -> (bool, String) {
 
 fn list(state: Option<&str>) -> OrdersCmd {
     OrdersCmd::List {
-        state: state.map(str::to_string),
+        state: state.map(|s| OrderState::parse(s).unwrap()),
         tenant: None,
         direction: None,
         flagged: false,
@@ -158,7 +158,7 @@ async fn admin_commands(backend: Backend) {
                     stuck: Option<&str>| OrdersCmd::List {
         state: None,
         tenant: tenant.map(str::to_string),
-        direction: direction.map(str::to_string),
+        direction: direction.map(|d| rampd_domain::Direction::parse(d).unwrap()),
         flagged,
         stuck_for: stuck.map(|d| rampd::admin::duration::parse(d).unwrap()),
         limit: 100,

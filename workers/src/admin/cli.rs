@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use rampd_domain::order::OperatorAction;
+use rampd_domain::Direction;
+use rampd_domain::order::{OperatorAction, OrderState};
 use sea_orm::DatabaseConnection;
 
 use super::actions::{self, Done, Operator};
@@ -26,13 +27,13 @@ pub enum OrdersCmd {
     },
     /// Orders matching every filter given, least recently updated first.
     List {
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_parser = parse_state)]
+        state: Option<OrderState>,
         #[arg(long)]
         tenant: Option<String>,
         /// `onramp` or `offramp`.
-        #[arg(long)]
-        direction: Option<String>,
+        #[arg(long, value_parser = parse_direction)]
+        direction: Option<Direction>,
         /// Only orders flagged for a person.
         #[arg(long)]
         flagged: bool,
@@ -131,20 +132,6 @@ pub async fn orders(
             limit,
             json,
         } => {
-            if let Some(s) = &state
-                && !orders::known_states().contains(&s.as_str())
-            {
-                anyhow::bail!(
-                    "unknown state {s:?}; one of: {}",
-                    orders::known_states().join(", ")
-                );
-            }
-            if let Some(d) = &direction
-                && d != "onramp"
-                && d != "offramp"
-            {
-                anyhow::bail!("unknown direction {d:?}; onramp or offramp");
-            }
             let f = Filter {
                 state,
                 tenant,
@@ -240,6 +227,17 @@ pub async fn tasks(
         )?;
     }
     Ok(true)
+}
+
+fn parse_state(s: &str) -> Result<OrderState, String> {
+    OrderState::parse(s).ok_or_else(|| {
+        let known: Vec<_> = OrderState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state {s:?}; one of: {}", known.join(", "))
+    })
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    Direction::parse(s).ok_or_else(|| format!("unknown direction {s:?}; onramp or offramp"))
 }
 
 fn overdue(t: &TaskView, now: chrono::DateTime<Utc>) -> String {
@@ -385,7 +383,7 @@ mod tests {
                 json,
                 ..
             } => {
-                assert_eq!(state.as_deref(), Some("awaiting_payment"));
+                assert_eq!(state, Some(OrderState::AwaitingPayment));
                 assert!(flagged && json);
                 assert_eq!(stuck_for, Some(std::time::Duration::from_secs(1800)));
             }
@@ -395,6 +393,8 @@ mod tests {
             parse(&["list", "--stuck-for", "30"]).is_err(),
             "a duration needs a unit"
         );
+        assert!(parse(&["list", "--state", "lost"]).is_err());
+        assert!(parse(&["list", "--direction", "sideways"]).is_err());
         match parse(&["resolve", "o-1", "--by", "alice", "--reason", "checked"]).unwrap() {
             OrdersCmd::Resolve { id, who } => {
                 assert_eq!(id, "o-1");

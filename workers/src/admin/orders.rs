@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use rampd_domain::Direction;
 use rampd_domain::order::OrderState;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -308,9 +309,9 @@ fn name_command_traces(entries: &mut [Entry]) {
 /// `orders list` filters; all optional and combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub state: Option<String>,
+    pub state: Option<OrderState>,
     pub tenant: Option<String>,
-    pub direction: Option<String>,
+    pub direction: Option<Direction>,
     pub flagged: bool,
     /// Live (not terminal) orders untouched for at least this long.
     pub stuck_for: Option<Duration>,
@@ -326,11 +327,6 @@ pub fn terminal_states() -> Vec<&'static str> {
         .collect()
 }
 
-/// Every state name an order can have.
-pub fn known_states() -> Vec<&'static str> {
-    OrderState::ALL.iter().map(|s| s.as_str()).collect()
-}
-
 pub async fn list(
     db: &DatabaseConnection,
     f: &Filter,
@@ -338,13 +334,13 @@ pub async fn list(
 ) -> Result<Vec<Summary>, DbErr> {
     let mut cond = Condition::all();
     if let Some(s) = &f.state {
-        cond = cond.add(orders::Column::State.eq(s.clone()));
+        cond = cond.add(orders::Column::State.eq(s.as_str()));
     }
     if let Some(t) = &f.tenant {
         cond = cond.add(orders::Column::Tenant.eq(t.clone()));
     }
     if let Some(d) = &f.direction {
-        cond = cond.add(orders::Column::Direction.eq(d.clone()));
+        cond = cond.add(orders::Column::Direction.eq(d.as_str()));
     }
     if f.flagged {
         cond = cond.add(orders::Column::Flagged.eq(true));
