@@ -23,6 +23,9 @@ pub struct PollPolicy {
     /// Consecutive failures after which the order is flagged for a person to look at.
     /// Polling still goes on.
     pub attention_after_errors: u32,
+    /// Consecutive failed or inconclusive lookups of an interrupted create or submission
+    /// after which the order is flagged. Lookups go on; the call is never repeated blind.
+    pub attention_after_inconclusive_lookups: u32,
 }
 
 impl Default for PollPolicy {
@@ -34,6 +37,7 @@ impl Default for PollPolicy {
             backoff_cap: Duration::from_secs(300),
             retry_after_cap: Duration::from_secs(600),
             attention_after_errors: 20,
+            attention_after_inconclusive_lookups: 5,
         }
     }
 }

@@ -497,7 +497,7 @@ pub enum Observation {
     Created(ProviderOrder),
     /// Result of looking our order up at the provider after an interrupted create or
     /// payment-reference submission.
-    Lookup(Option<FoundOrder>),
+    Lookup(Lookup),
     UtrAccepted,
     TxHashAccepted,
     Status(StatusReport),
@@ -526,6 +526,26 @@ pub struct ProviderOrder {
     pub expires_at: Option<DateTime<Utc>>,
     /// Off-ramp: the provider's deposit address.
     pub deposit_address: Option<String>,
+}
+
+/// What looking an order up at the provider established.
+///
+/// Only a search that could have seen the order and did not is [`Lookup::NotFound`]: the
+/// shell reads the provider's list until it is older than the order or ends, and every row
+/// in that range is ruled out. Anything short of that is [`Lookup::Inconclusive`], which the
+/// order machine never reads as "not found": the create or submission that may have reached
+/// the provider is never repeated on its strength.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(FoundOrder),
+    /// A complete search found no such order.
+    NotFound,
+    /// The search could not rule the order in or out (an unreadable row, a row that may be
+    /// ours, a list longer than the search may read, the order's own row missing). The
+    /// evidence goes into the timeline; no PII.
+    Inconclusive {
+        evidence: String,
+    },
 }
 
 /// A provider order found by lookup.

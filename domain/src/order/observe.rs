@@ -17,8 +17,8 @@ pub(super) fn observe(d: &mut Builder, obs: Observation) {
     if d.order.state.is_terminal() {
         // Absorb, but keep the record complete: a provider order created by a call that
         // raced a cancel is still worth knowing about.
-        if let Observation::Created(po) | Observation::Lookup(Some(FoundOrder { order: po, .. })) =
-            &obs
+        if let Observation::Created(po)
+        | Observation::Lookup(Lookup::Found(FoundOrder { order: po, .. })) = &obs
             && d.order.provider_order_id.is_none()
         {
             d.order.provider_order_id = Some(po.provider_order_id.clone());
@@ -210,42 +210,99 @@ fn provider_order(d: &mut Builder, po: ProviderOrder, how: &'static str) {
     }
 }
 
-fn lookup(d: &mut Builder, found: Option<FoundOrder>) {
+fn lookup(d: &mut Builder, result: Lookup) {
     use OrderState::*;
-    d.order.failures = 0;
-    match (d.order.state, d.order.intent, found) {
-        (Preparing, Some(Intent::CreateOrder), Some(f)) => {
+    let submitting = matches!(
+        d.order.intent,
+        Some(Intent::SubmitUtr | Intent::SubmitTxHash)
+    );
+    match (d.order.state, d.order.intent, result) {
+        (Preparing, Some(Intent::CreateOrder), Lookup::Found(f)) => {
             provider_order(d, f.order, "found_after_interrupted_create");
             if let Some(theirs) = f.payment_ref {
                 let matches = our_payment_ref(&d.order).is_some_and(|o| same_ref(&o, &theirs));
                 d.history("provider_has_payment_ref", json!({ "matches": matches }));
             }
         }
-        (Preparing, Some(Intent::CreateOrder), None) => {
+        (Preparing, Some(Intent::CreateOrder), Lookup::NotFound) => {
+            // A complete search: the interrupted create never reached the provider.
+            d.order.failures = 0;
             d.order.intent = None;
             d.history("not_found_after_interrupted_create", json!({}));
             d.run_now();
         }
-        (AwaitingPayment, Some(Intent::SubmitUtr | Intent::SubmitTxHash), found) => {
-            let theirs = found.and_then(|f| f.payment_ref);
-            let ours = our_payment_ref(&d.order);
+        (AwaitingPayment, Some(_), Lookup::Found(f)) if submitting => {
+            d.order.failures = 0;
             d.order.intent = None;
-            match (ours, theirs) {
+            let ours = our_payment_ref(&d.order);
+            let submitted = match d.order.direction() {
+                Direction::Onramp => UtrSubmitted,
+                Direction::Offramp => TxHashSubmitted,
+            };
+            match (ours, f.payment_ref) {
                 (Some(o), Some(t)) if same_ref(&o, &t) => {
                     d.history("payment_ref_found_after_interrupted_submit", json!({}));
-                    d.move_to(match d.order.direction() {
-                        Direction::Onramp => UtrSubmitted,
-                        Direction::Offramp => TxHashSubmitted,
-                    });
+                    d.move_to(submitted);
                 }
-                _ => {
+                (None, Some(_)) => {
+                    d.history("stale_observation", json!({ "observation": "lookup" }));
+                }
+                (Some(_), Some(_)) => {
+                    // The provider's order holds another reference. Submitting ours over it
+                    // could pay twice or not at all: the provider's status decides from
+                    // here, and a person reconciles.
+                    d.history(
+                        "provider_holds_other_payment_ref",
+                        json!({ "provider_order_id": f.order.provider_order_id }),
+                    );
+                    d.flag("provider holds a different payment reference for this order".into());
+                    d.move_to(submitted);
+                }
+                (_, None) => {
+                    // The order's own row, read whole, holds no reference: not submitted.
                     d.history("payment_ref_not_found_after_interrupted_submit", json!({}));
                     d.run_now();
                 }
             }
         }
+        (AwaitingPayment, Some(_), Lookup::NotFound) if submitting => {
+            // The provider order exists (we hold its id), so a search that missed it
+            // proves nothing about the submission.
+            inconclusive(
+                d,
+                "the provider order's own row was not in its order list".into(),
+                None,
+            )
+        }
+        (Preparing | AwaitingPayment, Some(_), Lookup::Inconclusive { evidence }) => {
+            inconclusive(d, evidence, None)
+        }
         _ => d.history("stale_observation", json!({ "observation": "lookup" })),
     }
+}
+
+/// A lookup that established nothing (an inconclusive search, or a failed lookup call).
+/// The intent stays, so the next step is another lookup on the backoff schedule, never the
+/// create or submission itself; past `attention_after_inconclusive_lookups` a person is
+/// asked to look, with the evidence in the timeline.
+fn inconclusive(d: &mut Builder, evidence: String, retry_after: Option<std::time::Duration>) {
+    d.order.failures = d.order.failures.saturating_add(1);
+    let attempts = d.order.failures;
+    d.history(
+        "lookup_inconclusive",
+        json!({ "attempts": attempts, "evidence": evidence }),
+    );
+    if attempts == d.ctx.policy.poll.attention_after_inconclusive_lookups {
+        let call = match d.order.intent {
+            Some(Intent::CreateOrder) => "create",
+            _ => "payment reference submission",
+        };
+        d.flag(format!(
+            "interrupted {call} not confirmed after {attempts} lookups; not repeated: {evidence}"
+        ));
+    }
+    let delay = retry_delay(&d.ctx.policy.poll, attempts, retry_after, d.ctx.jitter);
+    d.run_after(delay);
 }
 
 fn our_payment_ref(o: &Order) -> Option<String> {
@@ -369,6 +426,10 @@ fn call_failed(d: &mut Builder, f: CallFailure) {
             }
             _ => {} // a refused poll or lookup: treat like any other failure
         }
+    }
+    if action == Action::FindProviderOrder && d.order.intent.is_some() {
+        let evidence = format!("lookup call failed ({:?}): {}", f.kind, f.message);
+        return inconclusive(d, evidence, f.retry_after);
     }
     d.order.failures = d.order.failures.saturating_add(1);
     if d.order.failures == d.ctx.policy.poll.attention_after_errors {

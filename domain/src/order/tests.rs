@@ -532,7 +532,7 @@ fn rejections_in_each_preparing_step_fail_with_a_code() {
     // with an intent recorded the next action is a lookup, so a rejection there is retried
     let d = observe(&o3, failure(FailureKind::Rejected));
     assert_eq!(d.order.state, OrderState::Preparing);
-    let o4 = observe(&o3, Observation::Lookup(None)).order;
+    let o4 = observe(&o3, Observation::Lookup(Lookup::NotFound)).order;
     assert_eq!(next_action(&o4, t0(), &policy()), Action::CreateOrder);
     let d = observe(&o4, failure(FailureKind::Rejected));
     assert_eq!(d.order.state, OrderState::Failed);
@@ -682,7 +682,7 @@ fn interrupted_create_is_looked_up_not_repeated() {
     assert_eq!(next_action(&o, t0(), &policy()), Action::FindProviderOrder);
     let d = observe(
         &o,
-        Observation::Lookup(Some(FoundOrder {
+        Observation::Lookup(Lookup::Found(FoundOrder {
             order: created(),
             status: "fiatPending".into(),
             payment_ref: None,
@@ -695,6 +695,91 @@ fn interrupted_create_is_looked_up_not_repeated() {
     );
 }
 
+/// Attention events of a decision.
+fn attention(d: &Decision) -> Vec<String> {
+    d.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AttentionNeeded { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn inconclusive_lookups_never_recreate_and_flag_past_the_limit() {
+    let limit = policy().poll.attention_after_inconclusive_lookups;
+    let mut o = creating(new_order());
+    for attempt in 1..=limit + 3 {
+        // Alternate an inconclusive search with a failed lookup call: both settle nothing.
+        let obs = if attempt % 2 == 0 {
+            failure(FailureKind::Retryable)
+        } else {
+            Observation::Lookup(Lookup::Inconclusive {
+                evidence: "row 4 of page 6 unreadable".into(),
+            })
+        };
+        let d = observe(&o, obs);
+        assert_eq!(d.order.state, OrderState::Preparing);
+        assert_eq!(d.order.intent, Some(Intent::CreateOrder));
+        assert_eq!(
+            next_action(&d.order, t0(), &policy()),
+            Action::FindProviderOrder,
+            "attempt {attempt}: never a second create"
+        );
+        let NextRun::At(at) = d.next_run else {
+            panic!("a retry is scheduled")
+        };
+        assert!(at > t0(), "backs off");
+        assert!(
+            d.history.iter().any(|h| h.kind == "lookup_inconclusive"),
+            "evidence in the timeline"
+        );
+        let flags = attention(&d);
+        if attempt == limit {
+            assert_eq!(flags.len(), 1, "{flags:?}");
+            assert!(flags[0].contains("not repeated"), "{flags:?}");
+        } else {
+            assert!(flags.is_empty(), "attempt {attempt}: {flags:?}");
+        }
+        o = d.order;
+    }
+    // A later complete answer still settles it.
+    let d = observe(&o, Observation::Lookup(Lookup::NotFound));
+    assert_eq!(d.order.intent, None);
+    assert_eq!(next_action(&d.order, t0(), &policy()), Action::CreateOrder);
+}
+
+#[test]
+fn a_submission_lookup_that_misses_the_order_is_inconclusive() {
+    let o = decide(&awaiting(), Input::SubmitUtr { utr: utr() }, &ctx_at(t0()))
+        .unwrap()
+        .order;
+    let o = decide(&o, Input::Intent(Intent::SubmitUtr), &ctx_at(t0()))
+        .unwrap()
+        .order;
+    // The provider order exists, so "not in the list" proves nothing.
+    let d = observe(&o, Observation::Lookup(Lookup::NotFound));
+    assert_eq!(d.order.intent, Some(Intent::SubmitUtr));
+    assert_eq!(
+        next_action(&d.order, t0(), &policy()),
+        Action::FindProviderOrder
+    );
+    // The provider holding another reference is not a reason to submit ours over it.
+    let d = observe(
+        &o,
+        Observation::Lookup(Lookup::Found(FoundOrder {
+            order: created(),
+            status: "fiatReceived".into(),
+            payment_ref: Some("499999999999".into()),
+        })),
+    );
+    assert_eq!(d.order.state, OrderState::UtrSubmitted);
+    assert_eq!(d.order.intent, None);
+    assert_eq!(next_action(&d.order, t0(), &policy()), Action::PollStatus);
+    assert_eq!(attention(&d).len(), 1);
+}
+
 #[test]
 fn interrupted_utr_submission_is_looked_up() {
     let o = decide(&awaiting(), Input::SubmitUtr { utr: utr() }, &ctx_at(t0()))
@@ -705,7 +790,7 @@ fn interrupted_utr_submission_is_looked_up() {
         .order;
     assert_eq!(next_action(&o, t0(), &policy()), Action::FindProviderOrder);
     let found = |u: Option<&str>| {
-        Observation::Lookup(Some(FoundOrder {
+        Observation::Lookup(Lookup::Found(FoundOrder {
             order: created(),
             status: "fiatPending".into(),
             payment_ref: u.map(str::to_string),
@@ -1000,12 +1085,18 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
             ..created()
         }))),
         proptest::option::of(proptest::option::of(refs)).prop_map(|f| {
-            obs_input(Observation::Lookup(f.map(|r| FoundOrder {
-                order: created(),
-                status: "fiatPending".into(),
-                payment_ref: r.map(str::to_string),
-            })))
+            obs_input(Observation::Lookup(match f {
+                Some(r) => Lookup::Found(FoundOrder {
+                    order: created(),
+                    status: "fiatPending".into(),
+                    payment_ref: r.map(str::to_string),
+                }),
+                None => Lookup::NotFound,
+            }))
         }),
+        Just(obs_input(Observation::Lookup(Lookup::Inconclusive {
+            evidence: "page 4 unreadable".into()
+        }))),
         Just(obs_input(Observation::UtrAccepted)),
         Just(obs_input(Observation::TxHashAccepted)),
         status.prop_map(|s| obs_input(Observation::Status(StatusReport::new(s)))),
@@ -1078,9 +1169,33 @@ fn run_machine(
             Input::DeadlinePassed => "deadline",
             _ => "other",
         };
+        // An interrupted create or submission is only settled by a fact: a failed or
+        // inconclusive lookup (or a "not found" for an order the provider has) keeps it.
+        let settles_nothing = before.intent.is_some()
+            && !before.state.is_terminal()
+            && next_action(&before, now, &policy()) == Action::FindProviderOrder
+            && match &input {
+                Input::Observed(o) => match &**o {
+                    Observation::CallFailed(_)
+                    | Observation::Lookup(Lookup::Inconclusive { .. }) => true,
+                    Observation::Lookup(Lookup::NotFound) => {
+                        before.intent != Some(Intent::CreateOrder)
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
         let Ok(d) = decide(&order, input, &ctx_at(now)) else {
             continue; // refused commands change nothing, by construction
         };
+        if settles_nothing {
+            prop_assert_eq!(
+                d.order.intent,
+                before.intent,
+                "intent dropped without a fact"
+            );
+            prop_assert_eq!(d.order.state, before.state);
+        }
         let after = &d.order;
         // monotonic; the only same-rank moves are preparing <-> kyc_required
         prop_assert!(
@@ -1427,7 +1542,7 @@ fn offramp_without_a_hash_by_the_deadline_expires() {
 fn interrupted_tx_hash_submission_is_looked_up() {
     let o = submitting_hash();
     let found = |r: Option<&str>| {
-        obs_input(Observation::Lookup(Some(FoundOrder {
+        obs_input(Observation::Lookup(Lookup::Found(FoundOrder {
             order: created(),
             status: "pending".into(),
             payment_ref: r.map(str::to_string),
