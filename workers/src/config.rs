@@ -78,6 +78,9 @@ pub struct OrdersConfig {
     pub backoff_cap_ms: u64,
     pub retry_after_cap_ms: u64,
     pub attention_after_errors: u32,
+    /// Failed or inconclusive lookups of an interrupted create or payment-reference
+    /// submission after which the order is flagged (the call is never repeated blind).
+    pub attention_after_inconclusive_lookups: u32,
     /// On-ramp: how long the user has to pay (provider: 3 h).
     pub payment_window_secs: u64,
     /// Off-ramp: how long the user has to send the tokens and their hash.
@@ -206,6 +209,7 @@ impl Default for OrdersConfig {
             backoff_cap_ms: p.poll.backoff_cap.as_millis() as u64,
             retry_after_cap_ms: p.poll.retry_after_cap.as_millis() as u64,
             attention_after_errors: p.poll.attention_after_errors,
+            attention_after_inconclusive_lookups: p.poll.attention_after_inconclusive_lookups,
             payment_window_secs: p.payment_window.as_secs(),
             deposit_window_secs: p.deposit_window.as_secs(),
             expiry_grace_secs: p.expiry_grace.as_secs(),
@@ -260,6 +264,7 @@ impl OrdersConfig {
                 backoff_cap: ms(self.backoff_cap_ms),
                 retry_after_cap: ms(self.retry_after_cap_ms),
                 attention_after_errors: self.attention_after_errors,
+                attention_after_inconclusive_lookups: self.attention_after_inconclusive_lookups,
             },
             payment_window: Duration::from_secs(self.payment_window_secs),
             deposit_window: Duration::from_secs(self.deposit_window_secs),

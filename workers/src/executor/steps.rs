@@ -4,19 +4,17 @@
 use chrono::{DateTime, Utc};
 use rampd_domain::command::{OfframpRequest, OnrampRequest, PaymentMethod};
 use rampd_domain::order::{
-    Action, CallFailure, CollectAccount, FailureKind, FoundOrder, LinkResult, Observation, Order,
-    OrderRequest, ProviderOrder, Quote, StatusReport,
+    Action, CallFailure, CollectAccount, FailureKind, FoundOrder, LinkResult, Lookup, Observation,
+    Order, OrderRequest, ProviderOrder, Quote, StatusReport,
 };
 
 use crate::providers::ProviderError;
+use crate::providers::onmeta::lookup::{Next, Outcome, Search, Sought};
 use crate::providers::onmeta::{
     CreateOfframpRequest, CreateOnrampRequest, LinkBankRequest, LinkOutcome, LinkStatus,
     LinkUpiRequest, OnmetaClient, OnrampPayment, OrderKind, QuoteRequest, SellQuoteRequest,
     classify_link_status,
 };
-
-/// How many pages of recent orders a lookup reads before concluding "not created".
-const LOOKUP_PAGES: u32 = 3;
 
 pub async fn run(
     provider: &OnmetaClient,
@@ -344,52 +342,51 @@ async fn ensure_linked(
 }
 
 /// Look the order up at the provider: by our merchant reference before the provider order
-/// id is known, by that id after. An off-ramp order found after an interrupted create is
-/// read once more for its deposit address, which the order list does not carry.
-async fn find(
-    p: &OnmetaClient,
-    o: &Order,
-    trace: Option<&str>,
-) -> Result<Option<FoundOrder>, ProviderError> {
+/// id is known, by that id after, reading the user's order list until the search is
+/// complete or inconclusive (see [`crate::providers::onmeta::lookup`]). An off-ramp order found after an interrupted
+/// create is read once more for its deposit address, which the order list does not carry.
+/// A failed page call fails the lookup (the order machine treats that as inconclusive).
+async fn find(p: &OnmetaClient, o: &Order, trace: Option<&str>) -> Result<Lookup, ProviderError> {
     let email = o.request.user().email.expose();
-    let ours = o.id.to_string();
     let kind = match o.request {
         OrderRequest::Onramp(_) => OrderKind::Onramp,
         OrderRequest::Offramp(_) => OrderKind::Offramp,
     };
-    for page in 0..LOOKUP_PAGES {
-        let orders = p.recent_orders(email, page * 10, trace).await?;
-        let hit = orders.iter().find(|r| {
-            r.kind == kind
-                && match &o.provider_order_id {
-                    Some(id) => &r.order_id == id,
-                    None => r.merchant_ref.as_deref() == Some(ours.as_str()),
-                }
-        });
-        if let Some(r) = hit {
-            let mut order = ProviderOrder {
-                provider_order_id: r.order_id.clone(),
-                ..Default::default()
-            };
-            let payment_ref = match kind {
-                OrderKind::Onramp => r.utr.clone(),
-                OrderKind::Offramp => r.tx_hash.clone(),
-            };
-            if kind == OrderKind::Offramp && o.provider_order_id.is_none() {
-                order.deposit_address = p
-                    .offramp_status(email, &r.order_id, trace)
-                    .await?
-                    .deposit_address;
-            }
-            return Ok(Some(FoundOrder {
-                order,
-                status: r.status.clone(),
-                payment_ref,
-            }));
+    let sought = match &o.provider_order_id {
+        Some(id) => Sought::ProviderId(id.clone()),
+        None => Sought::MerchantRef(o.id.to_string()),
+    };
+    let mut search = Search::new(kind, sought, o.created_at);
+    let mut skip = 0;
+    let outcome = loop {
+        let page = p.recent_orders(email, skip, trace).await?;
+        match search.page(&page) {
+            Next::Page { skip: next } => skip = next,
+            Next::Done(outcome) => break outcome,
         }
-        if orders.len() < 10 {
-            break;
-        }
+    };
+    let r = match outcome {
+        Outcome::Found(r) => r,
+        Outcome::NotFound => return Ok(Lookup::NotFound),
+        Outcome::Inconclusive(evidence) => return Ok(Lookup::Inconclusive { evidence }),
+    };
+    let mut order = ProviderOrder {
+        provider_order_id: r.order_id.clone(),
+        ..Default::default()
+    };
+    let payment_ref = match kind {
+        OrderKind::Onramp => r.utr,
+        OrderKind::Offramp => r.tx_hash,
+    };
+    if kind == OrderKind::Offramp && o.provider_order_id.is_none() {
+        order.deposit_address = p
+            .offramp_status(email, &r.order_id, trace)
+            .await?
+            .deposit_address;
     }
-    Ok(None)
+    Ok(Lookup::Found(FoundOrder {
+        order,
+        status: r.status,
+        payment_ref,
+    }))
 }

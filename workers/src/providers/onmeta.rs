@@ -8,6 +8,7 @@
 //! provider. After an error whose outcome is unclear (`Retryable`, `Unknown`), look the state
 //! up (`recent_orders` by merchant reference, `fetch_upis`, `fetch_banks`) before calling again.
 
+pub mod lookup;
 mod parse;
 
 pub use parse::classify_link_status;
@@ -226,6 +227,32 @@ pub struct RecentOrder {
     /// The on-chain hash the provider holds for this order (`txnHash`/`transactionHash`):
     /// for an off-ramp order, the user's deposit transaction we submitted.
     pub tx_hash: Option<String>,
+    /// When the provider created it (`createdAt`/`created_at`), if the row says.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// One page of `GET /v1/orders/{skip}`, in the provider's order (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderPage {
+    pub rows: Vec<ListedOrder>,
+}
+
+/// A row of the order list. A row we cannot read is kept as such, never dropped: it might
+/// be the order a lookup is looking for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListedOrder {
+    Readable(RecentOrder),
+    Unreadable,
+}
+
+impl OrderPage {
+    /// The readable rows.
+    pub fn orders(&self) -> impl Iterator<Item = &RecentOrder> {
+        self.rows.iter().filter_map(|r| match r {
+            ListedOrder::Readable(o) => Some(o),
+            ListedOrder::Unreadable => None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -697,13 +724,13 @@ impl OnmetaClient {
     }
 
     /// `GET /v1/orders/{skip}`: the user's orders, newest first, 10 per page; `skip` is the
-    /// number of orders to skip. Used after a crash to find an order by merchant reference.
+    /// number of orders to skip. Used after a crash to find an order (see [`lookup`]).
     pub async fn recent_orders(
         &self,
         email: &str,
         skip: u32,
         traceparent: Option<&str>,
-    ) -> Result<Vec<RecentOrder>, ProviderError> {
+    ) -> Result<OrderPage, ProviderError> {
         let path = format!("/v1/orders/{skip}");
         let raw = self.get("orders/list", &path, email, traceparent).await?;
         parse::recent_orders(&raw)

@@ -25,6 +25,7 @@ use super::state::ApiError;
 
 const STATUS_PATHS: &[&str] = &["/v1/orders/status", "/v1/offramp/orders/status"];
 const CREATE_PATHS: &[&str] = &["/v1/orders/create", "/v1/offramp/orders/create"];
+const PAYMENT_REF_PATHS: &[&str] = &["/v1/orders/utr", "/v1/offramp/orders/txnhash"];
 
 /// The business error of `reject_2xx_next_create`.
 const CREATE_REJECTION: &str = "order could not be created: daily transaction limit reached";
@@ -54,6 +55,10 @@ const ODD_OFFRAMP_STATUSES: &[&str] = &[
 pub(crate) enum Call {
     Status,
     Create,
+    /// A UTR or tx-hash submission.
+    PaymentRef,
+    /// A page of the user's order list, `GET /v1/orders/{skip}`.
+    List,
     Other,
 }
 
@@ -63,6 +68,13 @@ impl Call {
             Call::Status
         } else if CREATE_PATHS.contains(&path) {
             Call::Create
+        } else if PAYMENT_REF_PATHS.contains(&path) {
+            Call::PaymentRef
+        } else if path
+            .strip_prefix("/v1/orders/")
+            .is_some_and(|skip| !skip.is_empty() && skip.bytes().all(|b| b.is_ascii_digit()))
+        {
+            Call::List
         } else {
             Call::Other
         }
@@ -94,6 +106,10 @@ pub(crate) fn decide(
     }
     if call == Call::Create && faults.fail_next_create > 0 {
         faults.fail_next_create -= 1;
+        return Some(Injected::ServiceUnavailable);
+    }
+    if call == Call::List && faults.fail_next_lookup > 0 {
+        faults.fail_next_lookup -= 1;
         return Some(Injected::ServiceUnavailable);
     }
     if call == Call::Create && faults.reject_2xx_next_create > 0 {
@@ -150,6 +166,19 @@ fn injected_response(injected: Injected) -> Response {
     }
 }
 
+/// Consumes one deterministic "answer this 2xx with garbage" budget for `call`, if any.
+fn take_malformed(shared: &Shared, call: Call) -> bool {
+    let mut faults = shared.faults_mut();
+    let budget = match call {
+        Call::Create => &mut faults.malformed_next_create,
+        Call::PaymentRef => &mut faults.malformed_next_payment_ref,
+        _ => return false,
+    };
+    let hit = *budget > 0;
+    *budget = budget.saturating_sub(1);
+    hit
+}
+
 /// Axum middleware for `/v1/*`: API key check, counters and faults.
 pub(crate) async fn layer(
     State(shared): State<Arc<Shared>>,
@@ -171,7 +200,7 @@ pub(crate) async fn layer(
         match call {
             Call::Status => world.stats.status_calls += 1,
             Call::Create => world.stats.create_calls += 1,
-            Call::Other => {}
+            Call::PaymentRef | Call::List | Call::Other => {}
         }
         drop(world);
         shared.faults_snapshot()
@@ -192,7 +221,8 @@ pub(crate) async fn layer(
     }
 
     let response = next.run(request).await;
-    if response.status().is_success() && chance(faults.malformed_rate) {
+    let garble_now = response.status().is_success() && take_malformed(&shared, call);
+    if garble_now || (response.status().is_success() && chance(faults.malformed_rate)) {
         shared.world().stats.faults_injected += 1;
         return (
             StatusCode::OK,
@@ -250,7 +280,28 @@ mod tests {
         assert_eq!(decide(&mut faults, Call::Create, || 0.5), None);
         assert_eq!(Call::of("/v1/offramp/orders/create"), Call::Create);
         assert_eq!(Call::of("/v1/offramp/orders/status"), Call::Status);
-        assert_eq!(Call::of("/v1/orders/0"), Call::Other);
+        assert_eq!(Call::of("/v1/orders/0"), Call::List);
+        assert_eq!(Call::of("/v1/orders/120"), Call::List);
+        assert_eq!(Call::of("/v1/orders/currencies"), Call::Other);
+        assert_eq!(Call::of("/v1/orders/utr"), Call::PaymentRef);
+        assert_eq!(Call::of("/v1/offramp/orders/txnhash"), Call::PaymentRef);
+    }
+
+    #[test]
+    fn failed_lookups_hit_list_pages_only() {
+        let mut faults = Faults {
+            fail_next_lookup: 2,
+            ..Faults::default()
+        };
+        assert_eq!(decide(&mut faults, Call::Create, || 0.5), None);
+        assert_eq!(decide(&mut faults, Call::Status, || 0.5), None);
+        for _ in 0..2 {
+            assert_eq!(
+                decide(&mut faults, Call::List, || 0.5),
+                Some(Injected::ServiceUnavailable)
+            );
+        }
+        assert_eq!(decide(&mut faults, Call::List, || 0.5), None);
     }
 
     #[test]

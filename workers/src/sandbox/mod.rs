@@ -159,6 +159,18 @@ pub struct Faults {
     pub reject_2xx_next_create: u32,
     /// Sleep after creating an order and before answering (a reply lost in a crash).
     pub respond_latency_create_ms: u64,
+    /// Deterministic: the next N order creates (on- or off-ramp) take effect, then answer
+    /// HTTP 200 with a body that is not JSON.
+    pub malformed_next_create: u32,
+    /// Deterministic: the next N UTR or tx-hash submissions take effect, then answer HTTP
+    /// 200 with a body that is not JSON.
+    pub malformed_next_payment_ref: u32,
+    /// Deterministic: the next N order-list pages (`GET /v1/orders/{skip}`) return 503.
+    pub fail_next_lookup: u32,
+    /// After the next successful create, the same user gets this many newer orders from
+    /// elsewhere (another merchant's, with their own merchant reference), so that the new
+    /// order sits deep in the user's order list.
+    pub orders_after_next_create: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -213,6 +225,15 @@ impl Shared {
         self.faults
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// After a successful create for `email`: apply `orders_after_next_create`.
+    pub(crate) fn after_create(&self, email: &str) {
+        let n = std::mem::take(&mut self.faults_mut().orders_after_next_create);
+        if n > 0 {
+            self.world()
+                .add_orders_elsewhere(email, n, self.clock.now());
+        }
     }
 
     pub(crate) fn faults_snapshot(&self) -> Faults {

@@ -388,6 +388,7 @@ async fn create_order(State(s): St, headers: HeaderMap, body: Bytes) -> Response
         let email = user(&s, &headers)?;
         let new = parse_new_order(&json_body(&body)?)?;
         let order = s.world().create_order(&email, new, s.clock.now())?;
+        s.after_create(&email);
         Ok(created_json(&s.clock, &order))
     })();
     reply_after_create(&s, created).await

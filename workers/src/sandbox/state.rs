@@ -738,6 +738,42 @@ impl World {
         Ok(order)
     }
 
+    /// `n` on-ramp orders for `email` placed through other merchants (each with its own
+    /// merchant reference, not counted in the stats), newest last.
+    pub(crate) fn add_orders_elsewhere(&mut self, email: &str, n: u32, now: DateTime<Utc>) {
+        for i in 0..n {
+            let id = self.new_order_id();
+            let order = Order {
+                id: id.clone(),
+                email: key(email),
+                request: NewOrder {
+                    token_symbol: "USDT".into(),
+                    token_address: None,
+                    chain_id: 137,
+                    fiat_amount: Decimal::ONE_HUNDRED,
+                    receiver_address: "0x2222222222222222222222222222222222222222".into(),
+                    payment: Payment::Upi {
+                        upi_id: "elsewhere@okaxis".into(),
+                        name: "Elsewhere".into(),
+                    },
+                    merchant_ref: Some(format!("elsewhere-{id}-{i}")),
+                },
+                created_at: now,
+                updated_at: now,
+                expires_at: now
+                    .checked_add_signed(self.order_expiry)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                status: STATUS_FIAT_PENDING.to_owned(),
+                utr: None,
+                polls: 0,
+                tx_hash: None,
+                transferred_amount: None,
+            };
+            self.user_mut(email).orders.push(id.clone());
+            self.orders.insert(id, order);
+        }
+    }
+
     /// A fresh 24-hex order id, unique across both order kinds.
     fn new_order_id(&self) -> String {
         loop {

@@ -19,8 +19,9 @@ use serde_json::{Map, Value, json};
 use super::{
     CollectBankDetails, CreateOfframpRequest, CreateOnrampRequest, CreatedOfframpOrder,
     CreatedOnrampOrder, KycStatus, LinkBankRequest, LinkOutcome, LinkStatus, LinkUpiRequest,
-    LinkedBank, LinkedUpi, OfframpStatus, OnrampPayment, OnrampStatus, OrderKind, Quote,
-    QuoteRequest, RecentOrder, SellQuote, SellQuoteRequest, TxHashOutcome, UtrOutcome,
+    LinkedBank, LinkedUpi, ListedOrder, OfframpStatus, OnrampPayment, OnrampStatus, OrderKind,
+    OrderPage, Quote, QuoteRequest, RecentOrder, SellQuote, SellQuoteRequest, TxHashOutcome,
+    UtrOutcome,
 };
 use crate::providers::error::{ProviderError, RawResponse, envelope_data};
 
@@ -296,7 +297,12 @@ fn required<T>(endpoint: &str, field: &str, v: Option<T>) -> Result<T, ProviderE
 
 /// The list in `data`, which may be the array itself or an object holding one.
 fn data_list(endpoint: &str, raw: &RawResponse) -> Result<Vec<Value>, ProviderError> {
-    match lower_keys(envelope_data(endpoint, raw)?) {
+    list_in(endpoint, envelope_data(endpoint, raw)?)
+}
+
+/// The list in `data` (already unwrapped from the envelope).
+fn list_in(endpoint: &str, data: Value) -> Result<Vec<Value>, ProviderError> {
+    match lower_keys(data) {
         Value::Array(items) => Ok(items),
         Value::Null => Ok(Vec::new()),
         Value::Object(map) => map
@@ -904,33 +910,42 @@ fn order_kind(f: &Fields) -> OrderKind {
     }
 }
 
-pub(super) fn recent_orders(raw: &RawResponse) -> Result<Vec<RecentOrder>, ProviderError> {
-    Ok(data_list("orders/list", raw)?
+/// One page of the order list. A `data` that is not a list (or is `null`) is an error, not
+/// an empty page: "no orders" must be said, never inferred from a reply we cannot read. A
+/// row without an order id is kept as [`ListedOrder::Unreadable`].
+pub(super) fn recent_orders(raw: &RawResponse) -> Result<OrderPage, ProviderError> {
+    const ENDPOINT: &str = "orders/list";
+    let data = envelope_data(ENDPOINT, raw)?;
+    if data.is_null() {
+        return Err(ProviderError::unknown(ENDPOINT, "response holds no list"));
+    }
+    let rows = list_in(ENDPOINT, data)?
         .into_iter()
-        .filter_map(|v| {
-            let f = Fields::of(v.clone());
-            let w = serde_json::from_value::<WireRecentOrder>(v).ok()?;
-            Some((w, order_kind(&f), f.string(TX_HASH_KEYS)))
+        .map(|v| listed_order(v).map_or(ListedOrder::Unreadable, ListedOrder::Readable))
+        .collect();
+    Ok(OrderPage { rows })
+}
+
+fn listed_order(v: Value) -> Option<RecentOrder> {
+    let f = Fields::of(v.clone());
+    let w = serde_json::from_value::<WireRecentOrder>(v).ok()?;
+    let utr = w
+        .payment_details
+        .filter(|p| {
+            p.source
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("utr"))
         })
-        .filter_map(|(w, kind, tx_hash)| {
-            let utr = w
-                .payment_details
-                .filter(|p| {
-                    p.source
-                        .as_deref()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("utr"))
-                })
-                .and_then(|p| p.reference);
-            Some(RecentOrder {
-                order_id: w.order_id.or(w.mongo_id)?,
-                merchant_ref: w.meta_data.and_then(|m| m.merchant_ref),
-                status: w.status.unwrap_or_default(),
-                utr,
-                kind,
-                tx_hash,
-            })
-        })
-        .collect())
+        .and_then(|p| p.reference);
+    Some(RecentOrder {
+        order_id: w.order_id.or(w.mongo_id)?,
+        merchant_ref: w.meta_data.and_then(|m| m.merchant_ref),
+        status: w.status.unwrap_or_default(),
+        utr,
+        kind: order_kind(&f),
+        tx_hash: f.string(TX_HASH_KEYS),
+        created_at: f.datetime(&["createdat", "created_at"]),
+    })
 }
 
 #[cfg(test)]
@@ -1314,13 +1329,51 @@ mod tests {
              "paymentDetails":{"upiCode":"x@y"}},
             {"_id":"cccccccccccccccccccccccc","status":"expired"}
         ]}"#;
-        let orders = recent_orders(&ok(body)).unwrap();
+        let page = recent_orders(&ok(body)).unwrap();
+        let orders: Vec<_> = page.orders().collect();
         assert_eq!(orders.len(), 3);
         assert_eq!(orders[0].merchant_ref.as_deref(), Some("rampd-2"));
         assert_eq!(orders[0].utr.as_deref(), Some("412345678901"));
         assert_eq!(orders[1].utr, None);
         assert_eq!(orders[2].order_id, "cccccccccccccccccccccccc");
         assert_eq!(orders[2].merchant_ref, None);
+    }
+
+    #[test]
+    fn recent_orders_keep_unreadable_rows_and_dates() {
+        let body = r#"{"success":true,"data":[
+            {"orderId":"aaaaaaaaaaaaaaaaaaaaaaaa","status":"fiatPending","createdAt":"2026-12-01T08:00:00.000Z"},
+            {"status":"fiatPending","metaData":{"merchantRef":"rampd-1"}},
+            "garbage",
+            {"orderId":"bbbbbbbbbbbbbbbbbbbbbbbb","created_at":1764576000000}
+        ]}"#;
+        let page = recent_orders(&ok(body)).unwrap();
+        assert_eq!(page.rows.len(), 4, "no row is dropped");
+        assert_eq!(page.rows[1], ListedOrder::Unreadable, "no order id");
+        assert_eq!(page.rows[2], ListedOrder::Unreadable);
+        let orders: Vec<_> = page.orders().collect();
+        assert_eq!(
+            orders[0].created_at.unwrap().to_rfc3339(),
+            "2026-12-01T08:00:00+00:00"
+        );
+        assert_eq!(orders[1].created_at.unwrap().timestamp(), 1_764_576_000);
+    }
+
+    #[test]
+    fn a_null_or_missing_order_list_is_an_error_not_an_empty_page() {
+        for body in [
+            r#"{"success":true,"data":null}"#,
+            r#"{"success":true}"#,
+            r#"{"success":true,"data":"none"}"#,
+            "<html>upstream hiccup</html>",
+        ] {
+            assert!(
+                matches!(recent_orders(&ok(body)), Err(ProviderError::Unknown { .. })),
+                "{body}"
+            );
+        }
+        let empty = recent_orders(&ok(r#"{"success":true,"data":[]}"#)).unwrap();
+        assert!(empty.rows.is_empty());
     }
 
     #[test]
@@ -1577,7 +1630,7 @@ mod tests {
             {"orderId":"d","status":"completed","OrderType":"OFFRAMP"},
             {"orderId":"e","status":"expired"}
         ]}"#;
-        let orders = recent_orders(&ok(body)).unwrap();
+        let orders: Vec<_> = recent_orders(&ok(body)).unwrap().orders().cloned().collect();
         let kinds: Vec<_> = orders.iter().map(|o| o.kind).collect();
         use OrderKind::*;
         assert_eq!(kinds, [Offramp, Onramp, Offramp, Offramp, Onramp]);

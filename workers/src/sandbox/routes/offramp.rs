@@ -68,6 +68,7 @@ pub(super) async fn create(State(s): St, headers: HeaderMap, body: Bytes) -> Res
         let email = user(&s, &headers)?;
         let new = parse_new_offramp(&json_body(&body)?)?;
         let o = s.world().create_offramp(&email, new, s.clock.now())?;
+        s.after_create(&email);
         Ok(json!({
             "orderId": o.id,
             "receiverWalletAddress": o.deposit_address,
