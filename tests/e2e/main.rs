@@ -11,6 +11,7 @@ use rampd_e2e::{Backend, Stack, create_body, wait_for};
 use serde_json::json;
 
 mod edge_cases;
+mod lookup;
 mod offramp;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

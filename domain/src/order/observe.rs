@@ -298,7 +298,8 @@ fn inconclusive(d: &mut Builder, evidence: String, retry_after: Option<std::time
             _ => "payment reference submission",
         };
         d.flag(format!(
-            "interrupted {call} not confirmed after {attempts} lookups; not repeated: {evidence}"
+            "interrupted {call} unconfirmed after {attempts} failed or inconclusive calls; \
+             not repeated: {evidence}"
         ));
     }
     let delay = retry_delay(&d.ctx.policy.poll, attempts, retry_after, d.ctx.jitter);

@@ -528,7 +528,13 @@ async fn lost_create_reply_is_found_by_merchant_ref() {
     sandbox.set_faults(Faults::default());
 
     // Recovery: look the order up before creating again.
-    let recent = c.recent_orders(EMAIL, 0, TP).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let recent = c
+        .recent_orders(EMAIL, 0, TP)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     let found = recent
         .iter()
         .find(|o| o.merchant_ref.as_deref() == Some("rampd-crash"))
@@ -544,7 +550,13 @@ async fn lost_create_reply_is_found_by_merchant_ref() {
     c.submit_utr(EMAIL, &found.order_id, "412345678901", TP)
         .await
         .unwrap();
-    let recent = c.recent_orders(EMAIL, 0, TP).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let recent = c
+        .recent_orders(EMAIL, 0, TP)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     assert_eq!(recent[0].utr.as_deref(), Some("412345678901"));
     sandbox.shutdown();
 }
@@ -559,10 +571,22 @@ async fn recent_orders_page_newest_first() {
             .await
             .unwrap();
     }
-    let first = c.recent_orders(EMAIL, 0, None).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let first = c
+        .recent_orders(EMAIL, 0, None)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     assert_eq!(first.len(), 10);
     assert_eq!(first[0].merchant_ref.as_deref(), Some("page-11"));
-    let rest = c.recent_orders(EMAIL, 10, None).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let rest = c
+        .recent_orders(EMAIL, 10, None)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     let refs: Vec<_> = rest
         .iter()
         .filter_map(|o| o.merchant_ref.as_deref())
@@ -572,7 +596,10 @@ async fn recent_orders_page_newest_first() {
     assert!(
         c.recent_orders("other@example.com", 0, None)
             .await
-            .unwrap().orders().cloned().collect::<Vec<_>>()
+            .unwrap()
+            .orders()
+            .cloned()
+            .collect::<Vec<_>>()
             .is_empty()
     );
     sandbox.shutdown();

@@ -1630,7 +1630,11 @@ mod tests {
             {"orderId":"d","status":"completed","OrderType":"OFFRAMP"},
             {"orderId":"e","status":"expired"}
         ]}"#;
-        let orders: Vec<_> = recent_orders(&ok(body)).unwrap().orders().cloned().collect();
+        let orders: Vec<_> = recent_orders(&ok(body))
+            .unwrap()
+            .orders()
+            .cloned()
+            .collect();
         let kinds: Vec<_> = orders.iter().map(|o| o.kind).collect();
         use OrderKind::*;
         assert_eq!(kinds, [Offramp, Onramp, Offramp, Offramp, Onramp]);

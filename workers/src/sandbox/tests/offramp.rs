@@ -257,7 +257,13 @@ async fn lost_offramp_create_is_found_by_merchant_ref() {
     assert!(matches!(err, ProviderError::Retryable { .. }), "{err:?}");
     sandbox.set_faults(Faults::default());
 
-    let recent = c.recent_orders(EMAIL, 0, TP).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let recent = c
+        .recent_orders(EMAIL, 0, TP)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     assert_eq!(recent.len(), 2);
     let found = recent
         .iter()
@@ -273,7 +279,13 @@ async fn lost_offramp_create_is_found_by_merchant_ref() {
     c.submit_tx_hash(EMAIL, &found.order_id, HASH, TP)
         .await
         .unwrap();
-    let recent = c.recent_orders(EMAIL, 0, TP).await.unwrap().orders().cloned().collect::<Vec<_>>();
+    let recent = c
+        .recent_orders(EMAIL, 0, TP)
+        .await
+        .unwrap()
+        .orders()
+        .cloned()
+        .collect::<Vec<_>>();
     assert_eq!(recent[0].tx_hash.as_deref(), Some(HASH));
     assert_eq!(recent[0].kind, OrderKind::Offramp);
     sandbox.shutdown();
