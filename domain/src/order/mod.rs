@@ -537,7 +537,7 @@ pub struct ProviderOrder {
 /// the provider is never repeated on its strength.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Found(FoundOrder),
+    Found(Box<FoundOrder>),
     /// A complete search found no such order.
     NotFound,
     /// The search could not rule the order in or out (an unreadable row, a row that may be

@@ -17,8 +17,12 @@ pub(super) fn observe(d: &mut Builder, obs: Observation) {
     if d.order.state.is_terminal() {
         // Absorb, but keep the record complete: a provider order created by a call that
         // raced a cancel is still worth knowing about.
-        if let Observation::Created(po)
-        | Observation::Lookup(Lookup::Found(FoundOrder { order: po, .. })) = &obs
+        let late = match &obs {
+            Observation::Created(po) => Some(po),
+            Observation::Lookup(Lookup::Found(f)) => Some(&f.order),
+            _ => None,
+        };
+        if let Some(po) = late
             && d.order.provider_order_id.is_none()
         {
             d.order.provider_order_id = Some(po.provider_order_id.clone());

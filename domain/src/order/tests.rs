@@ -682,11 +682,11 @@ fn interrupted_create_is_looked_up_not_repeated() {
     assert_eq!(next_action(&o, t0(), &policy()), Action::FindProviderOrder);
     let d = observe(
         &o,
-        Observation::Lookup(Lookup::Found(FoundOrder {
+        Observation::Lookup(Lookup::Found(Box::new(FoundOrder {
             order: created(),
             status: "fiatPending".into(),
             payment_ref: None,
-        })),
+        }))),
     );
     assert_eq!(d.order.state, OrderState::AwaitingPayment);
     assert_eq!(
@@ -768,11 +768,11 @@ fn a_submission_lookup_that_misses_the_order_is_inconclusive() {
     // The provider holding another reference is not a reason to submit ours over it.
     let d = observe(
         &o,
-        Observation::Lookup(Lookup::Found(FoundOrder {
+        Observation::Lookup(Lookup::Found(Box::new(FoundOrder {
             order: created(),
             status: "fiatReceived".into(),
             payment_ref: Some("499999999999".into()),
-        })),
+        }))),
     );
     assert_eq!(d.order.state, OrderState::UtrSubmitted);
     assert_eq!(d.order.intent, None);
@@ -790,11 +790,11 @@ fn interrupted_utr_submission_is_looked_up() {
         .order;
     assert_eq!(next_action(&o, t0(), &policy()), Action::FindProviderOrder);
     let found = |u: Option<&str>| {
-        Observation::Lookup(Lookup::Found(FoundOrder {
+        Observation::Lookup(Lookup::Found(Box::new(FoundOrder {
             order: created(),
             status: "fiatPending".into(),
             payment_ref: u.map(str::to_string),
-        }))
+        })))
     };
     let d = observe(&o, found(Some("412345678901")));
     assert_eq!(d.order.state, OrderState::UtrSubmitted);
@@ -1086,11 +1086,11 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
         }))),
         proptest::option::of(proptest::option::of(refs)).prop_map(|f| {
             obs_input(Observation::Lookup(match f {
-                Some(r) => Lookup::Found(FoundOrder {
+                Some(r) => Lookup::Found(Box::new(FoundOrder {
                     order: created(),
                     status: "fiatPending".into(),
                     payment_ref: r.map(str::to_string),
-                }),
+                })),
                 None => Lookup::NotFound,
             }))
         }),
@@ -1542,11 +1542,11 @@ fn offramp_without_a_hash_by_the_deadline_expires() {
 fn interrupted_tx_hash_submission_is_looked_up() {
     let o = submitting_hash();
     let found = |r: Option<&str>| {
-        obs_input(Observation::Lookup(Lookup::Found(FoundOrder {
+        obs_input(Observation::Lookup(Lookup::Found(Box::new(FoundOrder {
             order: created(),
             status: "pending".into(),
             payment_ref: r.map(str::to_string),
-        })))
+        }))))
     };
     let d = decide(
         &o,

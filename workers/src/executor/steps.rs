@@ -384,9 +384,9 @@ async fn find(p: &OnmetaClient, o: &Order, trace: Option<&str>) -> Result<Lookup
             .await?
             .deposit_address;
     }
-    Ok(Lookup::Found(FoundOrder {
+    Ok(Lookup::Found(Box::new(FoundOrder {
         order,
         status: r.status,
         payment_ref,
-    }))
+    })))
 }
