@@ -50,6 +50,10 @@ pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
 };
 
 /// Claim up to `limit` due rows of `E` for `owner`; returns the claimed rows.
+///
+/// The two phases, [`candidates`] and [`take`], are public so that a caller can choose
+/// among the candidates (the webhook sender bounds each endpoint's share) and so that tests
+/// can separate them the way a slow replica does.
 pub async fn claim<E, C>(
     db: &impl ConnectionTrait,
     cols: &LeaseColumns<C>,
@@ -63,19 +67,50 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let free = Condition::any()
-        .add(cols.lease_until.is_null())
-        .add(cols.lease_until.lt(now_ms));
-    let ids: Vec<String> = E::find()
+    let ids = candidates::<E, C>(db, cols, due.clone(), now_ms, limit).await?;
+    take::<E, C>(db, cols, ids, due, owner, now_ms, lease_ms).await
+}
+
+/// The ids of up to `limit` rows claimable at `now_ms`, oldest due first. Only a hint: by
+/// the time [`take`] runs, another replica may have claimed, done or rescheduled them.
+pub async fn candidates<E, C>(
+    db: &impl ConnectionTrait,
+    cols: &LeaseColumns<C>,
+    due: Condition,
+    now_ms: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
+    E::find()
         .select_only()
         .column(cols.id)
-        .filter(due.clone())
-        .filter(free.clone())
+        .filter(due)
+        .filter(free(cols, now_ms))
         .order_by_asc(cols.order_by)
         .limit(limit)
         .into_tuple()
         .all(db)
-        .await?;
+        .await
+}
+
+/// Lease those of `ids` that are still claimable at `now_ms` to `owner`, with one guarded
+/// UPDATE; returns the rows this call won.
+pub async fn take<E, C>(
+    db: &impl ConnectionTrait,
+    cols: &LeaseColumns<C>,
+    ids: Vec<String>,
+    due: Condition,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -86,7 +121,7 @@ where
         .col_expr(cols.lease_until, Expr::value(now_ms + lease_ms))
         .filter(cols.id.is_in(ids))
         .filter(due)
-        .filter(free)
+        .filter(free(cols, now_ms))
         .exec(db)
         .await?;
     E::find()
@@ -94,6 +129,13 @@ where
         .order_by_asc(cols.order_by)
         .all(db)
         .await
+}
+
+/// No live lease: never leased, released, or run out.
+fn free<C: ColumnTrait>(cols: &LeaseColumns<C>, now_ms: i64) -> Condition {
+    Condition::any()
+        .add(cols.lease_until.is_null())
+        .add(cols.lease_until.lt(now_ms))
 }
 
 /// Add "end the lease" to an update of leased rows, so the row is claimable again as soon
