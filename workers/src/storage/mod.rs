@@ -5,6 +5,7 @@ pub mod connect;
 pub mod entities;
 pub mod lease;
 pub mod orders;
+pub mod retention;
 pub mod write;
 
 pub use connect::{
@@ -13,6 +14,8 @@ pub use connect::{
 
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_db;
 #[cfg(test)]
