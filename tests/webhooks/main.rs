@@ -361,6 +361,51 @@ async fn receiver_down_then_back(backend: Backend) {
 }
 both!(receiver_down_then_back);
 
+/// Two replicas share one database and race on every retry of a failing receiver: no
+/// attempt is ever made before the `run_at` the previous attempt scheduled (issue 9,
+/// item 2: a replica working from stale candidates sent retries back to back). Without
+/// jitter, the next attempt's `run_at` is the previous attempt's outcome time plus the
+/// ladder's delay, and that time is after the previous attempt started.
+async fn two_replicas_never_retry_early(backend: Backend) {
+    const DELAY_MS: i64 = 300;
+    let key = secret();
+    let rx = HookReceiver::start(&[&key], Reply::Status(500)).await;
+    let mut s = start(backend, vec![endpoint("e1", &rx.url, &key)], |cfg| {
+        cfg.webhooks.retry_schedule_ms = vec![DELAY_MS as u64];
+        cfg.webhooks.retry_jitter = 0.0;
+        cfg.webhooks.max_attempts = 4;
+    })
+    .await;
+    s.add_replica().await;
+    for i in 0..8 {
+        s.create(&format!("o-race-{i}")).await;
+    }
+    for i in 0..8 {
+        s.wait_state(&format!("o-race-{i}"), OrderState::AwaitingPayment)
+            .await;
+    }
+    let n = deliveries_of(&s, "e1").await.len();
+    assert!(n >= 16, "{n} deliveries");
+    let dead = all_in(&s, "e1", n, "dead").await;
+    for d in &dead {
+        let a = attempts_of(&s, &d.id).await;
+        let numbers: Vec<i32> = a.iter().map(|a| a.attempt).collect();
+        assert_eq!(numbers, [1, 2, 3, 4], "attempts of {}", d.id);
+        for w in a.windows(2) {
+            assert!(
+                w[1].started_at >= w[0].started_at + DELAY_MS,
+                "{}: attempt {} came {} ms after attempt {}, {DELAY_MS} ms were due",
+                d.id,
+                w[1].attempt,
+                w[1].started_at - w[0].started_at,
+                w[0].attempt
+            );
+        }
+    }
+    s.finish().await;
+}
+both!(two_replicas_never_retry_early);
+
 /// 429 with `Retry-After: 2`: the next attempt is not made before two seconds (the ladder
 /// alone would retry after about 200 ms).
 async fn retry_after_is_honoured(backend: Backend) {

@@ -16,7 +16,7 @@ use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
 use crate::webhooks::Endpoints;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::vault::Vault;
-use crate::{intake, nats, relay, storage};
+use crate::{intake, nats, relay, retention, storage};
 
 /// Wake-ups between the loops, so new work does not wait for the idle interval.
 #[derive(Default)]
@@ -69,10 +69,11 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
         anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
     }
     cfg.webhooks.validate()?;
+    cfg.retention.validate()?;
     Ok(())
 }
 
-/// A running worker: intake, executor, outbox relay and webhook sender.
+/// A running worker: intake, executor, outbox relay, webhook sender and retention.
 pub struct Worker {
     pub shared: Shared,
     /// Where `/metrics`, `/healthz` and `/readyz` are served, when `admin.listen` is set.
@@ -132,6 +133,7 @@ impl Worker {
         tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
+        tasks.spawn(retention::run(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");
         Ok(Worker {
             shared,

@@ -30,6 +30,51 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub webhooks: WebhookConfig,
     pub admin: AdminConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long finished work is kept before the retention loop deletes it, in bounded
+/// batches. `order_events` is the permanent audit trail and is never deleted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Between retention passes (each pass deletes until nothing is past retention).
+    pub interval_secs: u64,
+    /// Most rows one delete statement removes, so no lock is held long.
+    pub batch: u64,
+    /// Outbox rows, counted from when they were published to NATS.
+    pub outbox_published_secs: u64,
+    /// Drive tasks, counted from when they were done.
+    pub tasks_done_secs: u64,
+    /// Delivered webhook deliveries and their attempts, from delivery.
+    pub webhooks_delivered_secs: u64,
+    /// Dead-lettered deliveries and their attempts, from dead-lettering: the window in
+    /// which an operator can still replay them.
+    pub webhooks_dead_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        RetentionConfig {
+            interval_secs: 300,
+            batch: 1_000,
+            outbox_published_secs: 7 * DAY,
+            tasks_done_secs: 7 * DAY,
+            webhooks_delivered_secs: 7 * DAY,
+            webhooks_dead_secs: 30 * DAY,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Refuse settings that cannot work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.interval_secs == 0 || self.batch == 0 {
+            anyhow::bail!("retention.interval_secs and retention.batch must be >= 1");
+        }
+        Ok(())
+    }
 }
 
 /// The admin HTTP port: `/metrics`, `/healthz`, `/readyz`.
@@ -167,6 +212,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             webhooks: WebhookConfig::default(),
             admin: AdminConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -411,6 +457,25 @@ mod tests {
         assert!(!format!("{:?}", c).contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
         std::fs::write(&f, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&f)).is_err());
+    }
+
+    #[test]
+    fn retention_section_loads_and_refuses_a_zero_batch() {
+        let c: Config =
+            toml::from_str("[retention]\nbatch = 50\nwebhooks_dead_secs = 86400\n").unwrap();
+        assert_eq!(
+            (c.retention.batch, c.retention.webhooks_dead_secs),
+            (50, 86400)
+        );
+        assert_eq!(
+            c.retention.interval_secs, 300,
+            "other keys keep their defaults"
+        );
+        assert!(c.retention.validate().is_ok());
+        let mut bad = c.retention.clone();
+        bad.batch = 0;
+        assert!(bad.validate().is_err());
+        assert!(toml::from_str::<Config>("[retention]\nbogus = 1\n").is_err());
     }
 
     #[test]

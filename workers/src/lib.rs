@@ -5,6 +5,7 @@
 //! - [`pool`]: the claim-and-run loop the executor and the webhook sender share.
 //! - [`relay`]: outbox → NATS events.
 //! - [`webhooks`]: signed deliveries to tenant endpoints.
+//! - [`retention`]: deletes finished work (never `order_events`) past its retention.
 //! - [`providers`]: the provider connector; [`sandbox`]: a provider simulator.
 //! - [`storage`]: schema entities, the decision write path, leased claims.
 //! - [`admin`]: metrics and health endpoints, operator commands; [`telemetry`]: logs,
@@ -22,6 +23,7 @@ pub mod natsd;
 pub mod pool;
 pub mod providers;
 pub mod relay;
+pub mod retention;
 pub mod sandbox;
 pub mod storage;
 pub mod telemetry;

@@ -44,7 +44,8 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
     let rows = claim::<outbox::Entity, _>(
         &shared.db,
         &OUTBOX,
-        Condition::all().add(outbox::Column::PublishedAt.is_null()),
+        // Every unpublished row (`lease::OUTBOX`); nothing narrower.
+        Condition::all(),
         &shared.cfg.worker_id,
         now,
         LEASE_MS,

@@ -1079,8 +1079,13 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("WebhookConfig", "webhooks"),
         ("EndpointConfig", "webhooks.endpoints"),
         ("AdminConfig", "admin"),
+        ("RetentionConfig", "retention"),
     ];
     assert_eq!(file.admin.listen, def.admin.listen);
+    assert_eq!(
+        format!("{:?}", file.retention),
+        format!("{:?}", def.retention)
+    );
     let table_fields = [
         "admin",
         "provider",
@@ -1089,6 +1094,7 @@ fn example_config_loads_with_every_key_at_its_default() {
         "executor",
         "webhooks",
         "endpoints",
+        "retention",
     ];
     for (name, table) in tables {
         let fields = struct_fields(name);

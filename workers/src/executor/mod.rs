@@ -76,14 +76,12 @@ impl Executor {
     async fn claim_due(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
         let cfg = &self.shared.cfg;
         let now = Utc::now().timestamp_millis();
-        let due = Condition::all()
-            .add(tasks::Column::Status.eq("ready"))
-            .add(tasks::Column::Kind.eq(DRIVE))
-            .add(tasks::Column::RunAt.lte(now));
+        // Ready and due is the queue's own guard (`lease::TASKS`); drive tasks only.
+        let drive = Condition::all().add(tasks::Column::Kind.eq(DRIVE));
         claim::<tasks::Entity, _>(
             &self.shared.db,
             &TASKS,
-            due,
+            drive,
             &cfg.worker_id,
             now,
             cfg.executor.lease_ms as i64,

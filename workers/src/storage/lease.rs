@@ -1,11 +1,19 @@
 //! Leased claims over a work table (tasks, outbox, webhook deliveries).
 //!
 //! A claim is one guarded `UPDATE … SET lease_owner = <token>, lease_until = now + lease
-//! WHERE id IN (<due candidates>) AND <still due> AND (lease_until IS NULL OR lease_until <
-//! now)`, followed by reading back the rows carrying the token. It needs no row locks, so
-//! it is equally correct on SQLite (which has none) and PostgreSQL (where a concurrent
-//! claimer re-checks the guard after the first one commits and skips the row). A replica
-//! that dies keeps its rows only until `lease_until`; then any replica can claim them.
+//! WHERE id IN (<due candidates>) AND <still open and due> AND (lease_until IS NULL OR
+//! lease_until < now)`, followed by reading back the rows carrying the token. It needs no
+//! row locks, so it is equally correct on SQLite (which has none) and PostgreSQL (where a
+//! concurrent claimer re-checks the guard after the first one commits and skips the row). A
+//! replica that dies keeps its rows only until `lease_until`; then any replica can claim
+//! them.
+//!
+//! What "open" and "due" mean belongs to the queue ([`LeaseColumns`]), not to the caller:
+//! [`candidates`] and [`take`] both apply them, so no caller can forget either. The UPDATE
+//! must re-check them because candidates go stale: between one replica's candidate read
+//! and its UPDATE, another may claim the row, attempt it and reschedule it (a webhook retry
+//! due in 30 s must not be sent again 35 ms later), finish it or publish it. Callers only
+//! narrow (`kind = drive`, the ids the sender chose).
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -15,14 +23,20 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{outbox, scheduled_tasks, webhook_deliveries};
+use crate::webhooks::outcome::PENDING;
 
-/// The columns a leased table has.
+/// The columns a leased table has, and what makes one of its rows claimable.
 pub struct LeaseColumns<C> {
     pub id: C,
     pub lease_owner: C,
     pub lease_until: C,
     /// Claim order (oldest due first).
     pub order_by: C,
+    /// When a row falls due (epoch ms); a claim takes only rows with `due_at <= now`.
+    /// `None` for a queue whose rows are due as soon as they are committed (the outbox).
+    pub due_at: Option<C>,
+    /// The rows still waiting for work (not done, not published, not delivered).
+    pub open: fn() -> Condition,
 }
 
 /// Order tasks, claimed oldest `run_at` first.
@@ -31,14 +45,20 @@ pub const TASKS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
     lease_owner: scheduled_tasks::Column::LeaseOwner,
     lease_until: scheduled_tasks::Column::LeaseUntil,
     order_by: scheduled_tasks::Column::RunAt,
+    due_at: Some(scheduled_tasks::Column::RunAt),
+    open: || Condition::all().add(scheduled_tasks::Column::Status.eq("ready")),
 };
 
-/// Events waiting for NATS, claimed in the order they were written.
+/// Events waiting for NATS, claimed in the order they were written. An event is due once
+/// committed: there is no "publish later". A failed publish backs off by keeping its
+/// lease a little while.
 pub const OUTBOX: LeaseColumns<outbox::Column> = LeaseColumns {
     id: outbox::Column::Id,
     lease_owner: outbox::Column::LeaseOwner,
     lease_until: outbox::Column::LeaseUntil,
     order_by: outbox::Column::CreatedAt,
+    due_at: None,
+    open: || Condition::all().add(outbox::Column::PublishedAt.is_null()),
 };
 
 /// Webhook deliveries, claimed oldest `run_at` first.
@@ -47,13 +67,20 @@ pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
     lease_owner: webhook_deliveries::Column::LeaseOwner,
     lease_until: webhook_deliveries::Column::LeaseUntil,
     order_by: webhook_deliveries::Column::RunAt,
+    due_at: Some(webhook_deliveries::Column::RunAt),
+    open: || Condition::all().add(webhook_deliveries::Column::Status.eq(PENDING)),
 };
 
-/// Claim up to `limit` due rows of `E` for `owner`; returns the claimed rows.
+/// Claim up to `limit` claimable rows of `E` (within `narrow`) for `owner`; returns the
+/// claimed rows.
+///
+/// The two phases, [`candidates`] and [`take`], are public so that a caller can choose
+/// among the candidates (the webhook sender bounds each endpoint's share) and so that tests
+/// can separate them the way a slow replica does.
 pub async fn claim<E, C>(
     db: &impl ConnectionTrait,
     cols: &LeaseColumns<C>,
-    due: Condition,
+    narrow: Condition,
     owner: &str,
     now_ms: i64,
     lease_ms: i64,
@@ -63,19 +90,50 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let free = Condition::any()
-        .add(cols.lease_until.is_null())
-        .add(cols.lease_until.lt(now_ms));
-    let ids: Vec<String> = E::find()
+    let ids = candidates::<E, C>(db, cols, narrow.clone(), now_ms, limit).await?;
+    take::<E, C>(db, cols, ids, narrow, owner, now_ms, lease_ms).await
+}
+
+/// The ids of up to `limit` rows claimable at `now_ms`, oldest due first. Only a hint: by
+/// the time [`take`] runs, another replica may have claimed, done or rescheduled them.
+pub async fn candidates<E, C>(
+    db: &impl ConnectionTrait,
+    cols: &LeaseColumns<C>,
+    narrow: Condition,
+    now_ms: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
+    E::find()
         .select_only()
         .column(cols.id)
-        .filter(due.clone())
-        .filter(free.clone())
+        .filter(narrow)
+        .filter(claimable(cols, now_ms))
         .order_by_asc(cols.order_by)
         .limit(limit)
         .into_tuple()
         .all(db)
-        .await?;
+        .await
+}
+
+/// Lease those of `ids` that are still claimable at `now_ms` (open, due, no live lease, and
+/// within `narrow`) to `owner`, with one guarded UPDATE; returns the rows this call won.
+pub async fn take<E, C>(
+    db: &impl ConnectionTrait,
+    cols: &LeaseColumns<C>,
+    ids: Vec<String>,
+    narrow: Condition,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -85,8 +143,8 @@ where
         .col_expr(cols.lease_owner, Expr::value(token.clone()))
         .col_expr(cols.lease_until, Expr::value(now_ms + lease_ms))
         .filter(cols.id.is_in(ids))
-        .filter(due)
-        .filter(free)
+        .filter(narrow)
+        .filter(claimable(cols, now_ms))
         .exec(db)
         .await?;
     E::find()
@@ -94,6 +152,19 @@ where
         .order_by_asc(cols.order_by)
         .all(db)
         .await
+}
+
+/// Open, due at `now_ms`, and under no live lease (never leased, released, or run out).
+/// Callers that read candidates of their own (the webhook sender) filter with this too.
+pub fn claimable<C: ColumnTrait>(cols: &LeaseColumns<C>, now_ms: i64) -> Condition {
+    let free = Condition::any()
+        .add(cols.lease_until.is_null())
+        .add(cols.lease_until.lt(now_ms));
+    let mut c = Condition::all().add((cols.open)()).add(free);
+    if let Some(due_at) = cols.due_at {
+        c = c.add(due_at.lte(now_ms));
+    }
+    c
 }
 
 /// Add "end the lease" to an update of leased rows, so the row is claimable again as soon

@@ -5,12 +5,17 @@ pub mod connect;
 pub mod entities;
 pub mod lease;
 pub mod orders;
+pub mod retention;
 pub mod write;
 
 pub use connect::{
     begin_write, connect, is_sqlite, is_unique_violation, migrate, migrations_pending,
 };
 
+#[cfg(test)]
+mod lease_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_db;
 #[cfg(test)]

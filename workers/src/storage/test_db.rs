@@ -115,3 +115,50 @@ impl Drop for SqliteFile {
         }
     }
 }
+
+/// Run `case` against a fresh, migrated SQLite file.
+pub(crate) async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let file = SqliteFile::new("rampd_st");
+    let db = connect(&file.url()).await.expect("connect sqlite");
+    super::migrate(&db).await.expect("migrate sqlite");
+    case(db.clone()).await;
+    db.close().await.expect("close sqlite");
+    drop(file);
+}
+
+/// Run `case` against a fresh, migrated PostgreSQL database, dropped afterwards.
+pub(crate) async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pg = PgDb::create("rampd_st").await;
+    super::migrate(&pg.db).await.expect("migrate postgres");
+    case(pg.db.clone()).await;
+    pg.drop_db().await;
+}
+
+/// For each named `async fn case(db: DatabaseConnection)` in scope, a module of the same
+/// name with a `sqlite` and a `postgres` test.
+macro_rules! storage_cases {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::storage::test_db::on_sqlite(super::$case).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::storage::test_db::on_postgres(super::$case).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use storage_cases;

@@ -20,6 +20,7 @@ pub const PROVIDER_CALLS: &str = "rampd_provider_calls_total";
 pub const PROVIDER_LATENCY: &str = "rampd_provider_call_duration_seconds";
 pub const RATE_LIMITED: &str = "rampd_provider_rate_limited_total";
 pub const WEBHOOK_ATTEMPTS: &str = "rampd_webhook_attempts_total";
+pub const RETENTION_REMOVED: &str = "rampd_retention_removed_rows_total";
 
 /// Seconds: from a few milliseconds (a sandbox call) to 15 minutes (a badly lagging queue).
 const BUCKETS: [f64; 16] = [
@@ -77,6 +78,24 @@ fn describe() {
     );
     describe_counter!(RATE_LIMITED, "Provider answers of 429 Too Many Requests");
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts by outcome");
+    describe_counter!(
+        RETENTION_REMOVED,
+        "Finished rows deleted past their retention, by table"
+    );
+}
+
+/// Rows one retention batch deleted, by table.
+pub fn retention_removed(r: &crate::storage::retention::Removed) {
+    for (table, n) in [
+        ("outbox", r.outbox),
+        ("scheduled_tasks", r.tasks),
+        ("webhook_deliveries", r.deliveries),
+        ("webhook_attempts", r.attempts),
+    ] {
+        if n > 0 {
+            counter!(RETENTION_REMOVED, "table" => table).increment(n);
+        }
+    }
 }
 
 /// One command handled: `outcome` is accepted, unchanged, rejected, duplicate, not_yet,

@@ -20,12 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::endpoints;
 use super::http::{Outgoing, WebhookHttp};
-use super::outcome::{self, Attempt, PENDING, SKIPPED};
+use super::outcome::{self, Attempt, SKIPPED};
 use super::signature_header;
 use crate::app::Shared;
 use crate::pool::{self, LeasedWork};
 use crate::storage::entities::webhook_deliveries as deliveries;
-use crate::storage::lease::{DELIVERIES, claim, released};
+use crate::storage::lease::{DELIVERIES, claimable, released, take};
 use crate::telemetry::{self, spans};
 use tracing::Instrument;
 
@@ -139,14 +139,7 @@ impl Sender {
             .filter(|(_, n)| **n >= per)
             .map(|(k, _)| k.clone())
             .collect();
-        let mut due = Condition::all()
-            .add(deliveries::Column::Status.eq(PENDING))
-            .add(deliveries::Column::RunAt.lte(now))
-            .add(
-                Condition::any()
-                    .add(deliveries::Column::LeaseUntil.is_null())
-                    .add(deliveries::Column::LeaseUntil.lt(now)),
-            );
+        let mut due = claimable(&DELIVERIES, now);
         if !full.is_empty() {
             due = due.add(deliveries::Column::EndpointId.is_not_in(full));
         }
@@ -171,16 +164,16 @@ impl Sender {
         if chosen.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = claim::<deliveries::Entity, _>(
+        // The candidates may be stale by now (another replica may have attempted and
+        // rescheduled one): `take` re-checks pending, due and free in its UPDATE.
+        let rows = take::<deliveries::Entity, _>(
             &self.shared.db,
             &DELIVERIES,
-            Condition::all()
-                .add(deliveries::Column::Id.is_in(chosen))
-                .add(deliveries::Column::Status.eq(PENDING)),
+            chosen,
+            Condition::all(),
             &self.shared.cfg.worker_id,
             now,
             lease,
-            room,
         )
         .await?;
         let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());

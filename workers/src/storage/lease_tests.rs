@@ -1,0 +1,254 @@
+//! The stale-candidate race on every leased queue (issue 9, item 2), on SQLite and
+//! PostgreSQL.
+//!
+//! Replica A reads its candidates; before its guarded UPDATE runs, replica B claims the same
+//! row, works on it and reschedules, finishes or publishes it. A's UPDATE, working from the
+//! stale list, must win nothing: the lease primitive re-checks "still open and due" in the
+//! UPDATE itself. Deterministic: the two phases of A's claim are called separately.
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+
+use super::entities::{outbox, scheduled_tasks as tasks, webhook_deliveries as deliveries};
+use super::lease::{DELIVERIES, OUTBOX, TASKS, candidates, claim, released, take};
+use super::test_db::storage_cases;
+use super::write::DRIVE;
+
+const NOW: i64 = 1_763_700_000_000;
+const LEASE: i64 = 30_000;
+
+fn delivery(id: &str, run_at: i64) -> deliveries::ActiveModel {
+    deliveries::ActiveModel {
+        id: Set(id.into()),
+        order_id: Set("ord-1".into()),
+        tenant: Set("acme".into()),
+        endpoint_id: Set("e1".into()),
+        url: Set("https://hooks.example/in".into()),
+        event_type: Set("order.status_changed".into()),
+        body: Set("{}".into()),
+        status: Set("pending".into()),
+        attempt: Set(0),
+        run_at: Set(run_at),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_status: Set(None),
+        last_error: Set(None),
+        trace_ctx: Set(None),
+        created_at: Set(run_at),
+        delivered_at: Set(None),
+        dead_at: Set(None),
+    }
+}
+
+/// What the webhook sender narrows a claim to: the deliveries it chose among the
+/// candidates, still pending.
+fn chosen(ids: &[&str]) -> Condition {
+    Condition::all()
+        .add(deliveries::Column::Id.is_in(ids.iter().copied()))
+        .add(deliveries::Column::Status.eq("pending"))
+}
+
+/// B's attempt failed: the outcome ends B's lease and schedules the next attempt.
+async fn reschedule_delivery(db: &DatabaseConnection, d: &deliveries::Model, run_at: i64) {
+    let res = released(deliveries::Entity::update_many(), &DELIVERIES)
+        .col_expr(deliveries::Column::Attempt, Expr::value(d.attempt + 1))
+        .col_expr(deliveries::Column::RunAt, Expr::value(run_at))
+        .filter(deliveries::Column::Id.eq(d.id.clone()))
+        .filter(deliveries::Column::LeaseOwner.eq(d.lease_owner.clone()))
+        .exec(db)
+        .await
+        .unwrap();
+    assert_eq!(res.rows_affected, 1);
+}
+
+async fn stale_candidates_never_claim_a_rescheduled_delivery(db: DatabaseConnection) {
+    let db = &db;
+    deliveries::Entity::insert(delivery("msg_1", NOW - 1_000))
+        .exec_without_returning(db)
+        .await
+        .unwrap();
+
+    // A reads its candidates ...
+    let stale = candidates::<deliveries::Entity, _>(db, &DELIVERIES, chosen(&["msg_1"]), NOW, 10)
+        .await
+        .unwrap();
+    assert_eq!(stale, ["msg_1"]);
+    // ... B claims, attempts and reschedules 30 s out ...
+    let b =
+        claim::<deliveries::Entity, _>(db, &DELIVERIES, chosen(&["msg_1"]), "b", NOW, LEASE, 10)
+            .await
+            .unwrap();
+    assert_eq!(b.len(), 1);
+    reschedule_delivery(db, &b[0], NOW + 30 + 30_000).await;
+    // ... and A's UPDATE, 35 ms after B's attempt, wins nothing.
+    let a = take::<deliveries::Entity, _>(
+        db,
+        &DELIVERIES,
+        stale.clone(),
+        chosen(&["msg_1"]),
+        "a",
+        NOW + 65,
+        LEASE,
+    )
+    .await
+    .unwrap();
+    assert!(a.is_empty(), "claimed before its run_at: {a:?}");
+    // Nor does a whole claim narrowed to that delivery (the sender's second phase).
+    let a = claim::<deliveries::Entity, _>(
+        db,
+        &DELIVERIES,
+        chosen(&["msg_1"]),
+        "a",
+        NOW + 65,
+        LEASE,
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(a.is_empty(), "claimed before its run_at: {a:?}");
+
+    // Once due it is claimable again, by either.
+    let due = NOW + 30 + 30_000;
+    let b =
+        take::<deliveries::Entity, _>(db, &DELIVERIES, stale.clone(), chosen(&[]), "b", due, LEASE)
+            .await
+            .unwrap();
+    assert!(b.is_empty(), "the narrowing still applies");
+    let b =
+        claim::<deliveries::Entity, _>(db, &DELIVERIES, chosen(&["msg_1"]), "b", due, LEASE, 10)
+            .await
+            .unwrap();
+    assert_eq!((b.len(), b[0].attempt), (1, 1));
+
+    // Delivered by B: a stale take finds nothing to claim, even after B's lease.
+    released(deliveries::Entity::update_many(), &DELIVERIES)
+        .col_expr(deliveries::Column::Status, Expr::value("delivered"))
+        .col_expr(deliveries::Column::DeliveredAt, Expr::value(due + 10))
+        .filter(deliveries::Column::Id.eq("msg_1"))
+        .exec(db)
+        .await
+        .unwrap();
+    let a = take::<deliveries::Entity, _>(
+        db,
+        &DELIVERIES,
+        stale,
+        Condition::all(),
+        "a",
+        due + LEASE + 1,
+        LEASE,
+    )
+    .await
+    .unwrap();
+    assert!(a.is_empty(), "claimed a delivered delivery: {a:?}");
+}
+
+fn task(id: &str, run_at: i64) -> tasks::ActiveModel {
+    tasks::ActiveModel {
+        id: Set(id.into()),
+        order_id: Set(format!("order-{id}")),
+        kind: Set(DRIVE.into()),
+        status: Set("ready".into()),
+        run_at: Set(run_at),
+        attempt: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        trace_ctx: Set(None),
+        created_at: Set(run_at),
+        updated_at: Set(run_at),
+    }
+}
+
+/// The executor narrows to drive tasks; being ready and due is the queue's business.
+fn drive() -> Condition {
+    Condition::all().add(tasks::Column::Kind.eq(DRIVE))
+}
+
+async fn stale_candidates_never_claim_a_rescheduled_or_done_task(db: DatabaseConnection) {
+    let db = &db;
+    tasks::Entity::insert(task("t1", NOW - 1_000))
+        .exec_without_returning(db)
+        .await
+        .unwrap();
+    let stale = candidates::<tasks::Entity, _>(db, &TASKS, drive(), NOW, 10)
+        .await
+        .unwrap();
+    assert_eq!(stale, ["t1"]);
+    // B drives the order and its commit schedules the next poll 10 s out.
+    let b = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    released(tasks::Entity::update_many(), &TASKS)
+        .col_expr(tasks::Column::RunAt, Expr::value(NOW + 10_000))
+        .filter(tasks::Column::LeaseOwner.eq(b[0].lease_owner.clone()))
+        .exec(db)
+        .await
+        .unwrap();
+    let a = take::<tasks::Entity, _>(db, &TASKS, stale.clone(), drive(), "a", NOW + 5, LEASE)
+        .await
+        .unwrap();
+    assert!(a.is_empty(), "claimed before its run_at: {a:?}");
+
+    // B runs it when due and the order ends: done. A stale take never revives it.
+    let b = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW + 10_000, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    released(tasks::Entity::update_many(), &TASKS)
+        .col_expr(tasks::Column::Status, Expr::value("done"))
+        .filter(tasks::Column::LeaseOwner.eq(b[0].lease_owner.clone()))
+        .exec(db)
+        .await
+        .unwrap();
+    let a = take::<tasks::Entity, _>(db, &TASKS, stale, drive(), "a", NOW + 10_001, LEASE)
+        .await
+        .unwrap();
+    assert!(a.is_empty(), "claimed a done task: {a:?}");
+}
+
+async fn stale_candidates_never_republish_an_outbox_row(db: DatabaseConnection) {
+    let db = &db;
+    outbox::Entity::insert(outbox::ActiveModel {
+        id: Set("evt-1".into()),
+        subject: Set("ramp.evt.acme.onramp.status_changed".into()),
+        payload: Set("{}".into()),
+        order_id: Set(None),
+        trace_ctx: Set(None),
+        created_at: Set(NOW - 1_000),
+        published_at: Set(None),
+        attempts: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    // The relay claims every unpublished row: no narrowing of its own.
+    let stale = candidates::<outbox::Entity, _>(db, &OUTBOX, Condition::all(), NOW, 10)
+        .await
+        .unwrap();
+    assert_eq!(stale, ["evt-1"]);
+    let b = claim::<outbox::Entity, _>(db, &OUTBOX, Condition::all(), "b", NOW, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    released(outbox::Entity::update_many(), &OUTBOX)
+        .col_expr(outbox::Column::PublishedAt, Expr::value(NOW + 3))
+        .filter(outbox::Column::Id.eq("evt-1"))
+        .exec(db)
+        .await
+        .unwrap();
+    let a = take::<outbox::Entity, _>(db, &OUTBOX, stale, Condition::all(), "a", NOW + 5, LEASE)
+        .await
+        .unwrap();
+    assert!(a.is_empty(), "claimed a published row: {a:?}");
+}
+
+storage_cases!(
+    stale_candidates_never_claim_a_rescheduled_delivery,
+    stale_candidates_never_claim_a_rescheduled_or_done_task,
+    stale_candidates_never_republish_an_outbox_row,
+);
