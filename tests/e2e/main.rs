@@ -11,6 +11,7 @@ use rampd_e2e::{Backend, Stack, create_body, wait_for};
 use serde_json::json;
 
 mod edge_cases;
+mod fairness;
 mod lookup;
 mod offramp;
 

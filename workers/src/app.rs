@@ -70,6 +70,7 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     }
     cfg.webhooks.validate()?;
     cfg.retention.validate()?;
+    intake::lanes::validate_filter(cfg.nats.consumer_filter.as_deref())?;
     Ok(())
 }
 
@@ -93,7 +94,7 @@ impl Worker {
         storage::migrate(&db).await?;
         let client = nats::connect(&cfg).await?;
         let js = jetstream::new(client.clone());
-        let consumer = nats::ensure_topology(&js, &cfg.nats).await?;
+        let commands = nats::ensure_topology(&js, &cfg.nats).await?;
         let vault = Vault::new(cfg.webhooks.secrets_key.as_ref())?;
         let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?.with_vault(vault);
         endpoints
@@ -129,7 +130,11 @@ impl Worker {
             }
             None => None,
         };
-        tasks.spawn(intake::run(shared.clone(), consumer, shutdown.clone()));
+        tasks.spawn(intake::lanes::run(
+            shared.clone(),
+            commands,
+            shutdown.clone(),
+        ));
         tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));

@@ -101,10 +101,19 @@ pub struct NatsConfig {
     pub command_stream: String,
     pub event_stream: String,
     pub dead_letter_stream: String,
+    /// Prefix of the durable consumers: one per tenant, `<consumer>-<tenant>` (see
+    /// `intake::lanes`).
     pub consumer: String,
     /// Only consume commands matching this subject (e.g. `ramp.cmd.acme.>` for a worker
     /// dedicated to one tenant). Default: all commands.
     pub consumer_filter: Option<String>,
+    /// Commands handled at once per replica, over all tenants. Each tenant's commands are
+    /// handled one after another, and busy tenants take turns.
+    pub intake_concurrency: usize,
+    /// How often the command stream is checked for tenants without a consumer yet.
+    pub lane_discovery_ms: u64,
+    /// Most tenants (consumers) one worker serves.
+    pub max_lanes: usize,
     /// Deliveries of one command before it is dead-lettered.
     pub max_deliver: i64,
     /// Must exceed the slowest command handler (a few database writes).
@@ -236,6 +245,9 @@ impl Default for NatsConfig {
             dead_letter_stream: "RAMP_DLQ".into(),
             consumer: "rampd".into(),
             consumer_filter: None,
+            intake_concurrency: 4,
+            lane_discovery_ms: 2_000,
+            max_lanes: 1_024,
             max_deliver: 5,
             ack_wait_ms: 30_000,
             batch: 32,

@@ -5,7 +5,10 @@
 //! without effect. An invalid command is answered with a `command_rejected` event naming
 //! it. A message that cannot be answered at all (no ids, unknown subject), or that keeps
 //! failing until `max_deliver`, is copied to `ramp.dlq.…` and terminated: it never loops.
+//! Each tenant has a consumer of its own, so that no tenant's backlog delays another's
+//! commands ([`lanes`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
@@ -16,6 +19,7 @@ use rampd_domain::command::{
 };
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -36,10 +40,15 @@ enum Outcome {
     DeadLetter(String),
 }
 
-/// Run until `shutdown`; reconnects the pull stream when it breaks.
-pub async fn run(
+pub mod lanes;
+
+/// Serve one lane (one tenant's commands, see [`lanes`]) until `shutdown`: its messages are
+/// handled one after another, each under a permit of the intake-wide `permits`, and the
+/// pull stream is opened again when it breaks.
+async fn run(
     shared: Shared,
     consumer: jetstream::consumer::PullConsumer,
+    permits: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
@@ -56,7 +65,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "command consumer unavailable; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = tokio::time::sleep(lanes::RESUBSCRIBE) => continue,
                 }
             }
         };
@@ -66,7 +75,12 @@ pub async fn run(
                 n = messages.next() => n,
             };
             match next {
-                Some(Ok(msg)) => handle_message(&shared, msg).await,
+                Some(Ok(msg)) => {
+                    let Ok(_permit) = permits.acquire().await else {
+                        return; // closed: shutting down
+                    };
+                    handle_message(&shared, msg).await;
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "command stream error; re-subscribing");
                     break;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, stream};
+use async_nats::jetstream::{self, stream};
 
-use crate::config::{Config, NatsConfig, ms};
+use crate::config::{Config, NatsConfig};
 
 pub const CMD_SUBJECTS: &str = "ramp.cmd.>";
 pub const EVT_SUBJECTS: &str = "ramp.evt.>";
@@ -30,12 +30,13 @@ fn stream_config(name: &str, subject: &str, cfg: &NatsConfig, max_age: Duration)
     }
 }
 
-/// Create the command, event and dead-letter streams and the durable command consumer if
-/// they do not exist yet. Safe to call from every replica at every start.
+/// Create the command, event and dead-letter streams if they do not exist yet; returns the
+/// command stream, whose per-tenant consumers the intake creates (`intake::lanes`). Safe
+/// to call from every replica at every start.
 pub async fn ensure_topology(
     js: &jetstream::Context,
     cfg: &NatsConfig,
-) -> anyhow::Result<PullConsumer> {
+) -> anyhow::Result<stream::Stream> {
     let week = Duration::from_secs(7 * 24 * 3600);
     let cmd = js
         .get_or_create_stream(stream_config(&cfg.command_stream, CMD_SUBJECTS, cfg, week))
@@ -52,22 +53,7 @@ pub async fn ensure_topology(
     ))
     .await
     .map_err(|e| anyhow::anyhow!("dead-letter stream: {e}"))?;
-    let consumer = cmd
-        .get_or_create_consumer(
-            &cfg.consumer,
-            jetstream::consumer::pull::Config {
-                durable_name: Some(cfg.consumer.clone()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: ms(cfg.ack_wait_ms),
-                max_deliver: cfg.max_deliver,
-                max_ack_pending: 1024,
-                filter_subject: cfg.consumer_filter.clone().unwrap_or_default(),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("command consumer: {e}"))?;
-    Ok(consumer)
+    Ok(cmd)
 }
 
 /// A W3C `traceparent` if it is well formed (`00-<32 hex>-<16 hex>-<2 hex>`), else `None`:

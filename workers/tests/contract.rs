@@ -235,6 +235,7 @@ const INTAKE_RS: &str = include_str!("../src/intake.rs");
 const WRITE_RS: &str = include_str!("../src/storage/write.rs");
 const CONFIG_RS: &str = include_str!("../src/config.rs");
 const NATS_RS: &str = include_str!("../src/nats.rs");
+const LANES_RS: &str = include_str!("../src/intake/lanes.rs");
 
 /// The subject token that a rejected command's event goes under: `intake.rs` maps each
 /// command to it, and the first token of the command name is what it must be.
@@ -1145,7 +1146,7 @@ fn nats_definitions_match_the_topology_rampd_creates() {
     // The retention periods are literals in `ensure_topology`.
     assert!(NATS_RS.contains("Duration::from_secs(7 * 24 * 3600)"));
     assert!(NATS_RS.contains("Duration::from_secs(30 * 24 * 3600)"));
-    assert!(NATS_RS.contains("max_ack_pending: 1024,"));
+    assert!(LANES_RS.contains("max_ack_pending: 1024,"));
     let week = 7 * 24 * 3600;
     let streams = [
         (&def.command_stream, rampd::nats::CMD_SUBJECTS, week),
@@ -1164,14 +1165,17 @@ fn nats_definitions_match_the_topology_rampd_creates() {
         assert_eq!(v["max_age"], nanos(max_age), "{name}");
         assert_eq!(v["duplicate_window"], nanos(def.duplicate_window_secs));
     }
-    let v: Value =
-        serde_json::from_str(&read(&format!("nats/{}.consumer.json", def.consumer))).unwrap();
-    assert_eq!(v["durable_name"], def.consumer.as_str());
+    // One consumer per tenant; the file shows tenant `acme`'s.
+    let lane = rampd::intake::lanes::lane_of("ramp.cmd.acme.onramp.create").unwrap();
+    let name = rampd::intake::lanes::durable_name(&def.consumer, &lane);
+    let v: Value = serde_json::from_str(&read(&format!("nats/{name}.consumer.json"))).unwrap();
+    assert_eq!(v["durable_name"], name.as_str());
+    assert_eq!(v["filter_subject"], lane.as_str());
     assert_eq!(v["ack_policy"], "explicit");
     assert_eq!(v["ack_wait"], def.ack_wait_ms * 1_000_000);
     assert_eq!(v["max_deliver"], def.max_deliver);
     assert_eq!(v["max_ack_pending"], 1024);
-    assert!(v.get("filter_subject").is_none() && def.consumer_filter.is_none());
+    assert!(def.consumer_filter.is_none());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -402,12 +402,20 @@ async fn pay(
     }
 }
 
-/// On a shared NATS, remove this run's consumer and messages so that no later worker
-/// replays the demo's commands.
+/// On a shared NATS, remove this run's consumers (one per tenant lane) and messages so that
+/// no later worker replays the demo's commands.
 async fn leave_shared_nats_clean(js: &async_nats::jetstream::Context, cfg: &Config, tenant: &str) {
-    let _ = js
-        .delete_consumer_from_stream(&cfg.nats.consumer, &cfg.nats.command_stream)
-        .await;
+    if let Ok(commands) = js.get_stream(&cfg.nats.command_stream).await {
+        let ours: Vec<String> = commands
+            .consumer_names()
+            .filter_map(|n| async move { n.ok() })
+            .filter(|n| std::future::ready(n.starts_with(&format!("{}-", cfg.nats.consumer))))
+            .collect()
+            .await;
+        for name in ours {
+            let _ = commands.delete_consumer(&name).await;
+        }
+    }
     for (stream, prefix) in [
         (&cfg.nats.command_stream, "ramp.cmd"),
         (&cfg.nats.event_stream, "ramp.evt"),
