@@ -14,6 +14,7 @@ use futures::StreamExt;
 use rampd_domain::command::{
     Command, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
 };
+use rampd_domain::command_identity::msg_id_fits;
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,8 @@ use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
-    CommandRecord, Write, WriteError, already_processed, commit_decision, record_unchanged,
+    CommandRecord, Write, WriteError, already_processed, announce_rejection, commit_decision,
+    record_unchanged,
 };
 use crate::telemetry::{self, meters};
 
@@ -212,6 +214,9 @@ async fn handle(
         Err(e) => return Ok(Outcome::DeadLetter(e.to_string())),
     };
     let trace = traceparent_of(headers);
+    let msg_id = headers
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str());
     let incoming = Incoming {
         record: CommandRecord {
             tenant,
@@ -226,6 +231,10 @@ async fn handle(
     let span = tracing::Span::current();
     span.record("command_id", ids.command_id.as_str());
     span.record("order.client_id", ids.order_id.as_str());
+    if !msg_id_fits(msg_id, tenant, &ids.command_id) {
+        refuse_msg_id(shared, &incoming).await?;
+        return Ok(Outcome::Ack);
+    }
     // A conflict means another replica (or a racing command) wrote first: start over.
     for _ in 0..5 {
         if already_processed(&shared.db, tenant, &ids.command_id).await? {
@@ -383,23 +392,8 @@ async fn conclude(
             order_id,
         } => {
             tracing::info!(code = code.as_str(), "command rejected");
-            let event = CommandRejected {
-                event_id: Uuid::now_v7().to_string(),
-                event_type: COMMAND_REJECTED.into(),
-                tenant: inc.record.tenant.to_string(),
-                command: inc.name.as_str().into(),
-                command_id: inc.ids.command_id.clone(),
-                order_id: inc.ids.order_id.clone(),
-                code: code.as_str().into(),
-                reason,
-                occurred_at: now,
-            };
-            let direction = match inc.name {
-                CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
-                CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
-                CommandName::OrderCancel => "order",
-            };
-            let rejection = Some((direction, &event));
+            let event = rejected_event(inc, code, reason, now);
+            let rejection = Some((direction(inc.name), &event));
             record_unchanged(
                 &shared.db,
                 &inc.record,
@@ -413,6 +407,66 @@ async fn conclude(
     }
     shared.wake_all();
     Ok(Outcome::Ack)
+}
+
+/// The `command_rejected` event answering `inc`.
+fn rejected_event(
+    inc: &Incoming<'_>,
+    code: RejectCode,
+    reason: String,
+    now: chrono::DateTime<Utc>,
+) -> CommandRejected {
+    CommandRejected {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: COMMAND_REJECTED.into(),
+        tenant: inc.record.tenant.to_string(),
+        command: inc.name.as_str().into(),
+        command_id: inc.ids.command_id.clone(),
+        order_id: inc.ids.order_id.clone(),
+        code: code.as_str().into(),
+        reason,
+        occurred_at: now,
+    }
+}
+
+/// The `<direction>` part of a command's rejection subject.
+fn direction(name: CommandName) -> &'static str {
+    match name {
+        CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+        CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
+        CommandName::OrderCancel => "order",
+    }
+}
+
+/// Refuse a command whose `Nats-Msg-Id` is not `<tenant>.<command_id>`: answer it with
+/// `command_rejected` / `msg_id_mismatch`, count it and warn (naming neither the message
+/// id nor the body). Nothing goes to the inbox: the refusal is of the envelope, so the
+/// command id stays free for the same command sent with the right message id.
+async fn refuse_msg_id(shared: &Shared, inc: &Incoming<'_>) -> Result<(), sea_orm::DbErr> {
+    tracing::warn!(
+        tenant = inc.record.tenant,
+        command = inc.name.as_str(),
+        "command refused: its Nats-Msg-Id is not <tenant>.<command_id>"
+    );
+    meters::command(inc.name.as_str(), "msg_id_mismatch");
+    let now = Utc::now();
+    let event = rejected_event(
+        inc,
+        RejectCode::MsgIdMismatch,
+        "Nats-Msg-Id must be <tenant>.<command_id> of this command".into(),
+        now,
+    );
+    let trace = telemetry::outgoing_traceparent(inc.trace);
+    announce_rejection(
+        &shared.db,
+        direction(inc.name),
+        &event,
+        trace.as_deref(),
+        now,
+    )
+    .await?;
+    shared.wake_all();
+    Ok(())
 }
 
 impl Verdict {

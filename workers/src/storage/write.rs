@@ -481,6 +481,30 @@ pub async fn already_processed(
     )
 }
 
+/// Queue a `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`
+/// without an inbox row: for a refusal of the message rather than of the command (a
+/// `Nats-Msg-Id` that does not fit), which must not use up the command id.
+pub async fn announce_rejection(
+    db: &DatabaseConnection,
+    direction: &str,
+    rejected: &CommandRejected,
+    trace_ctx: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let subject = format!("ramp.evt.{}.{direction}.command_rejected", rejected.tenant);
+    insert_outbox(
+        db,
+        &rejected.event_id,
+        subject,
+        body,
+        None,
+        trace_ctx,
+        now.timestamp_millis(),
+    )
+    .await
+}
+
 /// Record a command that changed no order, in one transaction: an idempotent repeat
 /// under a new command id (`rejection: None`), or a refusal together with its
 /// `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`.
