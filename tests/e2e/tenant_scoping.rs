@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use rampd_domain::order::OrderState;
 use rampd_e2e::both;
 use rampd_e2e::{Backend, Stack, create_body, wait_for};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const OTHER: &str = "globex";
 
@@ -148,3 +148,103 @@ async fn same_command_id_for_two_tenants_makes_two_orders(backend: Backend) {
     s.finish().await;
 }
 both!(same_command_id_for_two_tenants_makes_two_orders);
+// (c) A command id is an idempotency key. The same body again (even re-serialised with
+//     its keys in another order) changes nothing; another body under a used id is refused
+//     `command_id_reused`, also after the first was rejected; a numeric 123 and a string
+//     "123" do not collide silently. Sent without Nats-Msg-Id so that JetStream's window
+//     does not hide the repeats from rampd.
+async fn reused_command_ids_are_refused(backend: Backend) {
+    let s = Stack::start(backend).await;
+    s.create("o-r").await;
+    s.wait_state("o-r", OrderState::AwaitingPayment).await;
+
+    let utr = json!({"command_id": "u-1", "order_id": "o-r", "utr": "412345678901"});
+    s.send("onramp.utr", &utr).await;
+    s.wait_state("o-r", OrderState::UtrSubmitted).await;
+    // Same body, other key order: a harmless repeat.
+    let same = r#"{"utr":"412345678901","order_id":"o-r","command_id":"u-1"}"#;
+    s.send_raw(
+        "acme",
+        "onramp.utr",
+        &serde_json::from_str(same).unwrap(),
+        None,
+    )
+    .await;
+    // Different body under the same command id.
+    let other = json!({"command_id": "u-1", "order_id": "o-r", "utr": "412345678902"});
+    s.send_raw("acme", "onramp.utr", &other, None).await;
+    let rej = s
+        .wait_event("reuse rejection", |e| {
+            e["type"] == "command.rejected" && e["command_id"] == "u-1"
+        })
+        .await;
+    assert_eq!(rej["code"], "command_id_reused", "{rej}");
+    assert!(!rej["reason"].as_str().unwrap().contains("412345678902"));
+
+    // A rejected command's id is used up too: its corrected body is refused.
+    let bad = json!({"command_id": "x-1", "order_id": "o-x", "utr": "12"});
+    s.send_raw("acme", "onramp.utr", &bad, None).await;
+    s.wait_event("first rejection of x-1", |e| {
+        e["command_id"] == "x-1" && e["code"] == "invalid_field"
+    })
+    .await;
+    let fixed = create_body("o-x", "x-1");
+    s.send_raw("acme", "onramp.create", &fixed, None).await;
+    s.wait_event("reuse rejection of x-1", |e| {
+        e["command_id"] == "x-1" && e["code"] == "command_id_reused"
+    })
+    .await;
+    assert!(s.order("o-x").await.is_none());
+
+    // Numeric 123, then string "123": the second is refused, not dropped as a repeat.
+    s.send_raw("acme", "onramp.create", &create_body("o-n", "c-n"), None)
+        .await;
+    s.wait_state("o-n", OrderState::AwaitingPayment).await;
+    let numeric = r#"{"command_id":123,"order_id":"o-n","reason":"changed my mind"}"#;
+    s.send_raw(
+        "acme",
+        "order.cancel",
+        &serde_json::from_str(numeric).unwrap(),
+        None,
+    )
+    .await;
+    s.wait_state("o-n", OrderState::Cancelled).await;
+    let string = json!({"command_id": "123", "order_id": "o-n", "reason": "changed my mind"});
+    s.send_raw("acme", "order.cancel", &string, None).await;
+    let rej = s
+        .wait_event("reuse rejection of 123", |e| {
+            e["type"] == "command.rejected" && e["command_id"] == "123"
+        })
+        .await;
+    assert_eq!(rej["code"], "command_id_reused", "{rej}");
+
+    // Each reuse was answered exactly once and nothing else was refused; the UTR went
+    // to the provider once.
+    let codes: Vec<_> = s
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "command.rejected")
+        .map(|e| format!("{}:{}", e["command_id"], e["code"]))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            r#""u-1":"command_id_reused""#,
+            r#""x-1":"invalid_field""#,
+            r#""x-1":"command_id_reused""#,
+            r#""123":"command_id_reused""#
+        ]
+    );
+    let done = s.wait_state("o-r", OrderState::Completed).await;
+    assert_eq!(done.order.utr.unwrap().as_str(), "412345678901");
+    assert_eq!(
+        s.sandbox
+            .stats()
+            .utr_submissions_by_order
+            .values()
+            .sum::<u32>(),
+        1
+    );
+    s.finish().await;
+}
+both!(reused_command_ids_are_refused);

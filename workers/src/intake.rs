@@ -14,7 +14,7 @@ use futures::StreamExt;
 use rampd_domain::command::{
     Command, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
 };
-use rampd_domain::command_identity::msg_id_fits;
+use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
-    CommandRecord, Write, WriteError, already_processed, announce_rejection, commit_decision,
+    CommandRecord, Seen, Write, WriteError, announce_rejection, commit_decision, inbox_check,
     record_unchanged,
 };
 use crate::telemetry::{self, meters};
@@ -217,11 +217,13 @@ async fn handle(
     let msg_id = headers
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .map(|v| v.as_str());
+    let fingerprint = Fingerprint::of(name, body);
     let incoming = Incoming {
         record: CommandRecord {
             tenant,
             command_id: &ids.command_id,
             command_type: name.as_str(),
+            fingerprint: fingerprint.as_ref(),
         },
         ids: &ids,
         name,
@@ -237,10 +239,17 @@ async fn handle(
     }
     // A conflict means another replica (or a racing command) wrote first: start over.
     for _ in 0..5 {
-        if already_processed(&shared.db, tenant, &ids.command_id).await? {
-            tracing::debug!("duplicate command ignored");
-            meters::command(name.as_str(), "duplicate");
-            return Ok(Outcome::Ack);
+        match inbox_check(&shared.db, &incoming.record).await? {
+            Seen::New => {}
+            Seen::Repeat => {
+                tracing::debug!("duplicate command ignored");
+                meters::command(name.as_str(), "duplicate");
+                return Ok(Outcome::Ack);
+            }
+            Seen::Reused => {
+                refuse_reused_id(shared, &incoming).await?;
+                return Ok(Outcome::Ack);
+            }
         }
         let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
             Err(e) => Verdict::Refused {
@@ -449,13 +458,42 @@ async fn refuse_msg_id(shared: &Shared, inc: &Incoming<'_>) -> Result<(), sea_or
         "command refused: its Nats-Msg-Id is not <tenant>.<command_id>"
     );
     meters::command(inc.name.as_str(), "msg_id_mismatch");
-    let now = Utc::now();
-    let event = rejected_event(
+    announce(
+        shared,
         inc,
         RejectCode::MsgIdMismatch,
-        "Nats-Msg-Id must be <tenant>.<command_id> of this command".into(),
-        now,
+        "Nats-Msg-Id must be <tenant>.<command_id> of this command",
+    )
+    .await
+}
+
+/// Refuse a command whose id this tenant used before for a different body (an
+/// idempotency key sent with other parameters). The inbox keeps the first command's row;
+/// the refusal is announced only, and every delivery of the reused id is answered.
+async fn refuse_reused_id(shared: &Shared, inc: &Incoming<'_>) -> Result<(), sea_orm::DbErr> {
+    tracing::info!(
+        code = RejectCode::CommandIdReused.as_str(),
+        "command rejected: its id was used before for a different command"
     );
+    meters::command(inc.name.as_str(), "rejected");
+    announce(
+        shared,
+        inc,
+        RejectCode::CommandIdReused,
+        "this command_id was used before for a different command; send a new command_id",
+    )
+    .await
+}
+
+/// Answer `inc` with a `command_rejected` event that is not recorded in the inbox.
+async fn announce(
+    shared: &Shared,
+    inc: &Incoming<'_>,
+    code: RejectCode,
+    reason: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let now = Utc::now();
+    let event = rejected_event(inc, code, reason.into(), now);
     let trace = telemetry::outgoing_traceparent(inc.trace);
     announce_rejection(
         &shared.db,

@@ -12,6 +12,8 @@ pub use connect::{
 };
 
 #[cfg(test)]
+mod tenant_scoping_tests;
+#[cfg(test)]
 mod test_db;
 #[cfg(test)]
 mod tests;

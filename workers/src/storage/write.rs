@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use rampd_domain::Direction;
+use rampd_domain::command_identity::Fingerprint;
 use rampd_domain::event::{CommandRejected, OrderEvent, order_event, subject_suffix};
 use rampd_domain::order::{Decision, NextRun};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -51,6 +52,8 @@ pub struct CommandRecord<'a> {
     pub tenant: &'a str,
     pub command_id: &'a str,
     pub command_type: &'a str,
+    /// What the command said; `None` records it as unknown (see [`inbox_check`]).
+    pub fingerprint: Option<&'a Fingerprint>,
 }
 
 impl CommandRecord<'_> {
@@ -460,6 +463,7 @@ async fn record_command(
         outcome: Set(outcome.to_string()),
         reason: Set(reason.map(str::to_string)),
         processed_at: Set(now),
+        fingerprint: Set(c.fingerprint.map(|f| f.as_str().to_string())),
     };
     processed_commands::Entity::insert(row)
         .exec_without_returning(txn)
@@ -481,9 +485,36 @@ pub async fn already_processed(
     )
 }
 
+/// What the inbox knows of a command's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not handled yet.
+    New,
+    /// Handled before, with the same body (or with a fingerprint that is unknown on either
+    /// side: rows older than fingerprints): a harmless repeat.
+    Repeat,
+    /// Handled before, with a different body: the id is being reused.
+    Reused,
+}
+
+/// Look the command's (tenant, command id) up in the inbox and compare fingerprints.
+pub async fn inbox_check(db: &impl ConnectionTrait, c: &CommandRecord<'_>) -> Result<Seen, DbErr> {
+    let row = processed_commands::Entity::find_by_id(c.inbox_id())
+        .one(db)
+        .await?;
+    Ok(match row {
+        None => Seen::New,
+        Some(row) => match (row.fingerprint.as_deref(), c.fingerprint) {
+            (Some(before), Some(now)) if before != now.as_str() => Seen::Reused,
+            _ => Seen::Repeat,
+        },
+    })
+}
+
 /// Queue a `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`
-/// without an inbox row: for a refusal of the message rather than of the command (a
-/// `Nats-Msg-Id` that does not fit), which must not use up the command id.
+/// without an inbox row: for a refusal that must not (a `Nats-Msg-Id` that does not fit:
+/// the command id stays free) or cannot (a reused command id: its row is the first
+/// command's) be recorded in the inbox.
 pub async fn announce_rejection(
     db: &DatabaseConnection,
     direction: &str,
