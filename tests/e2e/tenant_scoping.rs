@@ -35,6 +35,23 @@ async fn rejection_in(events: &Arc<Mutex<Vec<Value>>>, command_id: &str) -> Valu
     .await
 }
 
+/// Wait until the order of `tenant` has recorded `utr` (its state may move on at once).
+async fn wait_utr_of(s: &Stack, tenant: &str, order_id: &str, utr: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(o) = s.order_of(tenant, order_id).await
+            && o.order.utr.as_ref().map(|u| u.as_str()) == Some(utr)
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < rampd_e2e::WAIT,
+            "{tenant}/{order_id} never recorded its UTR"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 async fn wait_order_of(s: &Stack, tenant: &str, order_id: &str, state: OrderState) {
     let start = std::time::Instant::now();
     loop {
@@ -160,7 +177,7 @@ async fn reused_command_ids_are_refused(backend: Backend) {
 
     let utr = json!({"command_id": "u-1", "order_id": "o-r", "utr": "412345678901"});
     s.send("onramp.utr", &utr).await;
-    s.wait_state("o-r", OrderState::UtrSubmitted).await;
+    wait_utr_of(&s, "acme", "o-r", "412345678901").await;
     // Same body, other key order: a harmless repeat.
     let same = r#"{"utr":"412345678901","order_id":"o-r","command_id":"u-1"}"#;
     s.send_raw(
@@ -248,3 +265,138 @@ async fn reused_command_ids_are_refused(backend: Backend) {
     s.finish().await;
 }
 both!(reused_command_ids_are_refused);
+
+/// The kinds and details of an order's history rows, oldest first.
+async fn history_of(s: &Stack, tenant: &str, order_id: &str) -> Vec<(String, Value)> {
+    use rampd::storage::entities::order_events;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let o = s.order_of(tenant, order_id).await.unwrap();
+    order_events::Entity::find()
+        .filter(order_events::Column::OrderId.eq(o.order.id.to_string()))
+        .order_by_asc(order_events::Column::Seq)
+        .all(&s.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, serde_json::from_str(&r.detail).unwrap()))
+        .collect()
+}
+
+// (d) A UTR held by another tenant's order. The sender learns nothing of that order: its
+//     command is refused `payment_ref_unavailable` with a neutral reason, and its own order
+//     is flagged `payment_ref_contested` with the holder named in its history (operators
+//     only). That holds both ways: when B tries A's reference, and when A (whose user
+//     really paid) comes after B has pre-empted it. Within one tenant, `utr_in_use` stays.
+async fn payment_refs_held_by_another_tenant(backend: Backend) {
+    let (s, other) = two_tenants(backend).await;
+    s.create("o-a").await;
+    s.create("o-a2").await;
+    s.create("o-a3").await;
+    let b_create = create_body("g-b", "g-b-create");
+    s.send_raw(OTHER, "onramp.create", &b_create, Some("globex.g-b-create"))
+        .await;
+    for o in ["o-a", "o-a2", "o-a3"] {
+        s.wait_state(o, OrderState::AwaitingPayment).await;
+    }
+    wait_order_of(&s, OTHER, "g-b", OrderState::AwaitingPayment).await;
+
+    // A uses X; B then sends X for its own order.
+    const X: &str = "612345678901";
+    s.utr("o-a", X).await;
+    wait_utr_of(&s, "acme", "o-a", X).await;
+    let b_try = json!({"command_id": "g-b-x", "order_id": "g-b", "utr": X});
+    s.send_raw(OTHER, "onramp.utr", &b_try, Some("globex.g-b-x"))
+        .await;
+    let rej = rejection_in(&other, "g-b-x").await;
+    assert_eq!(rej["code"], "payment_ref_unavailable", "{rej}");
+    let text = rej.to_string();
+    let a = s.order("o-a").await.unwrap();
+    for secret in [X, "o-a", "acme", &a.order.id.to_string()] {
+        assert!(
+            !text.contains(secret),
+            "the rejection reveals {secret}: {text}"
+        );
+    }
+    let b = s.order_of(OTHER, "g-b").await.unwrap();
+    assert_eq!(b.order.state, OrderState::AwaitingPayment);
+    assert!(b.order.utr.is_none());
+    assert_eq!(b.order.attention.as_deref(), Some("payment_ref_contested"));
+    let attention = wait_for("B's attention event", || {
+        other
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "order.attention_needed")
+            .cloned()
+    })
+    .await;
+    assert_eq!(attention["reason"], "payment_ref_contested");
+    assert!(!attention.to_string().contains(X));
+    let evidence = history_of(&s, OTHER, "g-b").await;
+    let (_, detail) = evidence
+        .iter()
+        .find(|(k, _)| k == "payment_ref_contested")
+        .expect("the attempt is in B's timeline");
+    assert_eq!(detail["held_by_order"], a.order.id.to_string());
+    assert_eq!(detail["reference"], "utr");
+
+    // B pre-empts Y; A's user, who paid with Y, comes second: A is flagged, not just refused.
+    const Y: &str = "612345678902";
+    let b_y = json!({"command_id": "g-b-y", "order_id": "g-b", "utr": Y});
+    s.send_raw(OTHER, "onramp.utr", &b_y, Some("globex.g-b-y"))
+        .await;
+    wait_utr_of(&s, OTHER, "g-b", Y).await;
+    s.send(
+        "onramp.utr",
+        &json!({"command_id": "a2-y", "order_id": "o-a2", "utr": Y}),
+    )
+    .await;
+    let rej = s
+        .wait_event("A's neutral rejection", |e| {
+            e["type"] == "command.rejected" && e["command_id"] == "a2-y"
+        })
+        .await;
+    assert_eq!(rej["code"], "payment_ref_unavailable", "{rej}");
+    assert!(!rej.to_string().contains("globex"));
+    let a2 = s
+        .wait_event("A's attention event", |e| {
+            e["order_id"] == "o-a2" && e["type"] == "order.attention_needed"
+        })
+        .await;
+    assert_eq!(a2["reason"], "payment_ref_contested");
+    let b = s.order_of(OTHER, "g-b").await.unwrap();
+    let evidence = history_of(&s, "acme", "o-a2").await;
+    let (_, detail) = evidence
+        .iter()
+        .find(|(k, _)| k == "payment_ref_contested")
+        .expect("the evidence is in A's timeline");
+    assert_eq!(detail["held_by_order"], b.order.id.to_string());
+    assert_eq!(
+        s.order("o-a2").await.unwrap().order.attention.as_deref(),
+        Some("payment_ref_contested")
+    );
+
+    // Within one tenant the holder is the tenant's own: utr_in_use, nothing flagged.
+    s.send(
+        "onramp.utr",
+        &json!({"command_id": "a3-x", "order_id": "o-a3", "utr": X}),
+    )
+    .await;
+    let rej = s
+        .wait_event("same-tenant rejection", |e| {
+            e["type"] == "command.rejected" && e["command_id"] == "a3-x"
+        })
+        .await;
+    assert_eq!(rej["code"], "utr_in_use", "{rej}");
+    assert!(s.order("o-a3").await.unwrap().order.attention.is_none());
+
+    // Each reference reached the provider once, for the order that holds it.
+    let stats = s.sandbox.stats();
+    assert_eq!(
+        stats.utr_submissions_by_order.values().sum::<u32>(),
+        2,
+        "{stats:?}"
+    );
+    s.finish().await;
+}
+both!(payment_refs_held_by_another_tenant);

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod payment_refs;
+
 use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
@@ -197,6 +199,9 @@ enum Verdict {
     },
     /// The order it names is not there (yet): ask again shortly.
     NotYet,
+    /// Refused, and the order flagged for it; everything is committed (see
+    /// [`payment_refs`]).
+    Contested,
 }
 
 async fn handle(
@@ -314,7 +319,7 @@ async fn decide_and_commit(
         policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
-    let (decision, expected_version) = match (command.target(), existing) {
+    let (decision, base) = match (command.target(), existing) {
         (Target::New(_), Some(stored)) => {
             return Ok(Verdict::Refused {
                 code: RejectCode::OrderExists,
@@ -347,12 +352,13 @@ async fn decide_and_commit(
                     });
                 }
                 Ok(d) if d.is_noop() => return Ok(Verdict::Unchanged { order_id: id }),
-                Ok(d) => (d, Some(stored.version)),
+                Ok(d) => (d, Some(stored)),
             }
         }
     };
+    let expected_version = base.as_ref().map(|b| b.version);
     let trace = telemetry::outgoing_traceparent(inc.trace);
-    commit_decision(
+    let committed = commit_decision(
         &shared.db,
         &shared.endpoints,
         Write {
@@ -364,7 +370,22 @@ async fn decide_and_commit(
             release_lease: None,
         },
     )
-    .await?;
+    .await;
+    match (committed, base) {
+        (Ok(_), _) => {}
+        (Err(e @ (WriteError::UtrInUse | WriteError::TxHashInUse)), Some(base)) => {
+            let held = payment_refs::Held {
+                base: &base,
+                attempted: &decision,
+                error: &e,
+            };
+            return match payment_refs::contested(shared, inc, held, &ctx).await? {
+                Some(verdict) => Ok(verdict),
+                None => Err(e),
+            };
+        }
+        (Err(e), _) => return Err(e),
+    }
     if let Some(next) = &decision.spawned {
         tracing::info!(order.id = %next.order.id, predecessor = %decision.order.id, "successor order created for a late UTR");
     }
@@ -382,7 +403,7 @@ async fn conclude(
     meters::command(inc.name.as_str(), verdict.label());
     let trace = telemetry::outgoing_traceparent(inc.trace);
     match verdict {
-        Verdict::Committed => {}
+        Verdict::Committed | Verdict::Contested => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
         Verdict::Unchanged { order_id } => {
             record_unchanged(
@@ -514,6 +535,7 @@ impl Verdict {
             Verdict::Unchanged { .. } => "unchanged",
             Verdict::Refused { .. } => "rejected",
             Verdict::NotYet => "not_yet",
+            Verdict::Contested => "rejected",
         }
     }
 }

@@ -93,7 +93,25 @@ pub async fn commit_decision(
     w: Write<'_>,
 ) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
-    let result = write_all(&txn, endpoints, &w).await;
+    let result = write_all(&txn, endpoints, &w, None).await;
+    let version = settle(txn, result).await?;
+    observe_committed(w.decision);
+    Ok(version)
+}
+
+/// Commit a decision that its command caused but that refuses the command (a payment
+/// reference another tenant's order holds: the order is flagged, the command rejected).
+/// The inbox records the command as rejected, and its `command_rejected` event is queued
+/// on `ramp.evt.<tenant>.<direction>.command_rejected`, in the decision's transaction.
+pub async fn commit_refusing_decision(
+    db: &DatabaseConnection,
+    endpoints: &Endpoints,
+    w: Write<'_>,
+    direction: &str,
+    rejected: &CommandRejected,
+) -> Result<i64, WriteError> {
+    let txn = begin_write(db).await?;
+    let result = write_all(&txn, endpoints, &w, Some((direction, rejected))).await;
     let version = settle(txn, result).await?;
     observe_committed(w.decision);
     Ok(version)
@@ -139,6 +157,7 @@ async fn write_all(
     txn: &impl ConnectionTrait,
     endpoints: &Endpoints,
     w: &Write<'_>,
+    refusal: Option<(&str, &CommandRejected)>,
 ) -> Result<i64, WriteError> {
     let d = w.decision;
     let version = write_order(txn, endpoints, d, w.expected_version, w).await?;
@@ -156,10 +175,30 @@ async fn write_all(
             .exec(txn)
             .await?;
     }
-    if let Some(c) = &w.command {
-        record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
+    match (&w.command, refusal) {
+        (Some(c), None) => record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
             .await
-            .map_err(classify)?;
+            .map_err(classify)?,
+        (Some(c), Some((direction, rejected))) => {
+            let code = Some(rejected.code.as_str());
+            record_command(txn, c, Some(&id), "rejected", code, now_ms(w))
+                .await
+                .map_err(classify)?;
+            let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
+            let trace = w.trace_ctx;
+            insert_outbox(
+                txn,
+                &rejected.event_id,
+                subject,
+                body,
+                Some(&id),
+                trace,
+                now_ms(w),
+            )
+            .await?;
+        }
+        (None, _) => {}
     }
     Ok(version)
 }
