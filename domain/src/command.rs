@@ -83,10 +83,17 @@ pub enum RejectCode {
     TxHashAlreadySet,
     /// The transaction hash is recorded on another order.
     TxHashInUse,
+    /// The `Nats-Msg-Id` is not `<tenant>.<command_id>` of this command's subject and body.
+    MsgIdMismatch,
+    /// The command id was used before, by this tenant, for a different command body.
+    CommandIdReused,
+    /// The UTR or transaction hash cannot be used for this order. Said when another
+    /// tenant's order holds it; deliberately names nothing about that order.
+    PaymentRefUnavailable,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 15] = [
+    pub const ALL: [RejectCode; 18] = [
         RejectCode::Malformed,
         RejectCode::InvalidSchema,
         RejectCode::InvalidField,
@@ -102,6 +109,9 @@ impl RejectCode {
         RejectCode::InvalidTxHash,
         RejectCode::TxHashAlreadySet,
         RejectCode::TxHashInUse,
+        RejectCode::MsgIdMismatch,
+        RejectCode::CommandIdReused,
+        RejectCode::PaymentRefUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +131,9 @@ impl RejectCode {
             RejectCode::InvalidTxHash => "invalid_tx_hash",
             RejectCode::TxHashAlreadySet => "tx_hash_already_set",
             RejectCode::TxHashInUse => "tx_hash_in_use",
+            RejectCode::MsgIdMismatch => "msg_id_mismatch",
+            RejectCode::CommandIdReused => "command_id_reused",
+            RejectCode::PaymentRefUnavailable => "payment_ref_unavailable",
         }
     }
 }

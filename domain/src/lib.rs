@@ -7,6 +7,7 @@
 
 pub mod chain_values;
 pub mod command;
+pub mod command_identity;
 pub mod event;
 pub mod order;
 pub mod schedule;

@@ -20,6 +20,7 @@ mod m20261121_000007_deposit_tx_hash;
 mod m20261122_000041_webhook_endpoints;
 mod m20261122_000042_webhook_attempts;
 mod m20261201_000001_h2_lease_owner_and_retention_indexes;
+mod m20261201_000031_h3_command_fingerprint;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000041_webhook_endpoints::Migration),
             Box::new(m20261122_000042_webhook_attempts::Migration),
             Box::new(m20261201_000001_h2_lease_owner_and_retention_indexes::Migration),
+            Box::new(m20261201_000031_h3_command_fingerprint::Migration),
         ]
     }
 }

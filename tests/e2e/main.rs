@@ -14,6 +14,7 @@ mod edge_cases;
 mod fairness;
 mod lookup;
 mod offramp;
+mod tenant_scoping;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -135,13 +136,13 @@ both!(imps_order_completes);
 async fn same_command_twice(backend: Backend) {
     let s = Stack::start(backend).await;
     let body = create_body("o-dup", "c-dup");
-    // Different Nats-Msg-Ids so JetStream's own dedup does not hide the repeat.
-    s.send_with_id("onramp.create", &body, "m-1", None).await;
-    s.send_with_id("onramp.create", &body, "m-2", None).await;
+    // Without Nats-Msg-Id so JetStream's own dedup does not hide the repeat.
+    s.send_raw("acme", "onramp.create", &body, None).await;
+    s.send_raw("acme", "onramp.create", &body, None).await;
     s.wait_state("o-dup", OrderState::AwaitingPayment).await;
     let utr = json!({"command_id": "c-dup-utr", "order_id": "o-dup", "utr": "412345678901"});
-    s.send_with_id("onramp.utr", &utr, "m-3", None).await;
-    s.send_with_id("onramp.utr", &utr, "m-4", None).await;
+    s.send_raw("acme", "onramp.utr", &utr, None).await;
+    s.send_raw("acme", "onramp.utr", &utr, None).await;
     s.wait_state("o-dup", OrderState::Completed).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(

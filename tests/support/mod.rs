@@ -175,8 +175,8 @@ impl Stack {
         }
     }
 
-    /// Publish a command body on `ramp.cmd.<tenant>.<command>` with `msg_id` as
-    /// `Nats-Msg-Id` (defaults to the body's command id).
+    /// Publish a command body on `ramp.cmd.<tenant>.<command>` with the contract's
+    /// `Nats-Msg-Id`, `<tenant>.<msg_id>` (`msg_id` is normally the body's command id).
     pub async fn send_with_id(
         &self,
         command: &str,
@@ -185,7 +185,8 @@ impl Stack {
         traceparent: Option<&str>,
     ) {
         let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        let scoped = rampd_domain::command_identity::scoped_msg_id(&self.tenant, msg_id);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, scoped.as_str());
         if let Some(tp) = traceparent {
             headers.insert("traceparent", tp);
         }
@@ -199,6 +200,45 @@ impl Stack {
             .unwrap()
             .await
             .unwrap();
+    }
+
+    /// Publish a command as `tenant` with exactly `msg_id` as `Nats-Msg-Id` (none when
+    /// `None`), and return the stream's acknowledgement (its `duplicate` flag says whether
+    /// JetStream dropped the message as a repeat).
+    pub async fn send_raw(
+        &self,
+        tenant: &str,
+        command: &str,
+        body: &Value,
+        msg_id: Option<&str>,
+    ) -> async_nats::jetstream::publish::PublishAck {
+        let mut headers = HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        }
+        self.js
+            .publish_with_headers(
+                format!("ramp.cmd.{tenant}.{command}"),
+                headers,
+                body.to_string().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+    }
+
+    /// Start collecting the events of another tenant (`ramp.evt.<tenant>.>`); the
+    /// stack's own tenant is collected from the start ([`Stack::events`]).
+    pub async fn collect_events_of(&self, tenant: &str) -> Arc<Mutex<Vec<Value>>> {
+        collect(&self.client, format!("ramp.evt.{tenant}.>")).await
+    }
+
+    /// An order of any tenant, by the tenant's order id.
+    pub async fn order_of(&self, tenant: &str, order_id: &str) -> Option<StoredOrder> {
+        storage::orders::load_by_client_id(&self.db, tenant, order_id)
+            .await
+            .unwrap()
     }
 
     pub async fn send(&self, command: &str, body: &Value) {

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use rampd_domain::command::{
     Command, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
 };
+use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
 use tokio::sync::Semaphore;
@@ -24,11 +25,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod payment_refs;
+
 use crate::app::Shared;
 use crate::nats::traceparent_of;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
-    CommandRecord, Write, WriteError, already_processed, commit_decision, record_unchanged,
+    CommandRecord, Seen, Write, WriteError, announce_rejection, commit_decision, inbox_check,
+    record_unchanged,
 };
 use crate::telemetry::{self, meters};
 
@@ -209,6 +213,9 @@ enum Verdict {
     },
     /// The order it names is not there (yet): ask again shortly.
     NotYet,
+    /// Refused, and the order flagged for it; everything is committed (see
+    /// [`payment_refs`]).
+    Contested,
 }
 
 async fn handle(
@@ -226,11 +233,16 @@ async fn handle(
         Err(e) => return Ok(Outcome::DeadLetter(e.to_string())),
     };
     let trace = traceparent_of(headers);
+    let msg_id = headers
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str());
+    let fingerprint = Fingerprint::of(name, body);
     let incoming = Incoming {
         record: CommandRecord {
             tenant,
             command_id: &ids.command_id,
             command_type: name.as_str(),
+            fingerprint: fingerprint.as_ref(),
         },
         ids: &ids,
         name,
@@ -240,12 +252,23 @@ async fn handle(
     let span = tracing::Span::current();
     span.record("command_id", ids.command_id.as_str());
     span.record("order.client_id", ids.order_id.as_str());
+    if !msg_id_fits(msg_id, tenant, &ids.command_id) {
+        refuse_msg_id(shared, &incoming).await?;
+        return Ok(Outcome::Ack);
+    }
     // A conflict means another replica (or a racing command) wrote first: start over.
     for _ in 0..5 {
-        if already_processed(&shared.db, tenant, &ids.command_id).await? {
-            tracing::debug!("duplicate command ignored");
-            meters::command(name.as_str(), "duplicate");
-            return Ok(Outcome::Ack);
+        match inbox_check(&shared.db, &incoming.record).await? {
+            Seen::New => {}
+            Seen::Repeat => {
+                tracing::debug!("duplicate command ignored");
+                meters::command(name.as_str(), "duplicate");
+                return Ok(Outcome::Ack);
+            }
+            Seen::Reused => {
+                refuse_reused_id(shared, &incoming).await?;
+                return Ok(Outcome::Ack);
+            }
         }
         let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
             Err(e) => Verdict::Refused {
@@ -310,7 +333,7 @@ async fn decide_and_commit(
         policy: shared.cfg.orders.policy(),
     };
     let order_id = &inc.ids.order_id;
-    let (decision, expected_version) = match (command.target(), existing) {
+    let (decision, base) = match (command.target(), existing) {
         (Target::New(_), Some(stored)) => {
             return Ok(Verdict::Refused {
                 code: RejectCode::OrderExists,
@@ -343,12 +366,13 @@ async fn decide_and_commit(
                     });
                 }
                 Ok(d) if d.is_noop() => return Ok(Verdict::Unchanged { order_id: id }),
-                Ok(d) => (d, Some(stored.version)),
+                Ok(d) => (d, Some(stored)),
             }
         }
     };
+    let expected_version = base.as_ref().map(|b| b.version);
     let trace = telemetry::outgoing_traceparent(inc.trace);
-    commit_decision(
+    let committed = commit_decision(
         &shared.db,
         &shared.endpoints,
         Write {
@@ -360,7 +384,22 @@ async fn decide_and_commit(
             release_lease: None,
         },
     )
-    .await?;
+    .await;
+    match (committed, base) {
+        (Ok(_), _) => {}
+        (Err(e @ (WriteError::UtrInUse | WriteError::TxHashInUse)), Some(base)) => {
+            let held = payment_refs::Held {
+                base: &base,
+                attempted: &decision,
+                error: &e,
+            };
+            return match payment_refs::contested(shared, inc, held, &ctx).await? {
+                Some(verdict) => Ok(verdict),
+                None => Err(e),
+            };
+        }
+        (Err(e), _) => return Err(e),
+    }
     if let Some(next) = &decision.spawned {
         tracing::info!(order.id = %next.order.id, predecessor = %decision.order.id, "successor order created for a late UTR");
     }
@@ -378,7 +417,7 @@ async fn conclude(
     meters::command(inc.name.as_str(), verdict.label());
     let trace = telemetry::outgoing_traceparent(inc.trace);
     match verdict {
-        Verdict::Committed => {}
+        Verdict::Committed | Verdict::Contested => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
         Verdict::Unchanged { order_id } => {
             record_unchanged(
@@ -397,23 +436,8 @@ async fn conclude(
             order_id,
         } => {
             tracing::info!(code = code.as_str(), "command rejected");
-            let event = CommandRejected {
-                event_id: Uuid::now_v7().to_string(),
-                event_type: COMMAND_REJECTED.into(),
-                tenant: inc.record.tenant.to_string(),
-                command: inc.name.as_str().into(),
-                command_id: inc.ids.command_id.clone(),
-                order_id: inc.ids.order_id.clone(),
-                code: code.as_str().into(),
-                reason,
-                occurred_at: now,
-            };
-            let direction = match inc.name {
-                CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
-                CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
-                CommandName::OrderCancel => "order",
-            };
-            let rejection = Some((direction, &event));
+            let event = rejected_event(inc, code, reason, now);
+            let rejection = Some((direction(inc.name), &event));
             record_unchanged(
                 &shared.db,
                 &inc.record,
@@ -429,6 +453,95 @@ async fn conclude(
     Ok(Outcome::Ack)
 }
 
+/// The `command_rejected` event answering `inc`.
+fn rejected_event(
+    inc: &Incoming<'_>,
+    code: RejectCode,
+    reason: String,
+    now: chrono::DateTime<Utc>,
+) -> CommandRejected {
+    CommandRejected {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: COMMAND_REJECTED.into(),
+        tenant: inc.record.tenant.to_string(),
+        command: inc.name.as_str().into(),
+        command_id: inc.ids.command_id.clone(),
+        order_id: inc.ids.order_id.clone(),
+        code: code.as_str().into(),
+        reason,
+        occurred_at: now,
+    }
+}
+
+/// The `<direction>` part of a command's rejection subject.
+fn direction(name: CommandName) -> &'static str {
+    match name {
+        CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+        CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
+        CommandName::OrderCancel => "order",
+    }
+}
+
+/// Refuse a command whose `Nats-Msg-Id` is not `<tenant>.<command_id>`: answer it with
+/// `command_rejected` / `msg_id_mismatch`, count it and warn (naming neither the message
+/// id nor the body). Nothing goes to the inbox: the refusal is of the envelope, so the
+/// command id stays free for the same command sent with the right message id.
+async fn refuse_msg_id(shared: &Shared, inc: &Incoming<'_>) -> Result<(), sea_orm::DbErr> {
+    tracing::warn!(
+        tenant = inc.record.tenant,
+        command = inc.name.as_str(),
+        "command refused: its Nats-Msg-Id is not <tenant>.<command_id>"
+    );
+    meters::command(inc.name.as_str(), "msg_id_mismatch");
+    announce(
+        shared,
+        inc,
+        RejectCode::MsgIdMismatch,
+        "Nats-Msg-Id must be <tenant>.<command_id> of this command",
+    )
+    .await
+}
+
+/// Refuse a command whose id this tenant used before for a different body (an
+/// idempotency key sent with other parameters). The inbox keeps the first command's row;
+/// the refusal is announced only, and every delivery of the reused id is answered.
+async fn refuse_reused_id(shared: &Shared, inc: &Incoming<'_>) -> Result<(), sea_orm::DbErr> {
+    tracing::info!(
+        code = RejectCode::CommandIdReused.as_str(),
+        "command rejected: its id was used before for a different command"
+    );
+    meters::command(inc.name.as_str(), "rejected");
+    announce(
+        shared,
+        inc,
+        RejectCode::CommandIdReused,
+        "this command_id was used before for a different command; send a new command_id",
+    )
+    .await
+}
+
+/// Answer `inc` with a `command_rejected` event that is not recorded in the inbox.
+async fn announce(
+    shared: &Shared,
+    inc: &Incoming<'_>,
+    code: RejectCode,
+    reason: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let now = Utc::now();
+    let event = rejected_event(inc, code, reason.into(), now);
+    let trace = telemetry::outgoing_traceparent(inc.trace);
+    announce_rejection(
+        &shared.db,
+        direction(inc.name),
+        &event,
+        trace.as_deref(),
+        now,
+    )
+    .await?;
+    shared.wake_all();
+    Ok(())
+}
+
 impl Verdict {
     fn label(&self) -> &'static str {
         match self {
@@ -436,6 +549,7 @@ impl Verdict {
             Verdict::Unchanged { .. } => "unchanged",
             Verdict::Refused { .. } => "rejected",
             Verdict::NotYet => "not_yet",
+            Verdict::Contested => "rejected",
         }
     }
 }

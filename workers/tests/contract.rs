@@ -1275,3 +1275,32 @@ fn check_webhook_operation_example(file: &str) {
     };
     assert_eq!(back.unwrap(), v, "{file}: does not round-trip unchanged");
 }
+
+// ---------------------------------------------------------------------------------------
+// Command message ids (tenant scoping)
+// ---------------------------------------------------------------------------------------
+
+/// The document's `Nats-Msg-Id` for commands is the one the code checks: the subject's
+/// tenant and the body's command id joined by a dot, and each command example's id, so
+/// scoped, is what the intake accepts.
+#[test]
+fn command_message_ids_are_scoped_by_tenant_as_documented() {
+    use rampd_domain::command_identity::{msg_id_fits, scoped_msg_id};
+    let doc = Doc::load();
+    let headers = block(&doc.lines(), 4, "CommandHeaders").join("\n");
+    assert!(headers.contains("`<tenant>.<command_id>`"), "{headers}");
+    assert!(headers.contains("msg_id_mismatch"), "{headers}");
+    assert!(doc.0.contains("Nats-Msg-Id: <tenant>.<command_id>"));
+    assert!(INTAKE_RS.contains("msg_id_fits(msg_id, tenant, &ids.command_id)"));
+    for file in example_files() {
+        let ExampleKind::Command(_) = example_kind(&file) else {
+            continue;
+        };
+        let ids = parse_ids(example(&file).to_string().as_bytes()).unwrap();
+        let id = scoped_msg_id("acme", &ids.command_id);
+        assert_eq!(id, format!("acme.{}", ids.command_id), "{file}");
+        assert!(msg_id_fits(Some(&id), "acme", &ids.command_id), "{file}");
+        assert!(!msg_id_fits(Some(&ids.command_id), "acme", &ids.command_id));
+        assert!(!msg_id_fits(Some(&id), "globex", &ids.command_id));
+    }
+}

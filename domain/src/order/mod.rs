@@ -17,6 +17,7 @@
 //! provider status is recorded and flags the order without moving it.
 
 mod builder;
+mod contested;
 mod decide;
 mod observe;
 mod operator;
@@ -24,6 +25,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+pub use contested::{PAYMENT_REF_CONTESTED, PaymentRefKind, payment_ref_contested};
 pub use decide::{create, decide, next_action};
 pub use status::{StatusClass, classify_status, known_statuses};
 

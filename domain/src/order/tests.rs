@@ -1,3 +1,4 @@
+mod contested;
 mod operator;
 
 use std::time::Duration;

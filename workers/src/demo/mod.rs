@@ -204,7 +204,8 @@ pub async fn run_with(
         let order_id = format!("order-{:04}", i + 1);
         publish(
             &js,
-            &format!("ramp.cmd.{tenant}.onramp.create"),
+            &tenant,
+            "onramp.create",
             &onramp_create(&tenant, &order_id, i),
         )
         .await?;
@@ -213,7 +214,8 @@ pub async fn run_with(
         let order_id = format!("sell-{:04}", i + 1);
         publish(
             &js,
-            &format!("ramp.cmd.{tenant}.offramp.create"),
+            &tenant,
+            "offramp.create",
             &offramp_create(&tenant, &order_id, i),
         )
         .await?;
@@ -394,11 +396,11 @@ async fn pay(
             rand::random::<u128>()
         );
         let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-tx"), "order_id": order_id, "tx_hash": hash});
-        publish(js, &format!("ramp.cmd.{tenant}.offramp.txhash"), &body).await
+        publish(js, tenant, "offramp.txhash", &body).await
     } else {
         let utr = format!("6{:011}", rand::random::<u64>() % 100_000_000_000);
         let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-utr"), "order_id": order_id, "utr": utr});
-        publish(js, &format!("ramp.cmd.{tenant}.onramp.utr"), &body).await
+        publish(js, tenant, "onramp.utr", &body).await
     }
 }
 
@@ -435,24 +437,31 @@ fn progress_line(states: &HashMap<String, String>, total: usize) -> String {
     format!("{} orders: {}", total, parts.join(", "))
 }
 
-/// Publish a command with its command id as `Nats-Msg-Id` (ids are unique per run: the
-/// stream's duplicate window would silently drop a repeat from an earlier run).
+/// Publish a command with `Nats-Msg-Id` = `<tenant>.<command_id>`, as the contract asks
+/// (ids are unique per run: the stream's duplicate window would silently drop a repeat
+/// from an earlier run).
 async fn publish(
     js: &async_nats::jetstream::Context,
-    subject: &str,
+    tenant: &str,
+    command: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
     let id = body["command_id"].as_str().unwrap_or_default();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    let msg_id = rampd_domain::command_identity::scoped_msg_id(tenant, id);
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
     headers.insert(
         "traceparent",
         format!("00-{trace_id}-{span_id}-01").as_str(),
     );
-    js.publish_with_headers(subject.to_string(), headers, body.to_string().into())
-        .await?
-        .await?;
+    js.publish_with_headers(
+        format!("ramp.cmd.{tenant}.{command}"),
+        headers,
+        body.to_string().into(),
+    )
+    .await?
+    .await?;
     Ok(())
 }

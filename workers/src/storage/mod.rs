@@ -17,6 +17,8 @@ mod lease_tests;
 #[cfg(test)]
 mod retention_tests;
 #[cfg(test)]
+mod tenant_scoping_tests;
+#[cfg(test)]
 mod test_db;
 #[cfg(test)]
 mod tests;

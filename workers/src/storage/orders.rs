@@ -1,6 +1,6 @@
 //! Reading orders.
 
-use rampd_domain::order::Order;
+use rampd_domain::order::{Order, PaymentRefKind};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::entities::orders;
@@ -43,4 +43,32 @@ pub async fn load_by_client_id(
         .await?
         .map(decode)
         .transpose()
+}
+
+/// The order, other than `order_id`, that holds a payment reference (`utr` or
+/// `deposit_tx_hash`, as the unique indexes store them) at `order_id`'s provider: its id
+/// and tenant. The scope is the indexes' own, (provider, reference), across tenants.
+pub async fn holder_of_payment_ref(
+    db: &impl ConnectionTrait,
+    order_id: &str,
+    kind: PaymentRefKind,
+    reference: &str,
+) -> Result<Option<(String, String)>, DbErr> {
+    let Some(mine) = orders::Entity::find_by_id(order_id.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let column = match kind {
+        PaymentRefKind::Utr => orders::Column::Utr,
+        PaymentRefKind::TxHash => orders::Column::DepositTxHash,
+    };
+    Ok(orders::Entity::find()
+        .filter(orders::Column::Provider.eq(mine.provider))
+        .filter(column.eq(reference))
+        .filter(orders::Column::Id.ne(order_id))
+        .one(db)
+        .await?
+        .map(|m| (m.id, m.tenant)))
 }

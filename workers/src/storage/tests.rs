@@ -204,6 +204,7 @@ async fn exercise(db: &DatabaseConnection) {
         outcome: Set("accepted".to_owned()),
         reason: Set(None),
         processed_at: Set(1_763_700_000_002),
+        fingerprint: Set(None),
     };
     let c = cmd.clone().insert(db).await.expect("insert command");
     assert_eq!(

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use rampd_domain::Direction;
+use rampd_domain::command_identity::Fingerprint;
 use rampd_domain::event::{CommandRejected, OrderEvent, order_event, subject_suffix};
 use rampd_domain::order::{Decision, NextRun};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -51,6 +52,8 @@ pub struct CommandRecord<'a> {
     pub tenant: &'a str,
     pub command_id: &'a str,
     pub command_type: &'a str,
+    /// What the command said; `None` records it as unknown (see [`inbox_check`]).
+    pub fingerprint: Option<&'a Fingerprint>,
 }
 
 impl CommandRecord<'_> {
@@ -90,7 +93,25 @@ pub async fn commit_decision(
     w: Write<'_>,
 ) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
-    let result = write_all(&txn, endpoints, &w).await;
+    let result = write_all(&txn, endpoints, &w, None).await;
+    let version = settle(txn, result).await?;
+    observe_committed(w.decision);
+    Ok(version)
+}
+
+/// Commit a decision that its command caused but that refuses the command (a payment
+/// reference another tenant's order holds: the order is flagged, the command rejected).
+/// The inbox records the command as rejected, and its `command_rejected` event is queued
+/// on `ramp.evt.<tenant>.<direction>.command_rejected`, in the decision's transaction.
+pub async fn commit_refusing_decision(
+    db: &DatabaseConnection,
+    endpoints: &Endpoints,
+    w: Write<'_>,
+    direction: &str,
+    rejected: &CommandRejected,
+) -> Result<i64, WriteError> {
+    let txn = begin_write(db).await?;
+    let result = write_all(&txn, endpoints, &w, Some((direction, rejected))).await;
     let version = settle(txn, result).await?;
     observe_committed(w.decision);
     Ok(version)
@@ -136,6 +157,7 @@ async fn write_all(
     txn: &impl ConnectionTrait,
     endpoints: &Endpoints,
     w: &Write<'_>,
+    refusal: Option<(&str, &CommandRejected)>,
 ) -> Result<i64, WriteError> {
     let d = w.decision;
     let version = write_order(txn, endpoints, d, w.expected_version, w).await?;
@@ -153,10 +175,30 @@ async fn write_all(
             .exec(txn)
             .await?;
     }
-    if let Some(c) = &w.command {
-        record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
+    match (&w.command, refusal) {
+        (Some(c), None) => record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
             .await
-            .map_err(classify)?;
+            .map_err(classify)?,
+        (Some(c), Some((direction, rejected))) => {
+            let code = Some(rejected.code.as_str());
+            record_command(txn, c, Some(&id), "rejected", code, now_ms(w))
+                .await
+                .map_err(classify)?;
+            let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
+            let trace = w.trace_ctx;
+            insert_outbox(
+                txn,
+                &rejected.event_id,
+                subject,
+                body,
+                Some(&id),
+                trace,
+                now_ms(w),
+            )
+            .await?;
+        }
+        (None, _) => {}
     }
     Ok(version)
 }
@@ -460,6 +502,7 @@ async fn record_command(
         outcome: Set(outcome.to_string()),
         reason: Set(reason.map(str::to_string)),
         processed_at: Set(now),
+        fingerprint: Set(c.fingerprint.map(|f| f.as_str().to_string())),
     };
     processed_commands::Entity::insert(row)
         .exec_without_returning(txn)
@@ -479,6 +522,57 @@ pub async fn already_processed(
             .await?
             .is_some(),
     )
+}
+
+/// What the inbox knows of a command's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not handled yet.
+    New,
+    /// Handled before, with the same body (or with a fingerprint that is unknown on either
+    /// side: rows older than fingerprints): a harmless repeat.
+    Repeat,
+    /// Handled before, with a different body: the id is being reused.
+    Reused,
+}
+
+/// Look the command's (tenant, command id) up in the inbox and compare fingerprints.
+pub async fn inbox_check(db: &impl ConnectionTrait, c: &CommandRecord<'_>) -> Result<Seen, DbErr> {
+    let row = processed_commands::Entity::find_by_id(c.inbox_id())
+        .one(db)
+        .await?;
+    Ok(match row {
+        None => Seen::New,
+        Some(row) => match (row.fingerprint.as_deref(), c.fingerprint) {
+            (Some(before), Some(now)) if before != now.as_str() => Seen::Reused,
+            _ => Seen::Repeat,
+        },
+    })
+}
+
+/// Queue a `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`
+/// without an inbox row: for a refusal that must not (a `Nats-Msg-Id` that does not fit:
+/// the command id stays free) or cannot (a reused command id: its row is the first
+/// command's) be recorded in the inbox.
+pub async fn announce_rejection(
+    db: &DatabaseConnection,
+    direction: &str,
+    rejected: &CommandRejected,
+    trace_ctx: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let subject = format!("ramp.evt.{}.{direction}.command_rejected", rejected.tenant);
+    insert_outbox(
+        db,
+        &rejected.event_id,
+        subject,
+        body,
+        None,
+        trace_ctx,
+        now.timestamp_millis(),
+    )
+    .await
 }
 
 /// Record a command that changed no order, in one transaction: an idempotent repeat

@@ -195,6 +195,7 @@ fn cmd<'a>(tenant: &'a str, command_id: &'a str, command_type: &'a str) -> Comma
         tenant,
         command_id,
         command_type,
+        fingerprint: None,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub reason: Option<String>,
     pub processed_at: i64,
+    /// SHA-256 of the command's canonical form; `None` on rows older than fingerprints.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
