@@ -10,6 +10,7 @@ pub mod command;
 pub mod event;
 pub mod order;
 pub mod schedule;
+pub mod supported_chains;
 pub mod values;
 pub mod webhooks;
 
