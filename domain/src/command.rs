@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use crate::chain_values::{TokenAmount, WalletAddress};
 use crate::order::{Input, OrderRequest};
+use crate::supported_chains::{SupportedChains, refuse_chain};
 use crate::values::{
-    AmountLimits, BankAccountNumber, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
-    Phone, TokenSymbol, UpiId, Utr, ValueError,
+    AmountLimits, BankAccountNumber, ChainFamily, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan,
+    PersonName, Phone, TokenSymbol, UpiId, Utr, ValueError,
 };
 
 /// The command part of a command subject.
@@ -90,10 +91,12 @@ pub enum RejectCode {
     /// The UTR or transaction hash cannot be used for this order. Said when another
     /// tenant's order holds it; deliberately names nothing about that order.
     PaymentRefUnavailable,
+    /// The chain is not one the provider supports (or, for an on-ramp, not an EVM chain).
+    UnsupportedChain,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 18] = [
+    pub const ALL: [RejectCode; 19] = [
         RejectCode::Malformed,
         RejectCode::InvalidSchema,
         RejectCode::InvalidField,
@@ -112,6 +115,7 @@ impl RejectCode {
         RejectCode::MsgIdMismatch,
         RejectCode::CommandIdReused,
         RejectCode::PaymentRefUnavailable,
+        RejectCode::UnsupportedChain,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +138,7 @@ impl RejectCode {
             RejectCode::MsgIdMismatch => "msg_id_mismatch",
             RejectCode::CommandIdReused => "command_id_reused",
             RejectCode::PaymentRefUnavailable => "payment_ref_unavailable",
+            RejectCode::UnsupportedChain => "unsupported_chain",
         }
     }
 }
@@ -170,6 +175,9 @@ pub enum CommandError {
     /// A field's value does not parse.
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// The chain parses but no order can be placed on it.
+    #[error("unsupported chain_id: {0}")]
+    UnsupportedChain(&'static str),
 }
 
 impl CommandError {
@@ -179,6 +187,7 @@ impl CommandError {
             CommandError::Malformed(_) => RejectCode::Malformed,
             CommandError::Schema(_) => RejectCode::InvalidSchema,
             CommandError::Invalid { .. } => RejectCode::InvalidField,
+            CommandError::UnsupportedChain(_) => RejectCode::UnsupportedChain,
         }
     }
 }
@@ -480,11 +489,31 @@ fn percent(v: Option<&serde_json::Value>) -> Result<Option<Decimal>, CommandErro
     Ok(Some(d))
 }
 
+/// What a create must stay within: the fiat amount bounds and the chains orders may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLimits {
+    pub amounts: AmountLimits,
+    pub chains: SupportedChains,
+}
+
+/// The chain of a create, refused unless orders can be placed on it.
+fn supported(
+    limits: &CommandLimits,
+    raw: serde_json::Value,
+    needs: Option<ChainFamily>,
+) -> Result<ChainId, CommandError> {
+    let chain_id: ChainId = typed(raw)?;
+    match refuse_chain(&limits.chains, chain_id, needs) {
+        Some(reason) => Err(CommandError::UnsupportedChain(reason)),
+        None => Ok(chain_id),
+    }
+}
+
 /// Parse a command body for a command name taken from the subject.
 pub fn parse_command(
     name: CommandName,
     body: &[u8],
-    limits: &AmountLimits,
+    limits: &CommandLimits,
 ) -> Result<Command, CommandError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| CommandError::Malformed(e.classify_name().into()))?;
@@ -492,10 +521,10 @@ pub fn parse_command(
         CommandName::OnrampCreate => {
             let raw: RawCreate = typed(value)?;
             let amount_text = decimal_text(&raw.fiat_amount, "fiat_amount")?;
-            let chain_id: ChainId = typed(raw.chain_id)?;
+            let chain_id = supported(limits, raw.chain_id, Some(ChainFamily::Evm))?;
             Ok(Command::CreateOnramp(Box::new(OnrampRequest {
                 user: typed(raw.user)?,
-                fiat_amount: InrAmount::parse_within(&amount_text, limits)?,
+                fiat_amount: InrAmount::parse_within(&amount_text, &limits.amounts)?,
                 token: TokenSymbol::parse(&raw.token)?,
                 chain_id,
                 token_address: raw
@@ -510,12 +539,12 @@ pub fn parse_command(
         }
         CommandName::OfframpCreate => {
             let raw: RawOfframpCreate = typed(value)?;
-            let chain_id: ChainId = typed(raw.chain_id)?;
+            let chain_id = supported(limits, raw.chain_id, None)?;
+            // Supported chains are all of a known family.
             let Some(family) = chain_id.family() else {
-                return Err(CommandError::Invalid {
-                    field: "chain_id",
-                    reason: "not a chain whose address and hash formats rampd knows".into(),
-                });
+                return Err(CommandError::UnsupportedChain(
+                    "not a chain whose address and hash formats rampd knows",
+                ));
             };
             let address = |field: &'static str, s: &str| {
                 WalletAddress::parse(family, s).map_err(|e| CommandError::Invalid {
@@ -577,7 +606,7 @@ mod tests {
     }
 
     fn parse(name: CommandName, v: &serde_json::Value) -> Result<Command, CommandError> {
-        parse_command(name, v.to_string().as_bytes(), &AmountLimits::default())
+        parse_command(name, v.to_string().as_bytes(), &CommandLimits::default())
     }
 
     #[test]
@@ -730,8 +759,7 @@ mod tests {
 
     #[test]
     fn offramp_create_refusals_name_the_field() {
-        let cases: [(&str, serde_json::Value, &str); 6] = [
-            ("chain_id", json!(999999), "chain_id"),
+        let cases: [(&str, serde_json::Value, &str); 5] = [
             (
                 "sender_address",
                 json!("TJRabPrwbZy45sbavfcjinPJC18kjpRTv8"),
@@ -763,6 +791,45 @@ mod tests {
             parse(CommandName::OfframpCreate, &body),
             Err(CommandError::Schema(_))
         ));
+    }
+
+    #[test]
+    fn creates_on_unsupported_chains_are_refused_with_their_own_code() {
+        let huge = json!(12345678901234567890u64);
+        let cases = [
+            (CommandName::OnrampCreate, create_body(), huge.clone()),
+            (CommandName::OnrampCreate, create_body(), json!(999999)),
+            // An on-ramp delivers to an EVM address: Tron is a chain, but not for this.
+            (CommandName::OnrampCreate, create_body(), json!(728126428)),
+            (CommandName::OfframpCreate, offramp_body(), huge),
+            (CommandName::OfframpCreate, offramp_body(), json!("999999")),
+        ];
+        for (name, mut body, chain) in cases {
+            body["chain_id"] = chain.clone();
+            let err = parse(name, &body).unwrap_err();
+            assert_eq!(err.code(), RejectCode::UnsupportedChain, "{name:?} {chain}");
+            let text = err.to_string();
+            assert!(text.contains("chain_id"), "names the field: {text}");
+            assert!(
+                !text.contains(chain.to_string().trim_matches('"')),
+                "{text}"
+            );
+        }
+        // A chain the operator did not list is refused even when rampd knows it.
+        let polygon_only = CommandLimits {
+            chains: SupportedChains::new([137]).unwrap(),
+            ..CommandLimits::default()
+        };
+        let mut body = create_body();
+        let bytes = |b: &serde_json::Value| b.to_string().into_bytes();
+        assert!(parse_command(CommandName::OnrampCreate, &bytes(&body), &polygon_only).is_ok());
+        body["chain_id"] = json!(56);
+        let err = parse_command(CommandName::OnrampCreate, &bytes(&body), &polygon_only);
+        assert_eq!(err.unwrap_err().code(), RejectCode::UnsupportedChain);
+        // A chain id that is not a number at all stays a schema error.
+        body["chain_id"] = json!("polygon");
+        let err = parse(CommandName::OnrampCreate, &body).unwrap_err();
+        assert_eq!(err.code(), RejectCode::InvalidSchema);
     }
 
     #[test]

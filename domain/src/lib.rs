@@ -11,6 +11,7 @@ pub mod command_identity;
 pub mod event;
 pub mod order;
 pub mod schedule;
+pub mod supported_chains;
 pub mod values;
 pub mod webhooks;
 

@@ -594,3 +594,36 @@ async fn two_hundred_rejection_fails_the_order(backend: Backend) {
     s.finish().await;
 }
 both!(two_hundred_rejection_fails_the_order);
+
+/// A create naming a chain the deployment's provider does not support is refused with
+/// `unsupported_chain` and creates nothing, here or at the provider: an id far outside any
+/// real chain, and a real chain left out of `orders.supported_chains`.
+async fn unsupported_chains_are_refused_before_any_provider_call(backend: Backend) {
+    let s = Stack::start_with(backend, SandboxConfig::default(), |cfg| {
+        cfg.orders.supported_chains =
+            rampd_domain::supported_chains::SupportedChains::new([137]).unwrap();
+    })
+    .await;
+    for (order, chain) in [
+        ("o-huge-chain", json!(12345678901234567890u64)),
+        ("o-bsc", json!(56)),
+    ] {
+        let command = format!("{order}-create");
+        let mut body = create_body(order, &command);
+        body["chain_id"] = chain;
+        s.send("onramp.create", &body).await;
+        let rej = s
+            .wait_event("the refusal", |e| e["command_id"] == command.as_str())
+            .await;
+        assert_eq!(rej["type"], "command.rejected");
+        assert_eq!(rej["code"], "unsupported_chain");
+        assert!(rej["reason"].as_str().unwrap().contains("chain_id"));
+        assert!(s.order(order).await.is_none());
+    }
+    // Both were answered before this create was sent; the provider holds this one only.
+    s.create("o-polygon").await;
+    s.wait_state("o-polygon", OrderState::AwaitingPayment).await;
+    assert_eq!(s.sandbox.stats().orders_by_merchant_ref.len(), 1);
+    s.finish().await;
+}
+both!(unsupported_chains_are_refused_before_any_provider_call);

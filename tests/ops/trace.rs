@@ -77,7 +77,9 @@ async fn one_order_is_one_trace(backend: Backend) {
 
     let spans = spans_until(&trace_id, |sp| {
         has(sp, |s| s.name == "process ramp.cmd.acme.onramp.create")
-            && has(sp, |s| s.name == "apply onramp.utr")
+            && has(sp, |s| {
+                s.name == "apply onramp.utr" && s.attr("order.state.after").is_some()
+            })
             && has(sp, |s| {
                 s.name == "task drive" && s.attr("order.state.after") == Some("completed")
             })
@@ -125,11 +127,26 @@ async fn one_order_is_one_trace(backend: Backend) {
     assert_eq!(create.attr("direction"), Some("onramp"));
     assert_eq!(create.attr("order.state.after"), Some("preparing"));
     // The UTR command came without context: its own consumer span started a trace of its
-    // own, and the span that applied it to the order links there.
-    let utr = spans.iter().find(|s| s.name == "apply onramp.utr").unwrap();
+    // own, and the span that applied it to the order links there. The order polls while it
+    // awaits payment, so an attempt may lose its versioned write to a poll and be decided
+    // again: each attempt is a span, the losers marked as conflicts, exactly one committed.
+    let attempts: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "apply onramp.utr")
+        .collect();
+    let (committed, lost): (Vec<&&SpanRec>, Vec<&&SpanRec>) = attempts
+        .iter()
+        .partition(|s| s.attr("order.state.after").is_some());
+    assert_eq!(committed.len(), 1, "one attempt committed: {attempts:?}");
+    for a in &lost {
+        assert_eq!(a.attr("outcome"), Some("conflict"), "{a:?}");
+        assert_eq!(a.attr("order.state.before"), None, "{a:?}");
+    }
+    let utr = committed[0];
     assert_eq!(utr.links.len(), 1, "linked to the command's own span");
     assert_ne!(utr.links[0].0, trace_id);
     assert_eq!(utr.attr("order.state.before"), Some("awaiting_payment"));
+    assert_eq!(utr.attr("outcome"), None);
     // Tasks carry the order and its state before and after.
     let task = spans
         .iter()

@@ -487,8 +487,8 @@ async fn gone_disables_and_enable_replays(backend: Backend) {
 }
 both!(gone_disables_and_enable_replays);
 
-/// A timeout, a redirect (not followed) and a private address (never contacted) are each
-/// recorded as failed attempts.
+/// A timeout, a redirect (not followed) and private addresses, also inside IPv6 forms
+/// (never contacted), are each recorded as failed attempts.
 async fn timeout_redirect_and_private_address_fail(backend: Backend) {
     let key = secret();
     let slow = HookReceiver::start(&[&key], Reply::Sleep(Duration::from_secs(5))).await;
@@ -500,6 +500,9 @@ async fn timeout_redirect_and_private_address_fail(backend: Backend) {
             endpoint("e-slow", &slow.url, &key),
             endpoint("e-redirect", &redirect.url, &key),
             endpoint("e-private", "http://10.255.255.1:9/hooks", &key),
+            // Loopback is allowed in the tests; loopback inside an IPv6 form is not.
+            endpoint("e-v4-compat", "http://[::127.0.0.1]:9/hooks", &key),
+            endpoint("e-6to4", "http://[2002:7f00:1::1]:9/hooks", &key),
         ],
         |cfg| {
             quick_retries(cfg, 2);
@@ -512,6 +515,8 @@ async fn timeout_redirect_and_private_address_fail(backend: Backend) {
         ("e-slow", None, Some("timeout")),
         ("e-redirect", Some(302), None),
         ("e-private", None, Some("address_refused")),
+        ("e-v4-compat", None, Some("address_refused")),
+        ("e-6to4", None, Some("address_refused")),
     ] {
         let ds = all_in(&s, ep, 2, "dead").await;
         for d in &ds {

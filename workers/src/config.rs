@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rampd_domain::command::CommandLimits;
 use rampd_domain::order::OrderPolicy;
 use rampd_domain::schedule::PollPolicy;
+use rampd_domain::supported_chains::SupportedChains;
 use rampd_domain::values::AmountLimits;
 use rampd_domain::webhooks::retry::DEFAULT_SCHEDULE_SECS;
 use rampd_domain::webhooks::{AddressPolicy, IpNet, RetryPolicy};
@@ -150,6 +152,9 @@ pub struct OrdersConfig {
     /// On-ramp fiat amount limits (INR).
     pub amount_min: Decimal,
     pub amount_max: Decimal,
+    /// Chain ids creates may name (the chains the provider account has tokens on); any
+    /// other is refused as `unsupported_chain`. Each must be of a family rampd knows.
+    pub supported_chains: SupportedChains,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -277,6 +282,7 @@ impl Default for OrdersConfig {
             quote_validity_ms: p.quote_validity.as_millis() as u64,
             amount_min: l.min,
             amount_max: l.max,
+            supported_chains: SupportedChains::default(),
         }
     }
 }
@@ -334,10 +340,13 @@ impl OrdersConfig {
         }
     }
 
-    pub fn limits(&self) -> AmountLimits {
-        AmountLimits {
-            min: self.amount_min,
-            max: self.amount_max,
+    pub fn limits(&self) -> CommandLimits {
+        CommandLimits {
+            amounts: AmountLimits {
+                min: self.amount_min,
+                max: self.amount_max,
+            },
+            chains: self.supported_chains.clone(),
         }
     }
 }

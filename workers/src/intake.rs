@@ -306,17 +306,24 @@ async fn apply(
     command: Command,
 ) -> Result<Verdict, WriteError> {
     let existing = load_by_client_id(&shared.db, inc.record.tenant, &inc.ids.order_id).await?;
-    let span = match &existing {
-        Some(stored) => telemetry::spans::order_command(
-            inc.name.as_str(),
-            stored.trace_ctx.as_deref(),
-            &tracing::Span::current(),
-        ),
-        None => tracing::Span::current(),
+    let Some(stored) = &existing else {
+        return decide_and_commit(shared, inc, command, existing).await;
     };
-    decide_and_commit(shared, inc, command, existing)
-        .instrument(span)
-        .await
+    let span = telemetry::spans::order_command(
+        inc.name.as_str(),
+        stored.trace_ctx.as_deref(),
+        &tracing::Span::current(),
+    );
+    let result = decide_and_commit(shared, inc, command, existing)
+        .instrument(span.clone())
+        .await;
+    if let Err(WriteError::Conflict) = result {
+        // Another writer (the order's own poll, another replica) committed between our
+        // load and our write. This attempt changed nothing and has no state to report; the
+        // caller decides again, in a new span of the order's trace.
+        span.record("outcome", "conflict");
+    }
+    result
 }
 
 /// Decide the command against its order and commit the decision.

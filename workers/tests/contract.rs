@@ -26,7 +26,9 @@ use chrono::{DateTime, Duration, Utc};
 use rampd::config::Config;
 use rampd_domain::Direction;
 use rampd_domain::chain_values::TxHash;
-use rampd_domain::command::{Command, CommandName, RejectCode, parse_command, parse_ids};
+use rampd_domain::command::{
+    Command, CommandLimits, CommandName, RejectCode, parse_command, parse_ids,
+};
 use rampd_domain::event::{
     ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, ORDER_EVENT_TYPES,
     OrderEvent, STATUS_CHANGED, SUCCESSOR_CREATED, TX_HASH_REJECTED, UTR_REJECTED, order_event,
@@ -36,7 +38,7 @@ use rampd_domain::order::{
     self, CollectAccount, Ctx, DepositInstructions, EventKind, Input, OrderPolicy, OrderRequest,
     OrderState, PaymentInstructions, known_statuses,
 };
-use rampd_domain::values::{AmountLimits, ChainFamily, ChainId, InrAmount, TokenSymbol, Utr};
+use rampd_domain::values::{ChainFamily, ChainId, InrAmount, TokenSymbol, Utr};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -756,7 +758,7 @@ fn parse_example_command(file: &str) -> Command {
     parse_command(
         name,
         example(file).to_string().as_bytes(),
-        &AmountLimits::default(),
+        &CommandLimits::default(),
     )
     .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
@@ -890,7 +892,7 @@ fn order_machine_keeps_the_documented_promises() {
 /// What intake does with a body: both steps must pass for the command to be carried out.
 fn accepted(name: CommandName, body: &Value) -> bool {
     let bytes = body.to_string().into_bytes();
-    parse_ids(&bytes).is_ok() && parse_command(name, &bytes, &AmountLimits::default()).is_ok()
+    parse_ids(&bytes).is_ok() && parse_command(name, &bytes, &CommandLimits::default()).is_ok()
 }
 
 /// For each documented property of `schema`, found in `body` at `path`: leaving it out
@@ -970,7 +972,8 @@ fn check_command_example(file: &str, name: CommandName) {
     let bytes = body.to_string().into_bytes();
     let ids = parse_ids(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
     assert_eq!(Some(ids.command_id.as_str()), body["command_id"].as_str());
-    parse_command(name, &bytes, &AmountLimits::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    parse_command(name, &bytes, &CommandLimits::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
     for (path, schema) in command_schemas(name, &body) {
         check_fields(&doc, name, &body, &path, schema);
     }

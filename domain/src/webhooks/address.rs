@@ -1,20 +1,22 @@
 //! Which target addresses a webhook may be sent to (SSRF protection).
 //!
-//! Private, loopback, link-local, shared (CGNAT), unspecified, multicast, broadcast and
-//! documentation ranges are restricted; an IPv4-mapped IPv6 address is judged as the IPv4
-//! address it carries. An operator can allow restricted networks explicitly (`allow`), e.g.
-//! `127.0.0.0/8` for the demo and the tests.
+//! An address is restricted when it lies in a special-purpose block (the IANA registries,
+//! see [`special_purpose`](super::special_purpose)) or when an IPv4 address it carries
+//! (IPv4-compatible, SIIT, NAT64, 6to4, Teredo) does: a connection to it can end up there.
+//! An IPv4-mapped IPv6 address is the IPv4 address it carries and is judged as that one.
+//! An operator can allow restricted networks explicitly (`allow`), e.g. `127.0.0.0/8` for
+//! the demo and the tests; allowing an IPv6 translator or tunnel prefix (say `64:ff9b::/96`
+//! on a DNS64 network) still refuses the restricted IPv4 addresses inside it.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
+
+use super::special_purpose::{embedded_v4, special_v4, special_v6};
 
 /// A network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a /32 or /128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a network in CIDR notation: {0:?}")]
@@ -24,53 +26,26 @@ impl FromStr for IpNet {
     type Err = IpNetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || IpNetError(s.to_string());
-        let (a, p) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
+        let t = s.trim();
+        let net = match t.contains('/') {
+            true => t.parse::<ipnet::IpNet>().ok(),
+            false => t.parse::<IpAddr>().ok().map(ipnet::IpNet::from),
         };
-        let addr: IpAddr = a.parse().map_err(|_| err())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.parse::<u8>().map_err(|_| err())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(err());
-        }
-        Ok(IpNet { addr, prefix })
+        net.map(IpNet).ok_or_else(|| IpNetError(s.to_string()))
     }
 }
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 
 impl IpNet {
+    /// Does the network hold `ip` (an IPv4-mapped address counting as its IPv4 address)?
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-                u32::from(net) as u128,
-                u32::from(ip) as u128,
-                self.prefix,
-                32,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(u128::from(net), u128::from(ip), self.prefix, 128)
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
-}
-
-fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
-    if prefix == 0 {
-        return true;
-    }
-    let shift = bits - prefix as u32;
-    (a >> shift) == (b >> shift)
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it is.
@@ -84,39 +59,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Is `ip` in a range a webhook must not reach unless allowed?
-pub fn is_restricted(ip: IpAddr) -> bool {
+/// The special-purpose block an address lies in, judged as given (mapped as IPv4).
+fn special(ip: IpAddr) -> Option<&'static str> {
     match canonical(ip) {
-        IpAddr::V4(v4) => restricted_v4(v4),
-        IpAddr::V6(v6) => restricted_v6(v6),
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => special_v6(v6),
     }
 }
 
-fn restricted_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, _, _] = ip.octets();
-    ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240 // reserved
+/// The address itself and every IPv4 address it carries: where a connection may end up.
+fn destinations(ip: IpAddr) -> Vec<IpAddr> {
+    let ip = canonical(ip);
+    let mut all = vec![ip];
+    if let IpAddr::V6(v6) = ip {
+        all.extend(embedded_v4(v6).into_iter().map(IpAddr::V4));
+    }
+    all
 }
 
-fn restricted_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b // NAT64 can reach private v4
+/// Is `ip` in a range a webhook must not reach unless allowed?
+pub fn is_restricted(ip: IpAddr) -> bool {
+    !AddressPolicy::default().permits(ip)
 }
 
 /// Restricted ranges are refused unless one of `allow` contains the address.
@@ -126,8 +89,18 @@ pub struct AddressPolicy {
 }
 
 impl AddressPolicy {
+    /// A connection to `ip` may be made: the address and every IPv4 address it carries are
+    /// each either outside the special-purpose blocks or inside an allowed network.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        !is_restricted(ip) || self.allow.iter().any(|n| n.contains(ip))
+        self.refusal(ip).is_none()
+    }
+
+    /// Why `ip` is refused (the block it, or an IPv4 address inside it, lies in), if it is.
+    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        destinations(ip)
+            .into_iter()
+            .filter(|d| !self.allow.iter().any(|n| n.contains(*d)))
+            .find_map(special)
     }
 }
 
@@ -161,6 +134,25 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            // Issue 9 item 4: each of these reached connect() before.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::1",
+            "::ffff:0:7f00:1",
+            "100::1",
+            // And their kin.
+            "::169.254.169.254",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378:8000:63bf:3f57:fdf2",
+            "2001:db8::1",
+            "3fff::1",
+            "5f00::1",
+            "ff02::1",
+            "fec0::1",
+            "192.0.0.9",
+            "192.88.99.1",
+            "192.175.48.1",
         ] {
             assert!(is_restricted(ip(s)), "{s}");
         }
@@ -188,6 +180,52 @@ mod tests {
         assert!(!p.permits(ip("10.0.0.1")));
         assert!(!p.permits(ip("169.254.169.254")));
         assert!(!AddressPolicy::default().permits(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn allowing_a_translator_prefix_still_judges_the_ipv4_inside() {
+        // A DNS64 network allows the NAT64 prefix: public IPv4 behind it is reachable,
+        // private IPv4 behind it is not.
+        let p = AddressPolicy {
+            allow: vec!["64:ff9b::/96".parse().unwrap()],
+        };
+        assert!(p.permits(ip("64:ff9b::808:808")));
+        assert!(!p.permits(ip("64:ff9b::a00:1")));
+        assert_eq!(
+            p.refusal(ip("64:ff9b::a00:1")),
+            Some("private-use [RFC1918]")
+        );
+        assert!(!p.permits(ip("64:ff9b::7f00:1")));
+        // Allowing the IPv4 network does not open the IPv6 forms that carry it, except
+        // IPv4-mapped, which is the same address.
+        let p = AddressPolicy {
+            allow: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        assert!(p.permits(ip("10.0.0.1")));
+        assert!(p.permits(ip("::ffff:10.0.0.1")));
+        assert!(!p.permits(ip("::10.0.0.1")));
+        assert!(!p.permits(ip("2002:a00:1::1")));
+        // Opening all of IPv6 leaves the embedded IPv4 judged.
+        let p = AddressPolicy {
+            allow: vec!["::/0".parse().unwrap()],
+        };
+        assert!(p.permits(ip("fd00::1")));
+        assert!(!p.permits(ip("::127.0.0.1")));
+        assert!(!p.permits(ip("2002:7f00:1::1")));
+        assert!(!p.permits(ip("2001:0:4136:e378:8000:63bf:3f57:fdf2")));
+        assert!(p.permits(ip("2002:808:808::1")));
+    }
+
+    #[test]
+    fn refusal_names_the_block() {
+        let p = AddressPolicy::default();
+        assert_eq!(p.refusal(ip("8.8.8.8")), None);
+        assert_eq!(
+            p.refusal(ip("::ffff:127.0.0.1")),
+            Some("loopback [RFC1122]")
+        );
+        assert_eq!(p.refusal(ip("100::1")), Some("discard-only [RFC6666]"));
+        assert_eq!(p.refusal(ip("2002:7f00:1::1")), Some("6to4 [RFC3056]"));
     }
 
     #[test]

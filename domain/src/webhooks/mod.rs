@@ -7,6 +7,7 @@ pub mod events;
 pub mod excerpt;
 pub mod health;
 pub mod retry;
+pub mod special_purpose;
 pub mod subscription;
 pub mod verdict;
 

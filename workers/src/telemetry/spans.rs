@@ -40,12 +40,15 @@ pub fn command(
 }
 
 /// A command applied to an existing order: a child of the order's trace, linked to the
-/// command's own (upstream) context.
+/// command's own (upstream) context. One span per attempt: an attempt whose write lost to a
+/// concurrent one carries `outcome = "conflict"` and no order state; the attempt that
+/// commits carries the state before and after.
 pub fn order_command(command: &str, order_trace: Option<&str>, upstream: &Span) -> Span {
     let span = tracing::info_span!(
         "order.command",
         otel.name = %format_args!("apply {command}"),
         command = command,
+        outcome = Empty,
     );
     set_parent(&span, order_trace);
     let command = upstream.context().span().span_context().clone();

@@ -83,6 +83,32 @@ async fn names_resolving_to_restricted_addresses_are_refused_at_connect_time() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
+/// IPv6 literals that carry a restricted IPv4 address, or lie in a special-purpose block,
+/// are refused before any connect, even with loopback allowed as the tests allow it.
+#[tokio::test]
+async fn ipv6_literals_carrying_restricted_ipv4_are_refused_before_connecting() {
+    let open = client(AddressPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+    });
+    for host in [
+        "[::127.0.0.1]",
+        "[::10.0.0.1]",
+        "[2002:7f00:1::1]",
+        "[::ffff:0:7f00:1]",
+        "[100::1]",
+        "[64:ff9b::7f00:1]",
+        "[2001:0:4136:e378:8000:63bf:3f57:fdf2]",
+    ] {
+        let url = format!("http://{host}:9/hooks");
+        let sent = send(&open, &url).await;
+        assert_eq!(
+            sent.result,
+            AttemptResult::Failed(FailureKind::AddressRefused),
+            "{url}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bodies_are_capped_redacted_and_retry_after_read() {
     let mut headers = HeaderMap::new();
