@@ -4,51 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ms};
 use crate::executor::Executor;
 use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
+use crate::shared::{Shared, Wakers};
 use crate::webhooks::Endpoints;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::vault::Vault;
 use crate::{intake, nats, relay, retention, storage};
 
-/// Wake-ups between the loops, so new work does not wait for the idle interval.
-#[derive(Default)]
-pub struct Wakers {
-    pub tasks: Notify,
-    pub outbox: Notify,
-    pub webhooks: Notify,
-}
-
-/// What every loop of a worker shares.
-#[derive(Clone)]
-pub struct Shared {
-    pub db: DatabaseConnection,
-    pub nats: async_nats::Client,
-    pub js: jetstream::Context,
-    pub endpoints: Endpoints,
-    pub cfg: Arc<Config>,
-    pub wake: Arc<Wakers>,
-}
-
-impl Shared {
-    pub fn wake_all(&self) {
-        self.wake.tasks.notify_one();
-        self.wake.outbox.notify_one();
-        self.wake.webhooks.notify_one();
-    }
-}
-
-/// Install ring as the process-wide TLS provider (deps.md §2). Idempotent.
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::tls::install_crypto;
 
 /// Refuse configurations that would break the money rules.
 pub fn validate(cfg: &Config) -> anyhow::Result<()> {

@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 mod payment_refs;
 
-use crate::app::Shared;
 use crate::nats::traceparent_of;
+use crate::shared::Shared;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
     CommandRecord, Seen, Write, WriteError, announce_rejection, commit_decision, inbox_check,

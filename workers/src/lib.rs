@@ -25,6 +25,8 @@ pub mod providers;
 pub mod relay;
 pub mod retention;
 pub mod sandbox;
+pub mod shared;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;

@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::Shared;
+use crate::shared::Shared;
 use crate::storage::entities::outbox;
 use crate::storage::lease::{OUTBOX, claim, released};
 use crate::telemetry::{context, spans};

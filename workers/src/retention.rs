@@ -9,8 +9,8 @@ use chrono::Utc;
 use sea_orm::DbErr;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
 use crate::config::RetentionConfig;
+use crate::shared::Shared;
 use crate::storage::retention::{Cutoffs, Removed, prune_batch};
 use crate::telemetry::meters;
 
@@ -58,7 +58,9 @@ pub async fn prune(
     let mut total = Removed::default();
     while !shutdown.is_cancelled() {
         let r = prune_batch(&shared.db, &c, cfg.batch).await?;
-        meters::retention_removed(&r);
+        for (table, rows) in r.by_table() {
+            meters::retention_removed(table, rows);
+        }
         total.add(r);
         let full = [r.outbox, r.tasks, r.deliveries]
             .iter()

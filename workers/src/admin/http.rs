@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::gauges;
-use crate::app::Shared;
+use crate::shared::Shared;
 use crate::storage;
 use crate::telemetry::meters;
 

@@ -19,10 +19,10 @@ use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::Shared;
 use crate::pool::{self, LeasedWork};
 use crate::providers::attempt;
 use crate::providers::onmeta::OnmetaClient;
+use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};

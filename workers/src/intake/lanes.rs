@@ -29,9 +29,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
 use crate::config::{NatsConfig, ms};
 use crate::nats::CMD_SUBJECTS;
+use crate::shared::Shared;
 
 const PREFIX: &str = "ramp.cmd.";
 

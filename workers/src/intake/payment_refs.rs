@@ -19,7 +19,7 @@ use rampd_domain::command::RejectCode;
 use rampd_domain::order::{Ctx, Decision, PaymentRefKind, payment_ref_contested};
 
 use super::{Incoming, Verdict, direction, rejected_event};
-use crate::app::Shared;
+use crate::shared::Shared;
 use crate::storage::orders::{StoredOrder, holder_of_payment_ref};
 use crate::storage::write::{Write, WriteError, commit_refusing_decision};
 use crate::telemetry::{self, meters};

@@ -22,8 +22,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::entities::webhook_deliveries::PENDING;
 use super::entities::{outbox, scheduled_tasks, webhook_deliveries};
-use crate::webhooks::outcome::PENDING;
 
 /// The columns a leased table has, and what makes one of its rows claimable.
 pub struct LeaseColumns<C> {

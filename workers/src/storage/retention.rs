@@ -18,9 +18,9 @@ use sea_orm::{
 
 use super::begin_write;
 use super::entities::webhook_deliveries as deliveries;
+use super::entities::webhook_deliveries::{DEAD, DELIVERED};
 use super::entities::{outbox, scheduled_tasks as tasks, webhook_attempts as attempts};
 use super::write::settle;
-use crate::webhooks::outcome::{DEAD, DELIVERED};
 
 /// Rows older than these (epoch ms) are past retention.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +43,16 @@ pub struct Removed {
 }
 
 impl Removed {
+    /// The counts with their table names.
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+        [
+            ("outbox", self.outbox),
+            ("scheduled_tasks", self.tasks),
+            ("webhook_deliveries", self.deliveries),
+            ("webhook_attempts", self.attempts),
+        ]
+    }
+
     pub fn add(&mut self, o: Removed) {
         self.outbox += o.outbox;
         self.tasks += o.tasks;

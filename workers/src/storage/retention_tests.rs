@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 
+use super::entities::webhook_deliveries::DELIVERED;
 use super::entities::{
     order_events, outbox, scheduled_tasks as tasks, webhook_attempts as attempts,
     webhook_deliveries as deliveries,
 };
 use super::retention::{Cutoffs, Removed, prune_batch, prune_deliveries, prune_outbox};
 use super::test_db::storage_cases;
-use crate::webhooks::outcome::DELIVERED;
 
 const NOW: i64 = 1_763_700_000_000;
 const DAY: i64 = 24 * 3600 * 1000;

@@ -18,6 +18,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::entities::webhook_deliveries::{PENDING, SKIPPED};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
@@ -26,7 +27,6 @@ use super::{begin_write, is_unique_violation};
 use crate::telemetry::{meters, spans};
 use crate::webhooks::Endpoints;
 use crate::webhooks::endpoints::Subscriber;
-use crate::webhooks::outcome::{PENDING, SKIPPED};
 
 /// The single task kind that drives an order forward.
 pub const DRIVE: &str = "drive";

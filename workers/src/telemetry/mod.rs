@@ -113,7 +113,7 @@ pub fn init(default_filter: &str) -> Telemetry {
 /// Install logging and tracing as `opts` says.
 pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
     // The exporter's HTTP client needs the TLS provider (ring) in place.
-    crate::app::install_crypto();
+    crate::tls::install_crypto();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{},sqlx=warn,sea_orm=warn,sea_orm_migration=warn,async_nats=warn,hyper=warn,reqwest=warn",

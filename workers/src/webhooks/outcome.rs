@@ -26,11 +26,7 @@ use crate::storage::entities::{
 use crate::storage::lease::{DELIVERIES, released};
 use crate::storage::write::{insert_outbox, settle};
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
-/// Not sent because its endpoint is disabled; replayable.
-pub const SKIPPED: &str = "skipped";
+pub use crate::storage::entities::webhook_deliveries::{DEAD, DELIVERED, PENDING, SKIPPED};
 
 pub struct Attempt<'a> {
     pub delivery: &'a deliveries::Model,

@@ -2,6 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+/// `status`: waiting for an attempt (first or retry).
+pub const PENDING: &str = "pending";
+/// `status`: a receiver accepted it.
+pub const DELIVERED: &str = "delivered";
+/// `status`: every attempt failed; a dead letter, replayable.
+pub const DEAD: &str = "dead";
+/// `status`: not sent because its endpoint is disabled; replayable.
+pub const SKIPPED: &str = "skipped";
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
 pub struct Model {

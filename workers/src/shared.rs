@@ -1,0 +1,37 @@
+//! What every loop of a running worker shares: connections, configuration and wake-ups.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::webhooks::Endpoints;
+
+/// Wake-ups between the loops, so new work does not wait for the idle interval.
+#[derive(Default)]
+pub struct Wakers {
+    pub tasks: Notify,
+    pub outbox: Notify,
+    pub webhooks: Notify,
+}
+
+/// What every loop of a worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub db: DatabaseConnection,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub endpoints: Endpoints,
+    pub cfg: Arc<Config>,
+    pub wake: Arc<Wakers>,
+}
+
+impl Shared {
+    pub fn wake_all(&self) {
+        self.wake.tasks.notify_one();
+        self.wake.outbox.notify_one();
+        self.wake.webhooks.notify_one();
+    }
+}
