@@ -246,6 +246,17 @@ pub enum ListedOrder {
 }
 
 impl OrderPage {
+    /// The readable rows, owned.
+    pub fn into_orders(self) -> Vec<RecentOrder> {
+        self.rows
+            .into_iter()
+            .filter_map(|r| match r {
+                ListedOrder::Readable(o) => Some(o),
+                ListedOrder::Unreadable => None,
+            })
+            .collect()
+    }
+
     /// The readable rows.
     pub fn orders(&self) -> impl Iterator<Item = &RecentOrder> {
         self.rows.iter().filter_map(|r| match r {

@@ -6,7 +6,6 @@
 //! `rampd_wt_<random>` and drops it at the end (also when the test panics).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rampd_domain::chain_values::{TokenAmount, WalletAddress};
@@ -29,13 +28,12 @@ use sea_orm::{
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::connect::{connect, migrate};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
 use super::lease::{TASKS, claim};
 use super::orders::load;
-use super::test_db::{PgDb, SqliteFile};
+use super::test_db::storage_cases;
 use super::write::{
     CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
     inbox_id, record_unchanged,
@@ -43,57 +41,7 @@ use super::write::{
 use crate::config::EndpointConfig;
 use crate::webhooks::Endpoints;
 
-// ---------------------------------------------------------------------------------------
-// Fresh databases
-// ---------------------------------------------------------------------------------------
-
-/// Run `case` against a fresh, migrated SQLite file.
-async fn on_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(DatabaseConnection) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let file = SqliteFile::new("rampd_wt");
-    let db = connect(&file.url()).await.expect("connect sqlite");
-    migrate(&db).await.expect("migrate sqlite");
-    case(db.clone()).await;
-    db.close().await.expect("close sqlite");
-    drop(file);
-}
-
-/// Run `case` against a fresh, migrated PostgreSQL database, dropped afterwards.
-async fn on_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(DatabaseConnection) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let pg = PgDb::create("rampd_wt").await;
-    migrate(&pg.db).await.expect("migrate postgres");
-    case(pg.db.clone()).await;
-    pg.drop_db().await;
-}
-
-/// For each named `async fn case(db: DatabaseConnection)`, a module of the same name with
-/// a `sqlite` and a `postgres` test.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::on_sqlite(super::$case).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::on_postgres(super::$case).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+storage_cases!(
     optimistic_concurrency,
     duplicate_client_order_id,
     utr_in_use,
