@@ -153,11 +153,13 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("webhook receiver up after {} s", args.webhooks_down_secs);
         }
         let states = state_counts(&s).await;
+        let known: u64 = states.values().sum();
         let live: u64 = states
             .iter()
             .filter(|(k, _)| !is_terminal(k))
             .map(|(_, v)| v)
-            .sum();
+            .sum::<u64>()
+            + (args.orders as u64).saturating_sub(known);
         let pending_hooks = webhook_deliveries::Entity::find()
             .filter(webhook_deliveries::Column::Status.eq("pending"))
             .all(&s.db)
