@@ -176,3 +176,26 @@ async fn lookups_that_keep_failing_flag_the_order(backend: Backend) {
     s.finish().await;
 }
 both!(lookups_that_keep_failing_flag_the_order);
+
+// Every third page of the order list fails: a lookup that started over each time would
+// never reach page 7; each attempt goes on where the last one stopped.
+async fn a_long_lookup_under_faults_goes_on_where_it_stopped(backend: Backend) {
+    let sandbox = SandboxConfig::with_faults(Faults {
+        malformed_next_create: 1,
+        fail_every_nth_lookup: 3,
+        orders_after_next_create: NEWER,
+        ..Faults::default()
+    });
+    let s = Stack::start_with(backend, sandbox, |_| {}).await;
+    s.create("o-resume").await;
+    s.wait_state("o-resume", OrderState::AwaitingPayment).await;
+    let history = s.history("o-resume").await;
+    assert!(count(&history, "lookup_inconclusive") >= 2, "{history:?}");
+    assert_eq!(count(&history, "found_after_interrupted_create"), 1);
+    assert_eq!(s.sandbox.stats().create_calls, 1);
+    s.sandbox.set_faults(Faults::default());
+    s.utr("o-resume", "412345678904").await;
+    one_onramp_order_one_utr(&s, "o-resume").await;
+    s.finish().await;
+}
+both!(a_long_lookup_under_faults_goes_on_where_it_stopped);

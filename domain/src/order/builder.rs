@@ -129,7 +129,11 @@ impl<'a> Builder<'a> {
         self.emit(EventKind::AttentionNeeded { reason });
     }
 
-    pub fn finish(self) -> Decision {
+    pub fn finish(mut self) -> Decision {
+        if self.order.intent.is_none() {
+            // A lookup's progress belongs to the intent it settles.
+            self.order.lookup_progress = None;
+        }
         Decision {
             order: self.order,
             history: self.history,

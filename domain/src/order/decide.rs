@@ -50,6 +50,7 @@ pub fn create(
         predecessor: None,
         successor: None,
         late_utr: None,
+        lookup_progress: None,
         event_seq: 0,
     };
     let mut d = Builder::new(order, ctx);

@@ -414,6 +414,10 @@ pub struct Order {
     /// unique index holds it once: on the successor.
     #[serde(default)]
     pub late_utr: Option<Utr>,
+    /// How far an unfinished lookup of an interrupted call got; only while its intent is
+    /// on record (see [`LookupProgress`]).
+    #[serde(default)]
+    pub lookup_progress: Option<LookupProgress>,
     /// Sequence number of the last emitted event (per order, starts at 1).
     #[serde(default)]
     pub event_seq: i64,
@@ -542,12 +546,27 @@ pub enum Lookup {
     Found(Box<FoundOrder>),
     /// A complete search found no such order.
     NotFound,
-    /// The search could not rule the order in or out (an unreadable row, a row that may be
-    /// ours, a list longer than the search may read, the order's own row missing). The
-    /// evidence goes into the timeline; no PII.
+    /// The search could not rule the order in or out (a page that failed, an unreadable
+    /// row, a row that may be ours, a list longer than the search may read, the order's own
+    /// row missing). The evidence goes into the timeline; no PII. With `progress`, the next
+    /// lookup goes on from there instead of starting over.
     Inconclusive {
         evidence: String,
+        progress: Option<LookupProgress>,
     },
+}
+
+/// Where an unfinished search of the provider's order list stands. A long search under
+/// provider faults would otherwise rarely finish: each attempt goes on where the last one
+/// stopped. Resuming is safe for a list that only grows at its head (rows can be read
+/// twice, never skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupProgress {
+    /// The provider's place to read next (the connector's own notation).
+    pub cursor: String,
+    /// Why the rows read so far cannot rule the order out, if anything: kept, so a resumed
+    /// search can never end "not found" past a doubt.
+    pub doubt: Option<String>,
 }
 
 /// A provider order found by lookup.

@@ -278,7 +278,8 @@ fn lookup(d: &mut Builder, result: Lookup) {
                 None,
             )
         }
-        (Preparing | AwaitingPayment, Some(_), Lookup::Inconclusive { evidence }) => {
+        (Preparing | AwaitingPayment, Some(_), Lookup::Inconclusive { evidence, progress }) => {
+            d.order.lookup_progress = progress;
             inconclusive(d, evidence, None)
         }
         _ => d.history("stale_observation", json!({ "observation": "lookup" })),

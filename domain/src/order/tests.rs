@@ -718,6 +718,7 @@ fn inconclusive_lookups_never_recreate_and_flag_past_the_limit() {
         } else {
             Observation::Lookup(Lookup::Inconclusive {
                 evidence: "row 4 of page 6 unreadable".into(),
+                progress: None,
             })
         };
         let d = observe(&o, obs);
@@ -749,6 +750,40 @@ fn inconclusive_lookups_never_recreate_and_flag_past_the_limit() {
     let d = observe(&o, Observation::Lookup(Lookup::NotFound));
     assert_eq!(d.order.intent, None);
     assert_eq!(next_action(&d.order, t0(), &policy()), Action::CreateOrder);
+}
+
+#[test]
+fn an_unfinished_lookup_goes_on_where_it_stopped() {
+    let o = creating(new_order());
+    let progress = LookupProgress {
+        cursor: "70".into(),
+        doubt: None,
+    };
+    let d = observe(
+        &o,
+        Observation::Lookup(Lookup::Inconclusive {
+            evidence: "page 8 failed".into(),
+            progress: Some(progress.clone()),
+        }),
+    );
+    assert_eq!(d.order.lookup_progress, Some(progress));
+    assert_eq!(
+        next_action(&d.order, t0(), &policy()),
+        Action::FindProviderOrder
+    );
+    // A failed call keeps it; the answer clears it with the intent.
+    let d = observe(&d.order, failure(FailureKind::Retryable));
+    assert!(d.order.lookup_progress.is_some());
+    let d = observe(
+        &d.order,
+        Observation::Lookup(Lookup::Found(Box::new(FoundOrder {
+            order: created(),
+            status: "fiatPending".into(),
+            payment_ref: None,
+        }))),
+    );
+    assert_eq!(d.order.intent, None);
+    assert_eq!(d.order.lookup_progress, None);
 }
 
 #[test]
@@ -1096,7 +1131,15 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
             }))
         }),
         Just(obs_input(Observation::Lookup(Lookup::Inconclusive {
-            evidence: "page 4 unreadable".into()
+            evidence: "page 4 unreadable".into(),
+            progress: None,
+        }))),
+        Just(obs_input(Observation::Lookup(Lookup::Inconclusive {
+            evidence: "page 5 failed".into(),
+            progress: Some(LookupProgress {
+                cursor: "5".into(),
+                doubt: None,
+            }),
         }))),
         Just(obs_input(Observation::UtrAccepted)),
         Just(obs_input(Observation::TxHashAccepted)),
@@ -1189,6 +1232,10 @@ fn run_machine(
         let Ok(d) = decide(&order, input, &ctx_at(now)) else {
             continue; // refused commands change nothing, by construction
         };
+        prop_assert!(
+            d.order.lookup_progress.is_none() || d.order.intent.is_some(),
+            "lookup progress outlived its intent"
+        );
         if settles_nothing {
             prop_assert_eq!(
                 d.order.intent,

@@ -356,19 +356,35 @@ async fn find(p: &OnmetaClient, o: &Order, trace: Option<&str>) -> Result<Lookup
         Some(id) => Sought::ProviderId(id.clone()),
         None => Sought::MerchantRef(o.id.to_string()),
     };
-    let mut search = Search::new(kind, sought, o.created_at);
-    let mut skip = 0;
+    let mut search = Search::new(kind, sought, o.created_at).resume(o.lookup_progress.as_ref());
+    let mut read = 0;
     let outcome = loop {
-        let page = p.recent_orders(email, skip, trace).await?;
-        match search.page(&page) {
-            Next::Page { skip: next } => skip = next,
-            Next::Done(outcome) => break outcome,
+        let page = match p.recent_orders(email, search.skip(), trace).await {
+            Ok(page) => page,
+            // Nothing new read: an ordinary failed call (it may carry a Retry-After).
+            Err(e) if read == 0 => return Err(e),
+            // Keep what this attempt read: the next lookup goes on from here.
+            Err(e) => {
+                return Ok(Lookup::Inconclusive {
+                    evidence: format!("an order-list page failed after {read} pages: {e}"),
+                    progress: Some(search.progress()),
+                });
+            }
+        };
+        read += 1;
+        if let Next::Done(outcome) = search.page(&page) {
+            break outcome;
         }
     };
     let r = match outcome {
         Outcome::Found(r) => r,
         Outcome::NotFound => return Ok(Lookup::NotFound),
-        Outcome::Inconclusive(evidence) => return Ok(Lookup::Inconclusive { evidence }),
+        Outcome::Inconclusive(evidence) => {
+            return Ok(Lookup::Inconclusive {
+                evidence,
+                progress: None,
+            });
+        }
     };
     let mut order = ProviderOrder {
         provider_order_id: r.order_id.clone(),

@@ -112,6 +112,12 @@ pub(crate) fn decide(
         faults.fail_next_lookup -= 1;
         return Some(Injected::ServiceUnavailable);
     }
+    if call == Call::List && faults.fail_every_nth_lookup > 0 {
+        faults.lookups_seen += 1;
+        if faults.lookups_seen % faults.fail_every_nth_lookup == 0 {
+            return Some(Injected::ServiceUnavailable);
+        }
+    }
     if call == Call::Create && faults.reject_2xx_next_create > 0 {
         faults.reject_2xx_next_create -= 1;
         return Some(Injected::Rejected2xx);
@@ -302,6 +308,14 @@ mod tests {
             );
         }
         assert_eq!(decide(&mut faults, Call::List, || 0.5), None);
+        let mut faults = Faults {
+            fail_every_nth_lookup: 3,
+            ..Faults::default()
+        };
+        let failed: Vec<bool> = (0..7)
+            .map(|_| decide(&mut faults, Call::List, || 0.5).is_some())
+            .collect();
+        assert_eq!(failed, [false, false, true, false, false, true, false]);
     }
 
     #[test]

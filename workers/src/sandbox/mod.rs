@@ -167,6 +167,12 @@ pub struct Faults {
     pub malformed_next_payment_ref: u32,
     /// Deterministic: the next N order-list pages (`GET /v1/orders/{skip}`) return 503.
     pub fail_next_lookup: u32,
+    /// Deterministic: every Nth order-list page (the Nth, 2Nth, … since this was set)
+    /// returns 503; 0 is off.
+    pub fail_every_nth_lookup: u32,
+    /// Order-list pages seen since `fail_every_nth_lookup` was set (internal count).
+    #[serde(skip)]
+    pub lookups_seen: u32,
     /// After the next successful create, the same user gets this many newer orders from
     /// elsewhere (another merchant's, with their own merchant reference), so that the new
     /// order sits deep in the user's order list.

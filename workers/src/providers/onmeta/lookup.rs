@@ -20,6 +20,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use rampd_domain::order::LookupProgress;
+
 use super::{ListedOrder, OrderKind, OrderPage, RecentOrder};
 
 /// Rows per page of the provider's order list.
@@ -71,7 +73,7 @@ pub struct Search {
 
 impl Search {
     /// A search for an order of `kind` that cannot have reached the provider before
-    /// `not_before` (by our clock). Read page `skip = 0` first.
+    /// `not_before` (by our clock). Read page [`Search::skip`] first.
     pub fn new(kind: OrderKind, sought: Sought, not_before: DateTime<Utc>) -> Self {
         Search {
             kind,
@@ -79,6 +81,32 @@ impl Search {
             horizon: not_before - CLOCK_SKEW,
             pages: 0,
             doubt: None,
+        }
+    }
+
+    /// Go on with a search an earlier lookup left unfinished ([`Search::progress`]). An
+    /// unreadable cursor starts over, which is always safe.
+    pub fn resume(mut self, progress: Option<&LookupProgress>) -> Self {
+        if let Some(p) = progress
+            && let Ok(pages) = p.cursor.parse::<u32>()
+        {
+            self.pages = pages;
+            self.doubt = p.doubt.clone();
+        }
+        self
+    }
+
+    /// Where to read next: the `skip` of the next page.
+    pub fn skip(&self) -> u32 {
+        self.pages * PAGE_SIZE
+    }
+
+    /// How far the search got, for a later lookup to go on from. The list only grows at its
+    /// head, so the rows before this point stay before it.
+    pub fn progress(&self) -> LookupProgress {
+        LookupProgress {
+            cursor: self.pages.to_string(),
+            doubt: self.doubt.clone(),
         }
     }
 
@@ -116,9 +144,7 @@ impl Search {
                 "read {n} pages without reaching the order's creation time or the list's end"
             )));
         }
-        Next::Page {
-            skip: n * PAGE_SIZE,
-        }
+        Next::Page { skip: self.skip() }
     }
 
     fn is_ours(&self, order: &RecentOrder) -> bool {
@@ -177,7 +203,7 @@ mod tests {
 
     /// Feed `rows` in pages as the provider would; returns the outcome and pages read.
     fn run(mut search: Search, rows: &[ListedOrder]) -> (Outcome, u32) {
-        let mut skip = 0usize;
+        let mut skip = search.skip() as usize;
         loop {
             let page = OrderPage {
                 rows: rows
@@ -274,6 +300,58 @@ mod tests {
         assert!(matches!(run(by_id, &rows).0, Outcome::Found(o) if o.order_id == "p-9"));
         let off = Search::new(OrderKind::Offramp, Sought::ProviderId("p-9".into()), t(0));
         assert_eq!(run(off, &rows).0, Outcome::NotFound);
+    }
+
+    #[test]
+    fn a_resumed_search_goes_on_and_keeps_its_doubt() {
+        let mut rows = others(35, 5);
+        rows.push(row("p-1", Some("ours"), Some(1)));
+        // Read two pages, then stop (as if page 3 failed), then resume.
+        let mut first = by_ref();
+        let page = |skip: usize| OrderPage {
+            rows: rows
+                .iter()
+                .skip(skip)
+                .take(PAGE_SIZE as usize)
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(first.page(&page(0)), Next::Page { skip: 10 });
+        assert_eq!(first.page(&page(10)), Next::Page { skip: 20 });
+        let saved = first.progress();
+        assert_eq!(saved.cursor, "2");
+        let resumed = by_ref().resume(Some(&saved));
+        assert_eq!(resumed.skip(), 20);
+        let (outcome, pages) = {
+            let mut s = resumed;
+            let mut skip = s.skip() as usize;
+            loop {
+                match s.page(&page(skip)) {
+                    Next::Page { skip: n } => skip = n as usize,
+                    Next::Done(o) => break (o, s.pages),
+                }
+            }
+        };
+        assert!(matches!(outcome, Outcome::Found(o) if o.order_id == "p-1"));
+        assert_eq!(pages, 4);
+        // A doubt found before the stop survives it: no "not found" past it.
+        let mut doubtful = by_ref();
+        doubtful.page(&OrderPage {
+            rows: std::iter::once(ListedOrder::Unreadable)
+                .chain(others(9, 5))
+                .collect(),
+        });
+        let resumed = by_ref().resume(Some(&doubtful.progress()));
+        assert!(matches!(
+            run(resumed, &others(3, 5)).0,
+            Outcome::Inconclusive(_)
+        ));
+        // A cursor it cannot read starts over.
+        let odd = LookupProgress {
+            cursor: "x".into(),
+            doubt: None,
+        };
+        assert_eq!(by_ref().resume(Some(&odd)).skip(), 0);
     }
 
     #[test]
