@@ -114,7 +114,7 @@ pub(crate) fn decide(
     }
     if call == Call::List && faults.fail_every_nth_lookup > 0 {
         faults.lookups_seen += 1;
-        if faults.lookups_seen % faults.fail_every_nth_lookup == 0 {
+        if faults.lookups_seen.is_multiple_of(faults.fail_every_nth_lookup) {
             return Some(Injected::ServiceUnavailable);
         }
     }
