@@ -279,6 +279,11 @@ fn lookup(d: &mut Builder, result: Lookup) {
             )
         }
         (Preparing | AwaitingPayment, Some(_), Lookup::Inconclusive { evidence, progress }) => {
+            // A search that read further than the last one is not stuck: it starts the
+            // count towards the flag (and the backoff) afresh.
+            if progress.is_some() && progress != d.order.lookup_progress {
+                d.order.failures = 0;
+            }
             d.order.lookup_progress = progress;
             inconclusive(d, evidence, None)
         }

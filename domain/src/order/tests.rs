@@ -771,6 +771,36 @@ fn an_unfinished_lookup_goes_on_where_it_stopped() {
         next_action(&d.order, t0(), &policy()),
         Action::FindProviderOrder
     );
+    // Searches that keep reading further never reach the flag; one that stops does.
+    let limit = policy().poll.attention_after_inconclusive_lookups;
+    let mut o = d.order.clone();
+    for page in 8..8 + limit + 2 {
+        let d = observe(
+            &o,
+            Observation::Lookup(Lookup::Inconclusive {
+                evidence: format!("page {page} failed"),
+                progress: Some(LookupProgress {
+                    cursor: (page * 10).to_string(),
+                    doubt: None,
+                }),
+            }),
+        );
+        assert!(attention(&d).is_empty(), "page {page}");
+        assert_eq!(d.order.failures, 1);
+        o = d.order;
+    }
+    let stuck = Observation::Lookup(Lookup::Inconclusive {
+        evidence: "same page failed".into(),
+        progress: o.lookup_progress.clone(),
+    });
+    let flags: usize = (1..limit)
+        .map(|_| {
+            let d = observe(&o, stuck.clone());
+            o = d.order.clone();
+            attention(&d).len()
+        })
+        .sum();
+    assert_eq!(flags, 1, "flagged once the search stopped getting further");
     // A failed call keeps it; the answer clears it with the intent.
     let d = observe(&d.order, failure(FailureKind::Retryable));
     assert!(d.order.lookup_progress.is_some());
