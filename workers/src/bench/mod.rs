@@ -407,7 +407,13 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
                 Command::Utr,
             )));
         }
-        if ended_early + rejected > 0 && n_awaiting + ended_early + rejected >= n && t1.is_none() {
+        let bad = ended_early + rejected;
+        let good = if t1.is_none() {
+            n_awaiting
+        } else {
+            n_completed
+        };
+        if bad > 0 && good + bad >= n {
             anyhow::bail!(
                 "{rejected} commands rejected and {ended_early} orders ended early; see the worker's log"
             );
@@ -515,12 +521,13 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         .collect();
     latencies.sort_by(f64::total_cmp);
     let d = |a: f64, b: f64| (b - a).max(0.0);
+    let round = |v: f64, scale: f64| (v * scale).round() / scale;
     let cpu = |name: &str, pid: i32, secs: f64, rss: Option<u64>, note: &str| ProcessFigure {
         name: name.to_string(),
         pid,
-        cpu_s: secs,
-        cpu_ms_per_order: secs * 1000.0 / n as f64,
-        peak_rss_mib: rss.map(|b| b as f64 / (1024.0 * 1024.0)),
+        cpu_s: round(secs, 100.0),
+        cpu_ms_per_order: round(secs * 1000.0 / n as f64, 1000.0),
+        peak_rss_mib: rss.map(|b| round(b as f64 / (1024.0 * 1024.0), 10.0)),
         note: note.to_string(),
     };
     let receiver_s = d(cpu0.receiver, cpu1.receiver);
@@ -569,7 +576,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         hook_thread.tid,
         receiver_s,
         None,
-        "thread of the bench process",
+        "a thread (tid) of the bench process",
     ));
     let ours: f64 = processes.iter().map(|p| p.cpu_s).sum();
     let others = (d(cpu0.machine, cpu1.machine) - ours).max(0.0);

@@ -92,9 +92,10 @@ pub fn machine_busy_secs() -> f64 {
 }
 
 /// The 1, 5 and 15 minute load averages.
-pub fn load_average() -> [f32; 3] {
+pub fn load_average() -> [f64; 3] {
+    let r = |v: f32| (f64::from(v) * 100.0).round() / 100.0;
     procfs::LoadAverage::current()
-        .map(|l| [l.one, l.five, l.fifteen])
+        .map(|l| [r(l.one), r(l.five), r(l.fifteen)])
         .unwrap_or_default()
 }
 

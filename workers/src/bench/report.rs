@@ -8,6 +8,7 @@ use super::postgres::PgCounters;
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessFigure {
     pub name: String,
+    /// Process id (for the webhook receiver: its thread id).
     pub pid: i32,
     /// utime + stime inside the measured window.
     pub cpu_s: f64,
@@ -25,8 +26,8 @@ pub struct BenchReport {
     pub backend: Backend,
     pub postgres_version: Option<String>,
     pub cores: usize,
-    pub load_start: [f32; 3],
-    pub load_end: [f32; 3],
+    pub load_start: [f64; 3],
+    pub load_end: [f64; 3],
     pub orders: usize,
     pub poll_ms: u64,
     pub in_flight: usize,
