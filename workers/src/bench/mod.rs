@@ -207,6 +207,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
 async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result<BenchReport> {
     let n = opts.orders;
+    let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let tenant = format!("bench{}", &run_id[..8]);
     let exe = std::env::current_exe().context("locating the rampd binary")?;
     let build = if cfg!(debug_assertions) {
@@ -522,6 +523,8 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     latencies.sort_by(f64::total_cmp);
     let d = |a: f64, b: f64| (b - a).max(0.0);
     let round = |v: f64, scale: f64| (v * scale).round() / scale;
+    // Seconds to the millisecond.
+    let ms = |v: f64| round(v, 1000.0);
     let cpu = |name: &str, pid: i32, secs: f64, rss: Option<u64>, note: &str| ProcessFigure {
         name: name.to_string(),
         pid,
@@ -590,7 +593,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     });
     let provider_orders: u32 = stats.orders_by_merchant_ref.values().sum();
     let report = BenchReport {
-        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        date,
         build: build.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         backend: opts.backend,
@@ -604,16 +607,16 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         creates_published,
         utrs_published: sent.len(),
         completed: n_completed,
-        duration_s: t2.saturating_duration_since(t0).as_secs_f64(),
-        create_phase_s: t1.saturating_duration_since(t0).as_secs_f64(),
-        utr_phase_s: t2.saturating_duration_since(t1).as_secs_f64(),
-        latency_p50_s: percentile(&latencies, 0.50),
-        latency_p90_s: percentile(&latencies, 0.90),
-        latency_p99_s: percentile(&latencies, 0.99),
-        latency_max_s: latencies.last().copied().unwrap_or(0.0),
+        duration_s: ms(t2.saturating_duration_since(t0).as_secs_f64()),
+        create_phase_s: ms(t1.saturating_duration_since(t0).as_secs_f64()),
+        utr_phase_s: ms(t2.saturating_duration_since(t1).as_secs_f64()),
+        latency_p50_s: ms(percentile(&latencies, 0.50)),
+        latency_p90_s: ms(percentile(&latencies, 0.90)),
+        latency_p99_s: ms(percentile(&latencies, 0.99)),
+        latency_max_s: ms(latencies.last().copied().unwrap_or(0.0)),
         processes,
-        system_cpu_s: system_s,
-        other_processes_cpu_s: others,
+        system_cpu_s: round(system_s, 100.0),
+        other_processes_cpu_s: round(others, 100.0),
         postgres: pg_delta,
         top_statements,
         provider_orders: provider_orders as usize,

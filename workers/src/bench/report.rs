@@ -20,6 +20,7 @@ pub struct ProcessFigure {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// When the run started (UTC).
     pub date: String,
     pub build: String,
     pub version: String,
