@@ -336,68 +336,14 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         opts.in_flight,
         Command::Create,
     ));
-    let mut awaiting = vec![false; n];
-    let mut n_awaiting = 0usize;
-    let mut rejected = 0usize;
-    let mut ended_early = 0usize;
-    let mut events_received = 0usize;
     let mut t1 = None;
     let mut utrs = None;
-
-    let mut completed_at: Vec<Option<Instant>> = vec![None; n];
-    let mut n_completed = 0usize;
-    let mut hooks_received = 0usize;
-    let mut hooks_verified = 0usize;
-    let mut hook_ids: HashSet<String> = HashSet::new();
+    let mut tally = Tally::new(n);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.tick().await;
 
-    let on_event = |e: Event,
-                    awaiting: &mut Vec<bool>,
-                    n_awaiting: &mut usize,
-                    rejected: &mut usize,
-                    ended_early: &mut usize| {
-        match (e.kind.as_str(), e.state.as_str(), e.order) {
-            ("order.status_changed", "awaiting_payment", Some(i)) if i < n && !awaiting[i] => {
-                awaiting[i] = true;
-                *n_awaiting += 1;
-            }
-            ("order.status_changed", "failed" | "expired" | "cancelled" | "refunded", _) => {
-                *ended_early += 1;
-                eprintln!("rampd bench: an order ended {}", e.state);
-            }
-            ("command.rejected", _, _) => {
-                *rejected += 1;
-                eprintln!("rampd bench: command rejected: {}", e.reason);
-            }
-            _ => {}
-        }
-    };
-    let on_hook = |a: Arrival,
-                   completed_at: &mut Vec<Option<Instant>>,
-                   n_completed: &mut usize,
-                   hooks_received: &mut usize,
-                   hooks_verified: &mut usize,
-                   hook_ids: &mut HashSet<String>| {
-        *hooks_received += 1;
-        if !a.verified {
-            return;
-        }
-        *hooks_verified += 1;
-        hook_ids.insert(a.webhook_id);
-        if a.kind.as_deref() == Some("order.status_changed")
-            && a.state.as_deref() == Some("completed")
-            && let Some(i) = a.order_id.as_deref().and_then(order_index)
-            && i < n
-            && completed_at[i].is_none()
-        {
-            completed_at[i] = Some(a.at);
-            *n_completed += 1;
-        }
-    };
-
-    while n_completed < n {
-        if t1.is_none() && n_awaiting == n {
+    while tally.n_completed < n {
+        if t1.is_none() && tally.n_awaiting == n {
             // Phase 2: every order awaits payment; the user pays.
             t1 = Some(Instant::now());
             utrs = Some(tokio::spawn(publish_all(
@@ -408,44 +354,51 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
                 Command::Utr,
             )));
         }
-        let bad = ended_early + rejected;
+        let bad = tally.ended_early + tally.rejected;
         let good = if t1.is_none() {
-            n_awaiting
+            tally.n_awaiting
         } else {
-            n_completed
+            tally.n_completed
         };
         if bad > 0 && good + bad >= n {
             anyhow::bail!(
-                "{rejected} commands rejected and {ended_early} orders ended early; see the worker's log"
+                "{} commands rejected and {} orders ended early; see the worker's log",
+                tally.rejected,
+                tally.ended_early
             );
         }
         tokio::select! {
-            Some(e) = events.recv() => {
-                events_received += 1;
-                on_event(e, &mut awaiting, &mut n_awaiting, &mut rejected, &mut ended_early);
-            }
-            Some(a) = arrivals.recv() => {
-                on_hook(a, &mut completed_at, &mut n_completed, &mut hooks_received,
-                    &mut hooks_verified, &mut hook_ids);
-            }
+            Some(e) = events.recv() => tally.event(e),
+            Some(a) = arrivals.recv() => tally.hook(a),
             _ = tick.tick() => {
                 rampd.ensure_alive()?;
                 sandbox.ensure_alive()?;
                 eprintln!(
-                    "[{:>6.1}s] awaiting payment {n_awaiting}/{n}, completed webhooks {n_completed}/{n}, webhooks {hooks_received}, load {:.2}",
+                    "[{:>6.1}s] awaiting payment {}/{n}, completed webhooks {}/{n}, webhooks {}, load {:.2}",
                     t0.elapsed().as_secs_f64(),
+                    tally.n_awaiting,
+                    tally.n_completed,
+                    tally.hooks_received,
                     procs::load_average()[0],
                 );
                 if Instant::now() > deadline {
                     anyhow::bail!(
-                        "timed out after {:?}: {n_awaiting}/{n} awaiting payment, {n_completed}/{n} completed",
-                        opts.timeout
+                        "timed out after {:?}: {}/{n} awaiting payment, {}/{n} completed",
+                        opts.timeout,
+                        tally.n_awaiting,
+                        tally.n_completed
                     );
                 }
             }
         }
     }
-    let t2 = completed_at.iter().flatten().max().copied().unwrap_or(t0);
+    let t2 = tally
+        .completed_at
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .unwrap_or(t0);
     let cpu1 = pids.cpu();
     let load_end = procs::load_average();
     if let Some(s) = sampler {
@@ -467,26 +420,12 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     let quiet_until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < quiet_until {
         match tokio::time::timeout(Duration::from_secs(1), arrivals.recv()).await {
-            Ok(Some(a)) => on_hook(
-                a,
-                &mut completed_at,
-                &mut n_completed,
-                &mut hooks_received,
-                &mut hooks_verified,
-                &mut hook_ids,
-            ),
+            Ok(Some(a)) => tally.hook(a),
             _ => break,
         }
     }
     while let Ok(e) = events.try_recv() {
-        events_received += 1;
-        on_event(
-            e,
-            &mut awaiting,
-            &mut n_awaiting,
-            &mut rejected,
-            &mut ended_early,
-        );
+        tally.event(e);
     }
 
     let stats: SandboxStats = http
@@ -518,7 +457,13 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
 
     let mut latencies: Vec<f64> = sent
         .iter()
-        .filter_map(|&(i, at)| Some(completed_at[i]?.saturating_duration_since(at).as_secs_f64()))
+        .filter_map(|&(i, at)| {
+            Some(
+                tally.completed_at[i]?
+                    .saturating_duration_since(at)
+                    .as_secs_f64(),
+            )
+        })
         .collect();
     latencies.sort_by(f64::total_cmp);
     let d = |a: f64, b: f64| (b - a).max(0.0);
@@ -606,7 +551,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         in_flight: opts.in_flight,
         creates_published,
         utrs_published: sent.len(),
-        completed: n_completed,
+        completed: tally.n_completed,
         duration_s: ms(t2.saturating_duration_since(t0).as_secs_f64()),
         create_phase_s: ms(t1.saturating_duration_since(t0).as_secs_f64()),
         utr_phase_s: ms(t2.saturating_duration_since(t1).as_secs_f64()),
@@ -633,14 +578,85 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
             .count(),
         provider_status_calls: stats.status_calls,
         provider_logins: stats.logins,
-        webhooks_received: hooks_received,
-        webhooks_verified: hooks_verified,
-        webhooks_unique: hook_ids.len(),
-        events_received,
-        commands_rejected: rejected,
-        orders_ended_otherwise: ended_early,
+        webhooks_received: tally.hooks_received,
+        webhooks_verified: tally.hooks_verified,
+        webhooks_unique: tally.hook_ids.len(),
+        events_received: tally.events_received,
+        commands_rejected: tally.rejected,
+        orders_ended_otherwise: tally.ended_early,
     };
     Ok(report)
+}
+
+/// What the driver has seen of the orders so far.
+struct Tally {
+    awaiting: Vec<bool>,
+    n_awaiting: usize,
+    rejected: usize,
+    ended_early: usize,
+    events_received: usize,
+    /// When each order's verified `completed` webhook arrived.
+    completed_at: Vec<Option<Instant>>,
+    n_completed: usize,
+    hooks_received: usize,
+    hooks_verified: usize,
+    hook_ids: HashSet<String>,
+}
+
+impl Tally {
+    fn new(n: usize) -> Tally {
+        Tally {
+            awaiting: vec![false; n],
+            n_awaiting: 0,
+            rejected: 0,
+            ended_early: 0,
+            events_received: 0,
+            completed_at: vec![None; n],
+            n_completed: 0,
+            hooks_received: 0,
+            hooks_verified: 0,
+            hook_ids: HashSet::new(),
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        self.events_received += 1;
+        match (e.kind.as_str(), e.state.as_str(), e.order) {
+            ("order.status_changed", "awaiting_payment", Some(i))
+                if i < self.awaiting.len() && !self.awaiting[i] =>
+            {
+                self.awaiting[i] = true;
+                self.n_awaiting += 1;
+            }
+            ("order.status_changed", "failed" | "expired" | "cancelled" | "refunded", _) => {
+                self.ended_early += 1;
+                eprintln!("rampd bench: an order ended {}", e.state);
+            }
+            ("command.rejected", _, _) => {
+                self.rejected += 1;
+                eprintln!("rampd bench: command rejected: {}", e.reason);
+            }
+            _ => {}
+        }
+    }
+
+    fn hook(&mut self, a: Arrival) {
+        self.hooks_received += 1;
+        if !a.verified {
+            return;
+        }
+        self.hooks_verified += 1;
+        self.hook_ids.insert(a.webhook_id);
+        if a.kind.as_deref() == Some("order.status_changed")
+            && a.state.as_deref() == Some("completed")
+            && let Some(i) = a.order_id.as_deref().and_then(order_index)
+            && i < self.completed_at.len()
+            && self.completed_at[i].is_none()
+        {
+            self.completed_at[i] = Some(a.at);
+            self.n_completed += 1;
+        }
+    }
 }
 
 /// Nearest-rank percentile of sorted values.
