@@ -12,7 +12,7 @@ use rampd::config::Config;
 use rampd::demo::{self, DemoOptions, ExternalReceiver};
 use rampd::sandbox::{Faults, OfframpProgression, Progression, Sandbox, SandboxConfig, Scenario};
 use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
-use rampd::{admin, storage, telemetry};
+use rampd::{admin, bench, storage, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -107,6 +107,33 @@ enum Cmd {
     /// Webhook endpoints (add, list, disable, enable, rotate-secret) and replay.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Throughput benchmark (issue 10): N on-ramp orders through a private NATS, database,
+    /// sandbox and worker process; prints one table and one JSON line. Measures only.
+    Bench {
+        /// Number of on-ramp orders.
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
+        #[arg(long, value_enum, default_value_t = bench::Backend::Sqlite)]
+        backend: bench::Backend,
+        /// The worker's status poll interval.
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+        /// Unacknowledged command publishes at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+        /// TOML merged over the generated worker config (e.g. `[executor]\nbatch = 256`).
+        #[arg(long)]
+        worker_config: Option<PathBuf>,
+        /// PostgreSQL: also list the worker's N most frequent statements.
+        #[arg(long, default_value_t = 0)]
+        top_statements: usize,
+        /// Keep the run's directory (worker config and logs).
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 #[tokio::main]
@@ -115,7 +142,7 @@ async fn main() -> ExitCode {
     install_crypto();
     let quiet = matches!(
         cli.command,
-        Cmd::Demo { .. } | Cmd::Orders { .. } | Cmd::Tasks { .. }
+        Cmd::Demo { .. } | Cmd::Orders { .. } | Cmd::Tasks { .. } | Cmd::Bench { .. }
     );
     let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
     let code = match run(cli).await {
@@ -213,6 +240,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("rampd demo: not every order completed with verified webhooks");
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Cmd::Bench {
+            orders,
+            backend,
+            poll_ms,
+            in_flight,
+            timeout_secs,
+            worker_config,
+            top_statements,
+            keep,
+        } => {
+            let report = bench::run(bench::BenchOptions {
+                orders,
+                backend,
+                poll_ms,
+                in_flight,
+                timeout: Duration::from_secs(timeout_secs),
+                worker_config,
+                top_statements,
+                keep,
+            })
+            .await?;
+            println!("{}", report.table());
+            println!("{}", report.json()?);
         }
         Cmd::Webhooks(cmd) => {
             let cfg = Config::load(cli.config.as_deref())?;

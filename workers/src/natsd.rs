@@ -59,6 +59,11 @@ async fn spawn(port: u16, store: &std::path::Path) -> anyhow::Result<tokio::proc
 }
 
 impl NatsServer {
+    /// The server's process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stop the server now (its store is removed on drop).
     pub async fn stop(&mut self) {
         let _ = self.child.kill().await;
