@@ -513,3 +513,25 @@ async fn replicas_share_the_work_without_duplicates(backend: Backend) {
     s.finish().await;
 }
 both!(replicas_share_the_work_without_duplicates);
+
+// A parked order's polls that see nothing new write no order row and no history: only its
+// task moves (issue 10).
+async fn quiet_polls_write_only_the_task(backend: Backend) {
+    let s = Stack::start(backend).await;
+    s.create("o-quiet").await;
+    let parked = s.wait_state("o-quiet", OrderState::AwaitingPayment).await;
+    let history = s.history("o-quiet").await.len();
+    let polls = s.sandbox.stats().status_calls;
+    wait_for("five more status polls", || {
+        (s.sandbox.stats().status_calls >= polls + 5).then_some(())
+    })
+    .await;
+    let still = s.order("o-quiet").await.unwrap();
+    assert_eq!(still.version, parked.version, "no order write");
+    assert_eq!(s.history("o-quiet").await.len(), history, "no history");
+    // And it still moves at once when something happens.
+    s.utr("o-quiet", "412345678909").await;
+    s.wait_state("o-quiet", OrderState::Completed).await;
+    s.finish().await;
+}
+both!(quiet_polls_write_only_the_task);

@@ -740,6 +740,23 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// When this decision, taken on `before`, only moves the order's next run: nothing to
+    /// record, announce or create, and the order itself unchanged (a status poll that saw
+    /// what the last one saw). Its write is then the task's new `run_at` alone.
+    pub fn only_reschedules(&self, before: &Order) -> Option<DateTime<Utc>> {
+        match self.next_run {
+            NextRun::At(at)
+                if self.history.is_empty()
+                    && self.events.is_empty()
+                    && self.spawned.is_none()
+                    && self.order == *before =>
+            {
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
     /// True when nothing about the order changed (an idempotent repeat).
     pub fn is_noop(&self) -> bool {
         self.history.is_empty()

@@ -873,6 +873,32 @@ fn interrupted_utr_submission_is_looked_up() {
 }
 
 #[test]
+fn a_poll_that_sees_nothing_new_only_reschedules() {
+    let o = awaiting();
+    let d = observe(&o, status("fiatPending"));
+    let NextRun::At(at) = d.next_run else {
+        panic!("a live order is polled again")
+    };
+    assert_eq!(d.only_reschedules(&o), Some(at));
+    // Anything new is a real write: a new status, a failure (counted), a flag.
+    assert_eq!(
+        observe(&o, status("fiatReceived")).only_reschedules(&o),
+        None
+    );
+    assert_eq!(
+        observe(&o, failure(FailureKind::Retryable)).only_reschedules(&o),
+        None
+    );
+    assert_eq!(observe(&o, status("onHold")).only_reschedules(&o), None);
+    // The first success after failures resets the count: a write.
+    let failed = observe(&o, failure(FailureKind::Retryable)).order;
+    assert_eq!(
+        observe(&failed, status("fiatPending")).only_reschedules(&failed),
+        None
+    );
+}
+
+#[test]
 fn cancel_rules() {
     let d = decide(&new_order(), Input::Cancel { reason: None }, &ctx_at(t0())).unwrap();
     assert_eq!(d.order.state, OrderState::Cancelled);

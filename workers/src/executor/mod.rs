@@ -26,7 +26,7 @@ use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};
-use crate::storage::write::{DRIVE, Write, WriteError, commit_decision};
+use crate::storage::write::{DRIVE, Write, WriteError, commit_decision, reschedule};
 use crate::telemetry;
 
 impl LeasedWork for Executor {
@@ -99,7 +99,6 @@ impl Executor {
     }
 
     async fn drive(&self, task: &tasks::Model) -> Result<(), WriteError> {
-        let token = task.lease_owner.as_deref().unwrap_or_default();
         let Some(mut stored) = load(&self.shared.db, &task.order_id).await? else {
             tracing::error!("task for a missing order; closing it");
             self.close_task(task).await?;
@@ -130,7 +129,7 @@ impl Executor {
             }
         };
         for _ in 0..5 {
-            match self.commit(&stored, input.clone(), Some(token)).await {
+            match self.commit(&stored, input.clone(), Some(task)).await {
                 Ok(_) => return Ok(()),
                 Err(WriteError::Conflict) => {
                     let Some(fresh) = load(&self.shared.db, &task.order_id).await? else {
@@ -165,13 +164,16 @@ impl Executor {
         }
     }
 
-    /// Decide and commit; `Conflict` when the order moved on meanwhile.
+    /// Decide and commit; `Conflict` when the order moved on meanwhile. With the leased
+    /// `task`, the write also ends its lease; a decision that changes nothing but the next
+    /// run writes only that (`write::reschedule`).
     async fn commit(
         &self,
         stored: &StoredOrder,
         input: Input,
-        release_lease: Option<&str>,
+        task: Option<&tasks::Model>,
     ) -> Result<StoredOrder, WriteError> {
+        let release_lease = task.and_then(|t| t.lease_owner.as_deref());
         let now = Utc::now();
         let ctx = Ctx {
             now,
@@ -180,6 +182,12 @@ impl Executor {
         };
         let decision = order::decide(&stored.order, input, &ctx)
             .map_err(|r| WriteError::Db(DbErr::Custom(format!("unexpected rejection: {r}"))))?;
+        if let (Some(task), Some(token)) = (task, release_lease)
+            && let Some(run_at) = decision.only_reschedules(&stored.order)
+        {
+            reschedule(&self.shared.db, task, token, run_at).await?;
+            return Ok(stored.clone());
+        }
         let version = commit_decision(
             &self.shared.db,
             &self.shared.endpoints,

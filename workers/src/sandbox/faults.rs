@@ -114,7 +114,10 @@ pub(crate) fn decide(
     }
     if call == Call::List && faults.fail_every_nth_lookup > 0 {
         faults.lookups_seen += 1;
-        if faults.lookups_seen.is_multiple_of(faults.fail_every_nth_lookup) {
+        if faults
+            .lookups_seen
+            .is_multiple_of(faults.fail_every_nth_lookup)
+        {
             return Some(Injected::ServiceUnavailable);
         }
     }

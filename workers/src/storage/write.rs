@@ -103,6 +103,41 @@ pub async fn commit_decision(
 /// reference another tenant's order holds: the order is flagged, the command rejected).
 /// The inbox records the command as rejected, and its `command_rejected` event is queued
 /// on `ramp.evt.<tenant>.<direction>.command_rejected`, in the decision's transaction.
+/// The write of a decision that only moves the order's next run
+/// ([`Decision::only_reschedules`]): the leased task's `run_at`, and the end of the lease,
+/// in one statement; no order row, history or outbox is touched.
+///
+/// Guarded by the task row as the lease claimed it (`run_at`, `updated_at`): a decision
+/// that wrote the task since (a command that wants the order driven now) wins, and then this
+/// only ends the lease, so that write takes effect at once.
+pub async fn reschedule(
+    db: &impl ConnectionTrait,
+    task: &scheduled_tasks::Model,
+    token: &str,
+    run_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mine = |update| {
+        released(update, &TASKS)
+            .filter(scheduled_tasks::Column::Id.eq(task.id.as_str()))
+            .filter(scheduled_tasks::Column::LeaseOwner.eq(token))
+    };
+    let moved = mine(scheduled_tasks::Entity::update_many())
+        .col_expr(
+            scheduled_tasks::Column::RunAt,
+            Expr::value(run_at.timestamp_millis()),
+        )
+        .filter(scheduled_tasks::Column::RunAt.eq(task.run_at))
+        .filter(scheduled_tasks::Column::UpdatedAt.eq(task.updated_at))
+        .exec(db)
+        .await?;
+    if moved.rows_affected == 0 {
+        mine(scheduled_tasks::Entity::update_many())
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn commit_refusing_decision(
     db: &DatabaseConnection,
     endpoints: &Endpoints,

@@ -36,7 +36,7 @@ use super::orders::load;
 use super::test_db::storage_cases;
 use super::write::{
     CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
-    inbox_id, record_unchanged,
+    inbox_id, record_unchanged, reschedule,
 };
 use crate::config::EndpointConfig;
 use crate::webhooks::Endpoints;
@@ -50,6 +50,7 @@ storage_cases!(
     one_transaction_per_decision,
     failed_decision_writes_nothing,
     commit_releases_only_its_own_lease,
+    reschedule_moves_only_the_task,
     rejection_recorded_once,
     lease_claims,
 );
@@ -1110,6 +1111,64 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     assert_eq!(
         (task.status.as_str(), task.run_at),
         ("ready", at(2).timestamp_millis())
+    );
+}
+
+/// A decision that only moves the next run writes the leased task alone; a decision that
+/// wrote the task meanwhile (a command wanting it run now) wins over it.
+async fn reschedule_moves_only_the_task(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints(db).await;
+    let t = insert_checked(db, &eps, &new_order("acme", "quiet-1"), None).await;
+    let id = t.order.id.to_string();
+    let now = t0().timestamp_millis();
+    let events_before = outbox::Entity::find().count(db).await.unwrap();
+    let history_before = order_events::Entity::find().count(db).await.unwrap();
+
+    let claimed = claim_tasks(db, "exec-1", now, 10).await;
+    let token = claimed[0].lease_owner.clone().unwrap();
+    reschedule(db, &claimed[0], &token, at(15)).await.unwrap();
+    let task = drive_task(db, &id).await.unwrap();
+    assert_eq!(task.run_at, at(15).timestamp_millis());
+    assert_eq!((task.lease_owner, task.lease_until), (None, None));
+    let row = orders::Entity::find_by_id(id.clone())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.version, t.version, "no order write");
+    assert_eq!(
+        outbox::Entity::find().count(db).await.unwrap(),
+        events_before
+    );
+    assert_eq!(
+        order_events::Entity::find().count(db).await.unwrap(),
+        history_before
+    );
+
+    // Claimed again; a command then wants the order driven now (it writes the task).
+    let claimed = claim_tasks(db, "exec-1", at(15).timestamp_millis(), 10).await;
+    let token = claimed[0].lease_owner.clone().unwrap();
+    let d = order::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(16))).unwrap();
+    assert_eq!(d.next_run, NextRun::Done);
+    let d = Decision {
+        next_run: NextRun::At(at(16)),
+        ..d
+    };
+    commit_decision(db, &eps, write(Some(t.version), &d, None, at(16)))
+        .await
+        .unwrap();
+    reschedule(db, &claimed[0], &token, at(30)).await.unwrap();
+    let task = drive_task(db, &id).await.unwrap();
+    assert_eq!(
+        task.run_at,
+        at(16).timestamp_millis(),
+        "the command's run wins"
+    );
+    assert_eq!(
+        (task.lease_owner, task.lease_until),
+        (None, None),
+        "lease ended"
     );
 }
 
