@@ -8,6 +8,7 @@
 //! same observation is decided again against the fresh order: observations are facts and
 //! the state machine ignores the ones that no longer apply.
 
+mod reschedules;
 mod steps;
 
 use std::time::Duration;
@@ -26,8 +27,9 @@ use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};
-use crate::storage::write::{DRIVE, Write, WriteError, commit_decision, reschedule};
+use crate::storage::write::{DRIVE, Write, WriteError, commit_decision};
 use crate::telemetry;
+use reschedules::Reschedules;
 
 impl LeasedWork for Executor {
     type Item = tasks::Model;
@@ -49,11 +51,18 @@ impl LeasedWork for Executor {
 pub struct Executor {
     shared: Shared,
     provider: OnmetaClient,
+    reschedules: Reschedules,
 }
 
 impl Executor {
+    /// Needs a runtime: it starts the writer of quiet polls' reschedules.
     pub fn new(shared: Shared, provider: OnmetaClient) -> Self {
-        Executor { shared, provider }
+        let reschedules = Reschedules::start(shared.db.clone());
+        Executor {
+            shared,
+            provider,
+            reschedules,
+        }
     }
 
     /// Run until `shutdown`, at most `executor.concurrency` orders at a time. In-flight
@@ -166,7 +175,7 @@ impl Executor {
 
     /// Decide and commit; `Conflict` when the order moved on meanwhile. With the leased
     /// `task`, the write also ends its lease; a decision that changes nothing but the next
-    /// run writes only that (`write::reschedule`).
+    /// run writes only that, batched with other tasks' (`reschedules`).
     async fn commit(
         &self,
         stored: &StoredOrder,
@@ -185,7 +194,7 @@ impl Executor {
         if let (Some(task), Some(token)) = (task, release_lease)
             && let Some(run_at) = decision.only_reschedules(&stored.order)
         {
-            reschedule(&self.shared.db, task, token, run_at).await?;
+            self.reschedules.reschedule(task, token, run_at).await?;
             return Ok(stored.clone());
         }
         let version = commit_decision(

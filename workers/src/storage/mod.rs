@@ -19,7 +19,7 @@ mod retention_tests;
 #[cfg(test)]
 mod tenant_scoping_tests;
 #[cfg(test)]
-mod test_db;
+pub(crate) mod test_db;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
