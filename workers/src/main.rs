@@ -133,6 +133,10 @@ enum Cmd {
         /// Keep the run's directory (worker config and logs).
         #[arg(long)]
         keep: bool,
+        /// Run the worker from this rampd binary instead of this one (to measure another
+        /// build against the same driver, sandbox and receiver).
+        #[arg(long)]
+        worker_bin: Option<PathBuf>,
     },
 }
 
@@ -250,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             worker_config,
             top_statements,
             keep,
+            worker_bin,
         } => {
             let report = bench::run(bench::BenchOptions {
                 orders,
@@ -260,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 worker_config,
                 top_statements,
                 keep,
+                worker_bin,
             })
             .await?;
             println!("{}", report.table());

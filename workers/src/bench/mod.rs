@@ -60,6 +60,8 @@ pub struct BenchOptions {
     pub top_statements: usize,
     /// Keep the run's directory (config, logs, SQLite file) instead of removing it.
     pub keep: bool,
+    /// The worker's binary, when it is not this one (an A/B against another build).
+    pub worker_bin: Option<PathBuf>,
 }
 
 /// A child process of the run, stopped on drop.
@@ -259,7 +261,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     )?;
     let config_path = dir.join("rampd.toml");
     std::fs::write(&config_path, &config)?;
-    let mut cmd = tokio::process::Command::new(&exe);
+    let mut cmd = tokio::process::Command::new(opts.worker_bin.as_deref().unwrap_or(&exe));
     cmd.arg("--config").arg(&config_path).arg("run");
     let mut rampd = Proc::spawn("rampd", cmd, dir)?;
     wait_http(
