@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::begin_write;
 use crate::storage::entities::scheduled_tasks as tasks;
-use crate::storage::write::reschedule;
+use crate::storage::write::{reschedule, settle};
 
 /// Most moves in one transaction.
 const MAX_BATCH: usize = 256;
@@ -82,49 +82,31 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
 
 async fn write(db: &DatabaseConnection, batch: &[Move]) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
+    let mut result = Ok(());
     for m in batch {
-        if let Err(e) = reschedule(&txn, &m.task, &m.token, m.run_at).await {
-            txn.rollback().await.ok();
-            return Err(e);
+        result = reschedule(&txn, &m.task, &m.token, m.run_at).await;
+        if result.is_err() {
+            break;
         }
     }
-    txn.commit().await
+    settle(txn, result).await
 }
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::ActiveValue::Set;
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
     use super::*;
     use crate::storage::lease::{TASKS, claim};
-    use crate::storage::test_db::storage_cases;
-    use crate::storage::write::DRIVE;
-
-    fn task(id: &str, run_at: i64) -> tasks::ActiveModel {
-        tasks::ActiveModel {
-            id: Set(id.into()),
-            order_id: Set(format!("order-{id}")),
-            kind: Set(DRIVE.into()),
-            status: Set("ready".into()),
-            run_at: Set(run_at),
-            attempt: Set(0),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            last_error: Set(None),
-            trace_ctx: Set(None),
-            created_at: Set(run_at),
-            updated_at: Set(run_at),
-        }
-    }
+    use crate::storage::test_db::{storage_cases, task_row};
 
     /// Moves sent together commit together; a task a command wrote meanwhile keeps the
     /// command's run and only loses its lease; the others move.
     async fn one_batch_moves_each_task_by_its_own_guard(db: DatabaseConnection) {
         let now = 1_000_000;
         for id in ["a", "b", "c"] {
-            tasks::Entity::insert(task(id, now))
+            tasks::Entity::insert(task_row(id, "ready", now))
                 .exec(&db)
                 .await
                 .unwrap();

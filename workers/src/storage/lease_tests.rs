@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilt
 
 use super::entities::{outbox, scheduled_tasks as tasks, webhook_deliveries as deliveries};
 use super::lease::{DELIVERIES, OUTBOX, TASKS, candidates, claim, released, take};
-use super::test_db::storage_cases;
+use super::test_db::{storage_cases, task_row};
 use super::write::DRIVE;
 
 const NOW: i64 = 1_763_700_000_000;
@@ -143,23 +143,6 @@ async fn stale_candidates_never_claim_a_rescheduled_delivery(db: DatabaseConnect
     assert!(a.is_empty(), "claimed a delivered delivery: {a:?}");
 }
 
-fn task(id: &str, run_at: i64) -> tasks::ActiveModel {
-    tasks::ActiveModel {
-        id: Set(id.into()),
-        order_id: Set(format!("order-{id}")),
-        kind: Set(DRIVE.into()),
-        status: Set("ready".into()),
-        run_at: Set(run_at),
-        attempt: Set(0),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        last_error: Set(None),
-        trace_ctx: Set(None),
-        created_at: Set(run_at),
-        updated_at: Set(run_at),
-    }
-}
-
 /// The executor narrows to drive tasks; being ready and due is the queue's business.
 fn drive() -> Condition {
     Condition::all().add(tasks::Column::Kind.eq(DRIVE))
@@ -167,7 +150,7 @@ fn drive() -> Condition {
 
 async fn stale_candidates_never_claim_a_rescheduled_or_done_task(db: DatabaseConnection) {
     let db = &db;
-    tasks::Entity::insert(task("t1", NOW - 1_000))
+    tasks::Entity::insert(task_row("t1", "ready", NOW - 1_000))
         .exec_without_returning(db)
         .await
         .unwrap();

@@ -162,3 +162,26 @@ macro_rules! storage_cases {
     };
 }
 pub(crate) use storage_cases;
+
+/// A drive task row for `order-<id>`, with `run_at` as its creation and update time too.
+pub(crate) fn task_row(
+    id: &str,
+    status: &str,
+    run_at: i64,
+) -> super::entities::scheduled_tasks::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    super::entities::scheduled_tasks::ActiveModel {
+        id: Set(id.to_owned()),
+        order_id: Set(format!("order-{id}")),
+        kind: Set(super::write::DRIVE.into()),
+        status: Set(status.into()),
+        run_at: Set(run_at),
+        attempt: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        trace_ctx: Set(None),
+        created_at: Set(run_at),
+        updated_at: Set(run_at),
+    }
+}

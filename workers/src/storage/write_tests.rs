@@ -33,7 +33,7 @@ use super::entities::{
 };
 use super::lease::{TASKS, claim};
 use super::orders::load;
-use super::test_db::storage_cases;
+use super::test_db::{storage_cases, task_row};
 use super::write::{
     CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
     inbox_id, record_unchanged, reschedule,
@@ -1260,24 +1260,6 @@ fn due_tasks(now_ms: i64) -> Condition {
         .add(scheduled_tasks::Column::Status.eq("ready"))
         .add(scheduled_tasks::Column::Kind.eq(DRIVE))
         .add(scheduled_tasks::Column::RunAt.lte(now_ms))
-}
-
-fn task_row(id: &str, status: &str, run_at: i64) -> scheduled_tasks::ActiveModel {
-    use sea_orm::ActiveValue::Set;
-    scheduled_tasks::ActiveModel {
-        id: Set(id.to_owned()),
-        order_id: Set(format!("order-{id}")),
-        kind: Set(DRIVE.into()),
-        status: Set(status.into()),
-        run_at: Set(run_at),
-        attempt: Set(0),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        last_error: Set(None),
-        trace_ctx: Set(None),
-        created_at: Set(run_at),
-        updated_at: Set(run_at),
-    }
 }
 
 async fn claim_tasks(
