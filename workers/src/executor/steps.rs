@@ -343,9 +343,11 @@ async fn ensure_linked(
 
 /// Look the order up at the provider: by our merchant reference before the provider order
 /// id is known, by that id after, reading the user's order list until the search is
-/// complete or inconclusive (see [`crate::providers::onmeta::lookup`]). An off-ramp order found after an interrupted
-/// create is read once more for its deposit address, which the order list does not carry.
-/// A failed page call fails the lookup (the order machine treats that as inconclusive).
+/// complete or inconclusive (see [`crate::providers::onmeta::lookup`]), going on from where
+/// an earlier attempt stopped. A page that fails before this attempt read anything fails
+/// the call; after, the attempt is inconclusive with its progress. An off-ramp order found
+/// after an interrupted create is read once more for its deposit address, which the order
+/// list does not carry.
 async fn find(p: &OnmetaClient, o: &Order, trace: Option<&str>) -> Result<Lookup, ProviderError> {
     let email = o.request.user().email.expose();
     let kind = match o.request {

@@ -182,14 +182,16 @@ async fn discover(
     while let Some(s) = listed.next().await {
         subjects.push(s?.0);
     }
-    let fresh = new_lanes(subjects.iter().map(String::as_str), filter, served, max);
-    let all = new_lanes(
+    let mut fresh = new_lanes(
         subjects.iter().map(String::as_str),
         filter,
         served,
         usize::MAX,
     );
-    Ok((fresh.clone(), all.len() > fresh.len()))
+    let room = max.saturating_sub(served.len());
+    let more = fresh.len() > room;
+    fresh.truncate(room);
+    Ok((fresh, more))
 }
 
 /// The lane's durable consumer, created if it does not exist yet.
