@@ -13,6 +13,14 @@ pub struct PollPolicy {
     pub interval_min: Duration,
     /// Upper bound of the normal status-poll interval (provider guidance: 15 s).
     pub interval_max: Duration,
+    /// Shortest check of an order parked for the user's payment (no UTR or deposit hash
+    /// yet). The user's payment reference, a provider callback or an operator wakes the
+    /// order at once, so these checks only catch what the provider decides on its own
+    /// (expiry, cancellation); they need not be frequent.
+    pub parked_min: Duration,
+    /// Longest check interval of a parked order: the interval grows with the time waited
+    /// ([`parked_delay`]) up to this.
+    pub parked_max: Duration,
     /// First delay after a failed call.
     pub backoff_base: Duration,
     /// Largest delay after repeated failures.
@@ -33,6 +41,8 @@ impl Default for PollPolicy {
         PollPolicy {
             interval_min: Duration::from_secs(10),
             interval_max: Duration::from_secs(15),
+            parked_min: Duration::from_secs(30),
+            parked_max: Duration::from_secs(600),
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(300),
             retry_after_cap: Duration::from_secs(600),
@@ -55,6 +65,17 @@ fn unit(jitter: f64) -> f64 {
 pub fn poll_delay(policy: &PollPolicy, jitter: f64) -> Duration {
     let (lo, hi) = ordered(policy.interval_min, policy.interval_max);
     lo + (hi - lo).mul_f64(unit(jitter))
+}
+
+/// The next check of an order parked for the user's payment, `waited` after it was
+/// created: a quarter of the time waited so far, within `[parked_min, parked_max]`, so a
+/// parked order is checked ever more slowly (30 s, 30 s, … 2.5 min after 10 min, 10 min
+/// after 40 min with the defaults). Jitter takes up to a tenth off, so orders created
+/// together spread out; the result never exceeds `parked_max`.
+pub fn parked_delay(policy: &PollPolicy, waited: Duration, jitter: f64) -> Duration {
+    let (lo, hi) = ordered(policy.parked_min, policy.parked_max);
+    let base = (waited / 4).clamp(lo, hi);
+    base - base.mul_f64(0.1 * unit(jitter))
 }
 
 /// Delay after the `failures`-th consecutive failure (1-based): exponential from
@@ -114,6 +135,21 @@ mod tests {
     }
 
     #[test]
+    fn parked_checks_slow_down_with_the_wait() {
+        let p = PollPolicy::default();
+        let at = |mins: u64, jitter| parked_delay(&p, Duration::from_secs(mins * 60), jitter);
+        assert_eq!(at(0, 0.0), Duration::from_secs(30));
+        assert_eq!(at(1, 0.0), Duration::from_secs(30));
+        assert_eq!(at(10, 0.0), Duration::from_secs(150));
+        assert_eq!(at(40, 0.0), Duration::from_secs(600));
+        assert_eq!(at(600, 0.0), Duration::from_secs(600));
+        // jitter takes up to a tenth off, never adds
+        assert_eq!(at(10, 1.0), Duration::from_secs(135));
+        assert_eq!(at(10, f64::NAN), Duration::from_secs(150));
+        assert!(at(1000, 7.0) <= p.parked_max);
+    }
+
+    #[test]
     fn backoff_doubles_then_caps() {
         let p = PollPolicy::default();
         // jitter 1.0 gives the full (un-halved) delay
@@ -154,10 +190,19 @@ mod tests {
             let p = PollPolicy::default();
             let d = poll_delay(&p, jitter);
             prop_assert!(d >= p.interval_min && d <= p.interval_max);
+            let parked = parked_delay(&p, Duration::from_millis(u64::from(failures) * 997), jitter);
+            prop_assert!(parked >= p.parked_min.mul_f64(0.9) && parked <= p.parked_max);
             let b = backoff_delay(&p, failures, jitter);
             prop_assert!(b <= p.backoff_cap && b >= p.backoff_base / 2);
             let r = retry_delay(&p, failures, ra.map(Duration::from_secs), jitter);
             prop_assert!(r >= b && r <= p.backoff_cap.max(p.retry_after_cap));
+        }
+
+        #[test]
+        fn parked_checks_never_speed_up(secs in 0u64..100_000) {
+            let p = PollPolicy::default();
+            let wait = |s| parked_delay(&p, Duration::from_secs(s), 0.0);
+            prop_assert!(wait(secs + 1) >= wait(secs));
         }
 
         #[test]

@@ -85,6 +85,8 @@ pub fn test_config(tenant: &str) -> Config {
     cfg.executor.idle_ms = 50;
     cfg.orders.poll_interval_min_ms = 40;
     cfg.orders.poll_interval_max_ms = 80;
+    cfg.orders.parked_poll_min_ms = 40;
+    cfg.orders.parked_poll_max_ms = 80;
     cfg.orders.backoff_base_ms = 50;
     cfg.orders.backoff_cap_ms = 500;
     cfg.orders.retry_after_cap_ms = 2_000;

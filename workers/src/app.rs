@@ -32,6 +32,9 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     if cfg.orders.poll_interval_min_ms > cfg.orders.poll_interval_max_ms {
         anyhow::bail!("onramp.poll_interval_min_ms must not exceed poll_interval_max_ms");
     }
+    if cfg.orders.parked_poll_min_ms > cfg.orders.parked_poll_max_ms {
+        anyhow::bail!("orders.parked_poll_min_ms must not exceed parked_poll_max_ms");
+    }
     if cfg.orders.amount_min <= rust_decimal::Decimal::ZERO
         || cfg.orders.amount_min > cfg.orders.amount_max
     {

@@ -130,6 +130,11 @@ pub struct NatsConfig {
 pub struct OrdersConfig {
     pub poll_interval_min_ms: u64,
     pub poll_interval_max_ms: u64,
+    /// An order parked for the user's payment (no UTR or deposit hash yet) is checked
+    /// after a quarter of the time it has waited, within these bounds; its payment
+    /// reference or an operator wakes it at once (`PollPolicy::parked_min`).
+    pub parked_poll_min_ms: u64,
+    pub parked_poll_max_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub retry_after_cap_ms: u64,
@@ -268,6 +273,8 @@ impl Default for OrdersConfig {
         OrdersConfig {
             poll_interval_min_ms: p.poll.interval_min.as_millis() as u64,
             poll_interval_max_ms: p.poll.interval_max.as_millis() as u64,
+            parked_poll_min_ms: p.poll.parked_min.as_millis() as u64,
+            parked_poll_max_ms: p.poll.parked_max.as_millis() as u64,
             backoff_base_ms: p.poll.backoff_base.as_millis() as u64,
             backoff_cap_ms: p.poll.backoff_cap.as_millis() as u64,
             retry_after_cap_ms: p.poll.retry_after_cap.as_millis() as u64,
@@ -324,6 +331,8 @@ impl OrdersConfig {
             poll: PollPolicy {
                 interval_min: ms(self.poll_interval_min_ms),
                 interval_max: ms(self.poll_interval_max_ms),
+                parked_min: ms(self.parked_poll_min_ms),
+                parked_max: ms(self.parked_poll_max_ms),
                 backoff_base: ms(self.backoff_base_ms),
                 backoff_cap: ms(self.backoff_cap_ms),
                 retry_after_cap: ms(self.retry_after_cap_ms),

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::schedule::{chrono_duration, poll_delay};
+use crate::schedule::{chrono_duration, parked_delay, poll_delay};
 
 pub(super) struct Builder<'a> {
     pub order: Order,
@@ -68,9 +68,7 @@ impl<'a> Builder<'a> {
         self.next = if to.is_terminal() {
             NextRun::Done
         } else {
-            NextRun::At(
-                self.ctx.now + chrono_duration(poll_delay(&self.ctx.policy.poll, self.ctx.jitter)),
-            )
+            NextRun::At(self.next_check())
         };
     }
 
@@ -107,8 +105,25 @@ impl<'a> Builder<'a> {
         {
             self.run_now();
         } else {
-            self.run_after(poll_delay(&self.ctx.policy.poll, self.ctx.jitter));
+            self.next = NextRun::At(self.next_check());
         }
+    }
+
+    /// When to look at the provider's side of this order again, by what it waits for:
+    /// parked for the user's payment (no UTR or deposit hash yet), ever more slowly, but
+    /// never past its deadline, where the order is checked once to end it; otherwise on
+    /// the provider's regular cadence.
+    fn next_check(&self) -> DateTime<Utc> {
+        let (o, now, policy) = (&self.order, self.ctx.now, &self.ctx.policy);
+        let regular = now + chrono_duration(poll_delay(&policy.poll, self.ctx.jitter));
+        let parked = o.state == OrderState::AwaitingPayment && !o.payment_claimed();
+        let deadline = super::decide::unpaid_deadline(o, policy);
+        if !parked || deadline <= now {
+            return regular;
+        }
+        let waited = (now - o.created_at).to_std().unwrap_or_default();
+        let delay = parked_delay(&policy.poll, waited, self.ctx.jitter);
+        (now + chrono_duration(delay)).max(regular).min(deadline)
     }
 
     /// After a step of the executor a live order always has a next run: an observation

@@ -898,6 +898,64 @@ fn a_poll_that_sees_nothing_new_only_reschedules() {
     );
 }
 
+/// The next run of `d`, which must be a time.
+fn next_at(d: &Decision) -> DateTime<Utc> {
+    match d.next_run {
+        NextRun::At(at) => at,
+        other => panic!("expected a next run, got {other:?}"),
+    }
+}
+
+#[test]
+fn cadence_fits_what_the_order_waits_for() {
+    let p = policy().poll;
+    let secs = chrono::Duration::seconds;
+    // Parked for the user's payment: checked slowly from the start (jitter 0.5 takes 5 %
+    // off), never sooner than the regular cadence.
+    let parked = awaiting();
+    let created = observe(&creating(new_order()), Observation::Created(created()));
+    assert_eq!(next_at(&created), t0() + secs(28) + chrono::Duration::milliseconds(500));
+    // … and ever more slowly: an hour after creation the check is the longest one.
+    let later = t0() + chrono::Duration::hours(1);
+    let quiet = decide(
+        &parked,
+        Input::Observed(Box::new(status("fiatPending"))),
+        &ctx_at(later),
+    )
+    .unwrap();
+    assert_eq!(next_at(&quiet), later + secs(570));
+    assert!(next_at(&quiet) - later <= chrono::Duration::from_std(p.parked_max).unwrap());
+    // Close to its deadline, the check is at the deadline, where the order is ended.
+    let deadline = parked.expires_at + chrono::Duration::from_std(policy().expiry_grace).unwrap();
+    let near = deadline - secs(60);
+    let last = decide(
+        &parked,
+        Input::Observed(Box::new(status("fiatPending"))),
+        &ctx_at(near),
+    )
+    .unwrap();
+    assert_eq!(next_at(&last), deadline);
+    assert_eq!(next_action(&last.order, deadline, &policy()), Action::PollStatus);
+    // The UTR wakes it at once; once submitted, it is polled on the provider's cadence.
+    let paid = decide(&parked, Input::SubmitUtr { utr: utr() }, &ctx_at(later)).unwrap();
+    assert_eq!(next_at(&paid), later);
+    let o = decide(&paid.order, Input::Intent(Intent::SubmitUtr), &ctx_at(later))
+        .unwrap()
+        .order;
+    let submitted = decide(
+        &o,
+        Input::Observed(Box::new(Observation::UtrAccepted)),
+        &ctx_at(later),
+    )
+    .unwrap();
+    assert_eq!(submitted.order.state, OrderState::UtrSubmitted);
+    assert_eq!(next_at(&submitted), later + secs(12) + chrono::Duration::milliseconds(500));
+    // Off-ramp orders parked for the user's deposit follow the same cadence.
+    let off = awaiting_of(Direction::Offramp);
+    let quiet = decide(&off, Input::Observed(Box::new(status("pending"))), &ctx_at(later)).unwrap();
+    assert_eq!(next_at(&quiet), later + secs(570));
+}
+
 #[test]
 fn cancel_rules() {
     let d = decide(&new_order(), Input::Cancel { reason: None }, &ctx_at(t0())).unwrap();

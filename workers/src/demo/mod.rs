@@ -175,6 +175,8 @@ pub async fn run_with(
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
     cfg.orders.poll_interval_min_ms = 150;
     cfg.orders.poll_interval_max_ms = 300;
+    cfg.orders.parked_poll_min_ms = 150;
+    cfg.orders.parked_poll_max_ms = 300;
     cfg.orders.backoff_base_ms = 200;
     cfg.orders.backoff_cap_ms = 3_000;
     cfg.executor.lease_ms = 10_000;
