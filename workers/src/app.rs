@@ -12,6 +12,7 @@ use crate::config::{Config, ms};
 use crate::executor::Executor;
 use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
 use crate::shared::{Shared, Wakers};
+use crate::storage::group_commit::GroupCommit;
 use crate::webhooks::Endpoints;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::vault::Vault;
@@ -82,7 +83,12 @@ impl Worker {
             api_key: cfg.provider.api_key.expose_secret().to_string().into(),
             timeout: ms(cfg.provider.timeout_ms),
         })?;
+        let writers = match storage::is_sqlite(&db) {
+            true => 1, // SQLite has one writer at a time
+            false => storage::group_commit::POSTGRES_WRITERS,
+        };
         let shared = Shared {
+            commits: GroupCommit::start(db.clone(), writers),
             db,
             nats: client,
             js,

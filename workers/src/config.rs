@@ -109,9 +109,11 @@ pub struct NatsConfig {
     /// Only consume commands matching this subject (e.g. `ramp.cmd.acme.>` for a worker
     /// dedicated to one tenant). Default: all commands.
     pub consumer_filter: Option<String>,
-    /// Commands handled at once per replica, over all tenants. Each tenant's commands are
-    /// handled one after another, and busy tenants take turns.
+    /// Commands handled at once per replica, over all tenants; busy tenants take turns.
     pub intake_concurrency: usize,
+    /// Commands of one tenant handled at once per replica (those of one order always one
+    /// after another), so that one busy tenant leaves permits for the others.
+    pub lane_concurrency: usize,
     /// How often the command stream is checked for tenants without a consumer yet.
     pub lane_discovery_ms: u64,
     /// Most tenants (consumers) one worker serves.
@@ -255,7 +257,8 @@ impl Default for NatsConfig {
             dead_letter_stream: "RAMP_DLQ".into(),
             consumer: "rampd".into(),
             consumer_filter: None,
-            intake_concurrency: 4,
+            intake_concurrency: 128,
+            lane_concurrency: 32,
             lane_discovery_ms: 2_000,
             max_lanes: 1_024,
             max_deliver: 5,

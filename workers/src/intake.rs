@@ -8,7 +8,8 @@
 //! Each tenant has a consumer of its own, so that no tenant's backlog delays another's
 //! commands ([`lanes`]).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
@@ -20,7 +21,7 @@ use rampd_domain::command::{
 use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -31,8 +32,8 @@ use crate::nats::traceparent_of;
 use crate::shared::Shared;
 use crate::storage::orders::{StoredOrder, load_by_client_id};
 use crate::storage::write::{
-    CommandRecord, Seen, Write, WriteError, announce_rejection, commit_decision, inbox_check,
-    record_unchanged,
+    CommandRecord, OwnedCommand, OwnedWrite, Seen, WriteError, announce_rejection, commit_grouped,
+    inbox_check, record_unchanged,
 };
 use crate::telemetry::{self, meters};
 
@@ -46,16 +47,26 @@ enum Outcome {
 
 pub mod lanes;
 
-/// Serve one lane (one tenant's commands, see [`lanes`]) until `shutdown`: its messages are
-/// handled one after another, each under a permit of the intake-wide `permits`, and the
-/// pull stream is opened again when it breaks.
+/// Serve one lane (one tenant's commands, see [`lanes`]) until `shutdown`.
+///
+/// Commands of different orders are handled concurrently; commands of one order
+/// (`order_id` of the body) one after another, in stream order ([`Serial`]). Every
+/// command read holds a permit of its lane (`nats.lane_concurrency`) and one of the
+/// intake-wide `permits` (`nats.intake_concurrency`) until it is handled: that bounds the
+/// commands in memory, keeps one busy lane from taking every permit, and lets lanes take
+/// turns at the permits (FIFO). The pull stream is opened again when it breaks; on `shutdown`,
+/// commands being handled finish and those still queued behind them are left
+/// unacknowledged, for redelivery.
 async fn run(
     shared: Shared,
     consumer: jetstream::consumer::PullConsumer,
     permits: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    while !shutdown.is_cancelled() {
+    let serial = Serial::default();
+    let lane_permits = Arc::new(Semaphore::new(shared.cfg.nats.lane_concurrency.max(1)));
+    let mut running = tokio::task::JoinSet::new();
+    'streams: while !shutdown.is_cancelled() {
         let stream = consumer
             .stream()
             .max_messages_per_batch(shared.cfg.nats.batch)
@@ -68,22 +79,32 @@ async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, "command consumer unavailable; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(lanes::RESUBSCRIBE) => continue,
                 }
             }
         };
         loop {
+            while running.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break 'streams,
+                p = permit_pair(&lane_permits, &permits) => match p {
+                    Some(p) => p,
+                    None => break 'streams, // closed: shutting down
+                },
+            };
             let next = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break 'streams,
                 n = messages.next() => n,
             };
             match next {
                 Some(Ok(msg)) => {
-                    let Ok(_permit) = permits.acquire().await else {
-                        return; // closed: shutting down
-                    };
-                    handle_message(&shared, msg).await;
+                    if let Some(first) = serial.admit(Held {
+                        msg,
+                        _permits: permit,
+                    }) {
+                        running.spawn(serial.clone().drain(shared.clone(), first));
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "command stream error; re-subscribing");
@@ -93,6 +114,82 @@ async fn run(
             }
         }
     }
+    serial.forget_queued();
+    while running.join_next().await.is_some() {}
+}
+
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// A permit of the lane, then one of the intake; `None` once closed.
+async fn permit_pair(lane: &Arc<Semaphore>, intake: &Arc<Semaphore>) -> Option<Permits> {
+    let lane = lane.clone().acquire_owned().await.ok()?;
+    let intake = intake.clone().acquire_owned().await.ok()?;
+    Some((lane, intake))
+}
+
+/// A command read from the lane, with the permits it holds until it is handled.
+struct Held {
+    msg: jetstream::Message,
+    _permits: Permits,
+}
+
+/// The commands of each order in a lane that wait behind one being handled. An order is
+/// "busy" while a task drains its queue; a command for a busy order joins the queue, a
+/// command for any other order starts a task of its own.
+#[derive(Clone, Default)]
+struct Serial {
+    busy: Arc<Mutex<HashMap<String, VecDeque<Held>>>>,
+}
+
+impl Serial {
+    /// Queue `held` behind its order's commands, or hand it back to be handled now. A
+    /// command whose order cannot be read is handled at once (it is refused or
+    /// dead-lettered, touching no order).
+    fn admit(&self, held: Held) -> Option<(Option<String>, Held)> {
+        let Some(key) = order_key(&held.msg) else {
+            return Some((None, held));
+        };
+        let mut busy = self.busy.lock().expect("intake queue lock");
+        match busy.get_mut(&key) {
+            Some(queue) => {
+                queue.push_back(held);
+                None
+            }
+            None => {
+                busy.insert(key.clone(), Default::default());
+                Some((Some(key), held))
+            }
+        }
+    }
+
+    /// Handle `first`, then every command queued behind it for the same order.
+    async fn drain(self, shared: Shared, (key, first): (Option<String>, Held)) {
+        let mut held = first;
+        loop {
+            handle_message(&shared, held.msg).await;
+            let Some(key) = &key else { return };
+            let mut busy = self.busy.lock().expect("intake queue lock");
+            match busy.get_mut(key).and_then(|q| q.pop_front()) {
+                Some(next) => held = next,
+                None => {
+                    busy.remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// At shutdown: drop what waits (unacknowledged, so it is redelivered).
+    fn forget_queued(&self) {
+        for queue in self.busy.lock().expect("intake queue lock").values_mut() {
+            queue.clear();
+        }
+    }
+}
+
+/// The order a command is about: its `order_id`, `None` when the body has none.
+fn order_key(msg: &jetstream::Message) -> Option<String> {
+    parse_ids(&msg.payload).ok().map(|ids| ids.order_id)
 }
 
 async fn handle_message(shared: &Shared, msg: jetstream::Message) {
@@ -379,14 +476,14 @@ async fn decide_and_commit(
     };
     let expected_version = base.as_ref().map(|b| b.version);
     let trace = telemetry::outgoing_traceparent(inc.trace);
-    let committed = commit_decision(
-        &shared.db,
+    let (decision, committed) = commit_grouped(
+        &shared.commits,
         &shared.endpoints,
-        Write {
+        OwnedWrite {
             expected_version,
-            decision: &decision,
-            command: Some(inc.record.clone()),
-            trace_ctx: trace.as_deref(),
+            decision,
+            command: Some(OwnedCommand::of(&inc.record)),
+            trace_ctx: trace,
             now,
             release_lease: None,
         },

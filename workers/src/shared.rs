@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::storage::group_commit::GroupCommit;
 use crate::webhooks::Endpoints;
 
 /// Wake-ups between the loops, so new work does not wait for the idle interval.
@@ -21,6 +22,8 @@ pub struct Wakers {
 #[derive(Clone)]
 pub struct Shared {
     pub db: DatabaseConnection,
+    /// The batching writer of order decisions (see [`crate::storage::group_commit`]).
+    pub commits: GroupCommit,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
     pub endpoints: Endpoints,

@@ -914,7 +914,10 @@ fn cadence_fits_what_the_order_waits_for() {
     // off), never sooner than the regular cadence.
     let parked = awaiting();
     let created = observe(&creating(new_order()), Observation::Created(created()));
-    assert_eq!(next_at(&created), t0() + secs(28) + chrono::Duration::milliseconds(500));
+    assert_eq!(
+        next_at(&created),
+        t0() + secs(28) + chrono::Duration::milliseconds(500)
+    );
     // … and ever more slowly: an hour after creation the check is the longest one.
     let later = t0() + chrono::Duration::hours(1);
     let quiet = decide(
@@ -935,13 +938,20 @@ fn cadence_fits_what_the_order_waits_for() {
     )
     .unwrap();
     assert_eq!(next_at(&last), deadline);
-    assert_eq!(next_action(&last.order, deadline, &policy()), Action::PollStatus);
+    assert_eq!(
+        next_action(&last.order, deadline, &policy()),
+        Action::PollStatus
+    );
     // The UTR wakes it at once; once submitted, it is polled on the provider's cadence.
     let paid = decide(&parked, Input::SubmitUtr { utr: utr() }, &ctx_at(later)).unwrap();
     assert_eq!(next_at(&paid), later);
-    let o = decide(&paid.order, Input::Intent(Intent::SubmitUtr), &ctx_at(later))
-        .unwrap()
-        .order;
+    let o = decide(
+        &paid.order,
+        Input::Intent(Intent::SubmitUtr),
+        &ctx_at(later),
+    )
+    .unwrap()
+    .order;
     let submitted = decide(
         &o,
         Input::Observed(Box::new(Observation::UtrAccepted)),
@@ -949,10 +959,18 @@ fn cadence_fits_what_the_order_waits_for() {
     )
     .unwrap();
     assert_eq!(submitted.order.state, OrderState::UtrSubmitted);
-    assert_eq!(next_at(&submitted), later + secs(12) + chrono::Duration::milliseconds(500));
+    assert_eq!(
+        next_at(&submitted),
+        later + secs(12) + chrono::Duration::milliseconds(500)
+    );
     // Off-ramp orders parked for the user's deposit follow the same cadence.
     let off = awaiting_of(Direction::Offramp);
-    let quiet = decide(&off, Input::Observed(Box::new(status("pending"))), &ctx_at(later)).unwrap();
+    let quiet = decide(
+        &off,
+        Input::Observed(Box::new(status("pending"))),
+        &ctx_at(later),
+    )
+    .unwrap();
     assert_eq!(next_at(&quiet), later + secs(570));
 }
 

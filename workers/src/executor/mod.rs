@@ -27,7 +27,7 @@ use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};
-use crate::storage::write::{DRIVE, Write, WriteError, commit_decision};
+use crate::storage::write::{DRIVE, OwnedWrite, WriteError, commit_grouped};
 use crate::telemetry;
 use reschedules::Reschedules;
 
@@ -197,19 +197,20 @@ impl Executor {
             self.reschedules.reschedule(task, token, run_at).await?;
             return Ok(stored.clone());
         }
-        let version = commit_decision(
-            &self.shared.db,
+        let (decision, committed) = commit_grouped(
+            &self.shared.commits,
             &self.shared.endpoints,
-            Write {
+            OwnedWrite {
                 expected_version: Some(stored.version),
-                decision: &decision,
+                decision,
                 command: None,
-                trace_ctx: stored.trace_ctx.as_deref(),
+                trace_ctx: stored.trace_ctx.clone(),
                 now,
-                release_lease,
+                release_lease: release_lease.map(str::to_string),
             },
         )
-        .await?;
+        .await;
+        let version = committed?;
         if !decision.events.is_empty() {
             self.shared.wake.outbox.notify_one();
             self.shared.wake.webhooks.notify_one();

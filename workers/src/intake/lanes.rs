@@ -3,11 +3,11 @@
 //! A single consumer is one FIFO for every tenant: 100,000 commands from one tenant ahead of
 //! another tenant's payment hold that payment until they are all handled. With a lane per
 //! tenant (filter `ramp.cmd.<tenant>.>`, durable name `<consumer>-<tenant>`), every tenant
-//! has its own place in the stream. Each lane handles its commands one after another (so
-//! one tenant's commands keep their order, as before), and every command waits for a
-//! permit of one FIFO semaphore (`nats.intake_concurrency`), so busy tenants take turns:
-//! a tenant's next command waits for at most one command of each other busy tenant,
-//! whatever their backlog.
+//! has its own place in the stream. A lane handles up to `nats.lane_concurrency` commands
+//! at once (one order's commands one after another, in stream order), and every command
+//! also waits for a permit of one FIFO semaphore (`nats.intake_concurrency`), so busy
+//! tenants take turns: a tenant's next command waits for at most one command of each other
+//! busy tenant, whatever their backlog, and no tenant holds more than its lane's share.
 //!
 //! Lanes are found by asking the stream which subjects hold messages
 //! (`STREAM.INFO` with a subjects filter) at start and every `nats.lane_discovery_ms`.

@@ -17,6 +17,8 @@ pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
 pub const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 /// How long a SQLite statement waits for a lock held by another connection.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// How much of a SQLite database file is read through a memory map (256 MiB).
+pub const SQLITE_MMAP_BYTES: u64 = 256 << 20;
 /// How long getting a pooled connection (including opening a new one) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,7 +26,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// SQLite: the database file is created if missing (as with `?mode=rwc`) unless the URL
 /// names a `mode` itself, and every pooled connection is opened with
-/// `journal_mode=WAL`, `busy_timeout=5000`, `synchronous=NORMAL` and `foreign_keys=ON`
+/// `journal_mode=WAL`, `busy_timeout=5000`, `synchronous=NORMAL`, `foreign_keys=ON` and
+/// `mmap_size` [`SQLITE_MMAP_BYTES`]
 /// (sqlx runs these PRAGMAs as it opens each connection). The pool holds up to
 /// [`SQLITE_MAX_CONNECTIONS`]. An in-memory database (`sqlite::memory:`) lives as long as
 /// one pooled connection does, so its pool never lets its connections expire.
@@ -47,6 +50,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
+                    // Pages are read through a shared memory map instead of being copied
+                    // into each connection's cache with a read call per page.
+                    .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
             });
         if is_sqlite_memory_url(url) {
             // The last connection closing would drop the whole in-memory database.

@@ -2,7 +2,8 @@
 //!
 //! A claim is one guarded `UPDATE … SET lease_owner = <token>, lease_until = now + lease
 //! WHERE id IN (<due candidates>) AND <still open and due> AND (lease_until IS NULL OR
-//! lease_until < now)`, followed by reading back the rows carrying the token. It needs no
+//! lease_until < now) RETURNING *` ([`claim`]; [`take`] reads the rows back by their token
+//! instead, for callers that chose the candidates themselves). It needs no
 //! row locks, so it is equally correct on SQLite (which has none) and PostgreSQL (where a
 //! concurrent claimer re-checks the guard after the first one commits and skips the row). A
 //! replica that dies keeps its rows only until `lease_until`; then any replica can claim
@@ -15,10 +16,10 @@
 //! due in 30 s must not be sent again 35 ms later), finish it or publish it. Callers only
 //! narrow (`kind = drive`, the ids the sender chose).
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ModelTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -72,11 +73,18 @@ pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
 };
 
 /// Claim up to `limit` claimable rows of `E` (within `narrow`) for `owner`; returns the
-/// claimed rows.
+/// claimed rows, oldest due first.
 ///
-/// The two phases, [`candidates`] and [`take`], are public so that a caller can choose
-/// among the candidates (the webhook sender bounds each endpoint's share) and so that tests
-/// can separate them the way a slow replica does.
+/// One statement: `UPDATE … WHERE id IN (<up to limit claimable ids, oldest due first>)
+/// AND <claimable> RETURNING *` (on PostgreSQL `id = ANY(ARRAY(<ids>))`, see below). The outer guard repeats the inner one, so the statement is
+/// correct without row locks (on SQLite, or on PostgreSQL under READ COMMITTED, where a row
+/// another claimer updated first is re-checked and skipped). On PostgreSQL the inner
+/// select also says `FOR UPDATE SKIP LOCKED`, only so that concurrent claimers pass over
+/// each other's rows instead of waiting for them.
+///
+/// The two phases of a claim, [`candidates`] and [`take`], are public so that a caller can
+/// choose among the candidates (the webhook sender bounds each endpoint's share) and so
+/// that tests can separate them the way a slow replica does.
 pub async fn claim<E, C>(
     db: &impl ConnectionTrait,
     cols: &LeaseColumns<C>,
@@ -90,8 +98,50 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let ids = candidates::<E, C>(db, cols, narrow.clone(), now_ms, limit).await?;
-    take::<E, C>(db, cols, ids, narrow, owner, now_ms, lease_ms).await
+    let mut due = E::find()
+        .select_only()
+        .column(cols.id)
+        .filter(narrow.clone())
+        .filter(claimable(cols, now_ms))
+        .order_by_asc(cols.order_by)
+        .limit(limit)
+        .into_query();
+    let chosen = if db.get_database_backend() == DbBackend::Postgres {
+        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        // Not `IN (subquery)`: PostgreSQL may plan that as a semi-join that runs the
+        // subquery again per row, and then LIMIT bounds each run, not the claim (seen:
+        // a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before the update.
+        Expr::cust_with_exprs(
+            "$1 = ANY(ARRAY($2))",
+            [
+                Expr::col(cols.id),
+                Expr::SubQuery(None, Box::new(due.into())),
+            ],
+        )
+    } else {
+        cols.id.in_subquery(due)
+    };
+    let token = format!("{owner}/{}", Uuid::now_v7().simple());
+    let mut rows = E::update_many()
+        .col_expr(cols.lease_owner, Expr::value(token))
+        .col_expr(cols.lease_until, Expr::value(now_ms + lease_ms))
+        .filter(chosen)
+        .filter(narrow)
+        .filter(claimable(cols, now_ms))
+        .exec_with_returning(db)
+        .await?;
+    // RETURNING keeps no order; the relay publishes in this order.
+    rows.sort_by_key(|row| sort_key(row.get(cols.order_by)));
+    Ok(rows)
+}
+
+/// The claim-order column's value as a sortable integer (all of them are epoch ms).
+fn sort_key(v: sea_orm::Value) -> i64 {
+    match v {
+        sea_orm::Value::BigInt(Some(n)) => n,
+        sea_orm::Value::Int(Some(n)) => n.into(),
+        _ => i64::MIN,
+    }
 }
 
 /// The ids of up to `limit` rows claimable at `now_ms`, oldest due first. Only a hint: by

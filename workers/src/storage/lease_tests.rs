@@ -230,7 +230,35 @@ async fn stale_candidates_never_republish_an_outbox_row(db: DatabaseConnection) 
     assert!(a.is_empty(), "claimed a published row: {a:?}");
 }
 
+/// One claim takes at most `limit` rows, the oldest due first, and two claims never take
+/// the same row.
+async fn a_claim_takes_at_most_its_limit_oldest_first(db: DatabaseConnection) {
+    let db = &db;
+    for i in 0..10 {
+        tasks::Entity::insert(task_row(&format!("t{i}"), "ready", NOW - 1_000 + i))
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+    }
+    let a = claim::<tasks::Entity, _>(db, &TASKS, drive(), "a", NOW, LEASE, 3)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = a.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t0", "t1", "t2"]);
+    assert!(a.iter().all(|t| {
+        t.lease_owner
+            .as_deref()
+            .is_some_and(|o| o.starts_with("a/"))
+    }));
+    let b = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW, LEASE, 100)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = b.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t3", "t4", "t5", "t6", "t7", "t8", "t9"]);
+}
+
 storage_cases!(
+    a_claim_takes_at_most_its_limit_oldest_first,
     stale_candidates_never_claim_a_rescheduled_delivery,
     stale_candidates_never_claim_a_rescheduled_or_done_task,
     stale_candidates_never_republish_an_outbox_row,

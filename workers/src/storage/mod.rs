@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod entities;
+pub mod group_commit;
 pub mod lease;
 pub mod orders;
 pub mod retention;

@@ -5,6 +5,8 @@
 //! deliveries, plus the inbox row of the command that caused it. Either all of it is
 //! there or none of it is.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rampd_domain::Direction;
 use rampd_domain::command_identity::Fingerprint;
@@ -22,6 +24,7 @@ use super::entities::webhook_deliveries::{PENDING, SKIPPED};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
+use super::group_commit::{GroupCommit, work};
 use super::lease::{TASKS, released};
 use super::{begin_write, is_unique_violation};
 use crate::telemetry::{meters, spans};
@@ -97,6 +100,84 @@ pub async fn commit_decision(
     let version = settle(txn, result).await?;
     observe_committed(w.decision);
     Ok(version)
+}
+
+/// What [`commit_grouped`] writes: a [`Write`] that owns its parts, so that it can be
+/// handed to a group-commit writer (and written again alone if its batch fails).
+pub struct OwnedWrite {
+    pub expected_version: Option<i64>,
+    pub decision: Decision,
+    pub command: Option<OwnedCommand>,
+    pub trace_ctx: Option<String>,
+    pub now: DateTime<Utc>,
+    pub release_lease: Option<String>,
+}
+
+/// A [`CommandRecord`] that owns its parts.
+pub struct OwnedCommand {
+    pub tenant: String,
+    pub command_id: String,
+    pub command_type: String,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl OwnedCommand {
+    pub fn of(c: &CommandRecord<'_>) -> Self {
+        OwnedCommand {
+            tenant: c.tenant.to_string(),
+            command_id: c.command_id.to_string(),
+            command_type: c.command_type.to_string(),
+            fingerprint: c.fingerprint.cloned(),
+        }
+    }
+}
+
+impl OwnedWrite {
+    fn as_write(&self) -> Write<'_> {
+        Write {
+            expected_version: self.expected_version,
+            decision: &self.decision,
+            command: self.command.as_ref().map(|c| CommandRecord {
+                tenant: &c.tenant,
+                command_id: &c.command_id,
+                command_type: &c.command_type,
+                fingerprint: c.fingerprint.as_ref(),
+            }),
+            trace_ctx: self.trace_ctx.as_deref(),
+            now: self.now,
+            release_lease: self.release_lease.as_deref(),
+        }
+    }
+}
+
+/// [`commit_decision`] in the next batch of `group` (see [`group_commit`]): the same
+/// writes, with the same checks, in a savepoint of a transaction shared with other
+/// orders' writes. Hands the decision back, with the order's new version once the batch
+/// has committed, or the error.
+///
+/// [`group_commit`]: super::group_commit
+pub async fn commit_grouped(
+    group: &GroupCommit,
+    endpoints: &Endpoints,
+    w: OwnedWrite,
+) -> (Decision, Result<i64, WriteError>) {
+    let w = Arc::new(w);
+    let order = w.decision.order.id.to_string();
+    let (shared, endpoints) = (w.clone(), endpoints.clone());
+    let result = group
+        .write(&order, move || {
+            let (w, endpoints) = (shared.clone(), endpoints.clone());
+            work(move |txn| {
+                Box::pin(async move { write_all(txn, &endpoints, &w.as_write(), None).await })
+            })
+        })
+        .await;
+    if result.is_ok() {
+        observe_committed(&w.decision);
+    }
+    // The writer drops its copy when it answers; clone only if it has not done so yet.
+    let decision = Arc::try_unwrap(w).map_or_else(|w| w.decision.clone(), |w| w.decision);
+    (decision, result)
 }
 
 /// Commit a decision that its command caused but that refuses the command (a payment

@@ -31,12 +31,13 @@ use uuid::Uuid;
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
+use super::group_commit::GroupCommit;
 use super::lease::{TASKS, claim};
 use super::orders::load;
 use super::test_db::{storage_cases, task_row};
 use super::write::{
-    CommandRecord, DRIVE, Write, WriteError, already_processed, commit_decision, event_subject,
-    inbox_id, record_unchanged, reschedule,
+    CommandRecord, DRIVE, OwnedCommand, OwnedWrite, Write, WriteError, already_processed,
+    commit_decision, commit_grouped, event_subject, inbox_id, record_unchanged, reschedule,
 };
 use crate::config::EndpointConfig;
 use crate::webhooks::Endpoints;
@@ -53,6 +54,7 @@ storage_cases!(
     reschedule_moves_only_the_task,
     rejection_recorded_once,
     lease_claims,
+    grouped_decisions_commit_alone_when_one_conflicts,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1433,4 +1435,115 @@ async fn lease_claims(db: DatabaseConnection) {
     let f = claim_tasks(db, "worker-f", future_at, 100).await;
     assert!(f.iter().any(|r| r.id.ends_with("future-0")));
     assert!(f.iter().all(|r| !r.id.ends_with("future-1")));
+}
+
+/// A batch of decisions of several orders (group commit): one on a stale version
+/// (conflict) and one whose UTR another order holds are refused alone and leave no trace;
+/// the others commit whole, each with its history, task, events and inbox row.
+async fn grouped_decisions_commit_alone_when_one_conflicts(db: DatabaseConnection) {
+    let db = &db;
+    let eps = endpoints(db).await;
+    let group = GroupCommit::start(db.clone(), 1);
+    let u = utr("412345678901");
+    let mut holder = insert_checked(db, &eps, &new_order("acme", "g-holder"), None).await;
+    apply_checked(
+        db,
+        &eps,
+        &mut holder,
+        Input::SubmitUtr { utr: u.clone() },
+        None,
+        at(1),
+    )
+    .await;
+    let stale = insert_checked(db, &eps, &new_order("acme", "g-stale"), None).await;
+    let wants_utr = insert_checked(db, &eps, &new_order("acme", "g-utr"), None).await;
+    let fine = insert_checked(db, &eps, &new_order("acme", "g-fine"), None).await;
+    let before = counts(db).await;
+
+    let kyc = || {
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        })
+    };
+    let grouped = |expected: i64, d: Decision, command: Option<&str>| {
+        let command = command.map(|id| OwnedCommand::of(&cmd("acme", id, "onramp.utr")));
+        let w = OwnedWrite {
+            expected_version: Some(expected),
+            decision: d,
+            command,
+            trace_ctx: Some(TRACE.into()),
+            now: at(2),
+            release_lease: None,
+        };
+        commit_grouped(&group, &eps, w)
+    };
+    let d_stale = order::decide(&stale.order, kyc(), &ctx(at(2))).unwrap();
+    let d_utr = order::decide(
+        &wants_utr.order,
+        Input::SubmitUtr { utr: u.clone() },
+        &ctx(at(2)),
+    )
+    .unwrap();
+    let d_fine = order::decide(&fine.order, kyc(), &ctx(at(2))).unwrap();
+    let d_new = new_order("acme", "g-new");
+    let new_id = d_new.order.id.to_string();
+    let new = commit_grouped(
+        &group,
+        &eps,
+        OwnedWrite {
+            expected_version: None,
+            decision: d_new,
+            command: Some(OwnedCommand::of(&cmd("acme", "cmd-g-new", "onramp.create"))),
+            trace_ctx: None,
+            now: at(2),
+            release_lease: None,
+        },
+    );
+    let (stale_r, utr_r, fine_r, new_r) = tokio::join!(
+        grouped(stale.version + 7, d_stale, None),
+        grouped(wants_utr.version, d_utr, Some("cmd-g-utr")),
+        grouped(fine.version, d_fine.clone(), Some("cmd-g-fine")),
+        new,
+    );
+    assert!(
+        matches!(stale_r.1, Err(WriteError::Conflict)),
+        "{:?}",
+        stale_r.1
+    );
+    assert!(
+        matches!(utr_r.1, Err(WriteError::UtrInUse)),
+        "{:?}",
+        utr_r.1
+    );
+    assert_eq!(fine_r.1.unwrap(), fine.version + 1);
+    assert_eq!(fine_r.0, d_fine, "the decision is handed back");
+    assert_eq!(new_r.1.unwrap(), 1);
+
+    // The refused ones left nothing; the others wrote everything.
+    assert_eq!(
+        load(db, &stale.order.id.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        stale.version
+    );
+    assert_eq!(
+        order_row(db, &wants_utr.order.id.to_string())
+            .await
+            .unwrap()
+            .utr,
+        None
+    );
+    assert!(!already_processed(db, "acme", "cmd-g-utr").await.unwrap());
+    assert!(already_processed(db, "acme", "cmd-g-fine").await.unwrap());
+    assert!(already_processed(db, "acme", "cmd-g-new").await.unwrap());
+    let stored = load(db, &fine.order.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(stored.order, d_fine.order);
+    assert!(order_row(db, &new_id).await.is_some());
+    let after = counts(db).await;
+    assert_eq!(after.orders, before.orders + 1);
+    assert_eq!(after.commands, before.commands + 2);
+    assert!(after.order_events > before.order_events && after.outbox > before.outbox);
 }

@@ -1,0 +1,218 @@
+//! Group commit: the writes of many orders in one transaction, each in a savepoint of
+//! its own.
+//!
+//! Written one by one, every decision is a transaction, and every transaction waits for
+//! its own WAL flush (PostgreSQL: an fsync; SQLite: the write lock, taken in turn by each
+//! pooled connection, whose waits sleep). Here every write that is queued while a batch
+//! is being written goes into the next batch: one `BEGIN`, one `COMMIT`, one flush for all
+//! of them. Nothing waits for a batch to fill: under light load a batch holds one write.
+//!
+//! What stays per write (DESIGN §2.1): each write runs in a savepoint, so one that fails
+//! (its order's version moved on, a UTR another order holds) is rolled back alone and
+//! reported to its caller, and the others commit. The result of a write is reported only
+//! once its batch is committed, so a caller never acts (acks a command, ends a lease) on
+//! a write that could still be lost. If the batch's commit itself fails, or a write fails
+//! in a way that ends the whole transaction, each of its writes is retried alone, in a
+//! transaction of its own, so a bad batch-mate costs latency, never a write.
+//!
+//! Writes are spread over `writers` writer tasks (one on SQLite, which has one writer;
+//! several on PostgreSQL), always by order, so one order's writes are never in two
+//! batches at once.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+
+use super::begin_write;
+use super::write::WriteError;
+
+/// Writer tasks (and so connections writing at once) on PostgreSQL: while one batch
+/// waits for its flush, the next ones are being written.
+pub const POSTGRES_WRITERS: usize = 4;
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 128;
+
+type Work = Box<
+    dyn for<'t> FnOnce(
+            &'t DatabaseTransaction,
+        )
+            -> Pin<Box<dyn Future<Output = Result<i64, WriteError>> + Send + 't>>
+        + Send,
+>;
+
+/// One write: `work` runs twice at most (in its batch, then alone), so it is a factory.
+struct Job {
+    work: Box<dyn Fn() -> Work + Send + Sync>,
+    done: oneshot::Sender<Result<i64, WriteError>>,
+}
+
+/// A handle to the batching writers; cheap to clone. The writers stop when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct GroupCommit {
+    writers: Vec<mpsc::UnboundedSender<Job>>,
+}
+
+impl GroupCommit {
+    /// Start `writers` writer tasks (at least one) on the current runtime.
+    pub fn start(db: DatabaseConnection, writers: usize) -> Self {
+        let writers = (0..writers.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(write_batches(db.clone(), rx));
+                tx
+            })
+            .collect();
+        GroupCommit { writers }
+    }
+
+    /// Run `work` for `order` in the next batch of the order's writer; returns its result
+    /// once that batch has committed (or, for an error, once it is known the write did
+    /// not happen). `work` must do all of its writing on the transaction it is given.
+    pub async fn write<F>(&self, order: &str, work: F) -> Result<i64, WriteError>
+    where
+        F: Fn() -> Work + Send + Sync + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let writer = &self.writers[shard(order, self.writers.len())];
+        let stopped = || WriteError::Db(DbErr::Custom("the group-commit writer stopped".into()));
+        writer
+            .send(Job {
+                work: Box::new(work),
+                done,
+            })
+            .map_err(|_| stopped())?;
+        result.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// Box a write for [`GroupCommit::write`].
+pub fn work<F>(f: F) -> Work
+where
+    F: for<'t> FnOnce(
+            &'t DatabaseTransaction,
+        )
+            -> Pin<Box<dyn Future<Output = Result<i64, WriteError>> + Send + 't>>
+        + Send
+        + 'static,
+{
+    Box::new(f)
+}
+
+fn shard(order: &str, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    order.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match write_batch(&db, &batch).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.done.send(result);
+                }
+            }
+            Err(e) => {
+                if batch.len() > 1 {
+                    tracing::warn!(writes = batch.len(), error = %e, "a group commit failed; writing each of its writes alone");
+                }
+                for job in batch.drain(..) {
+                    let result = write_alone(&db, &job).await;
+                    let _ = job.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Every write of `batch` in its own savepoint of one transaction. `Err` when the
+/// transaction as a whole failed: nothing of the batch is committed.
+async fn write_batch(
+    db: &DatabaseConnection,
+    batch: &[Job],
+) -> Result<Vec<Result<i64, WriteError>>, DbErr> {
+    let txn = begin_write(db).await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = txn.begin().await?;
+        let result = (job.work)()(&savepoint).await;
+        match &result {
+            Ok(_) => savepoint.commit().await?,
+            // A database error may have ended the whole transaction (PostgreSQL aborts
+            // it on any failed statement until the savepoint is rolled back; a lost
+            // connection ends it for good): roll back to the savepoint, and if that
+            // fails too, the batch fails.
+            Err(_) => savepoint.rollback().await?,
+        }
+        results.push(result);
+    }
+    txn.commit().await?;
+    Ok(results)
+}
+
+async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<i64, WriteError> {
+    let txn = begin_write(db).await?;
+    let result = (job.work)()(&txn).await;
+    super::write::settle(txn, result).await
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::EntityTrait;
+
+    use super::*;
+    use crate::storage::entities::scheduled_tasks as tasks;
+    use crate::storage::test_db::{storage_cases, task_row};
+
+    fn insert(id: &'static str) -> impl Fn() -> Work + Send + Sync + 'static {
+        move || {
+            work(move |txn| {
+                Box::pin(async move {
+                    tasks::Entity::insert(task_row(id, "ready", 1))
+                        .exec_without_returning(txn)
+                        .await
+                        .map_err(WriteError::from)?;
+                    Ok(1)
+                })
+            })
+        }
+    }
+
+    /// Writes sent together commit together; one that fails (a duplicate key: a
+    /// statement error, which on PostgreSQL aborts the transaction until its savepoint is
+    /// rolled back) is reported to its caller alone and leaves nothing behind, and the
+    /// others commit.
+    async fn one_failing_write_leaves_its_batch_mates_committed(db: DatabaseConnection) {
+        tasks::Entity::insert(task_row("taken", "ready", 1))
+            .exec(&db)
+            .await
+            .unwrap();
+        let g = GroupCommit::start(db.clone(), 1);
+        let ids = ["a", "taken", "b", "c"];
+        let writes = ids.iter().map(|id| g.write(id, insert(id)));
+        let results = futures::future::join_all(writes).await;
+        assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
+        assert!(
+            matches!(results[1], Err(WriteError::Db(_))),
+            "{:?}",
+            results[1]
+        );
+        let mut stored: Vec<String> = tasks::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        stored.sort();
+        assert_eq!(stored, ["a", "b", "c", "taken"]);
+    }
+
+    storage_cases!(one_failing_write_leaves_its_batch_mates_committed);
+}
