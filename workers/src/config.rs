@@ -257,8 +257,8 @@ impl Default for NatsConfig {
             dead_letter_stream: "RAMP_DLQ".into(),
             consumer: "rampd".into(),
             consumer_filter: None,
-            intake_concurrency: 128,
-            lane_concurrency: 32,
+            intake_concurrency: 256,
+            lane_concurrency: 128,
             lane_discovery_ms: 2_000,
             max_lanes: 1_024,
             max_deliver: 5,
@@ -301,8 +301,8 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
             lease_ms: 60_000,
-            batch: 64,
-            concurrency: 32,
+            batch: 256,
+            concurrency: 256,
             idle_ms: 500,
         }
     }
@@ -314,8 +314,8 @@ impl Default for WebhookConfig {
             endpoints: Vec::new(),
             timeout_ms: 15_000,
             max_attempts: 8,
-            concurrency: 32,
-            concurrency_per_endpoint: 16,
+            concurrency: 128,
+            concurrency_per_endpoint: 32,
             retry_schedule_ms: DEFAULT_SCHEDULE_SECS.iter().map(|s| s * 1000).collect(),
             retry_jitter: 0.2,
             retry_after_cap_ms: 3_600_000,

@@ -14,6 +14,11 @@ use rampd::sandbox::{Faults, OfframpProgression, Progression, Sandbox, SandboxCo
 use rampd::webhooks::{self, WebhookSecret, admin::WebhooksCmd};
 use rampd::{admin, bench, storage, telemetry};
 
+/// mimalloc instead of glibc malloc: the worker allocates from many threads at once, and
+/// glibc's arenas and locks cost 17 % of its CPU in the throughput benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rampd",

@@ -3,6 +3,8 @@
 //! operational events (dead-lettered delivery, disabled endpoint) through the outbox.
 //! No transaction is open while the HTTP call runs; this one starts after it returned.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rampd_domain::webhooks::events::{
     DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
@@ -19,12 +21,14 @@ use uuid::Uuid;
 
 use super::endpoints::{DISABLED, ENABLED};
 use super::http::Sent;
+
 use crate::storage::begin_write;
 use crate::storage::entities::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as eps,
 };
+use crate::storage::group_commit::{GroupCommit, work};
 use crate::storage::lease::{DELIVERIES, released};
-use crate::storage::write::{insert_outbox, settle};
+use crate::storage::write::{WriteError, insert_outbox, settle};
 
 pub use crate::storage::entities::webhook_deliveries::{DEAD, DELIVERED, PENDING, SKIPPED};
 
@@ -48,6 +52,64 @@ pub async fn record(db: &DatabaseConnection, a: &Attempt<'_>) -> Result<Recorded
     let txn = begin_write(db).await?;
     let out = write(&txn, a).await;
     settle(txn, out).await
+}
+
+/// [`record`] in the next batch of `group` (one transaction for many attempts' outcomes,
+/// each in a savepoint of its own, see [`crate::storage::group_commit`]), on the writer
+/// of the delivery's order.
+pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
+    let owned = Arc::new(OwnedAttempt {
+        delivery: a.delivery.clone(),
+        number: a.number,
+        started_at: a.started_at,
+        sent: a.sent.clone(),
+        verdict: a.verdict,
+        health: a.health,
+        failing_since: a.failing_since,
+    });
+    let written = group
+        .write(&a.delivery.order_id, move || {
+            let a = owned.clone();
+            work(move |txn| {
+                Box::pin(async move {
+                    let recorded = write(txn, &a.as_attempt()).await?;
+                    Ok(recorded.events as i64)
+                })
+            })
+        })
+        .await;
+    match written {
+        Ok(events) => Ok(Recorded {
+            events: events as usize,
+        }),
+        Err(WriteError::Db(e)) => Err(e),
+        Err(other) => Err(DbErr::Custom(other.to_string())),
+    }
+}
+
+/// An [`Attempt`] that owns its parts, for a group-commit writer.
+struct OwnedAttempt {
+    delivery: deliveries::Model,
+    number: i32,
+    started_at: i64,
+    sent: Sent,
+    verdict: Verdict,
+    health: HealthChange,
+    failing_since: Option<i64>,
+}
+
+impl OwnedAttempt {
+    fn as_attempt(&self) -> Attempt<'_> {
+        Attempt {
+            delivery: &self.delivery,
+            number: self.number,
+            started_at: self.started_at,
+            sent: &self.sent,
+            verdict: self.verdict,
+            health: self.health,
+            failing_since: self.failing_since,
+        }
+    }
 }
 
 async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, DbErr> {

@@ -37,7 +37,7 @@ impl LeasedWork for Sender {
     }
 
     async fn process(&self, d: deliveries::Model) {
-        let _slot = Slot {
+        let slot = Slot {
             inflight: self.inflight.clone(),
             endpoint: d.endpoint_id.clone(),
         };
@@ -49,7 +49,7 @@ impl LeasedWork for Sender {
             &d.event_type,
             d.trace_ctx.as_deref(),
         );
-        if let Err(e) = self.attempt(d).instrument(span).await {
+        if let Err(e) = self.attempt(d, slot).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }
     }
@@ -183,7 +183,10 @@ impl Sender {
         Ok(rows)
     }
 
-    async fn attempt(&self, d: deliveries::Model) -> Result<(), DbErr> {
+    /// Send `d` once and record the outcome. `slot` (the delivery's place in its
+    /// endpoint's bound) is freed as soon as the request is over: the bound is on requests
+    /// to the endpoint, not on the wait for the outcome's group commit.
+    async fn attempt(&self, d: deliveries::Model, slot: Slot) -> Result<(), DbErr> {
         let db = &self.shared.db;
         let started_at = Utc::now().timestamp_millis();
         let vault = self.shared.endpoints.vault();
@@ -211,6 +214,7 @@ impl Sender {
                 traceparent: telemetry::outgoing_traceparent(d.trace_ctx.as_deref()).as_deref(),
             })
             .await;
+        drop(slot);
         let number = d.attempt + 1;
         let verdict = judge(
             sent.result,
@@ -246,8 +250,8 @@ impl Sender {
         if let rampd_domain::webhooks::AttemptResult::Response { status } = sent.result {
             tracing::Span::current().record("http.response.status_code", status);
         }
-        let recorded = outcome::record(
-            db,
+        let recorded = outcome::record_grouped(
+            &self.shared.commits,
             &Attempt {
                 delivery: &d,
                 number,
