@@ -258,7 +258,7 @@ impl Default for NatsConfig {
             consumer: "rampd".into(),
             consumer_filter: None,
             intake_concurrency: 256,
-            lane_concurrency: 128,
+            lane_concurrency: 32,
             lane_discovery_ms: 2_000,
             max_lanes: 1_024,
             max_deliver: 5,

@@ -1,7 +1,8 @@
 //! Command intake: the durable JetStream pull consumer on `ramp.cmd.>`.
 //!
-//! Each command is handled in one database transaction and acknowledged only after it
-//! commits (DESIGN §2.2). A redelivered command finds its id in the inbox and is acked
+//! Each command's decision commits whole, in a savepoint of a group commit
+//! ([`crate::storage::group_commit`]), and the command is acknowledged only after that
+//! batch has committed (DESIGN §2.2). A redelivered command finds its id in the inbox and is acked
 //! without effect. An invalid command is answered with a `command_rejected` event naming
 //! it. A message that cannot be answered at all (no ids, unknown subject), or that keeps
 //! failing until `max_deliver`, is copied to `ramp.dlq.…` and terminated: it never loops.

@@ -8,7 +8,6 @@
 //! same observation is decided again against the fresh order: observations are facts and
 //! the state machine ignores the ones that no longer apply.
 
-mod reschedules;
 mod steps;
 
 use std::time::Duration;
@@ -27,9 +26,8 @@ use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
 use crate::storage::orders::{StoredOrder, load};
-use crate::storage::write::{DRIVE, OwnedWrite, WriteError, commit_grouped};
+use crate::storage::write::{DRIVE, OwnedWrite, WriteError, commit_grouped, reschedule_grouped};
 use crate::telemetry;
-use reschedules::Reschedules;
 
 impl LeasedWork for Executor {
     type Item = tasks::Model;
@@ -51,18 +49,11 @@ impl LeasedWork for Executor {
 pub struct Executor {
     shared: Shared,
     provider: OnmetaClient,
-    reschedules: Reschedules,
 }
 
 impl Executor {
-    /// Needs a runtime: it starts the writer of quiet polls' reschedules.
     pub fn new(shared: Shared, provider: OnmetaClient) -> Self {
-        let reschedules = Reschedules::start(shared.db.clone());
-        Executor {
-            shared,
-            provider,
-            reschedules,
-        }
+        Executor { shared, provider }
     }
 
     /// Run until `shutdown`, at most `executor.concurrency` orders at a time. In-flight
@@ -175,7 +166,7 @@ impl Executor {
 
     /// Decide and commit; `Conflict` when the order moved on meanwhile. With the leased
     /// `task`, the write also ends its lease; a decision that changes nothing but the next
-    /// run writes only that, batched with other tasks' (`reschedules`).
+    /// run writes only that (`write::reschedule_grouped`).
     async fn commit(
         &self,
         stored: &StoredOrder,
@@ -194,7 +185,7 @@ impl Executor {
         if let (Some(task), Some(token)) = (task, release_lease)
             && let Some(run_at) = decision.only_reschedules(&stored.order)
         {
-            self.reschedules.reschedule(task, token, run_at).await?;
+            reschedule_grouped(&self.shared.commits, task, token, run_at).await?;
             return Ok(stored.clone());
         }
         let (decision, committed) = commit_grouped(

@@ -1,9 +1,10 @@
 //! The one write path for order decisions (DESIGN §2.1).
 //!
-//! Everything a decision implies commits in one transaction: the order row (guarded by its
+//! Everything a decision implies commits together: the order row (guarded by its
 //! version), its history, its drive task, the NATS events (outbox) and the webhook
 //! deliveries, plus the inbox row of the command that caused it. Either all of it is
-//! there or none of it is.
+//! there or none of it is: in a transaction of its own ([`commit_decision`]) or in a
+//! savepoint of a group commit with other orders' decisions ([`commit_grouped`]).
 
 use std::sync::Arc;
 
@@ -217,6 +218,36 @@ pub async fn reschedule(
             .await?;
     }
     Ok(())
+}
+
+/// [`reschedule`] in the next batch of `group`: the quiet polls of every task that arrive
+/// while a batch is being written share its transaction and its WAL flush. Each move
+/// keeps its own guard, so a task that a command wrote meanwhile keeps the command's run
+/// and only loses its lease, while the others move.
+pub async fn reschedule_grouped(
+    group: &GroupCommit,
+    task: &scheduled_tasks::Model,
+    token: &str,
+    run_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (task, order) = (Arc::new(task.clone()), task.order_id.clone());
+    let token: Arc<str> = token.into();
+    let moved = group
+        .write(&order, move || {
+            let (task, token) = (task.clone(), token.clone());
+            work(move |txn| {
+                Box::pin(async move {
+                    reschedule(txn, &task, &token, run_at).await?;
+                    Ok(0)
+                })
+            })
+        })
+        .await;
+    match moved {
+        Ok(_) => Ok(()),
+        Err(WriteError::Db(e)) => Err(e),
+        Err(other) => Err(DbErr::Custom(other.to_string())),
+    }
 }
 
 pub async fn commit_refusing_decision(

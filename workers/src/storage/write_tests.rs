@@ -38,6 +38,7 @@ use super::test_db::{storage_cases, task_row};
 use super::write::{
     CommandRecord, DRIVE, OwnedCommand, OwnedWrite, Write, WriteError, already_processed,
     commit_decision, commit_grouped, event_subject, inbox_id, record_unchanged, reschedule,
+    reschedule_grouped,
 };
 use crate::config::EndpointConfig;
 use crate::webhooks::Endpoints;
@@ -55,6 +56,7 @@ storage_cases!(
     rejection_recorded_once,
     lease_claims,
     grouped_decisions_commit_alone_when_one_conflicts,
+    one_batch_moves_each_task_by_its_own_guard,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1546,4 +1548,47 @@ async fn grouped_decisions_commit_alone_when_one_conflicts(db: DatabaseConnectio
     assert_eq!(after.orders, before.orders + 1);
     assert_eq!(after.commands, before.commands + 2);
     assert!(after.order_events > before.order_events && after.outbox > before.outbox);
+}
+
+/// Moves sent together commit together; a task a command wrote meanwhile keeps the
+/// command's run and only loses its lease; the others move.
+async fn one_batch_moves_each_task_by_its_own_guard(db: DatabaseConnection) {
+    let now = 1_000_000;
+    for id in ["a", "b", "c"] {
+        scheduled_tasks::Entity::insert(task_row(id, "ready", now))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
+    let due = Condition::all().add(scheduled_tasks::Column::RunAt.lte(now));
+    let claimed = claim::<scheduled_tasks::Entity, _>(&db, &TASKS, due, "exec", now, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // A command wants "b" driven now.
+    scheduled_tasks::Entity::update_many()
+        .col_expr(scheduled_tasks::Column::RunAt, Expr::value(now + 5))
+        .col_expr(scheduled_tasks::Column::UpdatedAt, Expr::value(now + 5))
+        .filter(scheduled_tasks::Column::Id.eq("b"))
+        .exec(&db)
+        .await
+        .unwrap();
+    let group = GroupCommit::start(db.clone(), 1);
+    let later = DateTime::from_timestamp_millis(now + 15_000).unwrap();
+    let moves = claimed.iter().map(|t| {
+        let group = &group;
+        async move { reschedule_grouped(group, t, t.lease_owner.as_deref().unwrap(), later).await }
+    });
+    for result in futures::future::join_all(moves).await {
+        result.unwrap();
+    }
+    for (id, run_at) in [("a", now + 15_000), ("b", now + 5), ("c", now + 15_000)] {
+        let t = scheduled_tasks::Entity::find_by_id(id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.run_at, run_at, "{id}");
+        assert_eq!((t.lease_owner, t.lease_until), (None, None), "{id}");
+    }
 }
