@@ -314,7 +314,10 @@ async fn write_all(
         write_order(txn, endpoints, spawned, None, w).await?;
     }
     let id = d.order.id.to_string();
-    if let Some(token) = w.release_lease {
+    // A decision that schedules the task ends the lease in that same upsert (`write_task`).
+    if let Some(token) = w.release_lease
+        && d.next_run == NextRun::Keep
+    {
         released(scheduled_tasks::Entity::update_many(), &TASKS)
             .filter(scheduled_tasks::Column::OrderId.eq(id.clone()))
             .filter(scheduled_tasks::Column::Kind.eq(DRIVE))
@@ -421,7 +424,7 @@ async fn write_order(
     };
 
     write_history(txn, d, w, now).await?;
-    write_task(txn, &id, d.next_run, w.trace_ctx, now).await?;
+    write_task(txn, &id, d.next_run, w.trace_ctx, now, w.release_lease).await?;
     let subscribers = match d.events.is_empty() {
         true => Vec::new(),
         false => endpoints.of_tenant(txn, &o.tenant).await?,
@@ -514,7 +517,10 @@ async fn write_task(
     next: NextRun,
     trace_ctx: Option<&str>,
     now: i64,
+    release_lease: Option<&str>,
 ) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    use scheduled_tasks::Column as C;
     let (status, run_at) = match next {
         NextRun::Keep => return Ok(()),
         NextRun::At(t) => ("ready", t.timestamp_millis()),
@@ -534,21 +540,24 @@ async fn write_task(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    // The lease is left alone: a replica that holds it finishes its call and then finds
-    // the order's version moved on.
+    // Another holder's lease is left alone: a replica that holds it finishes its call and
+    // then finds the order's version moved on. The lease of `release_lease` ends here.
+    let mut upsert = OnConflict::columns([C::OrderId, C::Kind])
+        .update_columns([C::Status, C::RunAt, C::UpdatedAt])
+        .to_owned();
+    if let Some(token) = release_lease {
+        // `CASE WHEN lease_owner = <token> THEN NULL ELSE <col> END`, on the stored row.
+        let mine = || Expr::col((scheduled_tasks::Entity, C::LeaseOwner)).eq(token);
+        let owner = Expr::case(mine(), Expr::val(Option::<String>::None))
+            .finally(Expr::col((scheduled_tasks::Entity, C::LeaseOwner)));
+        let until = Expr::case(mine(), Expr::val(Option::<i64>::None))
+            .finally(Expr::col((scheduled_tasks::Entity, C::LeaseUntil)));
+        upsert
+            .value(C::LeaseOwner, owner)
+            .value(C::LeaseUntil, until);
+    }
     scheduled_tasks::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                scheduled_tasks::Column::OrderId,
-                scheduled_tasks::Column::Kind,
-            ])
-            .update_columns([
-                scheduled_tasks::Column::Status,
-                scheduled_tasks::Column::RunAt,
-                scheduled_tasks::Column::UpdatedAt,
-            ])
-            .to_owned(),
-        )
+        .on_conflict(upsert)
         .exec_without_returning(txn)
         .await?;
     Ok(())

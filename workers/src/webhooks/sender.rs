@@ -18,7 +18,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio_util::sync::CancellationToken;
 
-use super::endpoints;
+use super::endpoints::{self, Endpoint};
 use super::http::{Outgoing, WebhookHttp};
 use super::outcome::{self, Attempt, SKIPPED};
 use super::signature_header;
@@ -29,14 +29,39 @@ use crate::storage::lease::{DELIVERIES, claimable, released, take};
 use crate::telemetry::{self, spans};
 use tracing::Instrument;
 
-impl LeasedWork for Sender {
-    type Item = deliveries::Model;
+/// A claimed delivery and its endpoint as it was read for this claim (`None`: removed).
+pub struct Claimed {
+    delivery: deliveries::Model,
+    endpoint: Arc<Option<Endpoint>>,
+}
 
-    async fn claim(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
-        self.claim_due(room).await
+impl LeasedWork for Sender {
+    type Item = Claimed;
+
+    /// Claim due deliveries, then read each of their endpoints (with its live secrets)
+    /// once for all of them, not once per delivery.
+    async fn claim(&self, room: u64) -> Result<Vec<Claimed>, DbErr> {
+        let rows = self.claim_due(room).await?;
+        let now = Utc::now().timestamp_millis();
+        let vault = self.shared.endpoints.vault();
+        let mut loaded: HashMap<String, Arc<Option<Endpoint>>> = HashMap::new();
+        let mut claimed = Vec::with_capacity(rows.len());
+        for delivery in rows {
+            let endpoint = match loaded.get(&delivery.endpoint_id) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = endpoints::load(&self.shared.db, vault, &delivery.endpoint_id, now);
+                    let e = Arc::new(e.await?);
+                    loaded.insert(delivery.endpoint_id.clone(), e.clone());
+                    e
+                }
+            };
+            claimed.push(Claimed { delivery, endpoint });
+        }
+        Ok(claimed)
     }
 
-    async fn process(&self, d: deliveries::Model) {
+    async fn process(&self, Claimed { delivery: d, endpoint }: Claimed) {
         let slot = Slot {
             inflight: self.inflight.clone(),
             endpoint: d.endpoint_id.clone(),
@@ -49,13 +74,13 @@ impl LeasedWork for Sender {
             &d.event_type,
             d.trace_ctx.as_deref(),
         );
-        if let Err(e) = self.attempt(d, slot).instrument(span).await {
+        if let Err(e) = self.attempt(d, &endpoint, slot).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
         }
     }
 
-    fn due_at(d: &deliveries::Model) -> i64 {
-        d.run_at
+    fn due_at(c: &Claimed) -> i64 {
+        c.delivery.run_at
     }
 }
 
@@ -186,12 +211,15 @@ impl Sender {
     /// Send `d` once and record the outcome. `slot` (the delivery's place in its
     /// endpoint's bound) is freed as soon as the request is over: the bound is on requests
     /// to the endpoint, not on the wait for the outcome's group commit.
-    async fn attempt(&self, d: deliveries::Model, slot: Slot) -> Result<(), DbErr> {
+    async fn attempt(
+        &self,
+        d: deliveries::Model,
+        endpoint: &Option<Endpoint>,
+        slot: Slot,
+    ) -> Result<(), DbErr> {
         let db = &self.shared.db;
         let started_at = Utc::now().timestamp_millis();
-        let vault = self.shared.endpoints.vault();
-        let endpoint = endpoints::load(db, vault, &d.endpoint_id, started_at).await?;
-        let Some(endpoint) = endpoint.filter(|e| e.enabled) else {
+        let Some(endpoint) = endpoint.as_ref().filter(|e| e.enabled) else {
             // Disabled or removed: keep it for a replay when the endpoint is enabled.
             released(deliveries::Entity::update_many(), &DELIVERIES)
                 .col_expr(deliveries::Column::Status, Expr::value(SKIPPED))
