@@ -61,7 +61,13 @@ impl LeasedWork for Sender {
         Ok(claimed)
     }
 
-    async fn process(&self, Claimed { delivery: d, endpoint }: Claimed) {
+    async fn process(
+        &self,
+        Claimed {
+            delivery: d,
+            endpoint,
+        }: Claimed,
+    ) {
         let slot = Slot {
             inflight: self.inflight.clone(),
             endpoint: d.endpoint_id.clone(),
