@@ -117,7 +117,7 @@ impl<'a> Builder<'a> {
         let (o, now, policy) = (&self.order, self.ctx.now, &self.ctx.policy);
         let regular = now + chrono_duration(poll_delay(&policy.poll, self.ctx.jitter));
         let parked = o.state == OrderState::AwaitingPayment && !o.payment_claimed();
-        let deadline = super::decide::unpaid_deadline(o, policy);
+        let deadline = o.unpaid_deadline(policy);
         if !parked || deadline <= now {
             return regular;
         }

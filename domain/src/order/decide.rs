@@ -71,12 +71,6 @@ pub(super) fn payment_window(direction: Direction, policy: &OrderPolicy) -> std:
     }
 }
 
-/// When an order that is still unpaid ends: the payment window plus the grace we give
-/// the provider to say so itself.
-pub(super) fn unpaid_deadline(order: &Order, policy: &OrderPolicy) -> DateTime<Utc> {
-    order.expires_at + chrono_duration(policy.expiry_grace)
-}
-
 fn kyc_deadline(order: &Order, policy: &OrderPolicy) -> Option<DateTime<Utc>> {
     order
         .kyc
@@ -97,7 +91,7 @@ pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> A
             Some(deadline) if now >= deadline => Action::Expire,
             _ => Action::CheckKyc,
         },
-        Preparing if !order.payment_claimed() && now >= unpaid_deadline(order, policy) => {
+        Preparing if !order.payment_claimed() && now >= order.unpaid_deadline(policy) => {
             Action::Expire
         }
         Preparing => match order.step {
@@ -331,7 +325,7 @@ fn deadline_passed(d: &mut Builder) {
             d.fail("kyc_timeout");
         }
         Preparing | AwaitingPayment
-            if !d.order.payment_claimed() && now >= unpaid_deadline(&d.order, &d.ctx.policy) =>
+            if !d.order.payment_claimed() && now >= d.order.unpaid_deadline(&d.ctx.policy) =>
         {
             expire_unpaid(d);
         }

@@ -428,6 +428,12 @@ impl Order {
         self.request.direction()
     }
 
+    /// When this order ends if it is still unpaid: the payment window plus the grace we
+    /// give the provider to say so itself.
+    pub fn unpaid_deadline(&self, policy: &OrderPolicy) -> DateTime<Utc> {
+        self.expires_at + crate::schedule::chrono_duration(policy.expiry_grace)
+    }
+
     /// The user's payment claim (UTR or tx hash) is in, or the provider saw the money.
     pub fn payment_claimed(&self) -> bool {
         self.utr.is_some() || self.deposit_tx_hash.is_some() || self.state.rank() >= 2

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::builder::Builder;
-use super::decide::{expire_unpaid, payment_window, unpaid_deadline};
+use super::decide::{expire_unpaid, payment_window};
 use super::status::initial_status;
 use super::*;
 use crate::schedule::{capped_exponential, chrono_duration, retry_delay};
@@ -382,7 +382,7 @@ fn status(d: &mut Builder, report: StatusReport) {
     }
     if d.order.state == AwaitingPayment
         && !d.order.payment_claimed()
-        && d.ctx.now >= unpaid_deadline(&d.order, &d.ctx.policy)
+        && d.ctx.now >= d.order.unpaid_deadline(&d.ctx.policy)
     {
         // The provider still waits for a payment that is past our window.
         expire_unpaid(d);

@@ -121,6 +121,23 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     }
 }
 
+/// Commit when `result` is Ok, roll back otherwise.
+pub(crate) async fn settle<T, E: From<DbErr>>(
+    txn: DatabaseTransaction,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    match result {
+        Ok(v) => {
+            txn.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            txn.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
 /// Whether `err` is a unique-index or primary-key violation (on either backend).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

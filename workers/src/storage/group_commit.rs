@@ -30,7 +30,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::begin_write;
-use super::write::WriteError;
+use super::write_error::WriteError;
 
 /// Writer tasks (and so connections writing at once) on PostgreSQL: while one batch
 /// waits for its flush, the next ones are being written.
@@ -192,7 +192,7 @@ async fn write_batch(
 async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
     let result = (job.work)()(&txn).await;
-    super::write::settle(txn, result).await
+    super::connect::settle(txn, result).await
 }
 
 #[cfg(test)]

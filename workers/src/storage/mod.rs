@@ -8,6 +8,7 @@ pub mod lease;
 pub mod orders;
 pub mod retention;
 pub mod write;
+pub mod write_error;
 
 pub use connect::{
     begin_write, connect, is_sqlite, is_unique_violation, migrate, migrations_pending,

@@ -16,17 +16,19 @@ use rampd_domain::order::{Decision, NextRun};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
+pub(crate) use super::connect::settle;
 use super::entities::webhook_deliveries::{PENDING, SKIPPED};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
 use super::group_commit::{GroupCommit, work};
 use super::lease::{TASKS, released};
+pub use super::write_error::WriteError;
 use super::{begin_write, is_unique_violation};
 use crate::telemetry::{meters, spans};
 use crate::webhooks::Endpoints;
@@ -34,21 +36,6 @@ use crate::webhooks::endpoints::Subscriber;
 
 /// The single task kind that drives an order forward.
 pub const DRIVE: &str = "drive";
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// Someone else wrote the order first (or created it): reload and decide again.
-    #[error("concurrent write")]
-    Conflict,
-    /// The UTR is already recorded on another order.
-    #[error("UTR already used by another order")]
-    UtrInUse,
-    /// The deposit transaction hash is already recorded on another order.
-    #[error("transaction hash already used by another order")]
-    TxHashInUse,
-    #[error(transparent)]
-    Db(#[from] DbErr),
-}
 
 /// The command that caused a write, for the inbox.
 #[derive(Debug, Clone)]
@@ -232,7 +219,7 @@ pub async fn reschedule_grouped(
 ) -> Result<(), DbErr> {
     let (task, order) = (Arc::new(task.clone()), task.order_id.clone());
     let token: Arc<str> = token.into();
-    let moved = group
+    group
         .write(&order, move || {
             let (task, token) = (task.clone(), token.clone());
             work(move |txn| {
@@ -242,12 +229,9 @@ pub async fn reschedule_grouped(
                 })
             })
         })
-        .await;
-    match moved {
-        Ok(_) => Ok(()),
-        Err(WriteError::Db(e)) => Err(e),
-        Err(other) => Err(DbErr::Custom(other.to_string())),
-    }
+        .await
+        .map(|_| ())
+        .map_err(WriteError::into_db)
 }
 
 pub async fn commit_refusing_decision(
@@ -281,23 +265,6 @@ fn observe_committed(d: &Decision) {
         before.as_str(),
         o.state.as_str(),
     );
-}
-
-/// Commit when `result` is Ok, roll back otherwise.
-pub(crate) async fn settle<T, E: From<DbErr>>(
-    txn: DatabaseTransaction,
-    result: Result<T, E>,
-) -> Result<T, E> {
-    match result {
-        Ok(v) => {
-            txn.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            txn.rollback().await.ok();
-            Err(e)
-        }
-    }
 }
 
 async fn write_all(

@@ -67,7 +67,7 @@ pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Reco
         health: a.health,
         failing_since: a.failing_since,
     });
-    let written = group
+    let events = group
         .write(&a.delivery.order_id, move || {
             let a = owned.clone();
             work(move |txn| {
@@ -77,14 +77,11 @@ pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Reco
                 })
             })
         })
-        .await;
-    match written {
-        Ok(events) => Ok(Recorded {
-            events: events as usize,
-        }),
-        Err(WriteError::Db(e)) => Err(e),
-        Err(other) => Err(DbErr::Custom(other.to_string())),
-    }
+        .await
+        .map_err(WriteError::into_db)?;
+    Ok(Recorded {
+        events: events as usize,
+    })
 }
 
 /// An [`Attempt`] that owns its parts, for a group-commit writer.
