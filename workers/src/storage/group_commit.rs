@@ -1,5 +1,5 @@
-//! Group commit: the writes of many orders in one transaction, each in a savepoint of
-//! its own.
+//! Group commit: the writes of many orders in one transaction, each one still whole or
+//! not at all.
 //!
 //! Written one by one, every decision is a transaction, and every transaction waits for
 //! its own WAL flush (PostgreSQL: an fsync; SQLite: the write lock, taken in turn by each
@@ -47,7 +47,8 @@ type Work = Box<
         + Send,
 >;
 
-/// One write: `work` runs twice at most (in its batch, then alone), so it is a factory.
+/// One write: `work` may run up to three times (plainly in its batch, in a savepoint of
+/// the batch written again, alone), so it is a factory; only the last run counts.
 struct Job {
     work: Box<dyn Fn() -> Work + Send + Sync>,
     done: oneshot::Sender<Result<i64, WriteError>>,
