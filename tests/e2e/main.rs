@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use rampd::sandbox::{Faults, SandboxConfig};
+use rampd::storage::entities::{order_events, processed_commands};
 use rampd_domain::order::OrderState;
 use rampd_e2e::both;
 use rampd_e2e::{Backend, Stack, create_body, wait_for};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 mod edge_cases;
@@ -438,6 +440,62 @@ async fn worker_restart_between_commands(backend: Backend) {
     s.finish().await;
 }
 both!(worker_restart_between_commands);
+
+/// The worker dies in the middle of a burst of commands, which intake handles many at a
+/// time: some are committed and not yet acknowledged, some are mid-way, some unread. After
+/// a restart every command has had its effect exactly once: one order each, one inbox row
+/// each, one creation in its history each, one provider order each (issue 10: a crash
+/// between commit and ack).
+async fn a_crash_in_a_burst_of_commands_loses_and_repeats_nothing(backend: Backend) {
+    const N: usize = 60;
+    let mut s = Stack::start(backend).await;
+    let orders: Vec<String> = (0..N).map(|i| format!("o-burst-{i}")).collect();
+    for o in &orders {
+        s.create(o).await;
+    }
+    // Some commands are through (their events are out): crash now.
+    wait_for("a tenth of the creates through", || {
+        let through = s
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "order.status_changed" && e["state"] == "preparing")
+            .count();
+        (through >= N / 10).then_some(())
+    })
+    .await;
+    s.kill_worker().await;
+    s.start_worker().await;
+    for o in &orders {
+        s.wait_state(o, OrderState::AwaitingPayment).await;
+    }
+    let stats = s.sandbox.stats();
+    assert_eq!(stats.orders_by_merchant_ref.len(), N, "{stats:?}");
+    assert!(
+        stats.orders_by_merchant_ref.values().all(|n| *n == 1),
+        "{stats:?}"
+    );
+    for o in &orders {
+        let stored = s.order(o).await.unwrap();
+        let id = stored.order.id.to_string();
+        let created = order_events::Entity::find()
+            .filter(order_events::Column::OrderId.eq(id))
+            .filter(order_events::Column::Kind.eq("created"))
+            // the order's own creation, not its provider order's
+            .filter(order_events::Column::Detail.contains("sm_version"))
+            .count(&s.db)
+            .await
+            .unwrap();
+        assert_eq!(created, 1, "{o}: its create took effect {created} times");
+    }
+    let inbox = processed_commands::Entity::find()
+        .filter(processed_commands::Column::CommandType.eq("onramp.create"))
+        .count(&s.db)
+        .await
+        .unwrap();
+    assert_eq!(inbox as usize, N);
+    s.finish().await;
+}
+both!(a_crash_in_a_burst_of_commands_loses_and_repeats_nothing);
 
 /// `rampd demo` itself (SQLite, in-process sandbox and receiver) on a private NATS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
