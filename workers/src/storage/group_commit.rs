@@ -22,9 +22,10 @@
 //! several on PostgreSQL), always by order, so one order's writes are never in two
 //! batches at once.
 
-use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -39,18 +40,15 @@ pub const POSTGRES_WRITERS: usize = 4;
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 128;
 
-type Work = Box<
-    dyn for<'t> FnOnce(
-            &'t DatabaseTransaction,
-        )
-            -> Pin<Box<dyn Future<Output = Result<i64, WriteError>> + Send + 't>>
-        + Send,
->;
+/// One write of a batch. It may run up to three times (plainly in its batch, in a
+/// savepoint of the batch written again, alone); only its last run counts, so it must do
+/// all of its writing on the transaction it is given.
+pub trait GroupWrite: Send + Sync + 'static {
+    fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>>;
+}
 
-/// One write: `work` may run up to three times (plainly in its batch, in a savepoint of
-/// the batch written again, alone), so it is a factory; only the last run counts.
 struct Job {
-    work: Box<dyn Fn() -> Work + Send + Sync>,
+    work: Arc<dyn GroupWrite>,
     done: oneshot::Sender<Result<i64, WriteError>>,
 }
 
@@ -76,35 +74,14 @@ impl GroupCommit {
 
     /// Run `work` for `order` in the next batch of the order's writer; returns its result
     /// once that batch has committed (or, for an error, once it is known the write did
-    /// not happen). `work` must do all of its writing on the transaction it is given.
-    pub async fn write<F>(&self, order: &str, work: F) -> Result<i64, WriteError>
-    where
-        F: Fn() -> Work + Send + Sync + 'static,
-    {
+    /// not happen).
+    pub async fn write(&self, order: &str, work: Arc<dyn GroupWrite>) -> Result<i64, WriteError> {
         let (done, result) = oneshot::channel();
         let writer = &self.writers[shard(order, self.writers.len())];
         let stopped = || WriteError::Db(DbErr::Custom("the group-commit writer stopped".into()));
-        writer
-            .send(Job {
-                work: Box::new(work),
-                done,
-            })
-            .map_err(|_| stopped())?;
+        writer.send(Job { work, done }).map_err(|_| stopped())?;
         result.await.unwrap_or_else(|_| Err(stopped()))
     }
-}
-
-/// Box a write for [`GroupCommit::write`].
-pub fn work<F>(f: F) -> Work
-where
-    F: for<'t> FnOnce(
-            &'t DatabaseTransaction,
-        )
-            -> Pin<Box<dyn Future<Output = Result<i64, WriteError>> + Send + 't>>
-        + Send
-        + 'static,
-{
-    Box::new(f)
 }
 
 fn shard(order: &str, n: usize) -> usize {
@@ -153,7 +130,7 @@ async fn write_plain(
     let txn = begin_write(db).await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        match (job.work)()(&txn).await {
+        match job.work.write(&txn).await {
             Ok(v) => results.push(Ok(v)),
             Err(_) => {
                 txn.rollback().await?;
@@ -175,7 +152,7 @@ async fn write_batch(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let savepoint = txn.begin().await?;
-        let result = (job.work)()(&savepoint).await;
+        let result = job.work.write(&savepoint).await;
         match &result {
             Ok(_) => savepoint.commit().await?,
             // A database error may have ended the whole transaction (PostgreSQL aborts
@@ -192,7 +169,7 @@ async fn write_batch(
 
 async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<i64, WriteError> {
     let txn = begin_write(db).await?;
-    let result = (job.work)()(&txn).await;
+    let result = job.work.write(&txn).await;
     super::connect::settle(txn, result).await
 }
 
@@ -204,16 +181,19 @@ mod tests {
     use crate::storage::entities::scheduled_tasks as tasks;
     use crate::storage::test_db::{storage_cases, task_row};
 
-    fn insert(id: &'static str) -> impl Fn() -> Work + Send + Sync + 'static {
-        move || {
-            work(move |txn| {
-                Box::pin(async move {
-                    tasks::Entity::insert(task_row(id, "ready", 1))
-                        .exec_without_returning(txn)
-                        .await
-                        .map_err(WriteError::from)?;
-                    Ok(1)
-                })
+    /// Insert a task row with this id.
+    struct Insert(&'static str);
+
+    impl GroupWrite for Insert {
+        fn write<'t>(
+            &'t self,
+            txn: &'t DatabaseTransaction,
+        ) -> BoxFuture<'t, Result<i64, WriteError>> {
+            Box::pin(async move {
+                tasks::Entity::insert(task_row(self.0, "ready", 1))
+                    .exec_without_returning(txn)
+                    .await?;
+                Ok(1)
             })
         }
     }
@@ -229,7 +209,7 @@ mod tests {
             .unwrap();
         let g = GroupCommit::start(db.clone(), 1);
         let ids = ["a", "taken", "b", "c"];
-        let writes = ids.iter().map(|id| g.write(id, insert(id)));
+        let writes = ids.iter().map(|id| g.write(id, Arc::new(Insert(id))));
         let results = futures::future::join_all(writes).await;
         assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
         assert!(

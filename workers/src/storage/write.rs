@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use rampd_domain::Direction;
 use rampd_domain::command_identity::Fingerprint;
 use rampd_domain::event::{CommandRejected, OrderEvent, order_event, subject_suffix};
@@ -16,8 +17,8 @@ use rampd_domain::order::{Decision, NextRun};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ use super::entities::webhook_deliveries::{PENDING, SKIPPED};
 use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
-use super::group_commit::{GroupCommit, work};
+use super::group_commit::{GroupCommit, GroupWrite};
 use super::lease::{TASKS, released};
 pub use super::write_error::WriteError;
 use super::{begin_write, is_unique_violation};
@@ -120,6 +121,35 @@ impl OwnedCommand {
     }
 }
 
+/// An [`OwnedWrite`] with the endpoints its events are delivered to, as one write of a
+/// group commit.
+struct GroupedDecision {
+    w: OwnedWrite,
+    endpoints: Endpoints,
+}
+
+impl GroupWrite for GroupedDecision {
+    fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
+        Box::pin(async move { write_all(txn, &self.endpoints, &self.w.as_write(), None).await })
+    }
+}
+
+/// A quiet poll's [`reschedule`], as one write of a group commit.
+struct GroupedReschedule {
+    task: scheduled_tasks::Model,
+    token: String,
+    run_at: DateTime<Utc>,
+}
+
+impl GroupWrite for GroupedReschedule {
+    fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
+        Box::pin(async move {
+            reschedule(txn, &self.task, &self.token, self.run_at).await?;
+            Ok(0)
+        })
+    }
+}
+
 impl OwnedWrite {
     fn as_write(&self) -> Write<'_> {
         Write {
@@ -149,29 +179,20 @@ pub async fn commit_grouped(
     endpoints: &Endpoints,
     w: OwnedWrite,
 ) -> (Decision, Result<i64, WriteError>) {
-    let w = Arc::new(w);
     let order = w.decision.order.id.to_string();
-    let (shared, endpoints) = (w.clone(), endpoints.clone());
-    let result = group
-        .write(&order, move || {
-            let (w, endpoints) = (shared.clone(), endpoints.clone());
-            work(move |txn| {
-                Box::pin(async move { write_all(txn, &endpoints, &w.as_write(), None).await })
-            })
-        })
-        .await;
+    let job = Arc::new(GroupedDecision {
+        w,
+        endpoints: endpoints.clone(),
+    });
+    let result = group.write(&order, job.clone()).await;
     if result.is_ok() {
-        observe_committed(&w.decision);
+        observe_committed(&job.w.decision);
     }
     // The writer drops its copy when it answers; clone only if it has not done so yet.
-    let decision = Arc::try_unwrap(w).map_or_else(|w| w.decision.clone(), |w| w.decision);
+    let decision = Arc::try_unwrap(job).map_or_else(|j| j.w.decision.clone(), |j| j.w.decision);
     (decision, result)
 }
 
-/// Commit a decision that its command caused but that refuses the command (a payment
-/// reference another tenant's order holds: the order is flagged, the command rejected).
-/// The inbox records the command as rejected, and its `command_rejected` event is queued
-/// on `ramp.evt.<tenant>.<direction>.command_rejected`, in the decision's transaction.
 /// The write of a decision that only moves the order's next run
 /// ([`Decision::only_reschedules`]): the leased task's `run_at`, and the end of the lease,
 /// in one statement; no order row, history or outbox is touched.
@@ -217,23 +238,22 @@ pub async fn reschedule_grouped(
     token: &str,
     run_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let (task, order) = (Arc::new(task.clone()), task.order_id.clone());
-    let token: Arc<str> = token.into();
+    let job = Arc::new(GroupedReschedule {
+        task: task.clone(),
+        token: token.to_string(),
+        run_at,
+    });
     group
-        .write(&order, move || {
-            let (task, token) = (task.clone(), token.clone());
-            work(move |txn| {
-                Box::pin(async move {
-                    reschedule(txn, &task, &token, run_at).await?;
-                    Ok(0)
-                })
-            })
-        })
+        .write(&task.order_id, job)
         .await
         .map(|_| ())
         .map_err(WriteError::into_db)
 }
 
+/// Commit a decision that its command caused but that refuses the command (a payment
+/// reference another tenant's order holds: the order is flagged, the command rejected).
+/// The inbox records the command as rejected, and its `command_rejected` event is queued
+/// on `ramp.evt.<tenant>.<direction>.command_rejected`, in the decision's transaction.
 pub async fn commit_refusing_decision(
     db: &DatabaseConnection,
     endpoints: &Endpoints,
@@ -292,30 +312,17 @@ async fn write_all(
             .exec(txn)
             .await?;
     }
-    match (&w.command, refusal) {
-        (Some(c), None) => record_command(txn, c, Some(&id), "accepted", None, now_ms(w))
+    if let Some(c) = &w.command {
+        let (outcome, code) = match refusal {
+            None => ("accepted", None),
+            Some((_, rejected)) => ("rejected", Some(rejected.code.as_str())),
+        };
+        record_command(txn, c, Some(&id), outcome, code, now_ms(w))
             .await
-            .map_err(classify)?,
-        (Some(c), Some((direction, rejected))) => {
-            let code = Some(rejected.code.as_str());
-            record_command(txn, c, Some(&id), "rejected", code, now_ms(w))
-                .await
-                .map_err(classify)?;
-            let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
-            let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
-            let trace = w.trace_ctx;
-            insert_outbox(
-                txn,
-                &rejected.event_id,
-                subject,
-                body,
-                Some(&id),
-                trace,
-                now_ms(w),
-            )
-            .await?;
+            .map_err(classify)?;
+        if let Some((direction, rejected)) = refusal {
+            enqueue_rejection(txn, direction, rejected, Some(&id), w.trace_ctx, now_ms(w)).await?;
         }
-        (None, _) => {}
     }
     Ok(version)
 }
@@ -737,18 +744,23 @@ pub async fn announce_rejection(
     trace_ctx: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let now = now.timestamp_millis();
+    enqueue_rejection(db, direction, rejected, None, trace_ctx, now).await
+}
+
+/// Queue `rejected` on `ramp.evt.<tenant>.<direction>.command_rejected`, in `txn`.
+async fn enqueue_rejection(
+    txn: &impl ConnectionTrait,
+    direction: &str,
+    rejected: &CommandRejected,
+    order_id: Option<&str>,
+    trace_ctx: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
     let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
     let subject = format!("ramp.evt.{}.{direction}.command_rejected", rejected.tenant);
-    insert_outbox(
-        db,
-        &rejected.event_id,
-        subject,
-        body,
-        None,
-        trace_ctx,
-        now.timestamp_millis(),
-    )
-    .await
+    let id = &rejected.event_id;
+    insert_outbox(txn, id, subject, body, order_id, trace_ctx, now).await
 }
 
 /// Record a command that changed no order, in one transaction: an idempotent repeat
@@ -770,18 +782,7 @@ pub async fn record_unchanged(
             return record_command(&txn, c, order_id, "noop", None, now).await;
         };
         record_command(&txn, c, order_id, "rejected", Some(&rejected.code), now).await?;
-        let body = serde_json::to_string(rejected).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let subject = format!("ramp.evt.{}.{direction}.command_rejected", c.tenant);
-        insert_outbox(
-            &txn,
-            &rejected.event_id,
-            subject,
-            body,
-            order_id,
-            trace_ctx,
-            now,
-        )
-        .await
+        enqueue_rejection(&txn, direction, rejected, order_id, trace_ctx, now).await
     }
     .await;
     match settle(txn, result).await {

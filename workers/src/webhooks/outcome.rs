@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use rampd_domain::webhooks::events::{
     DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
     EndpointDisabled, OperationalEvent,
@@ -14,8 +15,8 @@ use rampd_domain::webhooks::health::HealthChange;
 use rampd_domain::webhooks::{AttemptResult, Verdict};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ use crate::storage::begin_write;
 use crate::storage::entities::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as eps,
 };
-use crate::storage::group_commit::{GroupCommit, work};
+use crate::storage::group_commit::{GroupCommit, GroupWrite};
 use crate::storage::lease::{DELIVERIES, released};
 use crate::storage::write::{WriteError, insert_outbox, settle};
 
@@ -68,15 +69,7 @@ pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Reco
         failing_since: a.failing_since,
     });
     let events = group
-        .write(&a.delivery.order_id, move || {
-            let a = owned.clone();
-            work(move |txn| {
-                Box::pin(async move {
-                    let recorded = write(txn, &a.as_attempt()).await?;
-                    Ok(recorded.events as i64)
-                })
-            })
-        })
+        .write(&a.delivery.order_id, owned)
         .await
         .map_err(WriteError::into_db)?;
     Ok(Recorded {
@@ -93,6 +86,12 @@ struct OwnedAttempt {
     verdict: Verdict,
     health: HealthChange,
     failing_since: Option<i64>,
+}
+
+impl GroupWrite for OwnedAttempt {
+    fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
+        Box::pin(async move { Ok(write(txn, &self.as_attempt()).await?.events as i64) })
+    }
 }
 
 impl OwnedAttempt {
