@@ -17,7 +17,7 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
 use futures::StreamExt;
 use rampd_domain::command::{
-    Command, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
+    Command, CommandError, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
 };
 use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
@@ -100,8 +100,10 @@ async fn run(
             };
             match next {
                 Some(Ok(msg)) => {
+                    let ids = parse_ids(&msg.payload);
                     if let Some(first) = serial.admit(Held {
                         msg,
+                        ids,
                         _permits: permit,
                     }) {
                         running.spawn(serial.clone().drain(shared.clone(), first));
@@ -128,9 +130,11 @@ async fn permit_pair(lane: &Arc<Semaphore>, intake: &Arc<Semaphore>) -> Option<P
     Some((lane, intake))
 }
 
-/// A command read from the lane, with the permits it holds until it is handled.
+/// A command read from the lane, its ids (read once, for its place in [`Serial`] and for
+/// handling it), and the permits it holds until it is handled.
 struct Held {
     msg: jetstream::Message,
+    ids: Result<CommandIds, CommandError>,
     _permits: Permits,
 }
 
@@ -147,7 +151,7 @@ impl Serial {
     /// command whose order cannot be read is handled at once (it is refused or
     /// dead-lettered, touching no order).
     fn admit(&self, held: Held) -> Option<(Option<String>, Held)> {
-        let Some(key) = order_key(&held.msg) else {
+        let Some(key) = held.ids.as_ref().ok().map(|ids| ids.order_id.clone()) else {
             return Some((None, held));
         };
         let mut busy = self.busy.lock().expect("intake queue lock");
@@ -167,7 +171,7 @@ impl Serial {
     async fn drain(self, shared: Shared, (key, first): (Option<String>, Held)) {
         let mut held = first;
         loop {
-            handle_message(&shared, held.msg).await;
+            handle_message(&shared, held.msg, held.ids).await;
             let Some(key) = &key else { return };
             let mut busy = self.busy.lock().expect("intake queue lock");
             match busy.get_mut(key).and_then(|q| q.pop_front()) {
@@ -188,12 +192,11 @@ impl Serial {
     }
 }
 
-/// The order a command is about: its `order_id`, `None` when the body has none.
-fn order_key(msg: &jetstream::Message) -> Option<String> {
-    parse_ids(&msg.payload).ok().map(|ids| ids.order_id)
-}
-
-async fn handle_message(shared: &Shared, msg: jetstream::Message) {
+async fn handle_message(
+    shared: &Shared,
+    msg: jetstream::Message,
+    ids: Result<CommandIds, CommandError>,
+) {
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
     let subject = msg.subject.to_string();
     let headers = msg.headers.as_ref();
@@ -209,6 +212,7 @@ async fn handle_message(shared: &Shared, msg: jetstream::Message) {
         shared,
         &subject,
         &msg.payload,
+        ids,
         msg.headers.as_ref(),
         delivered,
     )
@@ -320,13 +324,14 @@ async fn handle(
     shared: &Shared,
     subject: &str,
     body: &[u8],
+    ids: Result<CommandIds, CommandError>,
     headers: Option<&async_nats::HeaderMap>,
     delivered: i64,
 ) -> anyhow::Result<Outcome> {
     let Some((tenant, name)) = route(subject) else {
         return Ok(Outcome::DeadLetter("unknown command subject".into()));
     };
-    let ids = match parse_ids(body) {
+    let ids = match ids {
         Ok(ids) => ids,
         Err(e) => return Ok(Outcome::DeadLetter(e.to_string())),
     };

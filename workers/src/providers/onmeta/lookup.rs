@@ -201,18 +201,23 @@ mod tests {
         Search::new(OrderKind::Onramp, Sought::MerchantRef("ours".into()), t(0))
     }
 
+    /// The page of `rows` the provider answers for `skip`.
+    fn page_at(rows: &[ListedOrder], skip: usize) -> OrderPage {
+        OrderPage {
+            rows: rows
+                .iter()
+                .skip(skip)
+                .take(PAGE_SIZE as usize)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Feed `rows` in pages as the provider would; returns the outcome and pages read.
     fn run(mut search: Search, rows: &[ListedOrder]) -> (Outcome, u32) {
         let mut skip = search.skip() as usize;
         loop {
-            let page = OrderPage {
-                rows: rows
-                    .iter()
-                    .skip(skip)
-                    .take(PAGE_SIZE as usize)
-                    .cloned()
-                    .collect(),
-            };
+            let page = page_at(rows, skip);
             match search.page(&page) {
                 Next::Page { skip: s } => skip = s as usize,
                 Next::Done(o) => return (o, search.pages),
@@ -308,14 +313,7 @@ mod tests {
         rows.push(row("p-1", Some("ours"), Some(1)));
         // Read two pages, then stop (as if page 3 failed), then resume.
         let mut first = by_ref();
-        let page = |skip: usize| OrderPage {
-            rows: rows
-                .iter()
-                .skip(skip)
-                .take(PAGE_SIZE as usize)
-                .cloned()
-                .collect(),
-        };
+        let page = |skip: usize| page_at(&rows, skip);
         assert_eq!(first.page(&page(0)), Next::Page { skip: 10 });
         assert_eq!(first.page(&page(10)), Next::Page { skip: 20 });
         let saved = first.progress();
