@@ -5,6 +5,7 @@
 //! (`workers/`) loads an order, asks this crate what to do, carries the effects out and
 //! persists the outcome in one transaction.
 
+pub mod budget;
 pub mod chain_values;
 pub mod command;
 pub mod command_identity;

@@ -149,11 +149,16 @@ impl<'a> Builder<'a> {
             // A lookup's progress belongs to the intent it settles.
             self.order.lookup_progress = None;
         }
+        let urgency = match self.next {
+            NextRun::At(at) => self.order.urgency(at, &self.ctx.policy),
+            NextRun::Keep | NextRun::Done => Urgency::Moving,
+        };
         Decision {
             order: self.order,
             history: self.history,
             events: self.events,
             next_run: self.next,
+            urgency,
             spawned: self.spawned,
         }
     }

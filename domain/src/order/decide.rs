@@ -148,6 +148,7 @@ pub fn decide(order: &Order, input: Input, ctx: &Ctx) -> Result<Decision, Reject
             super::observe::observe(&mut d, *obs);
             d.keep_driving();
         }
+        Input::Callback(report) => super::observe::callback(&mut d, report),
         Input::Operator { by, reason, action } => {
             super::operator::operator(&mut d, by, reason, action)?
         }

@@ -434,6 +434,25 @@ impl Order {
         self.expires_at + crate::schedule::chrono_duration(policy.expiry_grace)
     }
 
+    /// How much a check of this order due at `at` matters when the provider's request
+    /// budget cannot serve every due order (the shell claims the lowest first).
+    pub fn urgency(&self, at: DateTime<Utc>, policy: &OrderPolicy) -> Urgency {
+        use OrderState::*;
+        match self.state {
+            KycRequired => Urgency::Parked,
+            AwaitingPayment if !self.payment_claimed() => {
+                let near = self.unpaid_deadline(policy)
+                    - crate::schedule::chrono_duration(policy.poll.parked_min);
+                if at >= near {
+                    Urgency::Deadline
+                } else {
+                    Urgency::Parked
+                }
+            }
+            _ => Urgency::Moving,
+        }
+    }
+
     /// The user's payment claim (UTR or tx hash) is in, or the provider saw the money.
     pub fn payment_claimed(&self) -> bool {
         self.utr.is_some() || self.deposit_tx_hash.is_some() || self.state.rank() >= 2
@@ -464,6 +483,10 @@ pub enum Input {
     /// the intent first (see [`Intent`]).
     Intent(Intent),
     Observed(Box<Observation>),
+    /// The provider's own webhook about this order (verified by the shell), reporting
+    /// what a status poll would; folded like one, deciding nothing when it tells nothing new
+    /// (`observe.rs`, `callback`).
+    Callback(StatusReport),
     /// A deadline has passed (checked by `next_action`): the KYC window, or the payment
     /// window of an order that has no provider order to ask.
     DeadlinePassed,
@@ -682,6 +705,25 @@ impl Action {
     }
 }
 
+/// Which due orders go first when the provider's request budget is short, most urgent
+/// first (the order of the variants; stored as the number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Urgency {
+    /// Money or the user is waiting on us: the payment reference was submitted, the
+    /// provider is processing, or the order is being prepared (the user is at checkout).
+    Moving = 0,
+    /// Parked, and this check is the one at (or just before) its deadline.
+    Deadline = 1,
+    /// Waiting for the user (to pay, or to finish KYC): checked slowly anyway.
+    Parked = 2,
+}
+
+impl Urgency {
+    pub fn rank(self) -> i16 {
+        self as i16
+    }
+}
+
 /// When the order's next step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextRun {
@@ -740,6 +782,9 @@ pub struct Decision {
     pub history: Vec<History>,
     pub events: Vec<Emitted>,
     pub next_run: NextRun,
+    /// How urgent the next run is, should the provider's budget be short
+    /// ([`Order::urgency`] at `next_run`; `Moving` when there is none).
+    pub urgency: Urgency,
     /// A new order this decision creates in the same transaction (the successor that
     /// carries a late UTR).
     pub spawned: Option<Box<Decision>>,

@@ -335,6 +335,33 @@ fn payment_ref_accepted(d: &mut Builder, to: OrderState) {
     d.move_to(to);
 }
 
+/// A provider callback: the fact a status poll returns, arriving on the provider's schedule
+/// instead of ours, so possibly late, repeated or out of order. It is folded exactly like a
+/// poll's result (states only move forward, a terminal order absorbs it), which makes a
+/// callback that disagrees with a later poll harmless: whichever is further along wins,
+/// and neither can move the order back.
+///
+/// One that tells nothing new decides nothing: no history, no write, and the next poll
+/// stays when it was (a repeated callback costs no database write). Polling remains the
+/// source of truth and is never stopped by a callback. A callback is left to the polls
+/// (decides nothing) when the order has no provider order yet, is closed, or has a call
+/// in flight (an intent): that call's own result must be folded first, and the poll that
+/// follows it sees what the callback said.
+pub(super) fn callback(d: &mut Builder, report: StatusReport) {
+    let o = &d.order;
+    let newer = |seen: &Option<String>, now: &Option<String>| now.is_some() && now != seen;
+    let news = o.provider_status.as_deref() != Some(report.raw.as_str())
+        || newer(&o.tx_hash, &report.tx_hash)
+        || newer(&o.payout_reference, &report.payout_reference)
+        || newer(&o.refund_address, &report.refund_address);
+    let applies = o.provider_order_id.is_some() && !o.state.is_terminal() && o.intent.is_none();
+    if !(news && applies) {
+        return;
+    }
+    d.history("provider_callback", json!({ "status": report.raw }));
+    status(d, report);
+}
+
 fn status(d: &mut Builder, report: StatusReport) {
     use OrderState::*;
     d.order.failures = 0;

@@ -1,3 +1,4 @@
+mod callbacks;
 mod contested;
 mod operator;
 
@@ -975,6 +976,52 @@ fn cadence_fits_what_the_order_waits_for() {
 }
 
 #[test]
+fn urgency_puts_submitted_payments_first_then_deadlines_then_parked_orders() {
+    let secs = chrono::Duration::seconds;
+    let later = t0() + chrono::Duration::hours(1);
+    let parked = awaiting();
+    let quiet = decide(
+        &parked,
+        Input::Observed(Box::new(status("fiatPending"))),
+        &ctx_at(later),
+    )
+    .unwrap();
+    assert_eq!(quiet.urgency, Urgency::Parked);
+    // The check at the deadline, which ends the order, comes before the parked ones.
+    let deadline = parked.expires_at + chrono::Duration::from_std(policy().expiry_grace).unwrap();
+    let last = decide(
+        &parked,
+        Input::Observed(Box::new(status("fiatPending"))),
+        &ctx_at(deadline - secs(60)),
+    )
+    .unwrap();
+    assert_eq!(last.urgency, Urgency::Deadline);
+    // A submitted UTR goes before both.
+    let paid = decide(&parked, Input::SubmitUtr { utr: utr() }, &ctx_at(later)).unwrap();
+    assert_eq!(paid.urgency, Urgency::Moving);
+    // So do the steps before the provider order exists (the user is at checkout) ...
+    let fresh = create(
+        Uuid::nil(),
+        "acme",
+        "o-1",
+        OrderRequest::Onramp(request()),
+        &ctx_at(t0()),
+    );
+    assert_eq!(fresh.urgency, Urgency::Moving);
+    // ... while a user who has to finish KYC waits like a parked order.
+    let kyc = observe(
+        &new_order(),
+        Observation::Kyc {
+            verified: false,
+            missing: vec![],
+        },
+    );
+    assert_eq!(kyc.order.state, OrderState::KycRequired);
+    assert_eq!(kyc.urgency, Urgency::Parked);
+    assert!(Urgency::Moving < Urgency::Deadline && Urgency::Deadline < Urgency::Parked);
+}
+
+#[test]
 fn cancel_rules() {
     let d = decide(&new_order(), Input::Cancel { reason: None }, &ctx_at(t0())).unwrap();
     assert_eq!(d.order.state, OrderState::Cancelled);
@@ -1275,7 +1322,10 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
         }))),
         Just(obs_input(Observation::UtrAccepted)),
         Just(obs_input(Observation::TxHashAccepted)),
-        status.prop_map(|s| obs_input(Observation::Status(StatusReport::new(s)))),
+        status
+            .clone()
+            .prop_map(|s| obs_input(Observation::Status(StatusReport::new(s)))),
+        status.prop_map(|s| Input::Callback(StatusReport::new(s))),
         (kind, proptest::option::of(0u64..1000)).prop_map(|(k, ra)| obs_input(
             Observation::CallFailed(CallFailure {
                 kind: k,
