@@ -194,6 +194,7 @@ pub(crate) async fn layer(
     request: Request,
     next: Next,
 ) -> Response {
+    shared.traffic().arrived();
     let key_ok = request
         .headers()
         .get("x-api-key")
@@ -226,6 +227,9 @@ pub(crate) async fn layer(
     };
     if let Some(injected) = injected {
         shared.world().stats.faults_injected += 1;
+        if matches!(injected, Injected::RateLimited { .. }) {
+            shared.traffic().rate_limited();
+        }
         return injected_response(injected);
     }
 

@@ -6,8 +6,27 @@
 //! Control endpoints (no API key): `GET /sandbox/stats` returns [`SandboxStats`];
 //! `GET`/`PUT /sandbox/faults` reads/replaces [`Faults`]; `GET`/`PUT /sandbox/scenario`
 //! reads/replaces [`Scenario`]; `GET`/`PUT /sandbox/conversion-rate` reads/sets the INR
-//! per token rate as `{"conversion_rate": "88.50"}`.
+//! per token rate as `{"conversion_rate": "88.50"}`; `GET`/`PUT /sandbox/callbacks`
+//! reads/replaces [`Callbacks`] (400 for a non-http(s) URL or a rate outside `[0, 1]`);
+//! `POST /sandbox/onramp/{order_id}/pay` says the user has paid an on-ramp order without
+//! the merchant submitting a UTR (also [`SandboxHandle::pay`]): a `fiatPending` order that
+//! has not expired becomes `fiatReceived` and its status polls then progress as after an
+//! accepted UTR (the `order_received`, `transferred` and `completed` thresholds of
+//! [`Progression`] follow). It answers `{"orderId": …, "status": "fiatReceived"}`, 404 for
+//! an unknown order, 409 if the order expired or is past `fiatPending`.
+//!
+//! Merchant callbacks (`reference/providers.md` §1.5): with [`Callbacks::url`] set, every
+//! status change of an order (on-ramp: create → `fiatPending`, each change on a status poll,
+//! expiry when it is settled, `pay`; off-ramp: create → `pending`, each change on a status
+//! poll) is `POST`ed there as JSON with `Content-Type` and `Accept: application/json` and
+//! `X-Onmeta-Signature` = lowercase hex HMAC-SHA256(`secret`, exact body bytes). No
+//! timestamp, no event id, no retries; one background task sends them in the order they
+//! happened. Fault knobs: `drop_rate` (never sent), `repeat` (extra identical copies),
+//! `reorder` (each order's callbacks arrive pairwise swapped), `mis_sign_rate` (wrong
+//! signature), `wrap` (`{"request_data": {…}}`) and `lower_case_keys` (`orderid`,
+//! `txnhash`, …). The `callbacks_*` counters of [`SandboxStats`] count what happened.
 
+mod callbacks;
 mod clock;
 mod faults;
 mod routes;
@@ -15,6 +34,7 @@ mod scenario;
 mod state;
 #[cfg(test)]
 mod tests;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,6 +46,7 @@ use rust_decimal::Decimal;
 use self::clock::Clock;
 use self::state::World;
 
+pub use self::callbacks::{Callbacks, CallbacksError};
 pub use self::scenario::{OfframpProgression, Scenario};
 
 #[derive(Clone)]
@@ -50,6 +71,8 @@ pub struct SandboxConfig {
     pub offramp_progression: OfframpProgression,
     pub scenario: Scenario,
     pub faults: Faults,
+    /// Merchant callbacks; off by default (no URL).
+    pub callbacks: Callbacks,
 }
 
 impl SandboxConfig {
@@ -84,6 +107,7 @@ impl Default for SandboxConfig {
             offramp_progression: OfframpProgression::default(),
             scenario: Scenario::default(),
             faults: Faults::default(),
+            callbacks: Callbacks::default(),
         }
     }
 }
@@ -102,6 +126,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("offramp_progression", &self.offramp_progression)
             .field("scenario", &self.scenario)
             .field("faults", &self.faults)
+            .field("callbacks", &self.callbacks)
             .finish()
     }
 }
@@ -201,7 +226,21 @@ pub struct SandboxStats {
     /// Successful token refreshes.
     pub refreshes: u64,
     pub faults_injected: u64,
+    /// The most `/v1/*` requests that arrived within any one second (sliding window).
+    pub busiest_second: u64,
+    /// Callback HTTP requests made (repeats included, failed ones too).
+    pub callbacks_sent: u64,
+    /// Callbacks never sent (`drop_rate`).
+    pub callbacks_dropped: u64,
+    /// Callbacks sent with a wrong signature (`mis_sign_rate`), each counted once however
+    /// many copies `repeat` sends.
+    pub callbacks_mis_signed: u64,
+    /// Callback requests that failed: transport error or a non-2xx answer.
+    pub callbacks_failed: u64,
 }
+
+/// Where the callback sender takes the world's status changes from.
+type ChangeReceiver = tokio::sync::mpsc::UnboundedReceiver<callbacks::Change>;
 
 /// State shared by the handlers.
 pub(crate) struct Shared {
@@ -209,16 +248,39 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     world: Mutex<World>,
     faults: Mutex<Faults>,
+    callback_counters: Arc<callbacks::Counters>,
+    pub(crate) traffic: Mutex<traffic::Traffic>,
 }
 
 impl Shared {
-    fn new(config: &SandboxConfig) -> Self {
-        Shared {
+    /// The shared state and the receiving end of the world's status changes.
+    fn new(config: &SandboxConfig) -> (Self, ChangeReceiver) {
+        let (outbox, changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut world = World::new(config);
+        world.connect_callbacks(outbox);
+        let shared = Shared {
             api_key: config.api_key.clone(),
             clock: Clock::new(config.time_scale),
-            world: Mutex::new(World::new(config)),
+            world: Mutex::new(world),
             faults: Mutex::new(config.faults.clone()),
-        }
+            callback_counters: Arc::default(),
+            traffic: Mutex::new(traffic::Traffic::new()),
+        };
+        (shared, changes)
+    }
+
+    /// The counters, the callback sender's included.
+    pub(crate) fn stats(&self) -> SandboxStats {
+        let mut stats = self.world().stats.clone();
+        self.callback_counters.add_to(&mut stats);
+        stats.busiest_second = self.traffic().busiest_second();
+        stats
+    }
+
+    pub(crate) fn traffic(&self) -> MutexGuard<'_, traffic::Traffic> {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
@@ -269,11 +331,22 @@ impl Sandbox {
             config.offramp_progression.is_ordered(),
             "sandbox offramp_progression thresholds must not decrease"
         );
+        config
+            .callbacks
+            .validate()
+            .map_err(|err| anyhow::anyhow!("sandbox {err}"))?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(&config));
-        let app = routes::router(shared.clone());
+        let (shared, changes) = Shared::new(&config);
+        let shared = Arc::new(shared);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        callbacks::spawn_sender(
+            changes,
+            shared.clock.clone(),
+            shared.callback_counters.clone(),
+            stop_tx.subscribe(),
+        )?;
+        let app = routes::router(shared.clone());
         tokio::spawn(async move {
             let stopped = async move {
                 if stop_rx.wait_for(|stop| *stop).await.is_err() {
@@ -324,11 +397,22 @@ impl SandboxHandle {
     }
 
     pub fn stats(&self) -> SandboxStats {
-        self.shared.world().stats.clone()
+        self.shared.stats()
     }
 
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults_mut() = faults;
+    }
+
+    /// When each `/v1/*` request arrived (time since the sandbox started; the last
+    /// 200,000), as the provider would count its clients' rate.
+    pub fn request_times(&self) -> Vec<Duration> {
+        self.shared.traffic().arrivals()
+    }
+
+    /// When the last 429 was answered, on the clock of [`SandboxHandle::request_times`].
+    pub fn rate_limited_at(&self) -> Option<Duration> {
+        self.shared.traffic().rate_limited_at()
     }
 
     pub fn set_kyc_verified(&self, v: bool) {
@@ -357,7 +441,29 @@ impl SandboxHandle {
         Ok(())
     }
 
-    /// Graceful stop of the server task (in-flight requests finish).
+    pub fn callbacks(&self) -> Callbacks {
+        self.shared.world().callbacks.clone()
+    }
+
+    /// Replaces the callback settings; status changes from now on use them. Not validated
+    /// (a URL that does not parse makes every send fail; rates act as clamped to `[0, 1]`).
+    pub fn set_callbacks(&self, callbacks: Callbacks) {
+        self.shared.world().callbacks = callbacks;
+    }
+
+    /// The user has paid on-ramp order `order_id` without a UTR (as
+    /// `POST /sandbox/onramp/{order_id}/pay`). Fails for an unknown order, or one that
+    /// expired or is past `fiatPending`.
+    pub fn pay(&self, order_id: &str) -> anyhow::Result<()> {
+        self.shared
+            .world()
+            .pay(order_id, self.shared.clock.now())
+            .map(|_| ())
+            .map_err(|err| anyhow::anyhow!("cannot pay order {order_id}: {}", err.message))
+    }
+
+    /// Graceful stop of the server task and the callback sender (in-flight requests
+    /// finish; queued callbacks are not sent).
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
     }

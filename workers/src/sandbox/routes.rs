@@ -16,6 +16,7 @@ use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+mod callbacks;
 mod offramp;
 
 use super::clock::Clock;
@@ -68,7 +69,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/sandbox/conversion-rate",
             get(get_conversion_rate).put(put_conversion_rate),
-        );
+        )
+        .route(
+            "/sandbox/callbacks",
+            get(callbacks::get_settings).put(callbacks::put_settings),
+        )
+        .route("/sandbox/onramp/{order_id}/pay", post(callbacks::pay));
     v1.merge(control).with_state(shared)
 }
 
@@ -143,7 +149,7 @@ fn user(shared: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
     shared.world().authenticate(token, shared.clock.now())
 }
 
-fn rfc3339(clock: &Clock, provider_time: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn rfc3339(clock: &Clock, provider_time: chrono::DateTime<chrono::Utc>) -> String {
     clock
         .to_wall(provider_time)
         .to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -212,7 +218,9 @@ async fn link_upi(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
         let v = json_body(&body)?;
         let upi_id = str_field(&v, "upiId")?;
         let name = str_field(&v, "name")?;
-        let link = s.world().link_upi(&email, &upi_id, &name)?;
+        let mut world = s.world();
+        let link = world.link_upi(&email, &upi_id, &name)?;
+        world.note_customer(&email, &name, phone(&v));
         Ok(link_json(&link.reference, &link.state))
     })())
 }
@@ -252,11 +260,18 @@ async fn link_bank(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
         let account_number = str_field(&bank, "accountNumber")?;
         let account_name = str_field(&bank, "accountName")?;
         let ifsc = str_field(&bank, "ifsc")?;
-        let link = s
-            .world()
-            .link_bank(&email, &account_number, &account_name, &ifsc)?;
+        let mut world = s.world();
+        let link = world.link_bank(&email, &account_number, &account_name, &ifsc)?;
+        let name = opt_str(&v, "name").unwrap_or(account_name);
+        world.note_customer(&email, &name, phone(&v));
         Ok(link_json(&link.reference, &link.state))
     })())
+}
+
+/// `phone: {countryCode, number}` of a link request, for the callbacks' customer block.
+fn phone(v: &Value) -> Option<(String, String)> {
+    let phone = v.get("phone")?;
+    Some((opt_str(phone, "countryCode")?, opt_str(phone, "number")?))
 }
 
 /// A link answer: `status` `SUCCESS`, `PENDING` or `FAILED` (with a reason).
@@ -518,7 +533,7 @@ async fn list_orders(State(s): St, headers: HeaderMap, Path(skip): Path<String>)
 // ---------------------------------------------------------------------------------------------
 
 async fn stats(State(s): St) -> Response {
-    axum::Json(s.world().stats.clone()).into_response()
+    axum::Json(s.stats()).into_response()
 }
 
 async fn get_faults(State(s): St) -> Response {

@@ -9,10 +9,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use rust_decimal::{Decimal, RoundingStrategy};
+use tokio::sync::mpsc;
 
+use super::callbacks::{Callbacks, Change};
 use super::clock::delta;
 use super::{OfframpProgression, Progression, SandboxConfig, SandboxStats, Scenario};
 
+mod callbacks;
 mod offramp;
 
 pub(crate) use offramp::{NewOfframp, OfframpOrder, REFUND_REASON, TxHashAnswer};
@@ -183,6 +186,12 @@ struct User {
     orders: Vec<String>,
     /// KYC checks that still answer "not verified" (see `Scenario::kyc_pending_checks`).
     kyc_checks_left: u32,
+    /// Name and `(country code, number)` from the user's latest link request, for the
+    /// callbacks' `customer` block.
+    name: Option<String>,
+    phone: Option<(String, String)>,
+    /// First login.
+    created_at: Option<DateTime<Utc>>,
 }
 
 /// One row of the order list: either kind.
@@ -227,7 +236,11 @@ pub(crate) struct Order {
     pub expires_at: DateTime<Utc>,
     pub status: String,
     pub utr: Option<String>,
-    /// Status polls since the UTR was accepted.
+    /// The user paid (sandbox control `POST /sandbox/onramp/{id}/pay`): polls progress the
+    /// order as if a UTR had been accepted.
+    pub paid: bool,
+    /// Status polls since the UTR was accepted (or, after `paid`, the `fiat_received`
+    /// threshold plus the polls since).
     pub polls: u32,
     pub tx_hash: Option<String>,
     pub transferred_amount: Option<Decimal>,
@@ -283,6 +296,10 @@ pub(crate) struct World {
     tokens: HashMap<String, Token>,
     orders: HashMap<String, Order>,
     pub stats: SandboxStats,
+    /// Merchant callback settings in force.
+    pub callbacks: Callbacks,
+    /// Where status changes are recorded for the callback sender (none: not recorded).
+    outbox: Option<mpsc::UnboundedSender<Change>>,
 }
 
 fn key(email: &str) -> String {
@@ -308,7 +325,7 @@ fn already_verified() -> ApiError {
 }
 
 /// Token decimals the sandbox assumes for a symbol.
-fn token_decimals(symbol: &str) -> u32 {
+pub(crate) fn token_decimals(symbol: &str) -> u32 {
     match symbol.to_ascii_uppercase().as_str() {
         "USDT" | "USDC" | "USDC.E" => 6,
         _ => 18,
@@ -366,6 +383,8 @@ impl World {
             tokens: HashMap::new(),
             orders: HashMap::new(),
             stats: SandboxStats::default(),
+            callbacks: config.callbacks.clone(),
+            outbox: None,
         }
     }
 
@@ -376,7 +395,7 @@ impl World {
         if !email.contains('@') || email.len() < 3 {
             return Err(ApiError::bad_request("invalid email"));
         }
-        self.user_mut(&email);
+        self.user_mut(&email).created_at.get_or_insert(now);
         if self.tokens.len() > 10_000 {
             self.sweep_tokens(now);
         }
@@ -722,6 +741,7 @@ impl World {
             expires_at,
             status: STATUS_FIAT_PENDING.to_owned(),
             utr: None,
+            paid: false,
             polls: 0,
             tx_hash: None,
             transferred_amount: None,
@@ -735,6 +755,7 @@ impl World {
                 .or_default() += 1;
         }
         self.orders.insert(id, order.clone());
+        self.emit_onramp(&order);
         Ok(order)
     }
 
@@ -765,6 +786,7 @@ impl World {
                     .unwrap_or(DateTime::<Utc>::MAX_UTC),
                 status: STATUS_FIAT_PENDING.to_owned(),
                 utr: None,
+                paid: false,
                 polls: 0,
                 tx_hash: None,
                 transferred_amount: None,
@@ -828,7 +850,12 @@ impl World {
                 message: "Order already success, can't update UTR".to_owned(),
             });
         }
+        let pending = order.status == STATUS_FIAT_PENDING;
         if Self::settle_expiry(order, now) {
+            if pending {
+                let expired = order.clone();
+                self.emit_onramp(&expired);
+            }
             return Err(ApiError::bad_request("order expired"));
         }
         match order.utr.as_deref() {
@@ -851,7 +878,7 @@ impl World {
         Ok(())
     }
 
-    /// Reads an order's status, counting one poll when a UTR is known.
+    /// Reads an order's status, counting one poll when a UTR is known or the user paid.
     pub(crate) fn poll_status(
         &mut self,
         email: &str,
@@ -861,27 +888,34 @@ impl World {
         let rate = self.conversion_rate;
         let progression = self.progression.clone();
         let order = self.own_order_mut(email, order_id)?;
-        if order.utr.is_none() {
-            Self::settle_expiry(order, now);
-            return Ok(order.clone());
+        let changed = if order.utr.is_none() && !order.paid {
+            let pending = order.status == STATUS_FIAT_PENDING;
+            Self::settle_expiry(order, now) && pending
+        } else {
+            order.polls = order.polls.saturating_add(1);
+            let next = progressed_status(&progression, order.polls);
+            let changed = order.status != next && order.status != STATUS_COMPLETED;
+            if changed {
+                order.status = next.to_owned();
+                order.updated_at = now;
+            }
+            if matches!(order.status.as_str(), "transferred" | STATUS_COMPLETED)
+                && order.tx_hash.is_none()
+            {
+                order.tx_hash = Some(format!("0x{}", random_hex(32)));
+                order.transferred_amount = Some(
+                    (order.request.fiat_amount / rate)
+                        .round_dp_with_strategy(6, RoundingStrategy::ToZero)
+                        .normalize(),
+                );
+            }
+            changed
+        };
+        let order = order.clone();
+        if changed {
+            self.emit_onramp(&order);
         }
-        order.polls = order.polls.saturating_add(1);
-        let next = progressed_status(&progression, order.polls);
-        if order.status != next && order.status != STATUS_COMPLETED {
-            order.status = next.to_owned();
-            order.updated_at = now;
-        }
-        if matches!(order.status.as_str(), "transferred" | STATUS_COMPLETED)
-            && order.tx_hash.is_none()
-        {
-            order.tx_hash = Some(format!("0x{}", random_hex(32)));
-            order.transferred_amount = Some(
-                (order.request.fiat_amount / rate)
-                    .round_dp_with_strategy(6, RoundingStrategy::ToZero)
-                    .normalize(),
-            );
-        }
-        Ok(order.clone())
+        Ok(order)
     }
 
     /// The user's orders of both kinds, newest first, `limit` after skipping `skip`;

@@ -1,5 +1,6 @@
 //! The Onmeta connector against the sandbox over real HTTP on 127.0.0.1.
 
+mod callbacks;
 mod edge_cases;
 mod offramp;
 

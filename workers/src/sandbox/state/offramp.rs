@@ -61,7 +61,7 @@ impl OfframpOrder {
         }
     }
 
-    fn terminal(&self) -> bool {
+    pub(super) fn terminal(&self) -> bool {
         matches!(self.status.as_str(), OFFRAMP_COMPLETED | OFFRAMP_REFUNDED)
     }
 }
@@ -206,6 +206,7 @@ impl World {
                 .or_default() += 1;
         }
         self.offramp_orders.insert(id, order.clone());
+        self.emit_offramp(&order);
         Ok(order)
     }
 
@@ -285,7 +286,8 @@ impl World {
         }
         order.polls = order.polls.saturating_add(1);
         let next = offramp_progressed_status(&progression, order.polls, order.refund);
-        if order.reported_status() != next {
+        let changed = order.reported_status() != next;
+        if changed {
             order.status = next.to_owned();
             order.updated_at = now;
         }
@@ -296,7 +298,11 @@ impl World {
         {
             order.payout_reference = Some(random_digits(12));
         }
-        Ok(order.clone())
+        let order = order.clone();
+        if changed {
+            self.emit_offramp(&order);
+        }
+        Ok(order)
     }
 }
 

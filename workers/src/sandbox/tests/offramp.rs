@@ -11,7 +11,7 @@ use crate::providers::{
 use crate::sandbox::scenario::KNOWN_OFFRAMP_STATUSES;
 use crate::sandbox::{Faults, SandboxConfig, Scenario};
 
-const HASH: &str = "0x9f2c4a7e1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+pub(super) const HASH: &str = "0x9f2c4a7e1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 const SENDER: &str = "0x64Dc21C25Ba5ec2637e1fA32a5db7A845b9Ec222";
 const REFUND: &str = "0x1111222233334444555566667777888899990000";
 fn sell(amount: &str) -> SellQuoteRequest {
@@ -39,7 +39,7 @@ fn offramp(merchant_ref: &str) -> CreateOfframpRequest {
 }
 
 /// Links the payout account (logging in implicitly) and creates one off-ramp order.
-async fn linked_offramp(c: &OnmetaClient, merchant_ref: &str) -> String {
+pub(super) async fn linked_offramp(c: &OnmetaClient, merchant_ref: &str) -> String {
     c.link_bank(EMAIL, &bank_link(), TP).await.unwrap();
     c.create_offramp_order(EMAIL, &offramp(merchant_ref), TP)
         .await
