@@ -21,6 +21,8 @@ mod m20261122_000041_webhook_endpoints;
 mod m20261122_000042_webhook_attempts;
 mod m20261201_000001_h2_lease_owner_and_retention_indexes;
 mod m20261201_000031_h3_command_fingerprint;
+mod m20261201_000051_provider_callbacks;
+mod m20261201_000052_task_priority;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000042_webhook_attempts::Migration),
             Box::new(m20261201_000001_h2_lease_owner_and_retention_indexes::Migration),
             Box::new(m20261201_000031_h3_command_fingerprint::Migration),
+            Box::new(m20261201_000051_provider_callbacks::Migration),
+            Box::new(m20261201_000052_task_priority::Migration),
         ]
     }
 }

@@ -12,6 +12,8 @@ use rampd_e2e::{Backend, Stack, create_body, wait_for};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
+mod budget;
+mod callbacks;
 mod edge_cases;
 mod fairness;
 mod lookup;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ms};
 use crate::executor::Executor;
+use crate::providers::budget::RequestBudget;
 use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
 use crate::shared::{Shared, Wakers};
 use crate::storage::group_commit::GroupCommit;
@@ -41,6 +42,13 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     {
         anyhow::bail!("onramp amount limits must satisfy 0 < amount_min <= amount_max");
     }
+    let p = &cfg.provider;
+    if !(p.requests_per_sec.is_finite() && p.requests_per_sec >= 0.0) || p.replicas == 0 {
+        anyhow::bail!("provider.requests_per_sec must be >= 0 and provider.replicas >= 1");
+    }
+    if cfg.callbacks.body_limit_bytes == 0 {
+        anyhow::bail!("callbacks.body_limit_bytes must be >= 1");
+    }
     cfg.webhooks.validate()?;
     cfg.retention.validate()?;
     intake::lanes::validate_filter(cfg.nats.consumer_filter.as_deref())?;
@@ -52,6 +60,8 @@ pub struct Worker {
     pub shared: Shared,
     /// Where `/metrics`, `/healthz` and `/readyz` are served, when `admin.listen` is set.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// Where provider callbacks are received, when `callbacks.listen` is set.
+    pub callbacks_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -82,7 +92,11 @@ impl Worker {
             base_url: cfg.provider.base_url.clone(),
             api_key: cfg.provider.api_key.expose_secret().to_string().into(),
             timeout: ms(cfg.provider.timeout_ms),
-        })?;
+        })?
+        .with_budget(RequestBudget::share(
+            cfg.provider.requests_per_sec,
+            cfg.provider.replicas,
+        ));
         let writers = match storage::is_sqlite(&db) {
             true => 1, // SQLite has one writer at a time
             false => storage::group_commit::POSTGRES_WRITERS,
@@ -108,6 +122,15 @@ impl Worker {
             }
             None => None,
         };
+        let callbacks_addr = match shared.cfg.callbacks.listen {
+            Some(listen) => {
+                let (addr, serve) =
+                    crate::callbacks::http::bind(&shared, listen, shutdown.clone()).await?;
+                tasks.spawn(serve);
+                Some(addr)
+            }
+            None => None,
+        };
         tasks.spawn(intake::lanes::run(
             shared.clone(),
             commands,
@@ -121,6 +144,7 @@ impl Worker {
         Ok(Worker {
             shared,
             admin_addr,
+            callbacks_addr,
             shutdown,
             tasks,
         })

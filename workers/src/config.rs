@@ -32,6 +32,8 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub webhooks: WebhookConfig,
     pub admin: AdminConfig,
+    /// The provider's own webhooks (`crate::callbacks`).
+    pub callbacks: CallbacksConfig,
     pub retention: RetentionConfig,
 }
 
@@ -88,13 +90,43 @@ pub struct AdminConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// The listener for the provider's callbacks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Address to serve `POST /callbacks/onmeta` on, e.g. `0.0.0.0:9465`. Off when unset
+    /// (the default): polling alone drives orders. Give the provider
+    /// `https://<public host>/callbacks/onmeta` as the callback URL.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Larger bodies are refused with 413 before they are read (the provider's are ~2 KiB).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            listen: None,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
     pub base_url: String,
     pub api_key: SecretString,
+    /// The merchant API secret the provider signs its callbacks with.
+    pub api_secret: SecretString,
+    /// The secret before the last rotation, accepted as well until it is removed.
+    pub api_secret_previous: Option<SecretString>,
     pub timeout_ms: u64,
+    /// The request budget for this provider, all replicas together (requests per
+    /// second); 0 (the default) sets no budget. See `providers::budget`.
+    pub requests_per_sec: f64,
+    /// How many replicas share `requests_per_sec`: each one spends at most its share.
+    pub replicas: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -233,6 +265,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             webhooks: WebhookConfig::default(),
             admin: AdminConfig::default(),
+            callbacks: CallbacksConfig::default(),
             retention: RetentionConfig::default(),
         }
     }
@@ -244,7 +277,11 @@ impl Default for ProviderConfig {
             name: "onmeta".into(),
             base_url: "http://127.0.0.1:8088".into(),
             api_key: SecretString::from("sandbox-api-key"),
+            api_secret: SecretString::from("sandbox-api-secret"),
+            api_secret_previous: None,
             timeout_ms: 15_000,
+            requests_per_sec: 0.0,
+            replicas: 1,
         }
     }
 }
@@ -445,6 +482,18 @@ impl Config {
         }
         if let Some(v) = env("RAMPD_PROVIDER_API_KEY") {
             cfg.provider.api_key = SecretString::from(v);
+        }
+        if let Some(v) = env("RAMPD_PROVIDER_API_SECRET") {
+            cfg.provider.api_secret = SecretString::from(v);
+        }
+        if let Some(v) = env("RAMPD_PROVIDER_API_SECRET_PREVIOUS") {
+            cfg.provider.api_secret_previous = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("RAMPD_CALLBACKS_LISTEN") {
+            cfg.callbacks.listen = Some(
+                v.parse()
+                    .map_err(|e| anyhow::anyhow!("RAMPD_CALLBACKS_LISTEN {v:?}: {e}"))?,
+            );
         }
         if let Some(v) = env("RAMPD_WEBHOOK_SECRETS_KEY") {
             cfg.webhooks.secrets_key = Some(SecretString::from(v));

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod app;
 pub mod bench;
+pub mod callbacks;
 pub mod config;
 pub mod demo;
 pub mod executor;

@@ -1060,6 +1060,19 @@ fn example_config_loads_with_every_key_at_its_default() {
         def.provider.api_key.expose_secret()
     );
     assert_eq!(file.provider.timeout_ms, def.provider.timeout_ms);
+    assert_eq!(
+        file.provider.api_secret.expose_secret(),
+        def.provider.api_secret.expose_secret()
+    );
+    assert_eq!(
+        file.provider.requests_per_sec,
+        def.provider.requests_per_sec
+    );
+    assert_eq!(file.provider.replicas, def.provider.replicas);
+    assert_eq!(
+        format!("{:?}", file.callbacks),
+        format!("{:?}", def.callbacks)
+    );
     assert_eq!(format!("{:?}", file.nats), format!("{:?}", def.nats));
     assert_eq!(file.orders.policy(), def.orders.policy());
     assert_eq!(file.orders.limits(), def.orders.limits());
@@ -1083,6 +1096,7 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("WebhookConfig", "webhooks"),
         ("EndpointConfig", "webhooks.endpoints"),
         ("AdminConfig", "admin"),
+        ("CallbacksConfig", "callbacks"),
         ("RetentionConfig", "retention"),
     ];
     assert_eq!(file.admin.listen, def.admin.listen);
@@ -1092,6 +1106,7 @@ fn example_config_loads_with_every_key_at_its_default() {
     );
     let table_fields = [
         "admin",
+        "callbacks",
         "provider",
         "nats",
         "orders",

@@ -76,6 +76,12 @@ impl Executor {
     async fn claim_due(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
         let cfg = &self.shared.cfg;
         let now = Utc::now().timestamp_millis();
+        // No more orders than the provider budget can serve now: the claim takes the most
+        // urgent due tasks first, so the budget goes to them (`providers::budget`).
+        let room = room.min(self.provider.budget().available());
+        if room == 0 {
+            return Ok(Vec::new());
+        }
         // Ready and due is the queue's own guard (`lease::TASKS`); drive tasks only.
         let drive = Condition::all().add(tasks::Column::Kind.eq(DRIVE));
         claim::<tasks::Entity, _>(
@@ -185,7 +191,7 @@ impl Executor {
         if let (Some(task), Some(token)) = (task, release_lease)
             && let Some(run_at) = decision.only_reschedules(&stored.order)
         {
-            reschedule_grouped(&self.shared.commits, task, token, run_at).await?;
+            reschedule_grouped(&self.shared.commits, task, token, run_at, decision.urgency).await?;
             return Ok(stored.clone());
         }
         let (decision, committed) = commit_grouped(

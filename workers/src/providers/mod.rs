@@ -2,6 +2,7 @@
 //! every failure (see [`error::ProviderError`]). Connectors hold no order state.
 
 pub mod attempt;
+pub mod budget;
 pub mod error;
 pub mod onmeta;
 

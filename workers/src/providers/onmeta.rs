@@ -8,6 +8,7 @@
 //! provider. After an error whose outcome is unclear (`Retryable`, `Unknown`), look the state
 //! up (`recent_orders` by merchant reference, `fetch_upis`, `fetch_banks`) before calling again.
 
+pub mod callback;
 pub mod lookup;
 mod parse;
 
@@ -27,12 +28,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::attempt;
+use super::budget::RequestBudget;
 use super::error::{ProviderError, RawResponse, parse_retry_after, transport_error};
 use crate::telemetry::{self, meters, spans};
 use tracing::Instrument;
 
-/// The provider's name in spans and metrics.
-const PROVIDER: &str = "onmeta";
+/// The provider's name in spans, metrics and the `orders.provider` column.
+pub const PROVIDER: &str = "onmeta";
+
+/// How long one request waits for the provider budget before it is given up (and its
+/// order rescheduled); short beside the step's timeout and lease.
+const BUDGET_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Lifetime Onmeta gives an access token.
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -432,6 +438,8 @@ impl fmt::Debug for OnrampPayment {
 #[derive(Clone)]
 pub struct OnmetaClient {
     inner: Arc<Inner>,
+    /// Every request waits for a token of this; a 429 slows it down.
+    budget: RequestBudget,
 }
 
 struct Inner {
@@ -511,7 +519,18 @@ impl OnmetaClient {
                 api_key,
                 sessions: Mutex::new(HashMap::new()),
             }),
+            budget: RequestBudget::unlimited(),
         })
+    }
+
+    /// The same client, spending `budget` for every request.
+    pub fn with_budget(self, budget: RequestBudget) -> Self {
+        OnmetaClient { budget, ..self }
+    }
+
+    /// The budget this client spends.
+    pub fn budget(&self) -> &RequestBudget {
+        &self.budget
     }
 
     // --- user-scoped API ---------------------------------------------------------------------
@@ -1035,6 +1054,16 @@ impl OnmetaClient {
         bearer: Option<&SecretString>,
         traceparent: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
+        if let Err(wait) = self.budget.acquire(BUDGET_PATIENCE).await {
+            tracing::debug!(
+                endpoint,
+                wait_ms = wait.as_millis() as u64,
+                "over the provider budget; not sent"
+            );
+            return Err(ProviderError::RateLimited {
+                retry_after: Some(wait),
+            });
+        }
         let span = spans::provider_call(PROVIDER, method.as_str(), endpoint, attempt::current());
         let started = Instant::now();
         let sent = self
@@ -1045,6 +1074,11 @@ impl OnmetaClient {
             Ok(raw) => (Some(raw.status), false),
             Err(e) => (None, e.to_string().contains("timed out")),
         };
+        if let Ok(raw) = &sent
+            && raw.status == 429
+        {
+            self.budget.rate_limited(raw.retry_after);
+        }
         let outcome = meters::provider_outcome(status, timed_out);
         meters::provider_call(PROVIDER, endpoint, outcome, started.elapsed());
         span.record("outcome", outcome);

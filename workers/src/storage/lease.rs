@@ -31,6 +31,9 @@ pub struct LeaseColumns<C> {
     pub id: C,
     pub lease_owner: C,
     pub lease_until: C,
+    /// Claimed first, lowest first, before `order_by` (the tasks' urgency); `None` for
+    /// queues whose rows are all alike.
+    pub first_by: Option<C>,
     /// Claim order (oldest due first).
     pub order_by: C,
     /// When a row falls due (epoch ms); a claim takes only rows with `due_at <= now`.
@@ -40,11 +43,14 @@ pub struct LeaseColumns<C> {
     pub open: fn() -> Condition,
 }
 
-/// Order tasks, claimed oldest `run_at` first.
+/// Order tasks, claimed most urgent first (`priority`), then oldest `run_at` first: when
+/// the provider budget lets the executor claim fewer than are due, the orders whose
+/// payment was just submitted go before deadline checks, and those before parked orders.
 pub const TASKS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
     id: scheduled_tasks::Column::Id,
     lease_owner: scheduled_tasks::Column::LeaseOwner,
     lease_until: scheduled_tasks::Column::LeaseUntil,
+    first_by: Some(scheduled_tasks::Column::Priority),
     order_by: scheduled_tasks::Column::RunAt,
     due_at: Some(scheduled_tasks::Column::RunAt),
     open: || Condition::all().add(scheduled_tasks::Column::Status.eq("ready")),
@@ -57,6 +63,7 @@ pub const OUTBOX: LeaseColumns<outbox::Column> = LeaseColumns {
     id: outbox::Column::Id,
     lease_owner: outbox::Column::LeaseOwner,
     lease_until: outbox::Column::LeaseUntil,
+    first_by: None,
     order_by: outbox::Column::CreatedAt,
     due_at: None,
     open: || Condition::all().add(outbox::Column::PublishedAt.is_null()),
@@ -67,6 +74,7 @@ pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
     id: webhook_deliveries::Column::Id,
     lease_owner: webhook_deliveries::Column::LeaseOwner,
     lease_until: webhook_deliveries::Column::LeaseUntil,
+    first_by: None,
     order_by: webhook_deliveries::Column::RunAt,
     due_at: Some(webhook_deliveries::Column::RunAt),
     open: || Condition::all().add(webhook_deliveries::Column::Status.eq(PENDING)),
@@ -98,14 +106,16 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let mut due = E::find()
-        .select_only()
-        .column(cols.id)
-        .filter(narrow.clone())
-        .filter(claimable(cols, now_ms))
-        .order_by_asc(cols.order_by)
-        .limit(limit)
-        .into_query();
+    let mut due = in_claim_order(
+        E::find()
+            .select_only()
+            .column(cols.id)
+            .filter(narrow.clone())
+            .filter(claimable(cols, now_ms)),
+        cols,
+    )
+    .limit(limit)
+    .into_query();
     let chosen = if db.get_database_backend() == DbBackend::Postgres {
         due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         // Not `IN (subquery)`: PostgreSQL may plan that as a semi-join that runs the
@@ -131,15 +141,31 @@ where
         .exec_with_returning(db)
         .await?;
     // RETURNING keeps no order; the relay publishes in this order.
-    rows.sort_by_key(|row| sort_key(row.get(cols.order_by)));
+    rows.sort_by_key(|row| {
+        let first = cols.first_by.map_or(0, |c| sort_key(row.get(c)));
+        (first, sort_key(row.get(cols.order_by)))
+    });
     Ok(rows)
 }
 
-/// The claim-order column's value as a sortable integer (all of them are epoch ms).
+/// `ORDER BY first_by, order_by` (or `order_by` alone).
+fn in_claim_order<E, C>(q: sea_orm::Select<E>, cols: &LeaseColumns<C>) -> sea_orm::Select<E>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
+    match cols.first_by {
+        Some(first) => q.order_by_asc(first).order_by_asc(cols.order_by),
+        None => q.order_by_asc(cols.order_by),
+    }
+}
+
+/// A claim-order column's value as a sortable integer (epoch ms, or a priority).
 fn sort_key(v: sea_orm::Value) -> i64 {
     match v {
         sea_orm::Value::BigInt(Some(n)) => n,
         sea_orm::Value::Int(Some(n)) => n.into(),
+        sea_orm::Value::SmallInt(Some(n)) => n.into(),
         _ => i64::MIN,
     }
 }
@@ -157,16 +183,18 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    E::find()
-        .select_only()
-        .column(cols.id)
-        .filter(narrow)
-        .filter(claimable(cols, now_ms))
-        .order_by_asc(cols.order_by)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await
+    in_claim_order(
+        E::find()
+            .select_only()
+            .column(cols.id)
+            .filter(narrow)
+            .filter(claimable(cols, now_ms)),
+        cols,
+    )
+    .limit(limit)
+    .into_tuple()
+    .all(db)
+    .await
 }
 
 /// Lease those of `ids` that are still claimable at `now_ms` (open, due, no live lease, and
@@ -197,9 +225,7 @@ where
         .filter(claimable(cols, now_ms))
         .exec(db)
         .await?;
-    E::find()
-        .filter(cols.lease_owner.eq(token))
-        .order_by_asc(cols.order_by)
+    in_claim_order(E::find().filter(cols.lease_owner.eq(token)), cols)
         .all(db)
         .await
 }

@@ -257,7 +257,39 @@ async fn a_claim_takes_at_most_its_limit_oldest_first(db: DatabaseConnection) {
     assert_eq!(ids, ["t3", "t4", "t5", "t6", "t7", "t8", "t9"]);
 }
 
+/// When fewer tasks can be claimed than are due (a short provider budget), the most
+/// urgent go first, whatever their age: a submitted payment (0) before a deadline check
+/// (1) before a parked order (2); within one urgency, the oldest due first.
+async fn a_claim_takes_the_most_urgent_due_tasks_first(db: DatabaseConnection) {
+    let db = &db;
+    for (id, priority, age) in [
+        ("parked-old", 2, 9_000),
+        ("deadline", 1, 5_000),
+        ("paid-new", 0, 10),
+        ("parked-new", 2, 100),
+        ("paid-old", 0, 3_000),
+    ] {
+        let mut row = task_row(id, "ready", NOW - age);
+        row.priority = Set(priority);
+        tasks::Entity::insert(row)
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+    }
+    let first = claim::<tasks::Entity, _>(db, &TASKS, drive(), "a", NOW, LEASE, 2)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = first.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["paid-old", "paid-new"]);
+    let rest = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW, LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rest.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["deadline", "parked-old", "parked-new"]);
+}
+
 storage_cases!(
+    a_claim_takes_the_most_urgent_due_tasks_first,
     a_claim_takes_at_most_its_limit_oldest_first,
     stale_candidates_never_claim_a_rescheduled_delivery,
     stale_candidates_never_claim_a_rescheduled_or_done_task,

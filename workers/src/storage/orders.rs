@@ -72,3 +72,20 @@ pub async fn holder_of_payment_ref(
         .await?
         .map(|m| (m.id, m.tenant)))
 }
+
+/// The order that `provider`'s order `provider_order_id` belongs to (the unique index
+/// `(provider, provider_order_id)`: a provider order is ours at most once, whatever the
+/// tenant).
+pub async fn load_by_provider_order(
+    db: &impl ConnectionTrait,
+    provider: &str,
+    provider_order_id: &str,
+) -> Result<Option<StoredOrder>, DbErr> {
+    orders::Entity::find()
+        .filter(orders::Column::Provider.eq(provider))
+        .filter(orders::Column::ProviderOrderId.eq(provider_order_id))
+        .one(db)
+        .await?
+        .map(decode)
+        .transpose()
+}

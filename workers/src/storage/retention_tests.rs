@@ -60,6 +60,7 @@ async fn add_task(
         kind: Set("drive".into()),
         status: Set(status.into()),
         run_at: Set(run_at),
+        priority: Set(0),
         attempt: Set(0),
         lease_owner: Set(lease.map(|_| "w/1".to_string())),
         lease_until: Set(lease),

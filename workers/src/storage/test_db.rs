@@ -176,6 +176,7 @@ pub(crate) fn task_row(
         kind: Set(super::write::DRIVE.into()),
         status: Set(status.into()),
         run_at: Set(run_at),
+        priority: Set(0),
         attempt: Set(0),
         lease_owner: Set(None),
         lease_until: Set(None),

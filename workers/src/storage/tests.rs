@@ -223,6 +223,7 @@ async fn exercise(db: &DatabaseConnection) {
         kind: Set("poll".to_owned()),
         status: Set("pending".to_owned()),
         run_at: Set(1_763_700_060_000),
+        priority: NotSet,
         attempt: NotSet,
         lease_owner: Set(None),
         lease_until: Set(None),

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use rampd_domain::Direction;
 use rampd_domain::command_identity::Fingerprint;
 use rampd_domain::event::{CommandRejected, OrderEvent, order_event, subject_suffix};
-use rampd_domain::order::{Decision, NextRun};
+use rampd_domain::order::{Decision, NextRun, Urgency};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -139,12 +139,13 @@ struct GroupedReschedule {
     task: scheduled_tasks::Model,
     token: String,
     run_at: DateTime<Utc>,
+    urgency: Urgency,
 }
 
 impl GroupWrite for GroupedReschedule {
     fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
         Box::pin(async move {
-            reschedule(txn, &self.task, &self.token, self.run_at).await?;
+            reschedule(txn, &self.task, &self.token, self.run_at, self.urgency).await?;
             Ok(0)
         })
     }
@@ -205,6 +206,7 @@ pub async fn reschedule(
     task: &scheduled_tasks::Model,
     token: &str,
     run_at: DateTime<Utc>,
+    urgency: Urgency,
 ) -> Result<(), DbErr> {
     let mine = |update| {
         released(update, &TASKS)
@@ -215,6 +217,10 @@ pub async fn reschedule(
         .col_expr(
             scheduled_tasks::Column::RunAt,
             Expr::value(run_at.timestamp_millis()),
+        )
+        .col_expr(
+            scheduled_tasks::Column::Priority,
+            Expr::value(urgency.rank()),
         )
         .filter(scheduled_tasks::Column::RunAt.eq(task.run_at))
         .filter(scheduled_tasks::Column::UpdatedAt.eq(task.updated_at))
@@ -237,11 +243,13 @@ pub async fn reschedule_grouped(
     task: &scheduled_tasks::Model,
     token: &str,
     run_at: DateTime<Utc>,
+    urgency: Urgency,
 ) -> Result<(), DbErr> {
     let job = Arc::new(GroupedReschedule {
         task: task.clone(),
         token: token.to_string(),
         run_at,
+        urgency,
     });
     group
         .write(&task.order_id, job)
@@ -357,7 +365,7 @@ async fn write_order(
                 data: Set(data),
                 sm_version: Set(o.sm_version),
                 version: Set(1),
-                provider: Set("onmeta".into()),
+                provider: Set(crate::providers::onmeta::PROVIDER.into()),
                 provider_order_id: Set(o.provider_order_id.clone()),
                 utr: Set(utr),
                 deposit_tx_hash: Set(tx_hash),
@@ -398,7 +406,7 @@ async fn write_order(
     };
 
     write_history(txn, d, w, now).await?;
-    write_task(txn, &id, d.next_run, w.trace_ctx, now, w.release_lease).await?;
+    write_task(txn, &id, d, w.trace_ctx, now, w.release_lease).await?;
     let subscribers = match d.events.is_empty() {
         true => Vec::new(),
         false => endpoints.of_tenant(txn, &o.tenant).await?,
@@ -542,13 +550,13 @@ async fn write_one_history_row(
 async fn write_task(
     txn: &impl ConnectionTrait,
     order_id: &str,
-    next: NextRun,
+    d: &Decision,
     trace_ctx: Option<&str>,
     now: i64,
     release_lease: Option<&str>,
 ) -> Result<(), DbErr> {
     use scheduled_tasks::Column as C;
-    let (status, run_at) = match next {
+    let (status, run_at) = match d.next_run {
         NextRun::Keep => return Ok(()),
         NextRun::At(t) => ("ready", t.timestamp_millis()),
         NextRun::Done => ("done", now),
@@ -559,6 +567,7 @@ async fn write_task(
         kind: Set(DRIVE.into()),
         status: Set(status.into()),
         run_at: Set(run_at),
+        priority: Set(d.urgency.rank()),
         attempt: Set(0),
         lease_owner: Set(None),
         lease_until: Set(None),
@@ -570,7 +579,7 @@ async fn write_task(
     // Another holder's lease is left alone: a replica that holds it finishes its call and
     // then finds the order's version moved on. The lease of `release_lease` ends here.
     let mut upsert = OnConflict::columns([C::OrderId, C::Kind])
-        .update_columns([C::Status, C::RunAt, C::UpdatedAt])
+        .update_columns([C::Status, C::RunAt, C::Priority, C::UpdatedAt])
         .to_owned();
     if let Some(token) = release_lease {
         // `CASE WHEN lease_owner = <token> THEN NULL ELSE <col> END`, on the stored row.

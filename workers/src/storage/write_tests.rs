@@ -14,7 +14,7 @@ use rampd_domain::command::{OnrampRequest, PaymentMethod, User};
 use rampd_domain::event::{CommandRejected, OrderEvent};
 use rampd_domain::order::{
     self, Ctx, Decision, EventKind, Input, LinkResult, NextRun, Observation, Order, OrderPolicy,
-    OrderRequest, OrderState, ProviderOrder, Quote, StatusReport,
+    OrderRequest, OrderState, ProviderOrder, Quote, StatusReport, Urgency,
 };
 use rampd_domain::values::{
     BankAccountNumber, ChainFamily, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan, PersonName,
@@ -381,8 +381,9 @@ async fn assert_decision_written(
         NextRun::At(t) => {
             let task = task.expect("drive task");
             assert_eq!(
-                (task.status.as_str(), task.run_at),
-                ("ready", t.timestamp_millis())
+                (task.status.as_str(), task.run_at, task.priority),
+                ("ready", t.timestamp_millis(), d.urgency.rank()),
+                "the task is due when the decision said, as urgent as it said"
             );
         }
         NextRun::Done => assert_eq!(task.expect("drive task").status, "done"),
@@ -1131,7 +1132,9 @@ async fn reschedule_moves_only_the_task(db: DatabaseConnection) {
 
     let claimed = claim_tasks(db, "exec-1", now, 10).await;
     let token = claimed[0].lease_owner.clone().unwrap();
-    reschedule(db, &claimed[0], &token, at(15)).await.unwrap();
+    reschedule(db, &claimed[0], &token, at(15), Urgency::Moving)
+        .await
+        .unwrap();
     let task = drive_task(db, &id).await.unwrap();
     assert_eq!(task.run_at, at(15).timestamp_millis());
     assert_eq!((task.lease_owner, task.lease_until), (None, None));
@@ -1162,7 +1165,9 @@ async fn reschedule_moves_only_the_task(db: DatabaseConnection) {
     commit_decision(db, &eps, write(Some(t.version), &d, None, at(16)))
         .await
         .unwrap();
-    reschedule(db, &claimed[0], &token, at(30)).await.unwrap();
+    reschedule(db, &claimed[0], &token, at(30), Urgency::Moving)
+        .await
+        .unwrap();
     let task = drive_task(db, &id).await.unwrap();
     assert_eq!(
         task.run_at,
@@ -1577,7 +1582,16 @@ async fn one_batch_moves_each_task_by_its_own_guard(db: DatabaseConnection) {
     let later = DateTime::from_timestamp_millis(now + 15_000).unwrap();
     let moves = claimed.iter().map(|t| {
         let group = &group;
-        async move { reschedule_grouped(group, t, t.lease_owner.as_deref().unwrap(), later).await }
+        async move {
+            reschedule_grouped(
+                group,
+                t,
+                t.lease_owner.as_deref().unwrap(),
+                later,
+                Urgency::Moving,
+            )
+            .await
+        }
     });
     for result in futures::future::join_all(moves).await {
         result.unwrap();

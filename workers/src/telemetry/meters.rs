@@ -21,6 +21,7 @@ pub const PROVIDER_LATENCY: &str = "rampd_provider_call_duration_seconds";
 pub const RATE_LIMITED: &str = "rampd_provider_rate_limited_total";
 pub const WEBHOOK_ATTEMPTS: &str = "rampd_webhook_attempts_total";
 pub const RETENTION_REMOVED: &str = "rampd_retention_removed_rows_total";
+pub const PROVIDER_CALLBACKS: &str = "rampd_provider_callbacks_total";
 
 /// Seconds: from a few milliseconds (a sandbox call) to 15 minutes (a badly lagging queue).
 const BUCKETS: [f64; 16] = [
@@ -79,9 +80,19 @@ fn describe() {
     describe_counter!(RATE_LIMITED, "Provider answers of 429 Too Many Requests");
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts by outcome");
     describe_counter!(
+        PROVIDER_CALLBACKS,
+        "Provider callbacks received, by provider and outcome (unverified ones included)"
+    );
+    describe_counter!(
         RETENTION_REMOVED,
         "Finished rows deleted past their retention, by table"
     );
+}
+
+/// A provider callback and what became of it (`applied`, `no_change`, `duplicate`,
+/// `unknown_order`, `wrong_direction`, `unverified`, `malformed`, `error`).
+pub fn provider_callback(provider: &'static str, outcome: &'static str) {
+    counter!(PROVIDER_CALLBACKS, "provider" => provider, "outcome" => outcome).increment(1);
 }
 
 /// Rows one retention batch deleted from `table`.

@@ -154,3 +154,15 @@ pub fn annotate_order(order_id: &str, tenant: &str, direction: &str, before: &st
     span.set_attribute("order.state.before", before.to_string());
     span.set_attribute("order.state.after", after.to_string());
 }
+
+/// A provider callback being applied to an order, in the order's trace.
+pub fn callback(provider: &str, order_id: &str, trace: Option<&str>) -> Span {
+    let span = tracing::info_span!(
+        "callback",
+        otel.name = %format_args!("callback {provider}"),
+        provider = provider,
+        order.id = order_id,
+    );
+    set_parent(&span, trace);
+    span
+}

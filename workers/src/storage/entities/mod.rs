@@ -7,6 +7,7 @@ pub mod order_events;
 pub mod orders;
 pub mod outbox;
 pub mod processed_commands;
+pub mod provider_callbacks;
 pub mod scheduled_tasks;
 pub mod webhook_attempts;
 pub mod webhook_deliveries;

@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub status: String,
     pub run_at: i64,
+    /// Claimed lowest first among due tasks (`rampd_domain::order::Urgency`).
+    pub priority: i16,
     pub attempt: i32,
     #[sea_orm(column_type = "Text", nullable)]
     pub lease_owner: Option<String>,
