@@ -85,6 +85,11 @@ impl Budget {
         self.paused_until = self.paused_until.max(until);
     }
 
+    /// How long a 429's pause still lasts, if one does.
+    pub fn paused_for(&self, now: Duration) -> Option<Duration> {
+        (now < self.paused_until).then(|| self.paused_until - now)
+    }
+
     /// Requests per second allowed now.
     pub fn current_rate(&self) -> f64 {
         self.current
@@ -174,11 +179,13 @@ mod tests {
         b.rate_limited(ms(0), Some(Duration::from_secs(3)));
         assert_eq!(b.available(ms(1)), 0);
         assert_eq!(b.take(ms(2_999)), Err(ms(1)));
+        assert_eq!(b.paused_for(ms(2_000)), Some(ms(1_000)));
         assert_eq!(b.current_rate(), 50.0);
         // 429s from requests already in flight do not halve it again.
         b.rate_limited(ms(10), Some(Duration::from_secs(1)));
         assert_eq!(b.current_rate(), 50.0);
         assert!(b.take(ms(3_000)).is_ok());
+        assert_eq!(b.paused_for(ms(3_000)), None);
         // Without Retry-After the pause is a second.
         b.rate_limited(ms(3_000), None);
         assert_eq!(b.current_rate(), 25.0);

@@ -97,12 +97,23 @@ async fn a_callback_wakes_a_parked_order(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     // Each state was announced once, in sequence, whether a callback or a poll saw it.
+    s.wait_event("o-cb completed", |e| {
+        e["order_id"] == "o-cb" && e["state"] == "completed"
+    })
+    .await;
     let seqs: Vec<i64> = s
         .events_of("o-cb")
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    // Straight from awaiting_payment to processing: the provider saw the money first.
+    let states = s.states_of("o-cb");
+    assert_eq!(
+        states[..3],
+        ["preparing", "awaiting_payment", "processing"],
+        "{states:?}"
+    );
     s.finish().await;
 }
 both!(a_callback_wakes_a_parked_order);
@@ -119,6 +130,11 @@ async fn repeated_and_reordered_callbacks_are_harmless(backend: Backend) {
     s.wait_state("o-rr", OrderState::AwaitingPayment).await;
     s.utr("o-rr", "412345678903").await;
     s.wait_state("o-rr", OrderState::Completed).await;
+    // Events are published after the commit: wait for the last one.
+    s.wait_event("o-rr completed", |e| {
+        e["order_id"] == "o-rr" && e["state"] == "completed"
+    })
+    .await;
     // The sandbox sent every callback three times; rampd took each body once.
     wait_for("the sandbox's callbacks", || {
         (s.sandbox.stats().callbacks_sent >= 9).then_some(())

@@ -142,6 +142,13 @@ enum Cmd {
         /// build against the same driver, sandbox and receiver).
         #[arg(long)]
         worker_bin: Option<PathBuf>,
+        /// Create and park this many orders (issue 12), under `--budget`; only `--orders`
+        /// of them then get their UTR.
+        #[arg(long, default_value_t = 0)]
+        parked: usize,
+        /// With `--parked`: the provider request budget, requests/s.
+        #[arg(long, default_value_t = 200.0)]
+        budget: f64,
     },
 }
 
@@ -260,6 +267,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top_statements,
             keep,
             worker_bin,
+            parked,
+            budget,
         } => {
             let report = bench::run(bench::BenchOptions {
                 orders,
@@ -271,6 +280,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 top_statements,
                 keep,
                 worker_bin,
+                parked,
+                budget,
             })
             .await?;
             println!("{}", report.table());

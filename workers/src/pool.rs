@@ -28,6 +28,11 @@ pub trait LeasedWork: Clone + Send + Sync + 'static {
 
     /// When the item was due (epoch ms), for the task-lag metric.
     fn due_at(item: &Self::Item) -> i64;
+
+    /// The task-lag metric's `urgency` label of an item (`none` where items are alike).
+    fn urgency(_item: &Self::Item) -> &'static str {
+        "none"
+    }
 }
 
 pub async fn run<W: LeasedWork>(
@@ -52,8 +57,8 @@ pub async fn run<W: LeasedWork>(
         };
         let found = !claimed.is_empty();
         let now = chrono::Utc::now().timestamp_millis();
-        for due in claimed.iter().map(W::due_at) {
-            meters::task_lag(what, now - due);
+        for item in &claimed {
+            meters::task_lag(what, W::urgency(item), now - W::due_at(item));
         }
         for item in claimed {
             let permit = limit.clone().acquire_owned().await.expect("semaphore open");

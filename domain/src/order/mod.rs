@@ -636,6 +636,10 @@ pub enum FailureKind {
     Rejected,
     /// A reply we could not understand.
     Unknown,
+    /// The call was not made: the provider's request budget had no room for it (see
+    /// `budget`). Nothing happened at the provider, nothing went wrong: the order's step
+    /// is only tried again after `retry_after`.
+    Deferred,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -721,6 +725,20 @@ pub enum Urgency {
 impl Urgency {
     pub fn rank(self) -> i16 {
         self as i16
+    }
+
+    pub fn from_rank(rank: i16) -> Option<Urgency> {
+        [Urgency::Moving, Urgency::Deadline, Urgency::Parked]
+            .into_iter()
+            .find(|u| u.rank() == rank)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Moving => "moving",
+            Urgency::Deadline => "deadline",
+            Urgency::Parked => "parked",
+        }
     }
 }
 

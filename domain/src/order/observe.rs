@@ -421,6 +421,11 @@ fn status(d: &mut Builder, report: StatusReport) {
 
 fn call_failed(d: &mut Builder, f: CallFailure) {
     use OrderState::*;
+    if f.kind == FailureKind::Deferred {
+        // Not a failure and not news: the same step later, with no record (a quiet write).
+        d.run_after(f.retry_after.unwrap_or(crate::budget::DEFAULT_PAUSE));
+        return;
+    }
     let action = f
         .action
         .clone()

@@ -600,6 +600,33 @@ fn rate_limit_honours_retry_after() {
 }
 
 #[test]
+fn a_call_deferred_by_the_budget_only_moves_the_next_run() {
+    let deferred = |wait| {
+        Observation::CallFailed(CallFailure {
+            kind: FailureKind::Deferred,
+            retry_after: Some(wait),
+            message: "over budget".into(),
+            action: None,
+        })
+    };
+    // A parked order's poll: no record, no failure counted, the order itself unchanged.
+    let o = awaiting();
+    let d = observe(&o, deferred(Duration::from_millis(700)));
+    assert_eq!(
+        d.only_reschedules(&o),
+        Some(t0() + chrono::Duration::milliseconds(700))
+    );
+    assert_eq!(d.order.failures, 0);
+    // A create whose intent is on record keeps it: the next run finds out, as always,
+    // whether the provider has the order (here it cannot, but the rule is the same).
+    let c = creating(new_order());
+    let d = observe(&c, deferred(Duration::from_secs(2)));
+    assert_eq!(d.order.intent, Some(Intent::CreateOrder));
+    assert!(d.history.is_empty() && d.events.is_empty());
+    assert_eq!(d.next_run, NextRun::At(t0() + chrono::Duration::seconds(2)));
+}
+
+#[test]
 fn utr_before_provider_order_is_kept_and_submitted_after_create() {
     let o = new_order();
     let d = decide(&o, Input::SubmitUtr { utr: utr() }, &ctx_at(t0())).unwrap();
@@ -1019,6 +1046,10 @@ fn urgency_puts_submitted_payments_first_then_deadlines_then_parked_orders() {
     assert_eq!(kyc.order.state, OrderState::KycRequired);
     assert_eq!(kyc.urgency, Urgency::Parked);
     assert!(Urgency::Moving < Urgency::Deadline && Urgency::Deadline < Urgency::Parked);
+    for u in [Urgency::Moving, Urgency::Deadline, Urgency::Parked] {
+        assert_eq!(Urgency::from_rank(u.rank()), Some(u));
+    }
+    assert_eq!(Urgency::from_rank(7), None);
 }
 
 #[test]
@@ -1246,6 +1277,7 @@ fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
         FailureKind::RateLimited,
         FailureKind::Rejected,
         FailureKind::Unknown,
+        FailureKind::Deferred,
     ]);
     let utrs = prop::sample::select(vec!["412345678901", "412345678902", "HDFCN52026112123"]);
     let hashes = prop::sample::select(vec![EVM_HASH, OTHER_EVM_HASH, "0x1234", "not a hash"]);

@@ -12,6 +12,14 @@
 //! webhook. The provider answers `fiatReceived` on the first status poll after the UTR
 //! and `completed` on the second.
 //!
+//! With `--parked P` (issue 12), P orders are created and parked for the user's payment
+//! under a provider request budget (`--budget`, requests/s), with the production cadence
+//! for parked orders; then only the first N of them get their UTR. The figures that matter
+//! there: how fast the P orders were created, the worker's peak memory, the busiest second
+//! of polls at the sandbox (never above the budget), and the task lag of the orders in
+//! motion (`rampd_task_lag_seconds{urgency="moving"}`, read from the worker's metrics over
+//! the UTR phase) while the parked ones compete for the same budget.
+//!
 //! The measured window starts once the worker is ready and has settled, just before the
 //! first create, and ends at the last `completed` webhook. PostgreSQL's cumulative
 //! counters are read after the worker has stopped (backends flush them on exit), so they
@@ -62,6 +70,10 @@ pub struct BenchOptions {
     pub keep: bool,
     /// The worker's binary, when it is not this one (an A/B against another build).
     pub worker_bin: Option<PathBuf>,
+    /// Orders to create and park (0: as many as `orders`); only `orders` of them pay.
+    pub parked: usize,
+    /// With `parked`: the provider request budget, requests/s.
+    pub budget: f64,
 }
 
 /// A child process of the run, stopped on drop.
@@ -209,6 +221,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
 async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result<BenchReport> {
     let n = opts.orders;
+    anyhow::ensure!(
+        opts.parked == 0 || opts.parked >= n,
+        "--parked must be at least --orders (the orders that pay are among the parked ones)"
+    );
+    // Orders created; the first `n` of them pay.
+    let created_n = n.max(opts.parked);
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let tenant = format!("bench{}", &run_id[..8]);
     let exe = std::env::current_exe().context("locating the rampd binary")?;
@@ -334,20 +352,23 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     let creates = tokio::spawn(publish_all(
         js.clone(),
         tenant.clone(),
-        n,
+        created_n,
         opts.in_flight,
         Command::Create,
     ));
+    let metrics_url = format!("http://127.0.0.1:{admin_port}/metrics");
     let mut t1 = None;
+    let mut lag_at_t1 = LagBuckets::default();
     let mut utrs = None;
-    let mut tally = Tally::new(n);
+    let mut tally = Tally::new(created_n);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.tick().await;
 
     while tally.n_completed < n {
-        if t1.is_none() && tally.n_awaiting == n {
-            // Phase 2: every order awaits payment; the user pays.
+        if t1.is_none() && tally.n_awaiting == created_n {
+            // Phase 2: every order awaits payment; the users of the first n pay.
             t1 = Some(Instant::now());
+            lag_at_t1 = LagBuckets::scrape(&http, &metrics_url).await?;
             utrs = Some(tokio::spawn(publish_all(
                 js.clone(),
                 tenant.clone(),
@@ -357,12 +378,12 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
             )));
         }
         let bad = tally.ended_early + tally.rejected;
-        let good = if t1.is_none() {
-            tally.n_awaiting
+        let (good, of) = if t1.is_none() {
+            (tally.n_awaiting, created_n)
         } else {
-            tally.n_completed
+            (tally.n_completed, n)
         };
-        if bad > 0 && good + bad >= n {
+        if bad > 0 && good + bad >= of {
             anyhow::bail!(
                 "{} commands rejected and {} orders ended early; see the worker's log",
                 tally.rejected,
@@ -376,7 +397,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
                 rampd.ensure_alive()?;
                 sandbox.ensure_alive()?;
                 eprintln!(
-                    "[{:>6.1}s] awaiting payment {}/{n}, completed webhooks {}/{n}, webhooks {}, load {:.2}",
+                    "[{:>6.1}s] awaiting payment {}/{created_n}, completed webhooks {}/{n}, webhooks {}, load {:.2}",
                     t0.elapsed().as_secs_f64(),
                     tally.n_awaiting,
                     tally.n_completed,
@@ -385,7 +406,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
                 );
                 if Instant::now() > deadline {
                     anyhow::bail!(
-                        "timed out after {:?}: {}/{n} awaiting payment, {}/{n} completed",
+                        "timed out after {:?}: {}/{created_n} awaiting payment, {}/{n} completed",
                         opts.timeout,
                         tally.n_awaiting,
                         tally.n_completed
@@ -403,6 +424,9 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         .unwrap_or(t0);
     let cpu1 = pids.cpu();
     let load_end = procs::load_average();
+    let lag = LagBuckets::scrape(&http, &metrics_url)
+        .await?
+        .since(&lag_at_t1);
     if let Some(s) = sampler {
         s.abort();
     }
@@ -549,6 +573,16 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
         load_start,
         load_end,
         orders: n,
+        parked: opts.parked,
+        budget_per_s: (opts.parked > 0).then_some(opts.budget),
+        create_per_s: round(
+            created_n as f64 / t1.saturating_duration_since(t0).as_secs_f64().max(1e-9),
+            10.0,
+        ),
+        busiest_second: stats.busiest_second,
+        busiest_poll_second: stats.busiest_poll_second,
+        moving_task_lag_p99_le_s: lag.p99_le(),
+        moving_tasks_claimed: lag.total(),
         poll_ms: opts.poll_ms,
         in_flight: opts.in_flight,
         creates_published,
@@ -658,6 +692,72 @@ impl Tally {
             self.completed_at[i] = Some(a.at);
             self.n_completed += 1;
         }
+    }
+}
+
+/// The worker's task-lag histogram of the orders in motion
+/// (`rampd_task_lag_seconds_bucket{queue="tasks",urgency="moving"}`): cumulative counts by
+/// upper bound, in seconds.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct LagBuckets(Vec<(f64, u64)>);
+
+impl LagBuckets {
+    async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<LagBuckets> {
+        let text = http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(LagBuckets::parse(&text))
+    }
+
+    fn parse(text: &str) -> LagBuckets {
+        let mut buckets: Vec<(f64, u64)> = text
+            .lines()
+            .filter(|l| l.starts_with("rampd_task_lag_seconds_bucket{"))
+            .filter(|l| l.contains(r#"queue="tasks""#) && l.contains(r#"urgency="moving""#))
+            .filter_map(|l| {
+                let le = l.split(r#"le=""#).nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                let count = l.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+                Some((le, count))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        LagBuckets(buckets)
+    }
+
+    /// The counts since `before`.
+    fn since(&self, before: &LagBuckets) -> LagBuckets {
+        LagBuckets(
+            self.0
+                .iter()
+                .map(|&(le, n)| {
+                    let was = before.0.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+                    (le, n.saturating_sub(was))
+                })
+                .collect(),
+        )
+    }
+
+    fn total(&self) -> u64 {
+        self.0.last().map_or(0, |b| b.1)
+    }
+
+    /// The upper bound of the bucket that holds the 99th percentile (`None` when empty).
+    fn p99_le(&self) -> Option<f64> {
+        let total = self.total();
+        if total == 0 {
+            return None;
+        }
+        let rank = (total as f64 * 0.99).ceil() as u64;
+        self.0.iter().find(|b| b.1 >= rank).map(|b| b.0)
     }
 }
 
@@ -814,6 +914,14 @@ fn worker_config(
         "admin": { "listen": format!("127.0.0.1:{admin_port}") },
     });
     let mut table: toml::Table = toml::Table::try_from(generated)?;
+    if opts.parked > 0 {
+        // Parked orders keep the production cadence; the budget is what this run is about.
+        let budget: toml::Table = toml::from_str(&format!(
+            "[provider]\nrequests_per_sec = {:?}\n",
+            opts.budget
+        ))?;
+        merge(&mut table, budget);
+    }
     if let Some(path) = &opts.worker_config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -849,6 +957,26 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[3.0], 0.9), 3.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn the_moving_orders_lag_histogram_is_read_and_differenced() {
+        let scrape = |a: u64, b: u64, inf: u64| {
+            LagBuckets::parse(&format!(
+                "# TYPE rampd_task_lag_seconds histogram\n\
+                 rampd_task_lag_seconds_bucket{{queue=\"tasks\",urgency=\"moving\",le=\"0.5\"}} {a}\n\
+                 rampd_task_lag_seconds_bucket{{queue=\"tasks\",urgency=\"moving\",le=\"1\"}} {b}\n\
+                 rampd_task_lag_seconds_bucket{{queue=\"tasks\",urgency=\"moving\",le=\"+Inf\"}} {inf}\n\
+                 rampd_task_lag_seconds_bucket{{queue=\"tasks\",urgency=\"parked\",le=\"1\"}} 99\n"
+            ))
+        };
+        let before = scrape(10, 10, 10);
+        let after = scrape(1_010, 1_110, 1_111);
+        let lag = after.since(&before);
+        assert_eq!(lag.total(), 1_101);
+        assert_eq!(lag.p99_le(), Some(1.0));
+        assert_eq!(scrape(0, 0, 0).p99_le(), None);
+        assert_eq!(scrape(5, 5, 500).p99_le(), Some(f64::INFINITY));
     }
 
     #[test]

@@ -30,6 +30,19 @@ pub struct BenchReport {
     pub load_start: [f64; 3],
     pub load_end: [f64; 3],
     pub orders: usize,
+    /// `--parked`: orders created and parked (0 = every order pays).
+    pub parked: usize,
+    /// With `--parked`: the provider request budget, requests/s.
+    pub budget_per_s: Option<f64>,
+    /// Orders created per second (first create → every order awaiting payment).
+    pub create_per_s: f64,
+    /// The most provider requests the sandbox saw in any one second; polls alone.
+    pub busiest_second: u64,
+    pub busiest_poll_second: u64,
+    /// Upper bound of the bucket holding the p99 task lag of the orders in motion over
+    /// the UTR phase (`None` when none was claimed), and how many were claimed.
+    pub moving_task_lag_p99_le_s: Option<f64>,
+    pub moving_tasks_claimed: u64,
     pub poll_ms: u64,
     pub in_flight: usize,
     pub creates_published: usize,
@@ -127,6 +140,33 @@ impl BenchReport {
                     self.create_phase_s,
                     self.utr_phase_s
                 ),
+            ),
+            (
+                "parked".into(),
+                match self.budget_per_s {
+                    Some(b) => format!(
+                        "{} orders created and parked at {:.1}/s, budget {b} requests/s",
+                        self.parked, self.create_per_s
+                    ),
+                    None => format!("none (created at {:.1}/s)", self.create_per_s),
+                },
+            ),
+            (
+                "provider, busiest second".into(),
+                format!(
+                    "{} requests, {} of them polls",
+                    self.busiest_second, self.busiest_poll_second
+                ),
+            ),
+            (
+                "task lag, orders in motion".into(),
+                match self.moving_task_lag_p99_le_s {
+                    Some(le) => format!(
+                        "p99 ≤ {le} s over the UTR phase ({} claimed)",
+                        self.moving_tasks_claimed
+                    ),
+                    None => "none claimed".into(),
+                },
             ),
             (
                 "UTR → completed webhook".into(),

@@ -13,7 +13,7 @@ mod steps;
 use std::time::Duration;
 
 use chrono::Utc;
-use rampd_domain::order::{self, Action, Ctx, Input, Observation};
+use rampd_domain::order::{self, Action, Ctx, Input, Observation, Urgency};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,10 @@ impl LeasedWork for Executor {
 
     fn due_at(task: &tasks::Model) -> i64 {
         task.run_at
+    }
+
+    fn urgency(task: &tasks::Model) -> &'static str {
+        Urgency::from_rank(task.priority).map_or("none", Urgency::as_str)
     }
 }
 

@@ -36,6 +36,7 @@ fn failure(e: ProviderError, action: &Action) -> CallFailure {
         ProviderError::RateLimited { .. } => (FailureKind::RateLimited, "rate limited".into()),
         ProviderError::Rejected { message, .. } => (FailureKind::Rejected, message),
         ProviderError::Unknown { detail } => (FailureKind::Unknown, detail),
+        ProviderError::OverBudget { .. } => (FailureKind::Deferred, "over budget".into()),
     };
     CallFailure {
         kind,

@@ -7,9 +7,12 @@
 //! price of the operator keeping `replicas` in step with the deployment (the Kubernetes
 //! example sets both from one value); a replica count set too high only under-spends.
 //!
-//! Every HTTP request to the provider waits for a token ([`RequestBudget::acquire`]), so
-//! the budget holds whatever makes the request; a request that would wait too long is
-//! not made and fails as rate-limited (nothing was sent, so nothing is unclear). Which orders get the tokens when there
+//! Every polling request to the provider (status, order list, link status: what grows
+//! with the number of live orders) waits for a token ([`RequestBudget::acquire`]); the
+//! requests a user's own action causes spend none but wait out a 429's pause
+//! ([`RequestBudget::await_pause`]). A request that would wait longer than a second is
+//! not made: it fails as `OverBudget`, which the order machine takes as "the same step
+//! later", with no record and no failure counted (nothing was sent). Which orders get the tokens when there
 //! are too few is decided before that: the executor claims only as many due tasks as
 //! there are tokens ([`RequestBudget::available`]), most urgent first (`lease::TASKS`). A
 //! 429 from the provider slows this replica's whole budget ([`RequestBudget::rate_limited`]),
@@ -91,6 +94,24 @@ impl RequestBudget {
         }
     }
 
+    /// Wait out a 429's pause, at most `patience` (for requests that spend no token but
+    /// must not hit a provider that asked everyone to slow down); `Err` as for
+    /// [`RequestBudget::acquire`].
+    pub async fn await_pause(&self, patience: Duration) -> Result<(), Duration> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let paused = inner.lock().paused_for(inner.now());
+        match paused {
+            None => Ok(()),
+            Some(wait) if wait > patience => Err(wait),
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Requests that can be made now without waiting (`u64::MAX` without a budget).
     pub fn available(&self) -> u64 {
         match &self.inner {
@@ -130,6 +151,17 @@ mod tests {
         assert!(took >= Duration::from_millis(990), "{took:?}");
         assert_eq!(RequestBudget::unlimited().available(), u64::MAX);
         assert_eq!(RequestBudget::share(0.0, 3).available(), u64::MAX);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_that_spend_no_token_still_wait_out_a_pause() {
+        let b = RequestBudget::share(100.0, 1);
+        b.await_pause(Duration::ZERO).await.unwrap();
+        b.rate_limited(Some(Duration::from_millis(500)));
+        assert!(b.await_pause(Duration::from_millis(100)).await.is_err());
+        let start = tokio::time::Instant::now();
+        b.await_pause(Duration::from_secs(1)).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

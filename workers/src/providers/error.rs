@@ -30,6 +30,10 @@ pub enum ProviderError {
     /// The outcome of a creating call is unknown: look the provider state up before retrying.
     #[error("provider response not understood: {detail}")]
     Unknown { detail: String },
+    /// Not sent: the provider's request budget had no room within the wait allowed
+    /// (`providers::budget`). Nothing happened at the provider.
+    #[error("over the provider request budget; not sent")]
+    OverBudget { wait: Duration },
 }
 
 impl ProviderError {
@@ -38,6 +42,7 @@ impl ProviderError {
         match self {
             ProviderError::Retryable { retry_after, .. }
             | ProviderError::RateLimited { retry_after } => *retry_after,
+            ProviderError::OverBudget { wait } => Some(*wait),
             ProviderError::Rejected { .. } | ProviderError::Unknown { .. } => None,
         }
     }

@@ -40,6 +40,19 @@ pub const PROVIDER: &str = "onmeta";
 /// order rescheduled); short beside the step's timeout and lease.
 const BUDGET_PATIENCE: Duration = Duration::from_secs(1);
 
+/// The endpoints that spend the request budget: the checks that grow with the number of
+/// live orders (status polls, order-list lookups, link-status polls). The calls a user's
+/// own action causes (KYC check, linking, quote, create, the payment reference) spend no
+/// token, so a crowd of parked orders never makes a paying user wait; they do wait out
+/// the pause after a 429, like every request.
+const POLLING: [&str; 5] = [
+    "orders/status",
+    "offramp/orders/status",
+    "orders/list",
+    "users/get-bank-status",
+    "users/get-upi-status",
+];
+
 /// Lifetime Onmeta gives an access token.
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Renew this long before the access token runs out.
@@ -1054,15 +1067,17 @@ impl OnmetaClient {
         bearer: Option<&SecretString>,
         traceparent: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
-        if let Err(wait) = self.budget.acquire(BUDGET_PATIENCE).await {
+        let room = match POLLING.contains(&endpoint) {
+            true => self.budget.acquire(BUDGET_PATIENCE).await,
+            false => self.budget.await_pause(BUDGET_PATIENCE).await,
+        };
+        if let Err(wait) = room {
             tracing::debug!(
                 endpoint,
                 wait_ms = wait.as_millis() as u64,
                 "over the provider budget; not sent"
             );
-            return Err(ProviderError::RateLimited {
-                retry_after: Some(wait),
-            });
+            return Err(ProviderError::OverBudget { wait });
         }
         let span = spans::provider_call(PROVIDER, method.as_str(), endpoint, attempt::current());
         let started = Instant::now();

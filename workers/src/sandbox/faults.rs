@@ -194,7 +194,10 @@ pub(crate) async fn layer(
     request: Request,
     next: Next,
 ) -> Response {
-    shared.traffic().arrived();
+    let call = Call::of(request.uri().path());
+    shared
+        .traffic()
+        .arrived(matches!(call, Call::Status | Call::List));
     let key_ok = request
         .headers()
         .get("x-api-key")
@@ -204,7 +207,6 @@ pub(crate) async fn layer(
         return error_response(&ApiError::new(401, "invalid api key"));
     }
 
-    let call = Call::of(request.uri().path());
     let faults = {
         let mut world = shared.world();
         match call {

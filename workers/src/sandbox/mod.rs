@@ -228,6 +228,8 @@ pub struct SandboxStats {
     pub faults_injected: u64,
     /// The most `/v1/*` requests that arrived within any one second (sliding window).
     pub busiest_second: u64,
+    /// The same for polls alone (order status and order list calls).
+    pub busiest_poll_second: u64,
     /// Callback HTTP requests made (repeats included, failed ones too).
     pub callbacks_sent: u64,
     /// Callbacks never sent (`drop_rate`).
@@ -273,7 +275,7 @@ impl Shared {
     pub(crate) fn stats(&self) -> SandboxStats {
         let mut stats = self.world().stats.clone();
         self.callback_counters.add_to(&mut stats);
-        stats.busiest_second = self.traffic().busiest_second();
+        (stats.busiest_second, stats.busiest_poll_second) = self.traffic().busiest_second();
         stats
     }
 
@@ -407,7 +409,12 @@ impl SandboxHandle {
     /// When each `/v1/*` request arrived (time since the sandbox started; the last
     /// 200,000), as the provider would count its clients' rate.
     pub fn request_times(&self) -> Vec<Duration> {
-        self.shared.traffic().arrivals()
+        self.shared.traffic().arrivals(false)
+    }
+
+    /// [`SandboxHandle::request_times`] of the polls alone (order status and order list).
+    pub fn poll_times(&self) -> Vec<Duration> {
+        self.shared.traffic().arrivals(true)
     }
 
     /// When the last 429 was answered, on the clock of [`SandboxHandle::request_times`].

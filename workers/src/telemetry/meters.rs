@@ -119,9 +119,12 @@ pub fn transition(direction: &str, from: &str, to: &str) {
     .increment(1);
 }
 
-/// A task claimed `lag_ms` after it was due (negative values count as 0).
-pub fn task_lag(queue: &'static str, lag_ms: i64) {
-    histogram!(TASK_LAG, "queue" => queue).record(lag_ms.max(0) as f64 / 1000.0);
+/// A task claimed `lag_ms` after it was due (negative values count as 0); `urgency` tells
+/// the orders in motion from parked ones (`moving`, `deadline`, `parked`; `none` for
+/// queues other than the tasks).
+pub fn task_lag(queue: &'static str, urgency: &'static str, lag_ms: i64) {
+    histogram!(TASK_LAG, "queue" => queue, "urgency" => urgency)
+        .record(lag_ms.max(0) as f64 / 1000.0);
 }
 
 /// The outcome label of a provider answer: ok, client_error, server_error, rate_limited,
