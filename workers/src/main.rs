@@ -120,7 +120,7 @@ enum Cmd {
         orders: usize,
         #[arg(long, value_enum, default_value_t = bench::Backend::Sqlite)]
         backend: bench::Backend,
-        /// The worker's status poll interval.
+        /// The worker's status poll interval (with `--parked`, the production cadence instead).
         #[arg(long, default_value_t = 200)]
         poll_ms: u64,
         /// Unacknowledged command publishes at once.

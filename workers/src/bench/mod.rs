@@ -915,7 +915,12 @@ fn worker_config(
     });
     let mut table: toml::Table = toml::Table::try_from(generated)?;
     if opts.parked > 0 {
-        // Parked orders keep the production cadence; the budget is what this run is about.
+        // The production cadence (parked orders slowly, paid ones every 10-15 s) under
+        // the budget: that is what this run is about.
+        table
+            .get_mut("orders")
+            .and_then(toml::Value::as_table_mut)
+            .map(|orders| orders.clear());
         let budget: toml::Table = toml::from_str(&format!(
             "[provider]\nrequests_per_sec = {:?}\n",
             opts.budget

@@ -10,6 +10,8 @@
 
 mod steps;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -53,11 +55,19 @@ impl LeasedWork for Executor {
 pub struct Executor {
     shared: Shared,
     provider: OnmetaClient,
+    /// Waiting orders' tasks (deadline checks, parked) claimed under a budget and still
+    /// running: each may spend a token yet, so the next claim counts them against the
+    /// tokens available.
+    waiting: Arc<AtomicU64>,
 }
 
 impl Executor {
     pub fn new(shared: Shared, provider: OnmetaClient) -> Self {
-        Executor { shared, provider }
+        Executor {
+            shared,
+            provider,
+            waiting: Arc::default(),
+        }
     }
 
     /// Run until `shutdown`, at most `executor.concurrency` orders at a time. In-flight
@@ -77,23 +87,48 @@ impl Executor {
         .await;
     }
 
+    /// Claim due drive tasks, most urgent first (`lease::TASKS`).
+    ///
+    /// Under a provider budget, the orders in motion (`Urgency::Moving`: being prepared,
+    /// or with the payment reference in) are claimed as room allows, and the waiting ones
+    /// (deadline checks, parked orders) only as many as the budget has tokens for, less
+    /// those of them still running (each may spend a token yet). So a crowd of parked
+    /// orders can neither spend the tokens the moving ones need nor be claimed only to
+    /// be deferred (`providers::budget`).
     async fn claim_due(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
-        let cfg = &self.shared.cfg;
-        let now = Utc::now().timestamp_millis();
-        // No more orders than the provider budget can serve now: the claim takes the most
-        // urgent due tasks first, so the budget goes to them (`providers::budget`).
-        let room = room.min(self.provider.budget().available());
-        if room == 0 {
-            return Ok(Vec::new());
-        }
-        // Ready and due is the queue's own guard (`lease::TASKS`); drive tasks only.
+        let budget = self.provider.budget();
         let drive = Condition::all().add(tasks::Column::Kind.eq(DRIVE));
+        if !budget.is_limited() {
+            return self.claim_where(drive, room).await;
+        }
+        let moving = Urgency::Moving.rank();
+        let mut claimed = self
+            .claim_where(drive.clone().add(tasks::Column::Priority.eq(moving)), room)
+            .await?;
+        let free = budget
+            .available()
+            .saturating_sub(self.waiting.load(Ordering::Relaxed));
+        let room = (room - claimed.len() as u64).min(free);
+        if room > 0 {
+            let waiting = self
+                .claim_where(drive.add(tasks::Column::Priority.gt(moving)), room)
+                .await?;
+            self.waiting
+                .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+            claimed.extend(waiting);
+        }
+        Ok(claimed)
+    }
+
+    /// Ready and due is the queue's own guard (`lease::TASKS`); `narrow` only narrows.
+    async fn claim_where(&self, narrow: Condition, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
+        let cfg = &self.shared.cfg;
         claim::<tasks::Entity, _>(
             &self.shared.db,
             &TASKS,
-            drive,
+            narrow,
             &cfg.worker_id,
-            now,
+            Utc::now().timestamp_millis(),
             cfg.executor.lease_ms as i64,
             cfg.executor.batch.min(room),
         )
@@ -105,6 +140,9 @@ impl Executor {
         if let Err(e) = self.drive(&task).instrument(span).await {
             // The lease runs out and the task is retried; nothing is lost.
             tracing::warn!(order.id = %task.order_id, error = %e, "task failed; retried after its lease");
+        }
+        if self.provider.budget().is_limited() && task.priority != Urgency::Moving.rank() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -112,6 +112,11 @@ impl RequestBudget {
         }
     }
 
+    /// Whether there is a budget at all.
+    pub fn is_limited(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// Requests that can be made now without waiting (`u64::MAX` without a budget).
     pub fn available(&self) -> u64 {
         match &self.inner {
