@@ -1,11 +1,13 @@
 //! A provider's request budget: a token bucket that a provider's 429 slows down.
 //!
 //! Pure: time comes in as `now`, a [`Duration`] since any fixed origin the caller keeps
-//! (the shell passes a monotonic clock's elapsed time). The bucket holds a tenth of a
-//! second's requests (the burst, at least one) and refills at the rate less the burst, so
-//! that no window of one second, wherever it starts, sees more than `rate` requests (for
-//! rates of 2/s and more; below that, one request more). That is what a provider counting
-//! requests per second sees; the cost is a steady pace 10 % under the rate.
+//! (the shell passes a monotonic clock's elapsed time). Requests are paced, not burst:
+//! the bucket holds a fiftieth of a second's requests (at least one) and refills at 80 %
+//! of the rate. So no window of one second, wherever it starts, sees more than 82 % of
+//! the rate leave (for rates of 2/s and more), and the provider, counting arrivals, still
+//! sees no more than the rate when requests bunch on their way by up to 200 ms (a loaded
+//! host, a connection pool: measured at 100,000 parked orders, a budget that allowed the
+//! whole rate to leave arrived 14 % over it). The cost is a pace a fifth under the rate.
 //!
 //! A 429 pauses every caller until its `Retry-After` (1 s when the provider gave none)
 //! and halves the current rate, down to a sixteenth of the configured one; each second
@@ -62,13 +64,14 @@ impl Budget {
         ))
     }
 
-    /// Requests that could be spent now without waiting (0 while paused).
-    pub fn available(&mut self, now: Duration) -> u64 {
+    /// Requests that could be spent within `horizon` from now, waiting at most that
+    /// (0 while paused): how many callers it is worth letting queue for tokens.
+    pub fn available(&mut self, now: Duration, horizon: Duration) -> u64 {
         self.refill(now);
         if now < self.paused_until {
             return 0;
         }
-        self.tokens.floor() as u64
+        (self.tokens + horizon.as_secs_f64() * refill(self.current)).floor() as u64
     }
 
     /// The provider answered 429: pause everyone until `retry_after` (or
@@ -110,16 +113,19 @@ impl Budget {
     }
 }
 
-/// A tenth of a second's requests, at least one.
+/// A fiftieth of a second's requests, at least one.
 fn burst(rate: f64) -> f64 {
-    (rate / 10.0).max(1.0)
+    (rate / 50.0).max(1.0)
 }
 
-/// Requests per second put back into the bucket: burst plus refill over a second is the
-/// rate.
+/// Requests per second put back into the bucket: the pace, with a fifth of the rate kept
+/// back for requests that bunch on their way.
 fn refill(rate: f64) -> f64 {
-    (rate - burst(rate)).max(rate / 2.0)
+    rate * PACE
 }
+
+/// The share of the rate requests leave at.
+const PACE: f64 = 0.8;
 
 #[cfg(test)]
 mod tests {
@@ -144,40 +150,39 @@ mod tests {
     }
 
     #[test]
-    fn a_full_bucket_gives_a_tenth_of_a_second_at_once_then_the_rest_of_the_rate() {
+    fn requests_are_paced_at_four_fifths_of_the_rate() {
         let mut b = Budget::new(200.0, ms(0));
-        assert_eq!(b.available(ms(0)), 20);
+        assert_eq!(b.available(ms(0), Duration::ZERO), 4);
+        assert_eq!(b.available(ms(0), ms(500)), 84);
         let made = spend(&mut b, 0, 10_000);
-        // 20 at once, then 180 per second for the 10 s.
-        assert!((1_815..=1_820).contains(&made.len()), "{}", made.len());
-        assert_eq!(made.iter().filter(|&&t| t == 0).count(), 20);
+        // 4 at once, then 160 per second for the 10 s.
+        assert!((1_600..=1_604).contains(&made.len()), "{}", made.len());
+        assert_eq!(made.iter().filter(|&&t| t == 0).count(), 4);
     }
 
     #[test]
     fn waiting_is_as_long_as_the_next_token_needs() {
         let mut b = Budget::new(20.0, ms(0));
-        for _ in 0..2 {
-            b.take(ms(0)).unwrap();
-        }
-        // Refill is 18/s: a token every 55.5 ms.
-        assert_eq!(b.take(ms(0)), Err(Duration::from_secs_f64(1.0 / 18.0)));
+        b.take(ms(0)).unwrap();
+        // Refill is 16/s: a token every 62.5 ms.
+        assert_eq!(b.take(ms(0)), Err(Duration::from_secs_f64(1.0 / 16.0)));
         assert!(b.take(ms(30)).is_err());
-        assert_eq!(b.take(ms(56)), Ok(()));
-        assert_eq!(b.available(ms(56)), 0);
+        assert_eq!(b.take(ms(63)), Ok(()));
+        assert_eq!(b.available(ms(63), Duration::ZERO), 0);
     }
 
     #[test]
     fn a_slow_rate_still_allows_one_request() {
         let mut b = Budget::new(0.5, ms(0));
         assert_eq!(b.take(ms(0)), Ok(()));
-        assert_eq!(b.take(ms(0)), Err(ms(4_000)));
+        assert_eq!(b.take(ms(0)), Err(ms(2_500)));
     }
 
     #[test]
     fn a_429_pauses_everyone_until_retry_after_and_halves_the_rate() {
         let mut b = Budget::new(100.0, ms(0));
         b.rate_limited(ms(0), Some(Duration::from_secs(3)));
-        assert_eq!(b.available(ms(1)), 0);
+        assert_eq!(b.available(ms(1), ms(500)), 0);
         assert_eq!(b.take(ms(2_999)), Err(ms(1)));
         assert_eq!(b.paused_for(ms(2_000)), Some(ms(1_000)));
         assert_eq!(b.current_rate(), 50.0);
@@ -197,15 +202,15 @@ mod tests {
         let mut b = Budget::new(100.0, ms(0));
         b.rate_limited(ms(0), None);
         assert_eq!(b.current_rate(), 50.0);
-        b.available(ms(1_000)); // still paused until 1 s: no recovery yet
+        b.available(ms(1_000), Duration::ZERO); // still paused until 1 s: no recovery yet
         assert_eq!(b.current_rate(), 50.0);
-        b.available(ms(3_000));
+        b.available(ms(3_000), Duration::ZERO);
         assert!(
             (b.current_rate() - 70.0).abs() < 1e-9,
             "{}",
             b.current_rate()
         );
-        b.available(ms(60_000));
+        b.available(ms(60_000), Duration::ZERO);
         assert_eq!(b.current_rate(), 100.0);
     }
 
@@ -225,14 +230,15 @@ mod tests {
         let mut b = Budget::new(10.0, ms(1_000));
         b.take(ms(1_000)).unwrap();
         assert!(b.take(ms(900)).is_err());
-        assert_eq!(b.available(ms(900)), 0);
+        assert_eq!(b.available(ms(900), Duration::ZERO), 0);
     }
 
     proptest! {
         /// Whatever the pattern of asks and 429s, no second (any window, not only whole
-        /// seconds) holds more than the rate's requests.
+        /// seconds) holds more than 82 % of the rate's requests: room for them to bunch
+        /// by 200 ms on their way and still arrive within the rate.
         #[test]
-        fn no_second_exceeds_the_rate(
+        fn no_second_exceeds_the_pace(
             rate in 2u32..300,
             asks in proptest::collection::vec((0u64..20, 0u32..5, any::<bool>()), 1..400),
         ) {
@@ -251,7 +257,8 @@ mod tests {
                     }
                 }
             }
-            let cap = rate as usize;
+            let cap = (burst(rate) + refill(rate) + 1e-9).floor() as usize;
+            prop_assert!(cap as f64 <= 0.82 * rate + 1.0);
             for (i, &start) in made.iter().enumerate() {
                 let within = made[i..].iter().take_while(|&&x| x < start + 1_000).count();
                 prop_assert!(within <= cap, "{within} requests in a second at rate {rate}");

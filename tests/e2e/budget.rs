@@ -41,7 +41,10 @@ async fn the_budget_holds_across_two_replicas(backend: Backend) {
         s.wait_state(o, OrderState::AwaitingPayment).await;
     }
     // Let the parked orders press on the budget for a while (at 20/s, three seconds).
-    wait_for("60 polls", || (s.sandbox.poll_times().len() >= 60).then_some(())).await;
+    wait_for("60 polls", || {
+        (s.sandbox.poll_times().len() >= 60).then_some(())
+    })
+    .await;
     for (i, o) in orders.iter().enumerate() {
         s.utr(o, &format!("6{:011}", i + 1)).await;
     }

@@ -207,6 +207,24 @@ async fn the_listener_verifies_raw_bytes_and_records_unknown_orders(backend: Bac
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].provider_order_id, "not-ours-1");
     assert_eq!(unknown[0].status, "fiatReceived");
+    // The operator's list shows it, and nothing applied.
+    let mut out = Vec::new();
+    let list = rampd::admin::callbacks::CallbacksCmd::List {
+        outcome: "unknown_order".into(),
+        limit: 10,
+        json: false,
+    };
+    assert!(
+        rampd::admin::callbacks::run(&s.db, list, &mut out)
+            .await
+            .unwrap()
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("not-ours-1") && text.contains("unknown_order"),
+        "{text}"
+    );
     // The same bytes again: a duplicate, not a second record.
     let (status, answer) = post(&s, body, Some(&sign(SECRET, body))).await;
     assert_eq!(

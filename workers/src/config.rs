@@ -55,6 +55,8 @@ pub struct RetentionConfig {
     /// Dead-lettered deliveries and their attempts, from dead-lettering: the window in
     /// which an operator can still replay them.
     pub webhooks_dead_secs: u64,
+    /// Provider callbacks received are kept this long (their record, for an operator).
+    pub provider_callbacks_secs: u64,
 }
 
 impl Default for RetentionConfig {
@@ -67,6 +69,7 @@ impl Default for RetentionConfig {
             tasks_done_secs: 7 * DAY,
             webhooks_delivered_secs: 7 * DAY,
             webhooks_dead_secs: 30 * DAY,
+            provider_callbacks_secs: 30 * DAY,
         }
     }
 }

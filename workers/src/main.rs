@@ -80,6 +80,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admin::cli::TasksCmd,
     },
+    /// Provider callbacks received (by default those for orders rampd does not know).
+    Callbacks {
+        #[command(subcommand)]
+        cmd: admin::callbacks::CallbacksCmd,
+    },
     /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
     Demo {
         /// Number of on-ramp (fiat → crypto) orders.
@@ -158,7 +163,11 @@ async fn main() -> ExitCode {
     install_crypto();
     let quiet = matches!(
         cli.command,
-        Cmd::Demo { .. } | Cmd::Orders { .. } | Cmd::Tasks { .. } | Cmd::Bench { .. }
+        Cmd::Demo { .. }
+            | Cmd::Orders { .. }
+            | Cmd::Tasks { .. }
+            | Cmd::Callbacks { .. }
+            | Cmd::Bench { .. }
     );
     let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
     let code = match run(cli).await {
@@ -197,6 +206,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Tasks { cmd } => {
             let (_, db) = admin_db(cli.config.as_deref()).await?;
             let done = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Callbacks { cmd } => {
+            let (_, db) = admin_db(cli.config.as_deref()).await?;
+            let done = admin::callbacks::run(&db, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
         Cmd::Sandbox {

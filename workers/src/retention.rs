@@ -24,6 +24,7 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
                 tasks = r.tasks,
                 webhook_deliveries = r.deliveries,
                 webhook_attempts = r.attempts,
+                provider_callbacks = r.callbacks,
                 "retention removed finished work"
             ),
             Ok(_) => {}
@@ -44,6 +45,7 @@ pub fn cutoffs(cfg: &RetentionConfig, now: i64) -> Cutoffs {
         tasks_done_before: before(cfg.tasks_done_secs),
         delivered_before: before(cfg.webhooks_delivered_secs),
         dead_before: before(cfg.webhooks_dead_secs),
+        callbacks_before: before(cfg.provider_callbacks_secs),
         now,
     }
 }
@@ -62,7 +64,7 @@ pub async fn prune(
             meters::retention_removed(table, rows);
         }
         total.add(r);
-        let full = [r.outbox, r.tasks, r.deliveries]
+        let full = [r.outbox, r.tasks, r.deliveries, r.callbacks]
             .iter()
             .any(|n| *n >= cfg.batch);
         if !full {

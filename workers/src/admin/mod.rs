@@ -3,6 +3,7 @@
 //! built on [`orders`] (read) and [`actions`] (cancel, resolve, retry now).
 
 pub mod actions;
+pub mod callbacks;
 pub mod cli;
 pub mod duration;
 pub mod gauges;

@@ -917,10 +917,7 @@ fn worker_config(
     if opts.parked > 0 {
         // The production cadence (parked orders slowly, paid ones every 10-15 s) under
         // the budget: that is what this run is about.
-        table
-            .get_mut("orders")
-            .and_then(toml::Value::as_table_mut)
-            .map(|orders| orders.clear());
+        table.remove("orders");
         let budget: toml::Table = toml::from_str(&format!(
             "[provider]\nrequests_per_sec = {:?}\n",
             opts.budget

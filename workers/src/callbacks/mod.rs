@@ -17,7 +17,7 @@
 pub mod http;
 
 use chrono::Utc;
-use rampd_domain::order::{self, Ctx, Input};
+use rampd_domain::order::{self, Ctx, Input, OrderState, StatusClass, classify_status};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 use sha2::{Digest, Sha256};
@@ -78,12 +78,25 @@ pub async fn receive(
     let order_id = found.as_ref().map(|s| s.order.id.to_string());
     let outcome = match found {
         None => {
-            tracing::warn!(
-                provider = PROVIDER,
-                provider.order_id = %callback.provider_order_id,
-                status = %callback.report.raw,
-                "provider callback for an order rampd does not know; recorded for an operator"
-            );
+            // The provider announces a new order (awaiting payment) as soon as it has
+            // created it, often before its answer to our create is committed: expected,
+            // and the poll after the create sees the same. Anything else is for a person.
+            let fresh = classify_status(callback.direction, &callback.report.raw)
+                == StatusClass::Known(OrderState::AwaitingPayment);
+            if fresh {
+                tracing::info!(
+                    provider = PROVIDER,
+                    provider.order_id = %callback.provider_order_id,
+                    "provider callback for an order whose create is not committed yet"
+                );
+            } else {
+                tracing::warn!(
+                    provider = PROVIDER,
+                    provider.order_id = %callback.provider_order_id,
+                    status = %callback.report.raw,
+                    "provider callback for an order rampd does not know; recorded for an operator"
+                );
+            }
             Outcome::UnknownOrder
         }
         Some(stored) if stored.order.direction() != callback.direction => {

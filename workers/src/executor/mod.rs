@@ -51,6 +51,10 @@ impl LeasedWork for Executor {
     }
 }
 
+/// Under a budget, waiting orders are claimed for the tokens of this long ahead: their
+/// polls then wait at most this for a token, well within the client's patience.
+const CLAIM_HORIZON: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub struct Executor {
     shared: Shared,
@@ -106,7 +110,7 @@ impl Executor {
             .claim_where(drive.clone().add(tasks::Column::Priority.eq(moving)), room)
             .await?;
         let free = budget
-            .available()
+            .available(CLAIM_HORIZON)
             .saturating_sub(self.waiting.load(Ordering::Relaxed));
         let room = (room - claimed.len() as u64).min(free);
         if room > 0 {

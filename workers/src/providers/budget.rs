@@ -117,11 +117,12 @@ impl RequestBudget {
         self.inner.is_some()
     }
 
-    /// Requests that can be made now without waiting (`u64::MAX` without a budget).
-    pub fn available(&self) -> u64 {
+    /// Requests that can be made within `horizon`, waiting at most that (`u64::MAX`
+    /// without a budget).
+    pub fn available(&self, horizon: Duration) -> u64 {
         match &self.inner {
             None => u64::MAX,
-            Some(inner) => inner.lock().available(inner.now()),
+            Some(inner) => inner.lock().available(inner.now(), horizon),
         }
     }
 
@@ -145,17 +146,24 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_for_the_share_of_this_replica() {
-        // 40/s over 2 replicas: 20/s here, a burst of 2, then 18/s.
+        // 40/s over 2 replicas: 20/s here, paced at 16/s.
         let b = RequestBudget::share(40.0, 2);
-        assert_eq!(b.available(), 2);
+        assert_eq!(b.available(Duration::ZERO), 1);
+        assert_eq!(b.available(Duration::from_millis(500)), 9);
         let start = tokio::time::Instant::now();
         for _ in 0..20 {
             b.acquire(Duration::from_secs(1)).await.unwrap();
         }
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(990), "{took:?}");
-        assert_eq!(RequestBudget::unlimited().available(), u64::MAX);
-        assert_eq!(RequestBudget::share(0.0, 3).available(), u64::MAX);
+        assert_eq!(
+            RequestBudget::unlimited().available(Duration::ZERO),
+            u64::MAX
+        );
+        assert_eq!(
+            RequestBudget::share(0.0, 3).available(Duration::ZERO),
+            u64::MAX
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -173,7 +181,7 @@ mod tests {
     async fn a_429_stops_every_caller_until_retry_after() {
         let b = RequestBudget::share(100.0, 1);
         b.rate_limited(Some(Duration::from_secs(2)));
-        assert_eq!(b.available(), 0);
+        assert_eq!(b.available(Duration::from_secs(1)), 0);
         // Not worth waiting for within a second: refused at once, with the time to wait.
         let start = tokio::time::Instant::now();
         let wait = b.acquire(Duration::from_secs(1)).await.unwrap_err();

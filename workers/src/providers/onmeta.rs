@@ -57,7 +57,8 @@ const POLLING: [&str; 5] = [
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Renew this long before the access token runs out.
 const RENEW_EARLY: Duration = Duration::from_secs(60);
-/// Above this many cached sessions, idle ones are dropped when a new user appears.
+/// Above this many cached sessions, idle ones are dropped when a new user appears (and
+/// then only once the cache has doubled since the last sweep: see [`Sessions`]).
 const SESSION_CACHE_SOFT_LIMIT: usize = 4096;
 
 #[derive(Clone, Debug)]
@@ -461,7 +462,37 @@ struct Inner {
     api_key: HeaderValue,
     /// Per-user sessions keyed by e-mail. Each slot has its own async lock so that one user's
     /// concurrent calls share a single login/refresh.
-    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Session>>>>>,
+    sessions: Mutex<Sessions>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// The per-user session slots, swept of idle, stale sessions when a new user appears and
+/// the cache has reached `sweep_at`. After a sweep, `sweep_at` is twice what is left (at
+/// least the soft limit), so that sweeps stay amortised O(1) per new user even when every
+/// cached session is fresh (100,000 users within the hour would otherwise make each new
+/// user scan them all).
+#[derive(Default)]
+struct Sessions {
+    slots: HashMap<String, Slot>,
+    sweep_at: usize,
+}
+
+impl Sessions {
+    fn slot(&mut self, email: &str) -> Slot {
+        if let Some(slot) = self.slots.get(email) {
+            return slot.clone();
+        }
+        if self.slots.len() >= self.sweep_at.max(SESSION_CACHE_SOFT_LIMIT) {
+            // Drop sessions nobody is using and that would need renewing anyway.
+            self.slots.retain(|_, slot| match slot.try_lock() {
+                Ok(session) => session.as_ref().is_some_and(Session::fresh),
+                Err(_) => true,
+            });
+            self.sweep_at = 2 * self.slots.len();
+        }
+        self.slots.entry(email.to_owned()).or_default().clone()
+    }
 }
 
 struct Session {
@@ -530,7 +561,7 @@ impl OnmetaClient {
                 http,
                 base_url,
                 api_key,
-                sessions: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(Sessions::default()),
             }),
             budget: RequestBudget::unlimited(),
         })
@@ -920,23 +951,12 @@ impl OnmetaClient {
             .await
     }
 
-    fn slot(&self, email: &str) -> Arc<tokio::sync::Mutex<Option<Session>>> {
-        let mut sessions = self
-            .inner
+    fn slot(&self, email: &str) -> Slot {
+        self.inner
             .sessions
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(slot) = sessions.get(email) {
-            return slot.clone();
-        }
-        if sessions.len() >= SESSION_CACHE_SOFT_LIMIT {
-            // Drop sessions nobody is using and that would need renewing anyway.
-            sessions.retain(|_, slot| match slot.try_lock() {
-                Ok(session) => session.as_ref().is_some_and(Session::fresh),
-                Err(_) => true,
-            });
-        }
-        sessions.entry(email.to_owned()).or_default().clone()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .slot(email)
     }
 
     /// A usable access token for the user: cached, refreshed, or from a fresh login.
@@ -1199,6 +1219,28 @@ fn elapsed_ms(started: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_cache_sweeps_stale_sessions_but_not_on_every_new_user() {
+        let mut cache = Sessions::default();
+        let fresh = || Session::new(SecretString::from("t"), None);
+        let mut sweeps = 0;
+        for i in 0..(4 * SESSION_CACHE_SOFT_LIMIT) {
+            let before = cache.sweep_at;
+            *cache.slot(&format!("u{i}@x")).try_lock().unwrap() = Some(fresh());
+            sweeps += usize::from(cache.sweep_at != before);
+        }
+        // Every session is fresh: nothing can go, and the sweeps double their threshold
+        // (4096, 8192) instead of scanning on each of the 16,384 new users.
+        assert_eq!(cache.slots.len(), 4 * SESSION_CACHE_SOFT_LIMIT);
+        assert!(sweeps <= 3, "{sweeps} sweeps");
+        // Users who never got a session (or whose session went stale) are dropped.
+        let mut cache = Sessions::default();
+        for i in 0..=SESSION_CACHE_SOFT_LIMIT {
+            cache.slot(&format!("idle{i}@x"));
+        }
+        assert_eq!(cache.slots.len(), 1);
+    }
 
     #[test]
     fn debug_output_masks_pii() {

@@ -1,5 +1,6 @@
 //! Deleting finished work past its retention: published outbox rows, done drive tasks,
-//! delivered and dead-lettered webhook deliveries with their attempts. `order_events` is
+//! delivered and dead-lettered webhook deliveries with their attempts, and the record of
+//! provider callbacks received (`provider_callbacks`, written once, never changed). `order_events` is
 //! the permanent audit trail and is never touched; neither is anything still open
 //! (unpublished, ready, pending) or held for an operator (`skipped` deliveries, which
 //! `rampd webhooks endpoint enable --replay` sends).
@@ -17,9 +18,10 @@ use sea_orm::{
 };
 
 use super::begin_write;
+use super::entities::webhook_attempts as attempts;
 use super::entities::webhook_deliveries as deliveries;
 use super::entities::webhook_deliveries::{DEAD, DELIVERED};
-use super::entities::{outbox, scheduled_tasks as tasks, webhook_attempts as attempts};
+use super::entities::{outbox, provider_callbacks as callbacks, scheduled_tasks as tasks};
 use super::write::settle;
 
 /// Rows older than these (epoch ms) are past retention.
@@ -29,6 +31,7 @@ pub struct Cutoffs {
     pub tasks_done_before: i64,
     pub delivered_before: i64,
     pub dead_before: i64,
+    pub callbacks_before: i64,
     /// For the lease check on done tasks.
     pub now: i64,
 }
@@ -40,16 +43,18 @@ pub struct Removed {
     pub tasks: u64,
     pub deliveries: u64,
     pub attempts: u64,
+    pub callbacks: u64,
 }
 
 impl Removed {
     /// The counts with their table names.
-    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+    pub fn by_table(&self) -> [(&'static str, u64); 5] {
         [
             ("outbox", self.outbox),
             ("scheduled_tasks", self.tasks),
             ("webhook_deliveries", self.deliveries),
             ("webhook_attempts", self.attempts),
+            ("provider_callbacks", self.callbacks),
         ]
     }
 
@@ -58,6 +63,7 @@ impl Removed {
         self.tasks += o.tasks;
         self.deliveries += o.deliveries;
         self.attempts += o.attempts;
+        self.callbacks += o.callbacks;
     }
 }
 
@@ -80,12 +86,35 @@ pub async fn prune_batch(
     .await?;
     let (d2, a2) =
         prune_deliveries(db, DEAD, deliveries::Column::DeadAt, c.dead_before, batch).await?;
+    let callbacks = prune_callbacks(db, c.callbacks_before, batch).await?;
     Ok(Removed {
         outbox,
         tasks,
         deliveries: d1 + d2,
         attempts: a1 + a2,
+        callbacks,
     })
+}
+
+/// Callbacks received before `before`. Their rows never change.
+pub async fn prune_callbacks(
+    db: &impl ConnectionTrait,
+    before: i64,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let old = || Condition::all().add(callbacks::Column::ReceivedAt.lt(before));
+    let ids = Query::select()
+        .column(callbacks::Column::Id)
+        .from(callbacks::Entity)
+        .cond_where(old())
+        .limit(batch)
+        .to_owned();
+    let res = callbacks::Entity::delete_many()
+        .filter(callbacks::Column::Id.in_subquery(ids))
+        .filter(old())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
 }
 
 /// Published before `before`. Published rows never change again.

@@ -9,8 +9,8 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 
 use super::entities::webhook_deliveries::DELIVERED;
 use super::entities::{
-    order_events, outbox, scheduled_tasks as tasks, webhook_attempts as attempts,
-    webhook_deliveries as deliveries,
+    order_events, outbox, provider_callbacks, scheduled_tasks as tasks,
+    webhook_attempts as attempts, webhook_deliveries as deliveries,
 };
 use super::retention::{Cutoffs, Removed, prune_batch, prune_deliveries, prune_outbox};
 use super::test_db::storage_cases;
@@ -24,6 +24,7 @@ fn cutoffs() -> Cutoffs {
         tasks_done_before: NOW - 7 * DAY,
         delivered_before: NOW - 7 * DAY,
         dead_before: NOW - 30 * DAY,
+        callbacks_before: NOW - 30 * DAY,
         now: NOW,
     }
 }
@@ -135,6 +136,22 @@ async fn add_history(db: &DatabaseConnection, seq: i32) {
     .unwrap();
 }
 
+async fn add_callback(db: &DatabaseConnection, id: &str, received_at: i64) {
+    provider_callbacks::Entity::insert(provider_callbacks::ActiveModel {
+        id: Set(id.into()),
+        provider: Set("onmeta".into()),
+        provider_order_id: Set(format!("po-{id}")),
+        order_id: Set(None),
+        direction: Set("onramp".into()),
+        status: Set("fiatPending".into()),
+        outcome: Set("unknown_order".into()),
+        received_at: Set(received_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+}
+
 async fn outbox_ids(db: &DatabaseConnection) -> BTreeSet<String> {
     let rows = outbox::Entity::find().all(db).await.unwrap();
     rows.into_iter().map(|r| r.id).collect()
@@ -193,6 +210,8 @@ async fn past_retention_goes_the_rest_stays(db: DatabaseConnection) {
     for seq in 1..=3 {
         add_history(db, seq).await;
     }
+    add_callback(db, "cb-old", NOW - 31 * DAY).await;
+    add_callback(db, "cb-recent", NOW - 29 * DAY).await;
     let history = order_events::Entity::find().all(db).await.unwrap();
 
     let removed = prune_batch(db, &c, 100).await.unwrap();
@@ -203,8 +222,17 @@ async fn past_retention_goes_the_rest_stays(db: DatabaseConnection) {
             tasks: 2,
             deliveries: 2,
             attempts: 10,
+            callbacks: 1,
         }
     );
+    let callbacks: Vec<String> = provider_callbacks::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(callbacks, ["cb-recent"]);
     assert_eq!(outbox_ids(db).await, set(&["ob-recent", "ob-unpublished"]));
     assert_eq!(
         task_ids(db).await,
