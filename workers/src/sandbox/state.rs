@@ -294,7 +294,12 @@ pub(crate) struct World {
     access_ttl: TimeDelta,
     users: HashMap<String, User>,
     tokens: HashMap<String, Token>,
+    /// Sweep expired tokens once `tokens` holds this many (doubled after each sweep, so
+    /// that a crowd of live users does not make every login scan them all).
+    sweep_tokens_at: usize,
     orders: HashMap<String, Order>,
+    /// Which on-ramp order each accepted UTR belongs to.
+    utr_owners: HashMap<String, String>,
     pub stats: SandboxStats,
     /// Merchant callback settings in force.
     pub callbacks: Callbacks,
@@ -382,6 +387,8 @@ impl World {
             users: HashMap::new(),
             tokens: HashMap::new(),
             orders: HashMap::new(),
+            utr_owners: HashMap::new(),
+            sweep_tokens_at: 10_000,
             stats: SandboxStats::default(),
             callbacks: config.callbacks.clone(),
             outbox: None,
@@ -396,8 +403,9 @@ impl World {
             return Err(ApiError::bad_request("invalid email"));
         }
         self.user_mut(&email).created_at.get_or_insert(now);
-        if self.tokens.len() > 10_000 {
+        if self.tokens.len() > self.sweep_tokens_at {
             self.sweep_tokens(now);
+            self.sweep_tokens_at = (2 * self.tokens.len()).max(10_000);
         }
         let access = self.issue(&email, TokenKind::Access, now);
         let refresh = self.issue(&email, TokenKind::Refresh, now);
@@ -838,9 +846,9 @@ impl World {
             ));
         }
         let used_elsewhere = self
-            .orders
-            .values()
-            .any(|o| o.id != order_id.trim() && o.utr.as_deref() == Some(utr.as_str()));
+            .utr_owners
+            .get(&utr)
+            .is_some_and(|owner| owner != order_id.trim());
         let order = self.own_order_mut(email, order_id)?;
         if order.status == STATUS_COMPLETED {
             // Onmeta answers this with HTTP 200 and `success: false`.
@@ -858,6 +866,7 @@ impl World {
             }
             return Err(ApiError::bad_request("order expired"));
         }
+        let mut claimed = None;
         match order.utr.as_deref() {
             Some(existing) if existing != utr => {
                 return Err(ApiError::bad_request(
@@ -869,11 +878,15 @@ impl World {
                 if used_elsewhere {
                     return Err(ApiError::bad_request("UTR already used on another order"));
                 }
-                order.utr = Some(utr);
+                order.utr = Some(utr.clone());
                 order.updated_at = now;
+                claimed = Some(utr);
             }
         }
         let id = order.id.clone();
+        if let Some(utr) = claimed {
+            self.utr_owners.insert(utr, id.clone());
+        }
         *self.stats.utr_submissions_by_order.entry(id).or_default() += 1;
         Ok(())
     }
