@@ -19,6 +19,7 @@ pub mod callbacks;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod http_port;
 pub mod intake;
 pub mod nats;
 pub mod natsd;

@@ -44,19 +44,7 @@ pub async fn bind(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("admin port {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
-    let serve = async move {
-        let stop = async move { shutdown.cancelled().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(error = %e, "admin server stopped");
-        }
-    };
+    let (addr, serve) = crate::http_port::bind("admin", listen, app, shutdown).await?;
     tracing::info!(%addr, "admin endpoints: /metrics /healthz /readyz");
     Ok((addr, serve))
 }

@@ -64,19 +64,7 @@ pub async fn bind(
         .route("/callbacks/onmeta", post(onmeta))
         .layer(DefaultBodyLimit::max(shared.cfg.callbacks.body_limit_bytes))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("callback port {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
-    let serve = async move {
-        let stop = async move { shutdown.cancelled().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(error = %e, "callback listener stopped");
-        }
-    };
+    let (addr, serve) = crate::http_port::bind("callback", listen, app, shutdown).await?;
     tracing::info!(%addr, "provider callbacks: POST /callbacks/onmeta");
     Ok((addr, serve))
 }
