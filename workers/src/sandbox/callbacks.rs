@@ -3,19 +3,12 @@
 //! callback URL, signed with `X-Onmeta-Signature` = lowercase hex of
 //! HMAC-SHA256(merchant API secret, exact body bytes). No timestamp, no event id, no retries.
 //!
-//! The world records a [`Change`] (a snapshot of the order) while it mutates, under its lock;
+//! The world records a `Change` (a snapshot of the order, `state::callbacks`) while it mutates, under its lock;
 //! one background task ([`sender`]) builds, signs and sends the bodies in the order they were
 //! recorded, applying the fault knobs of [`Callbacks`].
 
 mod body;
-mod sender;
-
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-
-use super::state::{OfframpOrder, Order};
-
-pub(crate) use self::sender::{Counters, spawn_sender};
+pub(crate) mod sender;
 
 /// Callback settings. Settable at start ([`super::SandboxConfig::callbacks`]) and at run
 /// time ([`super::SandboxHandle::set_callbacks`], `PUT /sandbox/callbacks`). Each status
@@ -110,42 +103,6 @@ impl Callbacks {
         }
         Ok(())
     }
-}
-
-/// The `customer` block of a callback.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Customer {
-    pub id: String,
-    pub name: String,
-    pub email: String,
-    pub phone_country_code: String,
-    pub phone_number: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// An order's state right after one of its status changes.
-#[derive(Clone, Debug)]
-pub(crate) enum Snapshot {
-    On {
-        order: Order,
-        /// INR per token when the change happened.
-        conversion_rate: Decimal,
-    },
-    Off {
-        order: OfframpOrder,
-    },
-}
-
-/// One status change to send, recorded by the world while it mutates.
-#[derive(Clone, Debug)]
-pub(crate) struct Change {
-    /// The callback settings in force when the change happened.
-    pub settings: Callbacks,
-    pub order_id: String,
-    /// The order reached a final status (no further callback follows).
-    pub terminal: bool,
-    pub customer: Customer,
-    pub snapshot: Snapshot,
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ pub struct SandboxStats {
 }
 
 /// Where the callback sender takes the world's status changes from.
-type ChangeReceiver = tokio::sync::mpsc::UnboundedReceiver<callbacks::Change>;
+type ChangeReceiver = tokio::sync::mpsc::UnboundedReceiver<state::Change>;
 
 /// State shared by the handlers.
 pub(crate) struct Shared {
@@ -250,7 +250,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     world: Mutex<World>,
     faults: Mutex<Faults>,
-    callback_counters: Arc<callbacks::Counters>,
+    callback_counters: Arc<callbacks::sender::Counters>,
     pub(crate) traffic: Mutex<traffic::Traffic>,
 }
 
@@ -342,7 +342,7 @@ impl Sandbox {
         let (shared, changes) = Shared::new(&config);
         let shared = Arc::new(shared);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        callbacks::spawn_sender(
+        callbacks::sender::spawn_sender(
             changes,
             shared.clock.clone(),
             shared.callback_counters.clone(),

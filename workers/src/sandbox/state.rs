@@ -11,11 +11,13 @@ use rand::Rng;
 use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::mpsc;
 
-use super::callbacks::{Callbacks, Change};
+use super::callbacks::Callbacks;
 use super::clock::delta;
 use super::{OfframpProgression, Progression, SandboxConfig, SandboxStats, Scenario};
 
 mod callbacks;
+
+pub(crate) use self::callbacks::{Change, Customer, Snapshot};
 mod offramp;
 
 pub(crate) use offramp::{NewOfframp, OfframpOrder, REFUND_REASON, TxHashAnswer};

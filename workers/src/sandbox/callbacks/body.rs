@@ -8,11 +8,11 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use super::{Callbacks, Change, Customer, Snapshot};
+use super::Callbacks;
 use crate::providers::onmeta::decimal_json;
 use crate::sandbox::clock::Clock;
 use crate::sandbox::routes::rfc3339;
-use crate::sandbox::state::{OfframpOrder, Order, token_decimals};
+use crate::sandbox::state::{Change, Customer, OfframpOrder, Order, Snapshot, token_decimals};
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 use axum::http::header;
 use tokio::sync::{mpsc, watch};
 
-use super::Change;
 use super::body::{body_bytes, sign};
 use crate::sandbox::SandboxStats;
 use crate::sandbox::clock::Clock;
 use crate::sandbox::faults::chance;
+use crate::sandbox::state::Change;
 
 /// Per-request timeout (connect included).
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,16 +3,53 @@
 //! callbacks' `customer` block, and the "the user has paid" control.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::offramp::OfframpOrder;
 use super::{ApiError, Order, Payment, STATUS_COMPLETED, STATUS_EXPIRED, STATUS_FIAT_PENDING};
 use super::{World, key};
-use crate::sandbox::callbacks::{Change, Customer, Snapshot};
+use crate::sandbox::callbacks::Callbacks;
 
 /// Status a paid order moves to.
 const STATUS_FIAT_RECEIVED: &str = "fiatReceived";
+
+/// The `customer` block of a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Customer {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub phone_country_code: String,
+    pub phone_number: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An order's state right after one of its status changes.
+#[derive(Clone, Debug)]
+pub(crate) enum Snapshot {
+    On {
+        order: Order,
+        /// INR per token when the change happened.
+        conversion_rate: Decimal,
+    },
+    Off {
+        order: OfframpOrder,
+    },
+}
+
+/// One status change to send, recorded by the world while it mutates.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    /// The callback settings in force when the change happened.
+    pub settings: Callbacks,
+    pub order_id: String,
+    /// The order reached a final status (no further callback follows).
+    pub terminal: bool,
+    pub customer: Customer,
+    pub snapshot: Snapshot,
+}
 
 /// A stable 24-hex customer id for an e-mail.
 fn customer_id(email: &str) -> String {
