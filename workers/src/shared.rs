@@ -32,6 +32,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A committed decision queued events: wake the outbox relay and the webhook sender.
+    pub fn wake_publishers(&self) {
+        self.wake.outbox.notify_one();
+        self.wake.webhooks.notify_one();
+    }
+
     pub fn wake_all(&self) {
         self.wake.tasks.notify_one();
         self.wake.outbox.notify_one();

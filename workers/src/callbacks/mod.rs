@@ -154,8 +154,7 @@ async fn apply(
             Ok(_) => {
                 shared.wake.tasks.notify_one();
                 if announces {
-                    shared.wake.outbox.notify_one();
-                    shared.wake.webhooks.notify_one();
+                    shared.wake_publishers();
                 }
                 return Ok(Outcome::Applied);
             }

@@ -255,8 +255,7 @@ impl Executor {
         .await;
         let version = committed?;
         if !decision.events.is_empty() {
-            self.shared.wake.outbox.notify_one();
-            self.shared.wake.webhooks.notify_one();
+            self.shared.wake_publishers();
         }
         Ok(StoredOrder {
             order: decision.order,
