@@ -484,7 +484,6 @@ async fn decide_and_commit(
     let trace = telemetry::outgoing_traceparent(inc.trace);
     let (decision, committed) = commit_grouped(
         &shared.commits,
-        &shared.endpoints,
         OwnedWrite {
             expected_version,
             decision,

@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::storage::orders::load;
 use crate::storage::write::{Write, WriteError, commit_decision};
 use crate::telemetry::{self, spans};
-use crate::webhooks::Endpoints;
 
 /// Who acts and why.
 #[derive(Debug, Clone)]
@@ -74,8 +73,6 @@ async fn apply_found(
     action: OperatorAction,
     who: &Operator,
 ) -> Result<Done, ActionError> {
-    let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)
-        .map_err(|e| ActionError::Config(format!("webhook endpoints: {e:#}")))?;
     // A conflict means a worker wrote the order meanwhile: decide again on the new one.
     for _ in 0..5 {
         let Some(stored) = load(db, order_id).await.map_err(WriteError::Db)? else {
@@ -111,7 +108,6 @@ async fn apply_found(
         let trace = telemetry::outgoing_traceparent(stored.trace_ctx.as_deref());
         match commit_decision(
             db,
-            &endpoints,
             Write {
                 expected_version: Some(stored.version),
                 decision: &decision,

@@ -139,7 +139,6 @@ async fn apply(
         let announces = !decision.events.is_empty();
         let (_, committed) = commit_grouped(
             &shared.commits,
-            &shared.endpoints,
             OwnedWrite {
                 expected_version: Some(stored.version),
                 decision,

@@ -242,7 +242,6 @@ impl Executor {
         }
         let (decision, committed) = commit_grouped(
             &self.shared.commits,
-            &self.shared.endpoints,
             OwnedWrite {
                 expected_version: Some(stored.version),
                 decision,

@@ -99,7 +99,6 @@ pub(super) async fn contested(
     let trace = telemetry::outgoing_traceparent(inc.trace);
     commit_refusing_decision(
         &shared.db,
-        &shared.endpoints,
         Write {
             expected_version: Some(held.base.version),
             decision: &decision,

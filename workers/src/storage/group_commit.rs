@@ -7,8 +7,10 @@
 //! is being written goes into the next batch: one `BEGIN`, one `COMMIT`, one flush for all
 //! of them. Nothing waits for a batch to fill: under light load a batch holds one write.
 //!
-//! What stays per write (DESIGN §2.1): a batch is first written plainly, every write
-//! after the other; if one of them fails (its order's version moved on, a UTR another
+//! What stays per write (DESIGN §2.1): a batch is first written plainly, the rows of all
+//! its planned writes (decisions, reschedules) together, one statement per table
+//! ([`super::apply`], which finds a decision whose order moved on before writing any of
+//! its rows), then its other writes one after the other; if one of them fails (its order's version moved on, a UTR another
 //! order holds), the whole transaction is rolled back and the batch is written again with
 //! each write in a savepoint of its own, so that one is rolled back alone and reported to
 //! its caller, and the others commit. (A write is a factory for that reason: it can run
@@ -30,7 +32,9 @@ use futures::future::BoxFuture;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
+use super::apply::apply;
 use super::begin_write;
+use super::plan::Plan;
 use super::write_error::WriteError;
 
 /// Writer tasks (and so connections writing at once) on PostgreSQL: while one batch
@@ -45,6 +49,13 @@ const MAX_BATCH: usize = 128;
 /// all of its writing on the transaction it is given.
 pub trait GroupWrite: Send + Sync + 'static {
     fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>>;
+
+    /// The write's rows as a [`Plan`], when it has them: the plans of a batch are
+    /// written together, one statement per table ([`apply`]), before its other writes.
+    /// Its `write` must write the same rows.
+    fn plan(&self) -> Option<&Plan> {
+        None
+    }
 }
 
 struct Job {
@@ -119,19 +130,43 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
     }
 }
 
-/// Every write of `batch` in one transaction, without savepoints: `Some` results when
-/// every write succeeded and the batch committed; `None` when one failed (a conflict, a
-/// UTR held elsewhere: it may have written part of its rows before it failed, and on
-/// PostgreSQL a failed statement ends the transaction), after rolling everything back.
+/// Every write of `batch` in one transaction, without savepoints: the plans together
+/// ([`apply`]: one statement per table), then the other writes one by one. `Some` results
+/// when every write succeeded, or failed alone without writing (a plan whose order moved
+/// on), and the batch committed; `None` when a write failed in the database (a UTR held
+/// elsewhere: it may have written part of its rows, and on PostgreSQL a failed statement
+/// ends the transaction), after rolling everything back.
 async fn write_plain(
     db: &DatabaseConnection,
     batch: &[Job],
 ) -> Result<Option<Vec<Result<i64, WriteError>>>, DbErr> {
     let txn = begin_write(db).await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut results: Vec<Option<Result<i64, WriteError>>> = Vec::new();
+    results.resize_with(batch.len(), || None);
+    let (planned, plans): (Vec<usize>, Vec<&Plan>) = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| Some((i, job.work.plan()?)))
+        .unzip();
+    if !plans.is_empty() {
+        match apply(&txn, &plans).await {
+            Ok(applied) => {
+                for (i, r) in planned.into_iter().zip(applied) {
+                    results[i] = Some(r);
+                }
+            }
+            Err(_) => {
+                txn.rollback().await?;
+                return Ok(None);
+            }
+        }
+    }
+    for (job, result) in batch.iter().zip(results.iter_mut()) {
+        if result.is_some() {
+            continue;
+        }
         match job.work.write(&txn).await {
-            Ok(v) => results.push(Ok(v)),
+            Ok(v) => *result = Some(Ok(v)),
             Err(_) => {
                 txn.rollback().await?;
                 return Ok(None);
@@ -139,7 +174,12 @@ async fn write_plain(
         }
     }
     txn.commit().await?;
-    Ok(Some(results))
+    Ok(Some(
+        results
+            .into_iter()
+            .map(|r| r.expect("every write ran"))
+            .collect(),
+    ))
 }
 
 /// Every write of `batch` in its own savepoint of one transaction. `Err` when the

@@ -1,11 +1,13 @@
 //! Persistence: sea-orm entities, connecting, migrating, the decision write path and
 //! leased claims.
 
+pub mod apply;
 pub mod connect;
 pub mod entities;
 pub mod group_commit;
 pub mod lease;
 pub mod orders;
+pub mod plan;
 pub mod retention;
 pub mod write;
 pub mod write_error;

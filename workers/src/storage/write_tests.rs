@@ -57,6 +57,7 @@ storage_cases!(
     lease_claims,
     grouped_decisions_commit_alone_when_one_conflicts,
     one_batch_moves_each_task_by_its_own_guard,
+    one_apply_writes_many_plans_each_whole,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -170,9 +171,9 @@ fn write<'a>(
 
 /// Commit a decision that must be refused, check that nothing at all was written, and
 /// return the error.
-async fn commit_refused(db: &DatabaseConnection, eps: &Endpoints, w: Write<'_>) -> WriteError {
+async fn commit_refused(db: &DatabaseConnection, w: Write<'_>) -> WriteError {
     let before = everything(db).await;
-    let err = commit_decision(db, eps, w).await.unwrap_err();
+    let err = commit_decision(db, w).await.unwrap_err();
     assert_eq!(
         everything(db).await,
         before,
@@ -182,7 +183,7 @@ async fn commit_refused(db: &DatabaseConnection, eps: &Endpoints, w: Write<'_>) 
 }
 
 /// Two endpoints for `acme`, one for `globex`, registered in `db`.
-async fn endpoints(db: &DatabaseConnection) -> Endpoints {
+async fn register_endpoints(db: &DatabaseConnection) {
     let ep = |id: &str, tenant: &str| EndpointConfig {
         id: id.into(),
         tenant: tenant.into(),
@@ -199,7 +200,6 @@ async fn endpoints(db: &DatabaseConnection) -> Endpoints {
     eps.sync_declared(db, t0().timestamp_millis(), 0)
         .await
         .expect("endpoints registered");
-    eps
 }
 
 fn endpoint_ids(tenant: &str) -> BTreeSet<String> {
@@ -502,13 +502,12 @@ struct Tracked {
 /// Commit a new order's `create` decision and check what it wrote.
 async fn insert_checked(
     db: &DatabaseConnection,
-    eps: &Endpoints,
     d: &Decision,
     command: Option<CommandRecord<'_>>,
 ) -> Tracked {
     let before = before_commit(db, &d.order.id.to_string()).await;
     assert!(before.task.is_none());
-    let v = commit_decision(db, eps, write(None, d, command.clone(), t0()))
+    let v = commit_decision(db, write(None, d, command.clone(), t0()))
         .await
         .expect("insert order");
     assert_eq!(v, 1);
@@ -522,7 +521,6 @@ async fn insert_checked(
 /// Decide `input` on the tracked order, commit it at `now` and check what it wrote.
 async fn apply_checked(
     db: &DatabaseConnection,
-    eps: &Endpoints,
     t: &mut Tracked,
     input: Input,
     command: Option<CommandRecord<'_>>,
@@ -531,7 +529,7 @@ async fn apply_checked(
     let d = order::decide(&t.order, input, &ctx(now)).expect("decision accepted");
     let id = t.order.id.to_string();
     let before = before_commit(db, &id).await;
-    let v = commit_decision(db, eps, write(Some(t.version), &d, command.clone(), now))
+    let v = commit_decision(db, write(Some(t.version), &d, command.clone(), now))
         .await
         .expect("commit decision");
     assert_eq!(v, t.version + 1);
@@ -551,12 +549,12 @@ fn observed(o: Observation) -> Input {
 
 async fn optimistic_concurrency(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let d0 = new_order("acme", "oc-1");
     let id = d0.order.id.to_string();
     let create = cmd("acme", "cmd-oc-create", "onramp.create");
     assert_eq!(
-        commit_decision(db, &eps, write(None, &d0, Some(create), t0()))
+        commit_decision(db, write(None, &d0, Some(create), t0()))
             .await
             .unwrap(),
         1
@@ -574,7 +572,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     )
     .unwrap();
     assert_eq!(
-        commit_decision(db, &eps, write(Some(1), &d1, None, at(1)))
+        commit_decision(db, write(Some(1), &d1, None, at(1)))
             .await
             .unwrap(),
         2
@@ -587,7 +585,6 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     assert_eq!(stale.next_run, NextRun::Done);
     let err = commit_refused(
         db,
-        &eps,
         write(
             Some(1),
             &stale,
@@ -607,7 +604,7 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     );
 
     // A version from the future conflicts as well.
-    let err = commit_refused(db, &eps, write(Some(7), &stale, None, at(2))).await;
+    let err = commit_refused(db, write(Some(7), &stale, None, at(2))).await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
 
     // Two writers racing on version 2: exactly one wins, the other conflicts and its
@@ -622,8 +619,8 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
     )
     .unwrap();
     let (a, b) = tokio::join!(
-        commit_decision(db, &eps, write(Some(2), &cancel, None, at(3))),
-        commit_decision(db, &eps, write(Some(2), &submit, None, at(3))),
+        commit_decision(db, write(Some(2), &cancel, None, at(3))),
+        commit_decision(db, write(Some(2), &submit, None, at(3))),
     );
     let winner = match (a, b) {
         (Ok(3), Err(WriteError::Conflict)) => &cancel,
@@ -658,16 +655,15 @@ async fn optimistic_concurrency(db: DatabaseConnection) {
 
 async fn duplicate_client_order_id(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let first = new_order("acme", "dup-1");
-    insert_checked(db, &eps, &first, None).await;
+    insert_checked(db, &first, None).await;
 
     // A second order (new id) under the same client order id.
     let second = new_order("acme", "dup-1");
     assert_ne!(first.order.id, second.order.id);
     let err = commit_refused(
         db,
-        &eps,
         write(
             None,
             &second,
@@ -680,15 +676,15 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
     assert!(!already_processed(db, "acme", "cmd-dup-2").await.unwrap());
 
     // The same create replayed (same order id too) is a conflict as well.
-    let err = commit_refused(db, &eps, write(None, &first, None, t0())).await;
+    let err = commit_refused(db, write(None, &first, None, t0())).await;
     assert!(matches!(err, WriteError::Conflict), "got {err:?}");
 
     // Another tenant may use the same client order id.
-    insert_checked(db, &eps, &new_order("globex", "dup-1"), None).await;
+    insert_checked(db, &new_order("globex", "dup-1"), None).await;
     // And a tenant without endpoints gets no deliveries queued.
     let before = counts(db).await;
     let quiet = new_order("initech", "dup-quiet");
-    commit_decision(db, &eps, write(None, &quiet, None, t0()))
+    commit_decision(db, write(None, &quiet, None, t0()))
         .await
         .unwrap();
     let after = counts(db).await;
@@ -702,14 +698,13 @@ async fn duplicate_client_order_id(db: DatabaseConnection) {
 
 async fn utr_in_use(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let u = utr("412345678901");
 
     // Order A receives the UTR while still preparing; it is stored on the row.
-    let mut a = insert_checked(db, &eps, &new_order("acme", "utr-a"), None).await;
+    let mut a = insert_checked(db, &new_order("acme", "utr-a"), None).await;
     let da = apply_checked(
         db,
-        &eps,
         &mut a,
         Input::SubmitUtr { utr: u.clone() },
         Some(cmd("acme", "cmd-utr-a", "onramp.utr")),
@@ -724,12 +719,11 @@ async fn utr_in_use(db: DatabaseConnection) {
     );
 
     // Order B gets the same UTR: its update is refused.
-    let b = insert_checked(db, &eps, &new_order("acme", "utr-b"), None).await;
+    let b = insert_checked(db, &new_order("acme", "utr-b"), None).await;
     let db_ = order::decide(&b.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(2))).unwrap();
     assert_eq!(db_.order.utr.as_ref(), Some(&u));
     let err = commit_refused(
         db,
-        &eps,
         write(
             Some(b.version),
             &db_,
@@ -744,7 +738,7 @@ async fn utr_in_use(db: DatabaseConnection) {
     // Order C is inserted already carrying the UTR: refused too.
     let c = new_order("globex", "utr-c");
     let dc = order::decide(&c.order, Input::SubmitUtr { utr: u.clone() }, &ctx(at(3))).unwrap();
-    let err = commit_refused(db, &eps, write(None, &dc, None, at(3))).await;
+    let err = commit_refused(db, write(None, &dc, None, at(3))).await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
     assert!(order_row(db, &c.order.id.to_string()).await.is_none());
 
@@ -752,7 +746,6 @@ async fn utr_in_use(db: DatabaseConnection) {
     let mut b = b;
     apply_checked(
         db,
-        &eps,
         &mut b,
         Input::SubmitUtr {
             utr: utr("412345678902"),
@@ -765,13 +758,12 @@ async fn utr_in_use(db: DatabaseConnection) {
 
 async fn tx_hash_in_use(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let hash = "0x00000000000000000000000000000000000000000000000000000000000000aa";
 
-    let mut a = insert_checked(db, &eps, &new_offramp("acme", "tx-a"), None).await;
+    let mut a = insert_checked(db, &new_offramp("acme", "tx-a"), None).await;
     apply_checked(
         db,
-        &eps,
         &mut a,
         Input::SubmitTxHash { hash: hash.into() },
         Some(cmd("acme", "cmd-tx-a", "offramp.txhash")),
@@ -790,7 +782,7 @@ async fn tx_hash_in_use(db: DatabaseConnection) {
 
     // The same hash on another order is refused by the unique index, and nothing of
     // that decision is written.
-    let b = insert_checked(db, &eps, &new_offramp("acme", "tx-b"), None).await;
+    let b = insert_checked(db, &new_offramp("acme", "tx-b"), None).await;
     let d = order::decide(
         &b.order,
         Input::SubmitTxHash { hash: hash.into() },
@@ -799,7 +791,6 @@ async fn tx_hash_in_use(db: DatabaseConnection) {
     .unwrap();
     let err = commit_refused(
         db,
-        &eps,
         write(
             Some(b.version),
             &d,
@@ -814,10 +805,10 @@ async fn tx_hash_in_use(db: DatabaseConnection) {
 
 async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
-    let mut x = insert_checked(db, &eps, &new_order("acme", "late"), None).await;
+    register_endpoints(db).await;
+    let mut x = insert_checked(db, &new_order("acme", "late"), None).await;
     let late = x.order.expires_at + chrono::Duration::hours(1);
-    apply_checked(db, &eps, &mut x, Input::DeadlinePassed, None, late).await;
+    apply_checked(db, &mut x, Input::DeadlinePassed, None, late).await;
     assert_eq!(x.order.state, OrderState::Expired);
 
     let u = utr("412345678901");
@@ -826,7 +817,6 @@ async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
     let before = counts(db).await;
     commit_decision(
         db,
-        &eps,
         write(
             Some(x.version),
             &d,
@@ -870,10 +860,10 @@ async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
     assert_eq!(task.map(|t| t.status).as_deref(), Some("ready"));
 
     // If the successor cannot be written (its UTR is in use), neither is the predecessor.
-    let mut y = insert_checked(db, &eps, &new_order("acme", "late-2"), None).await;
-    apply_checked(db, &eps, &mut y, Input::DeadlinePassed, None, late).await;
+    let mut y = insert_checked(db, &new_order("acme", "late-2"), None).await;
+    apply_checked(db, &mut y, Input::DeadlinePassed, None, late).await;
     let d = order::decide(&y.order, Input::SubmitUtr { utr: u }, &ctx(late)).unwrap();
-    let err = commit_refused(db, &eps, write(Some(y.version), &d, None, late)).await;
+    let err = commit_refused(db, write(Some(y.version), &d, None, late)).await;
     assert!(matches!(err, WriteError::UtrInUse), "got {err:?}");
 }
 
@@ -883,7 +873,7 @@ async fn successor_commits_with_its_predecessor(db: DatabaseConnection) {
 
 async fn one_transaction_per_decision(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let create = cmd("acme", "cmd-tx-create", "onramp.create");
     assert!(
         !already_processed(db, "acme", "cmd-tx-create")
@@ -894,7 +884,7 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     // Every step of an order's life; each commit is checked for exactly its rows.
     let d = new_order("acme", "tx-1");
     assert_eq!(d.events.len(), 1);
-    let mut t = insert_checked(db, &eps, &d, Some(create.clone())).await;
+    let mut t = insert_checked(db, &d, Some(create.clone())).await;
     assert!(
         already_processed(db, "acme", "cmd-tx-create")
             .await
@@ -909,7 +899,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
 
     apply_checked(
         db,
-        &eps,
         &mut t,
         observed(Observation::Kyc {
             verified: true,
@@ -921,7 +910,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     .await;
     apply_checked(
         db,
-        &eps,
         &mut t,
         observed(Observation::PaymentMethod(LinkResult::Linked)),
         None,
@@ -930,7 +918,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     .await;
     apply_checked(
         db,
-        &eps,
         &mut t,
         observed(Observation::Quoted(Quote {
             token_amount: "16.9".parse().unwrap(),
@@ -944,7 +931,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     .await;
     let created = apply_checked(
         db,
-        &eps,
         &mut t,
         observed(Observation::Created(ProviderOrder {
             provider_order_id: "65f0c0ffee0000000000beef".into(),
@@ -965,7 +951,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     let submit = cmd("acme", "cmd-tx-utr", "onramp.utr");
     let d = apply_checked(
         db,
-        &eps,
         &mut t,
         Input::SubmitUtr {
             utr: utr("498765432101"),
@@ -977,19 +962,10 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     assert!(d.events.is_empty());
     assert!(already_processed(db, "acme", "cmd-tx-utr").await.unwrap());
 
-    apply_checked(
-        db,
-        &eps,
-        &mut t,
-        observed(Observation::UtrAccepted),
-        None,
-        at(6),
-    )
-    .await;
+    apply_checked(db, &mut t, observed(Observation::UtrAccepted), None, at(6)).await;
     // `expired` after a UTR: flagged and expired, two events in one decision.
     let d = apply_checked(
         db,
-        &eps,
         &mut t,
         observed(Observation::Status(StatusReport::new("expired"))),
         None,
@@ -1003,7 +979,6 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
     // An order of the other tenant goes to its endpoint only.
     insert_checked(
         db,
-        &eps,
         &new_order("globex", "tx-2"),
         Some(cmd("globex", "cmd-tx-create", "onramp.create")),
     )
@@ -1036,16 +1011,15 @@ async fn one_transaction_per_decision(db: DatabaseConnection) {
 /// and deliveries were written: here on the inbox row) leaves nothing behind.
 async fn failed_decision_writes_nothing(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let create = cmd("acme", "cmd-late-1", "onramp.create");
-    let t = insert_checked(db, &eps, &new_order("acme", "late-1"), Some(create)).await;
+    let t = insert_checked(db, &new_order("acme", "late-1"), Some(create)).await;
 
     // Same command id again: the inbox insert (the last statement) is a duplicate.
     let d = order::decide(&t.order, Input::Cancel { reason: None }, &ctx(at(1))).unwrap();
     assert!(!d.events.is_empty());
     let err = commit_refused(
         db,
-        &eps,
         write(
             Some(t.version),
             &d,
@@ -1061,8 +1035,8 @@ async fn failed_decision_writes_nothing(db: DatabaseConnection) {
 /// The executor's commit ends its own lease on the drive task, and only its own.
 async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
-    let mut t = insert_checked(db, &eps, &new_order("acme", "lease-1"), None).await;
+    register_endpoints(db).await;
+    let mut t = insert_checked(db, &new_order("acme", "lease-1"), None).await;
     let id = t.order.id.to_string();
     let now = t0().timestamp_millis();
 
@@ -1093,7 +1067,7 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     .unwrap();
     let mut w = write(Some(t.version), &d, None, at(1));
     w.release_lease = Some("exec-2/0000");
-    assert_eq!(commit_decision(db, &eps, w).await.unwrap(), 2);
+    assert_eq!(commit_decision(db, w).await.unwrap(), 2);
     t.order = d.order.clone();
     t.version = 2;
     let task = drive_task(db, &id).await.unwrap();
@@ -1110,7 +1084,7 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
     .unwrap();
     let mut w = write(Some(t.version), &d, None, at(2));
     w.release_lease = Some(&token);
-    assert_eq!(commit_decision(db, &eps, w).await.unwrap(), 3);
+    assert_eq!(commit_decision(db, w).await.unwrap(), 3);
     let task = drive_task(db, &id).await.unwrap();
     assert_eq!((task.lease_owner, task.lease_until), (None, None));
     assert_eq!(
@@ -1123,8 +1097,8 @@ async fn commit_releases_only_its_own_lease(db: DatabaseConnection) {
 /// wrote the task meanwhile (a command wanting it run now) wins over it.
 async fn reschedule_moves_only_the_task(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
-    let t = insert_checked(db, &eps, &new_order("acme", "quiet-1"), None).await;
+    register_endpoints(db).await;
+    let t = insert_checked(db, &new_order("acme", "quiet-1"), None).await;
     let id = t.order.id.to_string();
     let now = t0().timestamp_millis();
     let events_before = outbox::Entity::find().count(db).await.unwrap();
@@ -1162,7 +1136,7 @@ async fn reschedule_moves_only_the_task(db: DatabaseConnection) {
         next_run: NextRun::At(at(16)),
         ..d
     };
-    commit_decision(db, &eps, write(Some(t.version), &d, None, at(16)))
+    commit_decision(db, write(Some(t.version), &d, None, at(16)))
         .await
         .unwrap();
     reschedule(db, &claimed[0], &token, at(30), Urgency::Moving)
@@ -1449,22 +1423,21 @@ async fn lease_claims(db: DatabaseConnection) {
 /// the others commit whole, each with its history, task, events and inbox row.
 async fn grouped_decisions_commit_alone_when_one_conflicts(db: DatabaseConnection) {
     let db = &db;
-    let eps = endpoints(db).await;
+    register_endpoints(db).await;
     let group = GroupCommit::start(db.clone(), 1);
     let u = utr("412345678901");
-    let mut holder = insert_checked(db, &eps, &new_order("acme", "g-holder"), None).await;
+    let mut holder = insert_checked(db, &new_order("acme", "g-holder"), None).await;
     apply_checked(
         db,
-        &eps,
         &mut holder,
         Input::SubmitUtr { utr: u.clone() },
         None,
         at(1),
     )
     .await;
-    let stale = insert_checked(db, &eps, &new_order("acme", "g-stale"), None).await;
-    let wants_utr = insert_checked(db, &eps, &new_order("acme", "g-utr"), None).await;
-    let fine = insert_checked(db, &eps, &new_order("acme", "g-fine"), None).await;
+    let stale = insert_checked(db, &new_order("acme", "g-stale"), None).await;
+    let wants_utr = insert_checked(db, &new_order("acme", "g-utr"), None).await;
+    let fine = insert_checked(db, &new_order("acme", "g-fine"), None).await;
     let before = counts(db).await;
 
     let kyc = || {
@@ -1483,7 +1456,7 @@ async fn grouped_decisions_commit_alone_when_one_conflicts(db: DatabaseConnectio
             now: at(2),
             release_lease: None,
         };
-        commit_grouped(&group, &eps, w)
+        commit_grouped(&group, w)
     };
     let d_stale = order::decide(&stale.order, kyc(), &ctx(at(2))).unwrap();
     let d_utr = order::decide(
@@ -1497,7 +1470,6 @@ async fn grouped_decisions_commit_alone_when_one_conflicts(db: DatabaseConnectio
     let new_id = d_new.order.id.to_string();
     let new = commit_grouped(
         &group,
-        &eps,
         OwnedWrite {
             expected_version: None,
             decision: d_new,
@@ -1605,4 +1577,106 @@ async fn one_batch_moves_each_task_by_its_own_guard(db: DatabaseConnection) {
         assert_eq!(t.run_at, run_at, "{id}");
         assert_eq!((t.lease_owner, t.lease_until), (None, None), "{id}");
     }
+}
+
+/// Plans written by one `apply`: two decisions of one order go one after the other (the
+/// second, made on the first's version, sees it and numbers its history after it); a plan
+/// on a stale version is refused before any of its rows is written; a new order and
+/// another order's decision commit beside them.
+async fn one_apply_writes_many_plans_each_whole(db: DatabaseConnection) {
+    let db = &db;
+    register_endpoints(db).await;
+    let mut twice = insert_checked(db, &new_order("acme", "p-twice"), None).await;
+    let stale = insert_checked(db, &new_order("globex", "p-stale"), None).await;
+    let other = insert_checked(db, &new_order("acme", "p-other"), None).await;
+    let before = counts(db).await;
+    let kyc = || {
+        observed(Observation::Kyc {
+            verified: true,
+            missing: vec![],
+        })
+    };
+    let first = order::decide(&twice.order, kyc(), &ctx(at(1))).unwrap();
+    let cancel = Input::Cancel {
+        reason: Some("changed mind".into()),
+    };
+    let second = order::decide(&first.order, cancel, &ctx(at(1))).unwrap();
+    let d_stale = order::decide(&stale.order, kyc(), &ctx(at(1))).unwrap();
+    let d_other = order::decide(&other.order, kyc(), &ctx(at(1))).unwrap();
+    let d_new = new_order("acme", "p-new");
+    let create = cmd("acme", "cmd-p-new", "onramp.create");
+    let plan = |expected, d: &Decision, c: Option<CommandRecord<'_>>| {
+        super::plan::decision(
+            &write(expected, d, c, at(1)),
+            crate::providers::onmeta::PROVIDER,
+            None,
+            &mut Uuid::now_v7,
+        )
+        .unwrap()
+    };
+    let plans = [
+        plan(Some(twice.version), &first, None),
+        plan(Some(stale.version + 3), &d_stale, None),
+        plan(Some(twice.version + 1), &second, None),
+        plan(None, &d_new, Some(create)),
+        plan(Some(other.version), &d_other, None),
+    ];
+    let txn = super::begin_write(db).await.unwrap();
+    let results = super::apply::apply(&txn, &plans.iter().collect::<Vec<_>>())
+        .await
+        .expect("no statement fails");
+    txn.commit().await.unwrap();
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Ok(twice.version + 1),
+            Err(WriteError::Conflict.to_string()),
+            Ok(twice.version + 2),
+            Ok(1),
+            Ok(other.version + 1),
+        ]
+    );
+
+    // The order written twice holds the second decision, its history both, in order.
+    twice.order = second.order.clone();
+    let stored = load(db, &twice.order.id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.order, stored.version), (second.order.clone(), 3));
+    let seqs: Vec<(i32, String)> = order_events::Entity::find()
+        .filter(order_events::Column::OrderId.eq(twice.order.id.to_string()))
+        .order_by_asc(order_events::Column::Seq)
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.seq, h.kind))
+        .collect();
+    let kinds: Vec<(i32, String)> = [&new_order("acme", "p-twice"), &first, &second]
+        .iter()
+        .flat_map(|d| d.history.iter().map(|h| h.kind.to_string()))
+        .enumerate()
+        .map(|(i, k)| (i as i32 + 1, k))
+        .collect();
+    assert_eq!(seqs, kinds, "history numbered without gaps, in write order");
+    // The stale plan wrote nothing; the others everything.
+    let stale_now = load(db, &stale.order.id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stale_now.order, stale_now.version), (stale.order, 1));
+    let after = counts(db).await;
+    let live = [&first, &second, &new_order("acme", "p-new"), &d_other];
+    let history: usize = live.iter().map(|d| d.history.len()).sum();
+    let events: usize = live.iter().map(|d| d.events.len()).sum();
+    assert_eq!(after.order_events, before.order_events + history as u64);
+    assert_eq!(after.outbox, before.outbox + events as u64);
+    // acme has two endpoints subscribed to everything.
+    assert_eq!(after.deliveries, before.deliveries + 2 * events as u64);
+    assert!(already_processed(db, "acme", "cmd-p-new").await.unwrap());
 }

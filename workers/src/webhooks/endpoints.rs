@@ -2,10 +2,11 @@
 //! secrets in `webhook_endpoint_secrets`), managed by `rampd webhooks endpoint …`;
 //! endpoints declared in config are upserted at start-up ([`Endpoints::sync_declared`]).
 //!
-//! [`Endpoints`] is the handle the decision write path asks which endpoints an event goes
-//! to ([`Endpoints::subscribed`]), inside the decision's own transaction, so an endpoint
-//! added by an operator takes effect with the next state change on every replica.
+//! The decision write path asks which endpoints an event goes to ([`subscribers`]) inside
+//! the decision's own transaction, so an endpoint added by an operator takes effect with
+//! the next state change on every replica.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rampd_domain::webhooks::EventTypes;
@@ -196,30 +197,34 @@ impl Endpoints {
         }
         Ok(())
     }
+}
 
-    /// Every endpoint of `tenant`, disabled ones included (their deliveries are recorded
-    /// as skipped, to be replayed when they are enabled again). Read once per decision,
-    /// inside its transaction; [`Subscriber::wants`] picks the ones for each event.
-    pub async fn of_tenant(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant: &str,
-    ) -> Result<Vec<Subscriber>, DbErr> {
-        let rows = eps::Entity::find()
-            .filter(eps::Column::Tenant.eq(tenant))
-            .order_by_asc(eps::Column::Id)
-            .all(db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Subscriber {
-                enabled: r.status == ENABLED,
-                events: event_types(&r),
-                id: r.id,
-                url: r.url,
-            })
-            .collect())
+/// Every endpoint of each of `tenants`, disabled ones included (their deliveries are
+/// recorded as skipped, to be replayed when they are enabled again), in one read. Read
+/// inside the transaction that queues the deliveries; [`Subscriber::wants`] picks the
+/// ones for each event.
+pub async fn subscribers(
+    db: &impl ConnectionTrait,
+    tenants: &[&str],
+) -> Result<HashMap<String, Vec<Subscriber>>, DbErr> {
+    let mut out: HashMap<String, Vec<Subscriber>> = HashMap::new();
+    if tenants.is_empty() {
+        return Ok(out);
     }
+    let rows = eps::Entity::find()
+        .filter(eps::Column::Tenant.is_in(tenants.iter().copied()))
+        .order_by_asc(eps::Column::Id)
+        .all(db)
+        .await?;
+    for r in rows {
+        out.entry(r.tenant.clone()).or_default().push(Subscriber {
+            enabled: r.status == ENABLED,
+            events: event_types(&r),
+            id: r.id,
+            url: r.url,
+        });
+    }
+    Ok(out)
 }
 
 pub fn event_types(row: &eps::Model) -> EventTypes {

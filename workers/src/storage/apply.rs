@@ -1,0 +1,441 @@
+//! Writing many [`Plan`]s at once: one statement per table for all of them, whatever
+//! their number, instead of one per row.
+//!
+//! For the plans of one transaction:
+//! 1. every order update, in one `UPDATE orders … FROM (VALUES …)` guarded row by row by
+//!    the version the plan expects, `RETURNING` the ids it changed: a plan whose order
+//!    moved on meanwhile is a [`WriteError::Conflict`] and none of its other rows are
+//!    written (the ones after it do not depend on it);
+//! 2. the new orders, their history (numbered after one read of the orders' last
+//!    numbers), the drive tasks (one upsert), the lease ends and task moves (one `UPDATE
+//!    … FROM (VALUES …)`), the outbox, the webhook deliveries (after one read of the
+//!    tenants' endpoints) and the inbox: one multi-row statement each.
+//!
+//! A plan's rows are written whole or not at all: a conflict is found before anything of
+//! the plan is written, and any statement that fails (a UTR another order holds, a
+//! command id already in the inbox) fails the whole call, which the caller answers by
+//! rolling back and writing each plan alone (`group_commit`).
+//!
+//! Two plans of one order in one call are written one after the other (in "rounds"), so
+//! that the second sees the first, as it would written alone.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect, Statement, Value,
+};
+use uuid::Uuid;
+
+use super::entities::webhook_deliveries::{PENDING, SKIPPED};
+use super::entities::{
+    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
+};
+use super::plan::{DRIVE, Plan};
+use super::write_error::{WriteError, classify};
+use crate::webhooks::endpoints::{Subscriber, subscribers};
+
+/// Most rows one multi-row statement carries (PostgreSQL takes at most 65,535 bound
+/// values, SQLite 32,766; the widest row here has 19).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Write `plans` in `txn`: for each, its order's new version, or `Conflict` when its
+/// order moved on. `Err` when a statement failed: then `txn` holds part of the rows and
+/// must be rolled back.
+pub async fn apply(
+    txn: &impl ConnectionTrait,
+    plans: &[&Plan],
+) -> Result<Vec<Result<i64, WriteError>>, WriteError> {
+    let mut results: Vec<Option<Result<i64, WriteError>>> = Vec::new();
+    results.resize_with(plans.len(), || None);
+    for round in rounds(plans) {
+        let batch: Vec<&Plan> = round.iter().map(|&i| plans[i]).collect();
+        for (i, r) in round.into_iter().zip(apply_round(txn, &batch).await?) {
+            results[i] = Some(r);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every plan is in a round"))
+        .collect())
+}
+
+/// The plans split into rounds in which no order is written twice, each plan in the
+/// earliest round after every earlier plan of its orders.
+fn rounds(plans: &[&Plan]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<(HashSet<&str>, Vec<usize>)> = Vec::new();
+    let mut last_round: HashMap<&str, usize> = HashMap::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let ids: Vec<&str> = plan.order_ids().collect();
+        let r = ids
+            .iter()
+            .filter_map(|id| last_round.get(id).map(|r| r + 1))
+            .max()
+            .unwrap_or(0);
+        if r == rounds.len() {
+            rounds.push((HashSet::new(), Vec::new()));
+        }
+        for id in ids {
+            rounds[r].0.insert(id);
+            last_round.insert(id, r);
+        }
+        rounds[r].1.push(i);
+    }
+    rounds.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn apply_round(
+    txn: &impl ConnectionTrait,
+    plans: &[&Plan],
+) -> Result<Vec<Result<i64, WriteError>>, WriteError> {
+    let changed = update_orders(txn, plans).await?;
+    let results: Vec<Result<i64, WriteError>> = plans
+        .iter()
+        .map(|p| match p.orders.first() {
+            Some(o) if o.expected_version.is_some() && !changed.contains(o.row.id.as_str()) => {
+                Err(WriteError::Conflict)
+            }
+            Some(o) => Ok(o.row.version),
+            None => Ok(0),
+        })
+        .collect();
+    let live: Vec<&Plan> = plans
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(p, _)| *p)
+        .collect();
+
+    let new_orders = live
+        .iter()
+        .flat_map(|p| &p.orders)
+        .filter(|o| o.expected_version.is_none())
+        .map(|o| o.row.clone().into_active_model())
+        .collect();
+    insert_all::<orders::Entity>(txn, new_orders, None)
+        .await
+        .map_err(classify)?;
+    write_history(txn, &live).await?;
+    let task_upsert = OnConflict::columns([
+        scheduled_tasks::Column::OrderId,
+        scheduled_tasks::Column::Kind,
+    ])
+    .update_columns([
+        scheduled_tasks::Column::Status,
+        scheduled_tasks::Column::RunAt,
+        scheduled_tasks::Column::Priority,
+        scheduled_tasks::Column::UpdatedAt,
+    ])
+    .to_owned();
+    let tasks = live
+        .iter()
+        .flat_map(|p| &p.tasks)
+        .map(|t| t.clone().into_active_model())
+        .collect();
+    insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(task_upsert)).await?;
+    end_leases(txn, &live).await?;
+    write_events(txn, &live).await?;
+    let inbox = live
+        .iter()
+        .filter_map(|p| p.inbox.clone())
+        .map(IntoActiveModel::into_active_model)
+        .collect();
+    insert_all::<processed_commands::Entity>(txn, inbox, None)
+        .await
+        .map_err(classify)?;
+    Ok(results)
+}
+
+/// Every version-checked order update of `plans`, in one statement; the ids it changed.
+async fn update_orders(
+    txn: &impl ConnectionTrait,
+    plans: &[&Plan],
+) -> Result<HashSet<String>, WriteError> {
+    let rows: Vec<Vec<Value>> = plans
+        .iter()
+        .flat_map(|p| &p.orders)
+        .filter_map(|o| {
+            let v = o.expected_version?;
+            let r = &o.row;
+            Some(vec![
+                r.id.clone().into(),
+                v.into(),
+                r.version.into(),
+                r.state.clone().into(),
+                r.data.clone().into(),
+                r.provider_order_id.clone().into(),
+                r.utr.clone().into(),
+                r.deposit_tx_hash.clone().into(),
+                r.flagged.into(),
+                r.updated_at.into(),
+            ])
+        })
+        .collect();
+    let mut changed = HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let (with, values) = values_cte(
+            txn.get_database_backend(),
+            &[
+                "v_id",
+                "v_expected",
+                "v_version",
+                "v_state",
+                "v_data",
+                "v_provider_order_id",
+                "v_utr",
+                "v_tx_hash",
+                "v_flagged",
+                "v_updated_at",
+            ],
+            chunk,
+        );
+        let sql = format!(
+            "{with} UPDATE orders SET version = v.v_version, state = v.v_state, \
+             data = v.v_data, provider_order_id = v.v_provider_order_id, utr = v.v_utr, \
+             deposit_tx_hash = v.v_tx_hash, flagged = v.v_flagged, \
+             updated_at = v.v_updated_at \
+             FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected RETURNING id"
+        );
+        let stmt = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+        for row in txn.query_all_raw(stmt).await.map_err(classify)? {
+            changed.insert(row.try_get::<String>("", "id").map_err(WriteError::Db)?);
+        }
+    }
+    Ok(changed)
+}
+
+/// The history rows of `plans`, numbered after each order's last stored row (one read
+/// for the orders that have rows already; a new order starts at 1).
+async fn write_history(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
+    let new: HashSet<&str> = plans
+        .iter()
+        .flat_map(|p| &p.orders)
+        .filter(|o| o.expected_version.is_none())
+        .map(|o| o.row.id.as_str())
+        .collect();
+    let stored: Vec<String> = plans
+        .iter()
+        .flat_map(|p| &p.history)
+        .map(|h| h.order_id.as_str())
+        .filter(|id| !new.contains(id))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut last: HashMap<String, i32> = HashMap::new();
+    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<(String, Option<i32>)> = order_events::Entity::find()
+            .select_only()
+            .column(order_events::Column::OrderId)
+            .column_as(order_events::Column::Seq.max(), "seq")
+            .filter(order_events::Column::OrderId.is_in(chunk.iter().cloned()))
+            .group_by(order_events::Column::OrderId)
+            .into_tuple()
+            .all(txn)
+            .await?;
+        last.extend(rows.into_iter().map(|(id, seq)| (id, seq.unwrap_or(0))));
+    }
+    let rows = plans
+        .iter()
+        .flat_map(|p| &p.history)
+        .map(|h| {
+            let mut row = h.clone().into_active_model();
+            row.id = NotSet;
+            row.seq = Set(last.get(&h.order_id).copied().unwrap_or(0) + h.seq);
+            row
+        })
+        .collect();
+    insert_all::<order_events::Entity>(txn, rows, None).await
+}
+
+/// Every lease end (and task move) of `plans`, in one statement.
+///
+/// A move is guarded by the task row as its lease claimed it (`run_at`, `updated_at`):
+/// where a write since changed the task, the task keeps that write's run and only the
+/// lease ends.
+async fn end_leases(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
+    let rows: Vec<Vec<Value>> = plans
+        .iter()
+        .filter_map(|p| p.lease.as_ref())
+        .map(|l| {
+            let m = l.moved.as_ref();
+            vec![
+                l.order_id.clone().into(),
+                l.token.clone().into(),
+                m.map(|m| m.run_at).into(),
+                m.map(|m| m.priority).into(),
+                m.map(|m| m.claimed_run_at).into(),
+                m.map(|m| m.claimed_updated_at).into(),
+            ]
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let (with, values) = values_cte(
+            txn.get_database_backend(),
+            &[
+                "v_order",
+                "v_token",
+                "v_run_at",
+                "v_priority",
+                "v_claimed_run_at",
+                "v_claimed_updated_at",
+            ],
+            chunk,
+        );
+        let unchanged = "v.v_run_at IS NOT NULL \
+             AND scheduled_tasks.run_at = v.v_claimed_run_at \
+             AND scheduled_tasks.updated_at = v.v_claimed_updated_at";
+        let sql = format!(
+            "{with} UPDATE scheduled_tasks SET \
+             run_at = CASE WHEN {unchanged} THEN v.v_run_at ELSE scheduled_tasks.run_at END, \
+             priority = CASE WHEN {unchanged} THEN v.v_priority ELSE scheduled_tasks.priority END, \
+             lease_owner = NULL, lease_until = NULL \
+             FROM v WHERE scheduled_tasks.order_id = v.v_order \
+             AND scheduled_tasks.kind = '{DRIVE}' AND scheduled_tasks.lease_owner = v.v_token"
+        );
+        txn.execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The outbox rows of `plans` and, for order events, a delivery to each endpoint of the
+/// tenant subscribed to the event's type (endpoints read in this transaction, so one an
+/// operator added takes effect with the next event on every replica). A disabled
+/// endpoint's deliveries wait, skipped, to be replayed when it is enabled.
+async fn write_events(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
+    let events: Vec<_> = plans.iter().flat_map(|p| &p.events).collect();
+    let tenants: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.delivery.as_ref().map(|(t, _)| t.as_str()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let endpoints: HashMap<String, Vec<Subscriber>> = subscribers(txn, &tenants).await?;
+    insert_all::<outbox::Entity>(
+        txn,
+        events
+            .iter()
+            .map(|e| e.outbox.clone().into_active_model())
+            .collect(),
+        None,
+    )
+    .await?;
+    let mut deliveries = Vec::new();
+    for e in &events {
+        let Some((tenant, event_type)) = &e.delivery else {
+            continue;
+        };
+        let to = endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
+        for ep in to.iter().filter(|s| s.wants(event_type)) {
+            let o = &e.outbox;
+            let row = webhook_deliveries::Model {
+                id: format!("msg_{}", Uuid::now_v7().simple()),
+                order_id: o.order_id.clone().unwrap_or_default(),
+                tenant: tenant.clone(),
+                endpoint_id: ep.id.clone(),
+                url: ep.url.clone(),
+                event_type: event_type.clone(),
+                body: o.payload.clone(),
+                status: if ep.enabled { PENDING } else { SKIPPED }.into(),
+                attempt: 0,
+                run_at: o.created_at,
+                lease_owner: None,
+                lease_until: None,
+                last_status: None,
+                last_error: None,
+                trace_ctx: o.trace_ctx.clone(),
+                created_at: o.created_at,
+                delivered_at: None,
+                dead_at: None,
+            };
+            deliveries.push(row.into_active_model());
+        }
+    }
+    insert_all::<webhook_deliveries::Entity>(txn, deliveries, None).await
+}
+
+/// Insert `rows` in statements of up to [`ROWS_PER_STATEMENT`] rows (none for none).
+async fn insert_all<E: EntityTrait>(
+    txn: &impl ConnectionTrait,
+    rows: Vec<E::ActiveModel>,
+    on_conflict: Option<OnConflict>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = E::insert_many(chunk.to_vec());
+        if let Some(c) = &on_conflict {
+            insert = insert.on_conflict(c.clone());
+        }
+        insert.exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// `WITH v(<columns>) AS (VALUES (…), …)` with the placeholders of `backend`, and the
+/// values in their order. Every row has one value per column.
+fn values_cte(backend: DbBackend, columns: &[&str], rows: &[Vec<Value>]) -> (String, Vec<Value>) {
+    let mut sql = format!("WITH v({}) AS (VALUES ", columns.join(", "));
+    let mut values = Vec::with_capacity(rows.len() * columns.len());
+    for (r, row) in rows.iter().enumerate() {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for (c, value) in row.iter().enumerate() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            values.push(value.clone());
+            match backend {
+                DbBackend::Postgres => sql.push_str(&format!("${}", values.len())),
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(')');
+    (sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::plan::LeaseEnd;
+
+    fn lease(order: &str) -> Plan {
+        Plan {
+            lease: Some(LeaseEnd {
+                order_id: order.into(),
+                token: "t".into(),
+                moved: None,
+            }),
+            ..Plan::default()
+        }
+    }
+
+    /// Plans of distinct orders share one round; a second plan of an order goes to the
+    /// round after that order's last one, and a plan after it follows it.
+    #[test]
+    fn rounds_never_write_an_order_twice() {
+        let (a, b, c) = (lease("a"), lease("b"), lease("c"));
+        let plans = [&a, &b, &a, &c, &a, &b];
+        assert_eq!(rounds(&plans), vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+        assert_eq!(rounds(&[]), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn values_use_each_backends_placeholders() {
+        let rows = vec![
+            vec![Value::from("a"), Value::from(1i64)],
+            vec![Value::from("b"), Value::from(2i64)],
+        ];
+        let (pg, values) = values_cte(DbBackend::Postgres, &["x", "y"], &rows);
+        assert_eq!(pg, "WITH v(x, y) AS (VALUES ($1, $2), ($3, $4))");
+        assert_eq!(values.len(), 4);
+        let (lite, _) = values_cte(DbBackend::Sqlite, &["x", "y"], &rows);
+        assert_eq!(lite, "WITH v(x, y) AS (VALUES (?, ?), (?, ?))");
+    }
+}
