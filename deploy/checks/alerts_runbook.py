@@ -8,7 +8,8 @@
 - its runbook_url is deploy/RUNBOOK.md#<anchor> and the runbook has that section
   (`### <AlertName>`, whose anchor is the lower-cased name), and every `### Rampd…`
   section of the runbook is an alert;
-- the runbook's alert table lists it with the same severity and `for`;
+- the runbook's alert table lists it with the same severity and `for`, and where its
+  expression cell is one code span, with the rule's expression;
 - the unit tests check it both firing and not firing.
 Prints one line per problem and exits 1 if there is any.
 """
@@ -26,6 +27,11 @@ def anchor(heading):
     return a.replace(" ", "-")
 
 
+def squash(expr):
+    """An expression with its whitespace normalised."""
+    return re.sub(r"\s+", " ", expr).strip()
+
+
 def main(rules_path, runbook_path, tests_path):
     bad = []
     with open(rules_path, encoding="utf-8") as f:
@@ -38,9 +44,10 @@ def main(rules_path, runbook_path, tests_path):
     sections = {anchor(h): h for h in re.findall(r"^###\s+(.+?)\s*$", runbook, re.M)}
     alert_sections = {a for a, h in sections.items() if h.startswith("Rampd")}
     table = {}
-    for row in re.findall(r"^\|\s*\[(\w+)\]\(#([\w-]+)\)\s*\|\s*(\w+)\s*\|.*\|\s*(\w+)\s*\|\s*$",
-                          runbook, re.M):
-        table[row[0]] = {"link": row[1], "severity": row[2], "for": row[3]}
+    for row in re.findall(
+        r"^\|\s*\[(\w+)\]\(#([\w-]+)\)\s*\|\s*(\w+)\s*\|(.*)\|\s*(\w+)\s*\|\s*$", runbook, re.M
+    ):
+        table[row[0]] = {"link": row[1], "severity": row[2], "expr": row[3].strip(), "for": row[4]}
 
     firing, silent = set(), set()
     for t in tests:
@@ -72,6 +79,10 @@ def main(rules_path, runbook_path, tests_path):
                 bad.append(f"{name}: the table links #{row['link']}")
             if row["severity"] != sev:
                 bad.append(f"{name}: severity {sev} in the rules, {row['severity']} in RUNBOOK.md")
+            # A cell that is one code span is the rule's expression, verbatim.
+            cell = re.fullmatch(r"`([^`]+)`", row["expr"])
+            if cell and squash(cell.group(1).replace("\\|", "|")) != squash(r["expr"]):
+                bad.append(f"{name}: RUNBOOK.md's table says `{cell.group(1)}`, the rule `{squash(r['expr'])}`")
             if row["for"] != r.get("for", "0m"):
                 bad.append(f"{name}: for {r.get('for', '0m')} in the rules, {row['for']} in RUNBOOK.md")
         if name not in firing:
