@@ -13,6 +13,9 @@
 #   5. alert tests       promtool test rules deploy/alerts_test.yaml
 #   6. runbook           rules, RUNBOOK.md sections and unit tests agree
 #                        (deploy/checks/alerts_runbook.py)
+#   7. otel collector    deploy/otel-collector.yaml's pipelines name only defined
+#                        components (deploy/checks/otel_pipelines.py; no collector binary
+#                        is installable here, so the components' settings are unchecked)
 #
 # Tools: hadolint, check-jsonschema, kubernetes-validate, PyYAML (pinned in
 # deploy/checks/requirements.txt: `pip install -r deploy/checks/requirements.txt`) and
@@ -102,6 +105,7 @@ if command -v promtool >/dev/null 2>&1; then
 fi
 check alerts-runbook python3 deploy/checks/alerts_runbook.py \
   deploy/alerts.yaml deploy/RUNBOOK.md deploy/alerts_test.yaml
+check otel-pipelines python3 deploy/checks/otel_pipelines.py deploy/otel-collector.yaml
 
 if [ "${#failed[@]}" -gt 0 ]; then
   printf '[deploy-check] FAILED: %s\n' "${failed[*]}" >&2
