@@ -16,7 +16,7 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 
 # 1. Dependencies only. This layer depends on the manifests and Cargo.lock alone, so a
-#    change to rampd's own sources does not rebuild the ~400 dependency crates. The
+#    change to rampd's own sources does not rebuild the few hundred dependency crates. The
 #    workspace's crates get empty sources (every member's manifest must be present, and
 #    the targets it names must exist).
 COPY Cargo.toml Cargo.lock ./
