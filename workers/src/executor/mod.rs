@@ -27,27 +27,45 @@ use crate::providers::onmeta::OnmetaClient;
 use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
-use crate::storage::orders::{StoredOrder, load};
+use crate::storage::orders::{StoredOrder, load, load_many};
 use crate::storage::write::{DRIVE, OwnedWrite, WriteError, commit_grouped, reschedule_grouped};
 use crate::telemetry;
 
+/// A claimed task with its order as read right after the claim (`None`: no such order).
+pub struct Claimed {
+    task: tasks::Model,
+    order: Result<Option<StoredOrder>, DbErr>,
+}
+
 impl LeasedWork for Executor {
-    type Item = tasks::Model;
+    type Item = Claimed;
 
-    async fn claim(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
-        self.claim_due(room).await
+    /// Claim due tasks, then read all their orders in one query: a step decides on the
+    /// order as read here, and its commit's version check catches an order that moved on
+    /// since (the step then decides again on a fresh read).
+    async fn claim(&self, room: u64) -> Result<Vec<Claimed>, DbErr> {
+        let claimed = self.claim_due(room).await?;
+        let ids: Vec<&str> = claimed.iter().map(|t| t.order_id.as_str()).collect();
+        let mut orders = load_many(&self.shared.db, &ids).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|task| Claimed {
+                order: orders.remove(&task.order_id).transpose(),
+                task,
+            })
+            .collect())
     }
 
-    async fn process(&self, task: tasks::Model) {
-        self.run_task(task).await
+    async fn process(&self, c: Claimed) {
+        self.run_task(c.task, c.order).await
     }
 
-    fn due_at(task: &tasks::Model) -> i64 {
-        task.run_at
+    fn due_at(c: &Claimed) -> i64 {
+        c.task.run_at
     }
 
-    fn urgency(task: &tasks::Model) -> &'static str {
-        Urgency::from_rank(task.priority).map_or("none", Urgency::as_str)
+    fn urgency(c: &Claimed) -> &'static str {
+        Urgency::from_rank(c.task.priority).map_or("none", Urgency::as_str)
     }
 }
 
@@ -139,9 +157,9 @@ impl Executor {
         .await
     }
 
-    async fn run_task(&self, task: tasks::Model) {
+    async fn run_task(&self, task: tasks::Model, order: Result<Option<StoredOrder>, DbErr>) {
         let span = telemetry::spans::task(&task.order_id, &task.kind, task.trace_ctx.as_deref());
-        if let Err(e) = self.drive(&task).instrument(span).await {
+        if let Err(e) = self.drive(&task, order).instrument(span).await {
             // The lease runs out and the task is retried; nothing is lost.
             tracing::warn!(order.id = %task.order_id, error = %e, "task failed; retried after its lease");
         }
@@ -150,8 +168,12 @@ impl Executor {
         }
     }
 
-    async fn drive(&self, task: &tasks::Model) -> Result<(), WriteError> {
-        let Some(mut stored) = load(&self.shared.db, &task.order_id).await? else {
+    async fn drive(
+        &self,
+        task: &tasks::Model,
+        order: Result<Option<StoredOrder>, DbErr>,
+    ) -> Result<(), WriteError> {
+        let Some(mut stored) = order? else {
             tracing::error!("task for a missing order; closing it");
             self.close_task(task).await?;
             return Ok(());

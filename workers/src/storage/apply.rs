@@ -31,7 +31,8 @@ use uuid::Uuid;
 
 use super::entities::webhook_deliveries::{PENDING, SKIPPED};
 use super::entities::{
-    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
+    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_attempts,
+    webhook_deliveries,
 };
 use super::plan::{DRIVE, Plan};
 use super::write_error::{WriteError, classify};
@@ -145,7 +146,70 @@ async fn apply_round(
     insert_all::<processed_commands::Entity>(txn, inbox, None)
         .await
         .map_err(classify)?;
+    write_attempts(txn, &live).await?;
     Ok(results)
+}
+
+/// The webhook attempts of `plans` and their deliveries' new states (one statement each).
+/// A delivery whose lease ran out keeps the state its new holder writes; its attempt is
+/// on record all the same.
+async fn write_attempts(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
+    let attempts = plans
+        .iter()
+        .flat_map(|p| &p.attempts)
+        .map(|a| a.clone().into_active_model())
+        .collect();
+    insert_all::<webhook_attempts::Entity>(txn, attempts, None).await?;
+    let rows: Vec<Vec<Value>> = plans
+        .iter()
+        .filter_map(|p| p.delivery.as_ref())
+        .map(|d| {
+            vec![
+                d.id.clone().into(),
+                d.lease_owner.clone().into(),
+                d.attempt.into(),
+                d.status.clone().into(),
+                d.last_status.into(),
+                d.last_error.clone().into(),
+                d.run_at.into(),
+                d.delivered_at.into(),
+            ]
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let (with, values) = values_cte(
+            txn.get_database_backend(),
+            &[
+                "v_id",
+                "v_owner",
+                "v_attempt",
+                "v_status",
+                "v_last_status",
+                "v_last_error",
+                "v_run_at",
+                "v_delivered_at",
+            ],
+            chunk,
+        );
+        let sql = format!(
+            "{with} UPDATE webhook_deliveries SET attempt = v.v_attempt, status = v.v_status, \
+             last_status = v.v_last_status, last_error = v.v_last_error, \
+             run_at = COALESCE(v.v_run_at, webhook_deliveries.run_at), \
+             delivered_at = COALESCE(v.v_delivered_at, webhook_deliveries.delivered_at), \
+             lease_owner = NULL, lease_until = NULL \
+             FROM v WHERE webhook_deliveries.id = v.v_id \
+             AND webhook_deliveries.lease_owner = v.v_owner RETURNING id"
+        );
+        let stmt = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+        let written = txn.query_all_raw(stmt).await?;
+        if written.len() < chunk.len() {
+            tracing::warn!(
+                lost = chunk.len() - written.len(),
+                "webhook leases lost before their outcomes were recorded"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every version-checked order update of `plans`, in one statement; the ids it changed.

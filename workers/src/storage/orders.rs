@@ -1,5 +1,7 @@
 //! Reading orders.
 
+use std::collections::HashMap;
+
 use rampd_domain::order::{Order, PaymentRefKind};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
@@ -29,6 +31,25 @@ pub async fn load(db: &impl ConnectionTrait, id: &str) -> Result<Option<StoredOr
         .await?
         .map(decode)
         .transpose()
+}
+
+/// The orders of `ids` that exist, by id, in one query; each decoded on its own, so an
+/// unreadable one fails only its own reader.
+pub async fn load_many(
+    db: &impl ConnectionTrait,
+    ids: &[&str],
+) -> Result<HashMap<String, Result<StoredOrder, DbErr>>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = orders::Entity::find()
+        .filter(orders::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| (m.id.clone(), decode(m)))
+        .collect())
 }
 
 pub async fn load_by_client_id(

@@ -13,7 +13,9 @@ use rampd_domain::event::{CommandRejected, order_event, subject_suffix};
 use rampd_domain::order::{Decision, NextRun};
 use uuid::Uuid;
 
-use super::entities::{order_events, orders, outbox, processed_commands, scheduled_tasks};
+use super::entities::{
+    order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_attempts,
+};
 
 /// The single task kind that drives an order forward.
 pub const DRIVE: &str = "drive";
@@ -76,6 +78,25 @@ pub struct Plan {
     pub events: Vec<EventRow>,
     /// The inbox row of the command that caused the write.
     pub inbox: Option<processed_commands::Model>,
+    /// Webhook attempts to record.
+    pub attempts: Vec<webhook_attempts::Model>,
+    /// A webhook delivery's state after an attempt.
+    pub delivery: Option<DeliveryOutcome>,
+}
+
+/// A delivery's state after an attempt, written where the lease `lease_owner` still
+/// holds it (else the delivery is another replica's now and this changes nothing), and
+/// the end of that lease. `run_at` and `delivered_at` change only where given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOutcome {
+    pub id: String,
+    pub lease_owner: String,
+    pub attempt: i32,
+    pub status: String,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub run_at: Option<i64>,
+    pub delivered_at: Option<i64>,
 }
 
 /// One order row: inserted when `expected_version` is `None`, else updated where the stored

@@ -15,8 +15,8 @@ use rampd_domain::webhooks::health::HealthChange;
 use rampd_domain::webhooks::{AttemptResult, Verdict};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -29,7 +29,8 @@ use crate::storage::entities::{
 };
 use crate::storage::group_commit::{GroupCommit, GroupWrite};
 use crate::storage::lease::{DELIVERIES, released};
-use crate::storage::write::{WriteError, insert_outbox, settle};
+use crate::storage::plan::{DeliveryOutcome, Plan};
+use crate::storage::write::{WriteError, apply_one, insert_outbox, settle};
 
 pub use crate::storage::entities::webhook_deliveries::{DEAD, DELIVERED, PENDING, SKIPPED};
 
@@ -59,7 +60,9 @@ pub async fn record(db: &DatabaseConnection, a: &Attempt<'_>) -> Result<Recorded
 /// each in a savepoint of its own, see [`crate::storage::group_commit`]), on the writer
 /// of the delivery's order.
 pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
+    let now = Utc::now().timestamp_millis();
     let owned = Arc::new(OwnedAttempt {
+        plan: plain_outcome(a, now),
         delivery: a.delivery.clone(),
         number: a.number,
         started_at: a.started_at,
@@ -77,8 +80,10 @@ pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Reco
     })
 }
 
-/// An [`Attempt`] that owns its parts, for a group-commit writer.
+/// An [`Attempt`] that owns its parts, for a group-commit writer; with its rows as a
+/// [`Plan`] when its outcome is a plain one ([`plain_outcome`]).
 struct OwnedAttempt {
+    plan: Option<Plan>,
     delivery: deliveries::Model,
     number: i32,
     started_at: i64,
@@ -90,7 +95,16 @@ struct OwnedAttempt {
 
 impl GroupWrite for OwnedAttempt {
     fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
-        Box::pin(async move { Ok(write(txn, &self.as_attempt()).await?.events as i64) })
+        Box::pin(async move {
+            match &self.plan {
+                Some(plan) => apply_one(txn, plan).await,
+                None => Ok(write(txn, &self.as_attempt()).await?.events as i64),
+            }
+        })
+    }
+
+    fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
     }
 }
 
@@ -108,31 +122,82 @@ impl OwnedAttempt {
     }
 }
 
+/// The rows of an outcome that touches nothing but the attempt and its delivery, the
+/// common case (delivered, or a retry while the endpoint's failing streak goes on or was
+/// never started): the attempt row and the delivery's new state, written with other
+/// outcomes' rows by one statement each. `None` for the others (a dead letter, an
+/// endpoint's health changing), which [`write`] records one by one.
+fn plain_outcome(a: &Attempt<'_>, now: i64) -> Option<Plan> {
+    let steady = match a.health {
+        HealthChange::StillFailing => true,
+        HealthChange::Healthy => a.failing_since.is_none(),
+        HealthChange::StartFailing(_) | HealthChange::Disable => false,
+    };
+    let (status, run_at, delivered_at) = match a.verdict {
+        Verdict::Delivered => (DELIVERED, None, Some(now)),
+        Verdict::Retry(delay) => (PENDING, Some(now + delay.as_millis() as i64), None),
+        Verdict::Dead | Verdict::EndpointGone => return None,
+    };
+    let lease_owner = a.delivery.lease_owner.clone()?;
+    if !steady {
+        return None;
+    }
+    let (code, error) = result_of(a.sent);
+    Some(Plan {
+        delivery: Some(DeliveryOutcome {
+            id: a.delivery.id.clone(),
+            lease_owner,
+            attempt: a.number,
+            status: status.into(),
+            last_status: code,
+            last_error: last_error(code, &error),
+            run_at,
+            delivered_at,
+        }),
+        attempts: vec![attempt_row(a, code, error)],
+        ..Plan::default()
+    })
+}
+
+/// The HTTP status an attempt got, or the kind of its failure.
+fn result_of(sent: &Sent) -> (Option<i32>, Option<String>) {
+    match sent.result {
+        AttemptResult::Response { status } => (Some(status as i32), None),
+        AttemptResult::Failed(kind) => (None, Some(kind.as_str().to_string())),
+    }
+}
+
+/// What the delivery keeps as its last error: the failure, or a status that is no success.
+fn last_error(code: Option<i32>, error: &Option<String>) -> Option<String> {
+    error.clone().or_else(|| {
+        code.filter(|c| !(200..300).contains(c))
+            .map(|c| format!("HTTP {c}"))
+    })
+}
+
+fn attempt_row(a: &Attempt<'_>, code: Option<i32>, error: Option<String>) -> attempts::Model {
+    attempts::Model {
+        id: Uuid::now_v7().to_string(),
+        delivery_id: a.delivery.id.clone(),
+        endpoint_id: a.delivery.endpoint_id.clone(),
+        attempt: a.number,
+        started_at: a.started_at,
+        latency_ms: a.sent.latency_ms,
+        status_code: code,
+        error_kind: error,
+        response_excerpt: a.sent.excerpt.clone(),
+    }
+}
+
 async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
     let d = a.delivery;
     let now = Utc::now().timestamp_millis();
-    let (code, error) = match a.sent.result {
-        AttemptResult::Response { status } => (Some(status as i32), None),
-        AttemptResult::Failed(kind) => (None, Some(kind.as_str().to_string())),
-    };
-    attempts::Entity::insert(attempts::ActiveModel {
-        id: Set(Uuid::now_v7().to_string()),
-        delivery_id: Set(d.id.clone()),
-        endpoint_id: Set(d.endpoint_id.clone()),
-        attempt: Set(a.number),
-        started_at: Set(a.started_at),
-        latency_ms: Set(a.sent.latency_ms),
-        status_code: Set(code),
-        error_kind: Set(error.clone()),
-        response_excerpt: Set(a.sent.excerpt.clone()),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    let (code, error) = result_of(a.sent);
+    let last_error = last_error(code, &error);
+    attempts::Entity::insert(attempt_row(a, code, error).into_active_model())
+        .exec_without_returning(txn)
+        .await?;
 
-    let last_error = error.clone().or_else(|| {
-        code.filter(|c| !(200..300).contains(c))
-            .map(|c| format!("HTTP {c}"))
-    });
     let mut update = released(deliveries::Entity::update_many(), &DELIVERIES)
         .col_expr(deliveries::Column::Attempt, Expr::value(a.number))
         .col_expr(deliveries::Column::LastStatus, Expr::value(code))
