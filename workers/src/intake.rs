@@ -31,10 +31,10 @@ mod payment_refs;
 
 use crate::nats::traceparent_of;
 use crate::shared::Shared;
-use crate::storage::orders::{StoredOrder, load_by_client_id};
+use crate::storage::orders::{StoredOrder, load_for_command};
 use crate::storage::write::{
     CommandRecord, OwnedCommand, OwnedWrite, Seen, WriteError, announce_rejection, commit_grouped,
-    inbox_check, record_unchanged,
+    record_unchanged, seen,
 };
 use crate::telemetry::{self, meters};
 
@@ -361,7 +361,17 @@ async fn handle(
     }
     // A conflict means another replica (or a racing command) wrote first: start over.
     for _ in 0..5 {
-        match inbox_check(&shared.db, &incoming.record).await? {
+        let target = load_for_command(
+            &shared.db,
+            &incoming.record.inbox_id(),
+            tenant,
+            &ids.order_id,
+        )
+        .await?;
+        match seen(
+            target.inbox.as_ref().map(Option::as_deref),
+            &incoming.record,
+        ) {
             Seen::New => {}
             Seen::Repeat => {
                 tracing::debug!("duplicate command ignored");
@@ -379,7 +389,7 @@ async fn handle(
                 reason: e.to_string(),
                 order_id: None,
             },
-            Ok(command) => match apply(shared, &incoming, command).await {
+            Ok(command) => match apply(shared, &incoming, command, target.order).await {
                 Ok(v) => v,
                 Err(WriteError::Conflict) => continue,
                 Err(WriteError::UtrInUse) => Verdict::Refused {
@@ -400,15 +410,15 @@ async fn handle(
     Ok(Outcome::Retry(Duration::from_millis(200)))
 }
 
-/// Load the command's order and decide there: a command on an existing order runs in a
-/// span of the order's trace; a create runs in the command's span, whose context the new
-/// order stores.
+/// Decide the command on its order (`existing`, as read with the inbox row): a command
+/// on an existing order runs in a span of the order's trace; a create runs in the
+/// command's span, whose context the new order stores.
 async fn apply(
     shared: &Shared,
     inc: &Incoming<'_>,
     command: Command,
+    existing: Option<StoredOrder>,
 ) -> Result<Verdict, WriteError> {
-    let existing = load_by_client_id(&shared.db, inc.record.tenant, &inc.ids.order_id).await?;
     let Some(stored) = &existing else {
         return decide_and_commit(shared, inc, command, existing).await;
     };

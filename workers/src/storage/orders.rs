@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 
 use rampd_domain::order::{Order, PaymentRefKind};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, QueryFilter, Statement,
+};
 
 use super::entities::orders;
 
@@ -50,6 +53,54 @@ pub async fn load_many(
         .into_iter()
         .map(|m| (m.id.clone(), decode(m)))
         .collect())
+}
+
+/// What a command needs read before it is decided, in one query: the inbox row of its
+/// command id (`inbox`: `None` when there is none, else the fingerprint it holds) and the
+/// order its client order id names.
+pub struct CommandTarget {
+    pub inbox: Option<Option<String>>,
+    pub order: Option<StoredOrder>,
+}
+
+pub async fn load_for_command(
+    db: &impl ConnectionTrait,
+    inbox_id: &str,
+    tenant: &str,
+    client_order_id: &str,
+) -> Result<CommandTarget, DbErr> {
+    let backend = db.get_database_backend();
+    let p = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let columns: Vec<String> = orders::Column::iter()
+        .map(|c| format!("o.{}", c.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT pc.id AS pc_id, pc.fingerprint AS pc_fingerprint, {} \
+         FROM (SELECT 1 AS one) AS x \
+         LEFT JOIN processed_commands AS pc ON pc.id = {} \
+         LEFT JOIN orders AS o ON o.tenant = {} AND o.client_order_id = {}",
+        columns.join(", "),
+        p(1),
+        p(2),
+        p(3)
+    );
+    let values = [inbox_id.into(), tenant.into(), client_order_id.into()];
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a one-row select returned no row".into()))?;
+    let inbox = match row.try_get::<Option<String>>("", "pc_id")? {
+        None => None,
+        Some(_) => Some(row.try_get::<Option<String>>("", "pc_fingerprint")?),
+    };
+    let order = match row.try_get::<Option<String>>("", "id")? {
+        None => None,
+        Some(_) => Some(decode(orders::Model::from_query_result(&row, "")?)?),
+    };
+    Ok(CommandTarget { inbox, order })
 }
 
 pub async fn load_by_client_id(

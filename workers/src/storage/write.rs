@@ -265,13 +265,19 @@ pub async fn inbox_check(db: &impl ConnectionTrait, c: &CommandRecord<'_>) -> Re
     let row = processed_commands::Entity::find_by_id(c.inbox_id())
         .one(db)
         .await?;
-    Ok(match row {
+    Ok(seen(row.as_ref().map(|r| r.fingerprint.as_deref()), c))
+}
+
+/// What the inbox knows of `c`, given its inbox row: `None` when there is none, else the
+/// fingerprint the row holds (`None` for rows older than fingerprints).
+pub fn seen(row: Option<Option<&str>>, c: &CommandRecord<'_>) -> Seen {
+    match row {
         None => Seen::New,
-        Some(row) => match (row.fingerprint.as_deref(), c.fingerprint) {
+        Some(before) => match (before, c.fingerprint) {
             (Some(before), Some(now)) if before != now.as_str() => Seen::Reused,
             _ => Seen::Repeat,
         },
-    })
+    }
 }
 
 /// Queue a `command_rejected` event on `ramp.evt.<tenant>.<direction>.command_rejected`

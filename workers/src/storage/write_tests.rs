@@ -58,6 +58,7 @@ storage_cases!(
     grouped_decisions_commit_alone_when_one_conflicts,
     one_batch_moves_each_task_by_its_own_guard,
     one_apply_writes_many_plans_each_whole,
+    a_command_reads_its_inbox_row_and_order_at_once,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1679,4 +1680,37 @@ async fn one_apply_writes_many_plans_each_whole(db: DatabaseConnection) {
     // acme has two endpoints subscribed to everything.
     assert_eq!(after.deliveries, before.deliveries + 2 * events as u64);
     assert!(already_processed(db, "acme", "cmd-p-new").await.unwrap());
+}
+
+/// The read before a command is decided: its inbox row and its order, by tenant, in one
+/// query; nothing of another tenant's.
+async fn a_command_reads_its_inbox_row_and_order_at_once(db: DatabaseConnection) {
+    use super::orders::load_for_command;
+    let db = &db;
+    register_endpoints(db).await;
+    let create = cmd("acme", "cmd-r-1", "onramp.create");
+    let mine = insert_checked(db, &new_order("acme", "r-1"), Some(create.clone())).await;
+    let id = |c: &CommandRecord<'_>| c.inbox_id();
+
+    let t = load_for_command(db, &id(&create), "acme", "r-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.inbox,
+        Some(None),
+        "the row is there, without a fingerprint"
+    );
+    let stored = t.order.expect("acme's order");
+    assert_eq!((stored.order, stored.version), (mine.order, 1));
+
+    let next = cmd("acme", "cmd-r-2", "onramp.utr");
+    let t = load_for_command(db, &id(&next), "acme", "r-1")
+        .await
+        .unwrap();
+    assert!(t.inbox.is_none() && t.order.is_some());
+    let theirs = cmd("globex", "cmd-r-1", "onramp.create");
+    let t = load_for_command(db, &id(&theirs), "globex", "r-1")
+        .await
+        .unwrap();
+    assert!(t.inbox.is_none() && t.order.is_none(), "nothing of acme's");
 }
