@@ -25,7 +25,7 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Statement, Value,
+    QueryResult, QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -176,38 +176,29 @@ async fn write_attempts(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(
             ]
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let (with, values) = values_cte(
-            txn.get_database_backend(),
-            &[
-                "v_id",
-                "v_owner",
-                "v_attempt",
-                "v_status",
-                "v_last_status",
-                "v_last_error",
-                "v_run_at",
-                "v_delivered_at",
-            ],
-            chunk,
+    let columns = [
+        "v_id",
+        "v_owner",
+        "v_attempt",
+        "v_status",
+        "v_last_status",
+        "v_last_error",
+        "v_run_at",
+        "v_delivered_at",
+    ];
+    let update = "UPDATE webhook_deliveries SET attempt = v.v_attempt, status = v.v_status, \
+         last_status = v.v_last_status, last_error = v.v_last_error, \
+         run_at = COALESCE(v.v_run_at, webhook_deliveries.run_at), \
+         delivered_at = COALESCE(v.v_delivered_at, webhook_deliveries.delivered_at), \
+         lease_owner = NULL, lease_until = NULL \
+         FROM v WHERE webhook_deliveries.id = v.v_id \
+         AND webhook_deliveries.lease_owner = v.v_owner RETURNING id";
+    let written = update_from_values(txn, &columns, &rows, update).await?;
+    if written.len() < rows.len() {
+        tracing::warn!(
+            lost = rows.len() - written.len(),
+            "webhook leases lost before their outcomes were recorded"
         );
-        let sql = format!(
-            "{with} UPDATE webhook_deliveries SET attempt = v.v_attempt, status = v.v_status, \
-             last_status = v.v_last_status, last_error = v.v_last_error, \
-             run_at = COALESCE(v.v_run_at, webhook_deliveries.run_at), \
-             delivered_at = COALESCE(v.v_delivered_at, webhook_deliveries.delivered_at), \
-             lease_owner = NULL, lease_until = NULL \
-             FROM v WHERE webhook_deliveries.id = v.v_id \
-             AND webhook_deliveries.lease_owner = v.v_owner RETURNING id"
-        );
-        let stmt = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
-        let written = txn.query_all_raw(stmt).await?;
-        if written.len() < chunk.len() {
-            tracing::warn!(
-                lost = chunk.len() - written.len(),
-                "webhook leases lost before their outcomes were recorded"
-            );
-        }
     }
     Ok(())
 }
@@ -237,35 +228,28 @@ async fn update_orders(
             ])
         })
         .collect();
+    let columns = [
+        "v_id",
+        "v_expected",
+        "v_version",
+        "v_state",
+        "v_data",
+        "v_provider_order_id",
+        "v_utr",
+        "v_tx_hash",
+        "v_flagged",
+        "v_updated_at",
+    ];
+    let update = "UPDATE orders SET version = v.v_version, state = v.v_state, \
+         data = v.v_data, provider_order_id = v.v_provider_order_id, utr = v.v_utr, \
+         deposit_tx_hash = v.v_tx_hash, flagged = v.v_flagged, updated_at = v.v_updated_at \
+         FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected RETURNING id";
     let mut changed = HashSet::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let (with, values) = values_cte(
-            txn.get_database_backend(),
-            &[
-                "v_id",
-                "v_expected",
-                "v_version",
-                "v_state",
-                "v_data",
-                "v_provider_order_id",
-                "v_utr",
-                "v_tx_hash",
-                "v_flagged",
-                "v_updated_at",
-            ],
-            chunk,
-        );
-        let sql = format!(
-            "{with} UPDATE orders SET version = v.v_version, state = v.v_state, \
-             data = v.v_data, provider_order_id = v.v_provider_order_id, utr = v.v_utr, \
-             deposit_tx_hash = v.v_tx_hash, flagged = v.v_flagged, \
-             updated_at = v.v_updated_at \
-             FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected RETURNING id"
-        );
-        let stmt = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
-        for row in txn.query_all_raw(stmt).await.map_err(classify)? {
-            changed.insert(row.try_get::<String>("", "id").map_err(WriteError::Db)?);
-        }
+    for row in update_from_values(txn, &columns, &rows, update)
+        .await
+        .map_err(classify)?
+    {
+        changed.insert(row.try_get::<String>("", "id").map_err(WriteError::Db)?);
     }
     Ok(changed)
 }
@@ -335,37 +319,27 @@ async fn end_leases(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), D
             ]
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let (with, values) = values_cte(
-            txn.get_database_backend(),
-            &[
-                "v_order",
-                "v_token",
-                "v_run_at",
-                "v_priority",
-                "v_claimed_run_at",
-                "v_claimed_updated_at",
-            ],
-            chunk,
-        );
-        let unchanged = "v.v_run_at IS NOT NULL \
-             AND scheduled_tasks.run_at = v.v_claimed_run_at \
-             AND scheduled_tasks.updated_at = v.v_claimed_updated_at";
-        let sql = format!(
-            "{with} UPDATE scheduled_tasks SET \
-             run_at = CASE WHEN {unchanged} THEN v.v_run_at ELSE scheduled_tasks.run_at END, \
-             priority = CASE WHEN {unchanged} THEN v.v_priority ELSE scheduled_tasks.priority END, \
-             lease_owner = NULL, lease_until = NULL \
-             FROM v WHERE scheduled_tasks.order_id = v.v_order \
-             AND scheduled_tasks.kind = '{DRIVE}' AND scheduled_tasks.lease_owner = v.v_token"
-        );
-        txn.execute_raw(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            sql,
-            values,
-        ))
-        .await?;
-    }
+    let columns = [
+        "v_order",
+        "v_token",
+        "v_run_at",
+        "v_priority",
+        "v_claimed_run_at",
+        "v_claimed_updated_at",
+    ];
+    let unchanged = "v.v_run_at IS NOT NULL \
+         AND scheduled_tasks.run_at = v.v_claimed_run_at \
+         AND scheduled_tasks.updated_at = v.v_claimed_updated_at";
+    let update = format!(
+        "UPDATE scheduled_tasks SET \
+         run_at = CASE WHEN {unchanged} THEN v.v_run_at ELSE scheduled_tasks.run_at END, \
+         priority = CASE WHEN {unchanged} THEN v.v_priority ELSE scheduled_tasks.priority END, \
+         lease_owner = NULL, lease_until = NULL \
+         FROM v WHERE scheduled_tasks.order_id = v.v_order \
+         AND scheduled_tasks.kind = '{DRIVE}' AND scheduled_tasks.lease_owner = v.v_token \
+         RETURNING id"
+    );
+    update_from_values(txn, &columns, &rows, &update).await?;
     Ok(())
 }
 
@@ -439,6 +413,25 @@ async fn insert_all<E: EntityTrait>(
         insert.exec_without_returning(txn).await?;
     }
     Ok(())
+}
+
+/// Run `WITH v(<columns>) AS (VALUES <rows>) <update>` in statements of up to
+/// [`ROWS_PER_STATEMENT`] rows (none for none); the rows the updates returned.
+async fn update_from_values(
+    txn: &impl ConnectionTrait,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+    update: &str,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let backend = txn.get_database_backend();
+    let mut returned = Vec::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let (with, values) = values_cte(backend, columns, chunk);
+        let sql = format!("{with} {update}");
+        let stmt = Statement::from_sql_and_values(backend, sql, values);
+        returned.extend(txn.query_all_raw(stmt).await?);
+    }
+    Ok(returned)
 }
 
 /// `WITH v(<columns>) AS (VALUES (…), …)` with the placeholders of `backend`, and the
