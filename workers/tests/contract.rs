@@ -234,7 +234,8 @@ impl Doc {
 // ---------------------------------------------------------------------------------------
 
 const INTAKE_RS: &str = include_str!("../src/intake.rs");
-const WRITE_RS: &str = include_str!("../src/storage/write.rs");
+/// Where the write path builds event subjects.
+const PLAN_RS: &str = include_str!("../src/storage/plan.rs");
 const CONFIG_RS: &str = include_str!("../src/config.rs");
 const NATS_RS: &str = include_str!("../src/nats.rs");
 const LANES_RS: &str = include_str!("../src/intake/lanes.rs");
@@ -291,8 +292,8 @@ fn every_subject_is_documented_and_nothing_else() {
     assert_eq!(Doc::load().addresses(), expected);
 
     // The code builds those subjects the way the document says.
-    assert!(WRITE_RS.contains("\"ramp.evt.{tenant}.{}.{}\""));
-    assert!(WRITE_RS.contains("\"ramp.evt.{}.{direction}.command_rejected\""));
+    assert!(PLAN_RS.contains("\"ramp.evt.{tenant}.{}.{}\""));
+    assert!(PLAN_RS.contains("\"ramp.evt.{}.{direction}.command_rejected\""));
     assert_eq!(
         rampd::storage::write::event_subject("acme", Direction::Offramp, TX_HASH_REJECTED),
         "ramp.evt.acme.offramp.tx_hash_rejected"
