@@ -228,6 +228,10 @@ mod tests {
             gauges::TASK_OLDEST_DUE,
             gauges::WEBHOOK_BACKLOG,
             gauges::DEAD_LETTERS,
+            gauges::NATS_PENDING,
+            gauges::GAUGES_UP,
+            WEBHOOK_LATENCY,
+            super::super::process::BUILD_INFO,
         ];
         let docs = [
             include_str!("../../../deploy/grafana/rampd-dashboard.json"),

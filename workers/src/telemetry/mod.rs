@@ -16,6 +16,7 @@
 pub mod context;
 pub mod logs;
 pub mod meters;
+pub mod process;
 pub mod spans;
 pub mod warnings;
 
