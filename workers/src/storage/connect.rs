@@ -129,7 +129,6 @@ fn sqlite_options(o: SqliteConnectOptions, create: Option<bool>) -> SqliteConnec
 }
 
 /// A database URL, parsed and checked before anything connects.
-#[derive(Debug)]
 enum Target {
     Postgres {
         opts: PgConnectOptions,
@@ -145,6 +144,13 @@ enum Target {
         /// The URL names a `mode` (then it decides whether a file is created).
         has_mode: bool,
     },
+}
+
+/// Never the password: what is opened, as messages name it.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl Target {
