@@ -62,6 +62,7 @@ pub fn capture() -> &'static Capture {
             json: true,
             export: SpanExport::Endpoint(format!("http://{addr}/v1/traces")),
             writer: BoxMakeWriter::new(move || LogSink(sink.clone())),
+            ansi: false,
         })
         .expect("telemetry starts");
         Capture {

@@ -7,3 +7,4 @@ mod admin;
 mod capture;
 mod metrics;
 mod trace;
+mod warnings;

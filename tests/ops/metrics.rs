@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use rampd::sandbox::SandboxConfig;
 use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, both, wait_for};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::capture::capture;
@@ -97,6 +98,10 @@ async fn metrics_and_health(backend: Backend) {
         ("rampd_provider_calls_total", &kyc_ok[..]),
         ("rampd_provider_call_duration_seconds_count", &kyc_ok[..]),
         ("rampd_webhook_attempts_total", &delivered[..]),
+        (
+            "rampd_webhook_request_duration_seconds_count",
+            &[("outcome", "ok")][..],
+        ),
         ("rampd_task_lag_seconds_count", &[("queue", "tasks")][..]),
         ("rampd_task_lag_seconds_count", &[("queue", "webhooks")][..]),
     ] {
@@ -157,6 +162,66 @@ async fn metrics_and_health(backend: Backend) {
     );
     assert!(after.contains("# TYPE rampd_task_oldest_due_seconds gauge"));
 
+    // About the process: which build, and the standard process metrics.
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(sample(&after, "rampd_build_info", &version), 1.0);
+    assert!(sample(&after, "process_resident_memory_bytes", &[]) > 0.0);
+    assert!(sample(&after, "process_open_fds", &[]) > 0.0);
+    assert!(sample(&after, "process_start_time_seconds", &[]) > 1.0e9);
+    assert!(after.contains("# TYPE process_cpu_seconds_total counter"));
+    // Commands waiting in NATS, per intake consumer (all handled by now).
+    let lane = [
+        ("stream", s.cfg.nats.command_stream.as_str()),
+        ("consumer", "rampd-acme"),
+    ];
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("rampd_nats_pending_commands{")
+                && l.contains("consumer=\"rampd-acme\"")),
+        "{after}"
+    );
+    assert_eq!(sample(&after, "rampd_nats_pending_commands", &lane), 0.0);
+    assert_eq!(
+        sample(&after, "rampd_gauges_up", &[("source", "database")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&after, "rampd_gauges_up", &[("source", "nats")]),
+        1.0
+    );
+
+    // A database read that fails is said, not hidden: the database gauges are left out
+    // and rampd_gauges_up{source="database"} is 0, until the read works again.
+    s.db.execute_unprepared("ALTER TABLE orders RENAME TO orders_hidden")
+        .await
+        .unwrap();
+    let broken = wait_for_metrics(addr, |m| {
+        sample(m, "rampd_gauges_up", &[("source", "database")]) == 0.0
+    })
+    .await;
+    assert!(!broken.contains("rampd_orders{"), "{broken}");
+    assert!(
+        !broken.contains("rampd_task_oldest_due_seconds "),
+        "{broken}"
+    );
+    assert_eq!(
+        sample(&broken, "rampd_gauges_up", &[("source", "nats")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&broken, "rampd_dead_letters", &[("kind", "command")]),
+        1.0,
+        "the NATS-side gauges stay"
+    );
+    s.db.execute_unprepared("ALTER TABLE orders_hidden RENAME TO orders")
+        .await
+        .unwrap();
+    wait_for_metrics(addr, |m| {
+        sample(m, "rampd_gauges_up", &[("source", "database")]) == 1.0
+    })
+    .await;
+
     // Not ready once NATS is gone; still alive.
     s.nats.stop().await;
     let (code, body) = wait_for_status(addr, "/readyz", 503).await;
@@ -165,6 +230,19 @@ async fn metrics_and_health(backend: Backend) {
     assert_ne!(ready["nats"], "connected");
     assert_eq!(code, 503);
     assert_eq!(get(addr, "/healthz").await.0, 200);
+    // And the scrape says the NATS-side gauges could not be read.
+    let no_nats = wait_for_metrics(addr, |m| {
+        sample(m, "rampd_gauges_up", &[("source", "nats")]) == 0.0
+    })
+    .await;
+    assert!(
+        !no_nats.contains("rampd_nats_pending_commands{"),
+        "{no_nats}"
+    );
+    assert_eq!(
+        sample(&no_nats, "rampd_gauges_up", &[("source", "database")]),
+        1.0
+    );
     s.kill_worker().await;
     s.finish().await;
 }

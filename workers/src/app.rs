@@ -71,10 +71,10 @@ impl Worker {
     pub async fn start(cfg: Config) -> anyhow::Result<Worker> {
         install_crypto();
         validate(&cfg)?;
-        let db = storage::connect(&cfg.database_url)
+        let db = storage::open(&cfg.database_url, storage::Create::IfMissing).await?;
+        storage::migrate(&db)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open database: {e}"))?;
-        storage::migrate(&db).await?;
+            .map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))?;
         let client = nats::connect(&cfg).await?;
         let js = jetstream::new(client.clone());
         let commands = nats::ensure_topology(&js, &cfg.nats).await?;

@@ -173,7 +173,9 @@ async fn main() -> ExitCode {
     let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rampd: {e:#}");
+            // One line, whatever the error's sources print.
+            let line = format!("{e:#}").replace(['\r', '\n'], " ");
+            eprintln!("rampd: {line}");
             ExitCode::FAILURE
         }
     };
@@ -192,11 +194,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Migrate => {
             let cfg = Config::load(cli.config.as_deref())?;
-            let db = storage::connect(&cfg.database_url)
+            let db = storage::open(&cfg.database_url, storage::Create::IfMissing).await?;
+            storage::migrate(&db)
                 .await
-                .context("opening the database")?;
-            storage::migrate(&db).await.context("migrating")?;
-            println!("migrations applied to {}", redact_url(&cfg.database_url));
+                .context("migrating the database failed")?;
+            println!(
+                "migrations applied to {}",
+                storage::redact_url(&cfg.database_url)
+            );
         }
         Cmd::Orders { cmd } => {
             let (cfg, db) = admin_db(cli.config.as_deref()).await?;
@@ -302,11 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", report.json()?);
         }
         Cmd::Webhooks(cmd) => {
-            let cfg = Config::load(cli.config.as_deref())?;
-            let db = storage::connect(&cfg.database_url)
-                .await
-                .context("opening the database")?;
-            storage::migrate(&db).await.context("migrating")?;
+            let (cfg, db) = admin_db(cli.config.as_deref()).await?;
             println!("{}", webhooks::admin::execute(&db, &cfg, cmd).await?);
         }
     }
@@ -329,19 +330,21 @@ fn operator_exit(done: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Config and database for an operator command; refuses a database that is not migrated
-/// to this build's schema rather than guessing.
+/// Config and database for an operator command. Never creates a database (a missing
+/// SQLite file is an error) and never migrates one: refuses a database that is not
+/// migrated to this build's schema rather than guessing.
 async fn admin_db(
     config: Option<&std::path::Path>,
 ) -> anyhow::Result<(Config, sea_orm::DatabaseConnection)> {
     let cfg = Config::load(config)?;
-    let db = storage::connect(&cfg.database_url)
+    let db = storage::open(&cfg.database_url, storage::Create::Never).await?;
+    let shown = storage::redact_url(&cfg.database_url);
+    let pending = storage::migrations_pending(&db)
         .await
-        .with_context(|| format!("opening {}", redact_url(&cfg.database_url)))?;
-    if storage::migrations_pending(&db).await? {
+        .map_err(|e| anyhow::anyhow!("reading the schema version of {shown} failed: {e}"))?;
+    if pending {
         anyhow::bail!(
-            "the database at {} is not migrated (run `rampd migrate` or start a worker)",
-            redact_url(&cfg.database_url)
+            "the database at {shown} is not migrated (run `rampd migrate` or start a worker)"
         );
     }
     Ok((cfg, db))
@@ -372,12 +375,4 @@ fn parse_progression(s: &str) -> Result<Progression, String> {
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_str(s).map_err(|e| e.to_string())
-}
-
-/// Hide a password in a database URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://****{}", &url[..s], &url[at..]),
-        _ => url.to_string(),
-    }
 }

@@ -1,5 +1,7 @@
 //! NATS plumbing: connection, idempotent stream/consumer setup, trace headers.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -10,13 +12,27 @@ pub const CMD_SUBJECTS: &str = "ramp.cmd.>";
 pub const EVT_SUBJECTS: &str = "ramp.evt.>";
 pub const DLQ_SUBJECTS: &str = "ramp.dlq.>";
 
+/// Connect as worker `cfg.worker_id`. Disconnects, reconnects and server or client errors
+/// are logged at WARN (`telemetry::warnings::nats_event`).
 pub async fn connect(cfg: &Config) -> anyhow::Result<async_nats::Client> {
+    let worker = Arc::new(cfg.worker_id.clone());
+    let server = Arc::new(crate::telemetry::warnings::nats_servers(&cfg.nats_url));
+    let seen_connected = Arc::new(AtomicBool::new(false));
     async_nats::ConnectOptions::new()
         .name(format!("rampd {}", cfg.worker_id))
         .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let (worker, server, seen) = (worker.clone(), server.clone(), seen_connected.clone());
+            async move {
+                crate::telemetry::warnings::nats_event(&event, &seen, &worker, &server);
+            }
+        })
         .connect(&cfg.nats_url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", cfg.nats_url))
+        .map_err(|e| {
+            let at = crate::telemetry::warnings::nats_servers(&cfg.nats_url);
+            anyhow::anyhow!("cannot connect to NATS at {at}: {e}")
+        })
 }
 
 fn stream_config(name: &str, subject: &str, cfg: &NatsConfig, max_age: Duration) -> stream::Config {

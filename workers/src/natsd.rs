@@ -68,6 +68,19 @@ impl NatsServer {
     pub async fn stop(&mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Start it again after [`stop`](Self::stop), on the same port and store (clients
+    /// reconnect to the same URL and find their streams).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no port in {}", self.url))?;
+        self.child = spawn(port, &self.store).await?;
+        Ok(())
+    }
 }
 
 impl Drop for NatsServer {

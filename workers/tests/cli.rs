@@ -60,3 +60,27 @@ fn operator_commands_run_against_the_configured_database() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn text_logs_have_no_colours_when_not_on_a_terminal() {
+    let dir = std::env::temp_dir().join(format!("rampd-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}/rampd.db", dir.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_rampd"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db)
+        .env("RUST_LOG", "info")
+        .env_remove("RAMPD_CONFIG")
+        .env_remove("RAMPD_LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("rampd runs");
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(" INFO "), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI escapes in piped logs: {stderr:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use chrono::Utc;
+use futures::StreamExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
@@ -21,6 +22,8 @@ pub const TASKS_DUE: &str = "rampd_tasks_due";
 pub const TASK_OLDEST_DUE: &str = "rampd_task_oldest_due_seconds";
 pub const WEBHOOK_BACKLOG: &str = "rampd_webhook_backlog";
 pub const DEAD_LETTERS: &str = "rampd_dead_letters";
+pub const NATS_PENDING: &str = "rampd_nats_pending_commands";
+pub const GAUGES_UP: &str = "rampd_gauges_up";
 
 /// One gauge family in Prometheus text format.
 struct Family<'a> {
@@ -54,12 +57,121 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Render every database gauge.
+/// The streams and consumers the NATS gauges read.
+#[derive(Debug, Clone)]
+pub struct NatsSources {
+    pub command_stream: String,
+    pub dead_letter_stream: String,
+    /// The intake's durable consumers are `<consumer>-<tenant>` (and `<consumer>`, the
+    /// single consumer of earlier versions).
+    pub consumer: String,
+}
+
+/// What the NATS reads of one scrape found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NatsGauges {
+    /// Messages on the dead-letter stream.
+    pub dead_commands: u64,
+    /// `(consumer, num_pending)` of each intake consumer: commands not yet delivered.
+    pub pending: Vec<(String, u64)>,
+}
+
+/// Render every gauge read at scrape time: the database's, the dead-letter stream's and
+/// the intake consumers' pending commands, and `rampd_gauges_up{source}` saying whether
+/// each read worked. A failed read leaves its gauges out (never a made-up 0) and is
+/// logged at WARN; `rampd_gauges_up` is always there, so an alert can tell "nothing
+/// wrong" from "cannot tell".
 pub async fn render(
     db: &DatabaseConnection,
     js: &async_nats::jetstream::Context,
-    dead_letter_stream: &str,
-) -> Result<String, DbErr> {
+    nats: &NatsSources,
+) -> String {
+    let database = database_gauges(db).await;
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "reading gauges from the database failed");
+    }
+    let from_nats = nats_gauges(js, nats).await;
+    if let Err(e) = &from_nats {
+        tracing::warn!(error = %e, "reading gauges from NATS failed");
+    }
+    compose(database, from_nats.ok(), &nats.command_stream)
+}
+
+/// The text of one scrape's gauges from what each read returned.
+fn compose(
+    database: Result<(String, u64), DbErr>,
+    nats: Option<NatsGauges>,
+    command_stream: &str,
+) -> String {
+    let (mut out, dead_webhooks) = match &database {
+        Ok((text, dead)) => (text.clone(), Some(*dead)),
+        Err(_) => (String::new(), None),
+    };
+    if dead_webhooks.is_some() || nats.is_some() {
+        let mut f = Family::new(
+            &mut out,
+            DEAD_LETTERS,
+            "Dead-lettered items: webhook deliveries that gave up, commands on the DLQ stream",
+        );
+        if let Some(n) = dead_webhooks {
+            f.sample(DEAD_LETTERS, &[("kind", "webhook")], n as f64);
+        }
+        if let Some(n) = &nats {
+            f.sample(DEAD_LETTERS, &[("kind", "command")], n.dead_commands as f64);
+        }
+    }
+    if let Some(n) = &nats {
+        let mut f = Family::new(
+            &mut out,
+            NATS_PENDING,
+            "Commands in NATS not yet delivered to rampd, per intake consumer",
+        );
+        for (consumer, pending) in &n.pending {
+            f.sample(
+                NATS_PENDING,
+                &[("stream", command_stream), ("consumer", consumer)],
+                *pending as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        GAUGES_UP,
+        "1 when this scrape read its gauges from the source, 0 when the read failed (its gauges are then left out)",
+    );
+    let up = |ok: bool| if ok { 1.0 } else { 0.0 };
+    f.sample(GAUGES_UP, &[("source", "database")], up(database.is_ok()));
+    f.sample(GAUGES_UP, &[("source", "nats")], up(nats.is_some()));
+    out
+}
+
+/// The dead-letter stream's size and the intake consumers' pending counts.
+async fn nats_gauges(
+    js: &async_nats::jetstream::Context,
+    n: &NatsSources,
+) -> anyhow::Result<NatsGauges> {
+    let mut dead = js.get_stream(&n.dead_letter_stream).await?;
+    let dead_commands = dead.info().await?.state.messages;
+    let commands = js.get_stream(&n.command_stream).await?;
+    let mut pending = Vec::new();
+    let mut consumers = commands.consumers();
+    let lane_prefix = format!("{}-", n.consumer);
+    while let Some(info) = consumers.next().await {
+        let info = info?;
+        if info.name == n.consumer || info.name.starts_with(&lane_prefix) {
+            pending.push((info.name.clone(), info.num_pending));
+        }
+    }
+    pending.sort();
+    Ok(NatsGauges {
+        dead_commands,
+        pending,
+    })
+}
+
+/// Every gauge read from the database, and the number of dead webhook deliveries (whose
+/// family is shared with the dead-letter stream's count).
+async fn database_gauges(db: &DatabaseConnection) -> Result<(String, u64), DbErr> {
     let now = Utc::now().timestamp_millis();
     let mut out = String::new();
 
@@ -145,23 +257,7 @@ pub async fn render(
         .filter(webhook_deliveries::Column::Status.eq("dead"))
         .count(db)
         .await?;
-    let mut f = Family::new(
-        &mut out,
-        DEAD_LETTERS,
-        "Dead-lettered items: webhook deliveries that gave up, commands on the DLQ stream",
-    );
-    f.sample(DEAD_LETTERS, &[("kind", "webhook")], dead_webhooks as f64);
-    // The stream is shared by every replica; a NATS hiccup leaves the sample out.
-    if let Ok(mut stream) = js.get_stream(dead_letter_stream).await
-        && let Ok(info) = stream.info().await
-    {
-        f.sample(
-            DEAD_LETTERS,
-            &[("kind", "command")],
-            info.state.messages as f64,
-        );
-    }
-    Ok(out)
+    Ok((out, dead_webhooks))
 }
 
 /// How many rows `q` selects, and the smallest value of the epoch-ms column `at` among them.
@@ -192,6 +288,38 @@ fn age_secs(now: i64, oldest: Option<i64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_read_is_said_not_hidden() {
+        let nats = NatsGauges {
+            dead_commands: 2,
+            pending: vec![("rampd-acme".into(), 7)],
+        };
+        let all = compose(Ok(("db text\n".into(), 1)), Some(nats.clone()), "RAMP_CMD");
+        assert!(all.starts_with("db text\n"), "{all}");
+        for line in [
+            "rampd_dead_letters{kind=\"webhook\"} 1",
+            "rampd_dead_letters{kind=\"command\"} 2",
+            "rampd_nats_pending_commands{stream=\"RAMP_CMD\",consumer=\"rampd-acme\"} 7",
+            "rampd_gauges_up{source=\"database\"} 1",
+            "rampd_gauges_up{source=\"nats\"} 1",
+        ] {
+            assert!(all.lines().any(|l| l == line), "{line} in {all}");
+        }
+        let no_db = compose(Err(DbErr::Custom("down".into())), Some(nats), "RAMP_CMD");
+        assert!(!no_db.contains("db text"));
+        assert!(
+            !no_db.contains("kind=\"webhook\""),
+            "no made-up zero: {no_db}"
+        );
+        assert!(no_db.contains("rampd_dead_letters{kind=\"command\"} 2"));
+        assert!(no_db.contains("rampd_gauges_up{source=\"database\"} 0"));
+        let nothing = compose(Err(DbErr::Custom("down".into())), None, "RAMP_CMD");
+        assert!(!nothing.contains("rampd_dead_letters"), "{nothing}");
+        assert!(nothing.contains("rampd_gauges_up{source=\"database\"} 0"));
+        assert!(nothing.contains("rampd_gauges_up{source=\"nats\"} 0"));
+        assert_eq!(nothing.matches("# TYPE").count(), 1, "{nothing}");
+    }
 
     #[test]
     fn samples_are_prometheus_text() {

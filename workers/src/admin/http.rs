@@ -15,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 use super::gauges;
 use crate::shared::Shared;
 use crate::storage;
-use crate::telemetry::meters;
+use crate::telemetry::{meters, process};
 
 #[derive(Clone)]
 struct AdminState {
     db: DatabaseConnection,
     nats: async_nats::Client,
     js: async_nats::jetstream::Context,
-    dead_letter_stream: String,
+    nats_sources: gauges::NatsSources,
 }
 
 /// Bind `listen`; returns the bound address (useful with port 0) and the server, which
@@ -37,7 +37,11 @@ pub async fn bind(
         db: shared.db.clone(),
         nats: shared.nats.clone(),
         js: shared.js.clone(),
-        dead_letter_stream: shared.cfg.nats.dead_letter_stream.clone(),
+        nats_sources: gauges::NatsSources {
+            command_stream: shared.cfg.nats.command_stream.clone(),
+            dead_letter_stream: shared.cfg.nats.dead_letter_stream.clone(),
+            consumer: shared.cfg.nats.consumer.clone(),
+        },
     };
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -51,13 +55,8 @@ pub async fn bind(
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     let mut text = meters::render();
-    match gauges::render(&s.db, &s.js, &s.dead_letter_stream).await {
-        Ok(g) => text.push_str(&g),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading gauges from the database failed");
-            text.push_str("# rampd: gauges unavailable (database error)\n");
-        }
-    }
+    text.push_str(&process::render());
+    text.push_str(&gauges::render(&s.db, &s.js, &s.nats_sources).await);
     (
         [(
             header::CONTENT_TYPE,

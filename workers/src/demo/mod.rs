@@ -195,6 +195,9 @@ pub async fn run_with(
     // The receivers of a demo run on this machine.
     cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
     cfg.webhooks.retry_schedule_ms = vec![200, 1_000, 2_000, 5_000];
+    // Secrets sealed as in production, with a key as short-lived as this run's database
+    // (and no start-up warning about unsealed secrets).
+    cfg.webhooks.secrets_key = Some(crate::webhooks::vault::Vault::generate_key());
     let worker = Worker::start(cfg.clone()).await?;
 
     let client = worker.shared.nats.clone();

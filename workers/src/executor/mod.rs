@@ -161,7 +161,8 @@ impl Executor {
         let span = telemetry::spans::task(&task.order_id, &task.kind, task.trace_ctx.as_deref());
         if let Err(e) = self.drive(&task, order).instrument(span).await {
             // The lease runs out and the task is retried; nothing is lost.
-            tracing::warn!(order.id = %task.order_id, error = %e, "task failed; retried after its lease");
+            let trace_id = telemetry::warnings::order_trace_id(task.trace_ctx.as_deref());
+            tracing::warn!(order.id = %task.order_id, order.trace_id = trace_id.as_deref(), error = %e, "task failed; retried after its lease");
         }
         if self.provider.budget().is_limited() && task.priority != Urgency::Moving.rank() {
             self.waiting.fetch_sub(1, Ordering::Relaxed);

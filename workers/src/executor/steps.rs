@@ -15,6 +15,7 @@ use crate::providers::onmeta::{
     LinkUpiRequest, OnmetaClient, OnrampPayment, OrderKind, QuoteRequest, SellQuoteRequest,
     classify_link_status,
 };
+use crate::telemetry::warnings;
 
 pub async fn run(
     provider: &OnmetaClient,
@@ -25,7 +26,11 @@ pub async fn run(
 ) -> Observation {
     match call(provider, action, order, now, trace).await {
         Ok(obs) => obs,
-        Err(e) => Observation::CallFailed(failure(e, action)),
+        Err(e) => {
+            let order_id = order.id.to_string();
+            warnings::provider_call_failed(&order_id, trace, action.name(), &e);
+            Observation::CallFailed(failure(e, action))
+        }
     }
 }
 

@@ -13,7 +13,8 @@ pub mod write;
 pub mod write_error;
 
 pub use connect::{
-    begin_write, connect, is_sqlite, is_unique_violation, migrate, migrations_pending,
+    Create, OpenError, begin_write, connect, is_sqlite, is_unique_violation, migrate,
+    migrations_pending, open, redact_url,
 };
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ fn observe_committed(d: &Decision) {
     for (from, to) in transitions {
         meters::transition(direction, from.as_str(), to.as_str());
     }
+    crate::telemetry::warnings::committed(d);
     spans::annotate_order(
         &o.id.to_string(),
         &o.tenant,

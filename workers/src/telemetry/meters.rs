@@ -22,6 +22,7 @@ pub const RATE_LIMITED: &str = "rampd_provider_rate_limited_total";
 pub const WEBHOOK_ATTEMPTS: &str = "rampd_webhook_attempts_total";
 pub const RETENTION_REMOVED: &str = "rampd_retention_removed_rows_total";
 pub const PROVIDER_CALLBACKS: &str = "rampd_provider_callbacks_total";
+pub const WEBHOOK_LATENCY: &str = "rampd_webhook_request_duration_seconds";
 
 /// Seconds: from a few milliseconds (a sandbox call) to 15 minutes (a badly lagging queue).
 const BUCKETS: [f64; 16] = [
@@ -79,6 +80,11 @@ fn describe() {
     );
     describe_counter!(RATE_LIMITED, "Provider answers of 429 Too Many Requests");
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts by outcome");
+    describe_histogram!(
+        WEBHOOK_LATENCY,
+        metrics::Unit::Seconds,
+        "Webhook HTTP request duration per attempt, by outcome class"
+    );
     describe_counter!(
         PROVIDER_CALLBACKS,
         "Provider callbacks received, by provider and outcome (unverified ones included)"
@@ -169,6 +175,34 @@ pub fn webhook_attempt(outcome: &'static str) {
     counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
+/// The outcome class of a webhook attempt's HTTP exchange: ok (2xx), redirect (3xx, not
+/// followed), rate_limited (429), client_error, server_error, timeout, connection_failed,
+/// address_refused (not sent: the address is not allowed).
+pub fn webhook_outcome(result: rampd_domain::webhooks::AttemptResult) -> &'static str {
+    use rampd_domain::webhooks::{AttemptResult, FailureKind};
+    match result {
+        AttemptResult::Response { status: 429 } => "rate_limited",
+        AttemptResult::Response { status } => match status {
+            200..=299 => "ok",
+            300..=399 => "redirect",
+            400..=499 => "client_error",
+            _ => "server_error",
+        },
+        AttemptResult::Failed(FailureKind::Timeout) => "timeout",
+        AttemptResult::Failed(FailureKind::Connect) => "connection_failed",
+        AttemptResult::Failed(FailureKind::AddressRefused) => "address_refused",
+    }
+}
+
+/// One webhook HTTP request and how long it took (a refused address sent nothing and is
+/// not measured).
+pub fn webhook_request(result: rampd_domain::webhooks::AttemptResult, latency_ms: i64) {
+    let outcome = webhook_outcome(result);
+    if outcome != "address_refused" {
+        histogram!(WEBHOOK_LATENCY, "outcome" => outcome).record(latency_ms.max(0) as f64 / 1000.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +228,10 @@ mod tests {
             gauges::TASK_OLDEST_DUE,
             gauges::WEBHOOK_BACKLOG,
             gauges::DEAD_LETTERS,
+            gauges::NATS_PENDING,
+            gauges::GAUGES_UP,
+            WEBHOOK_LATENCY,
+            super::super::process::BUILD_INFO,
         ];
         let docs = [
             include_str!("../../../deploy/grafana/rampd-dashboard.json"),
@@ -217,6 +255,21 @@ mod tests {
         }
         // The dashboard shows every metric.
         assert_eq!(seen.len(), known.len(), "{seen:?}");
+    }
+
+    #[test]
+    fn webhook_outcomes() {
+        use rampd_domain::webhooks::{AttemptResult::*, FailureKind};
+        assert_eq!(webhook_outcome(Response { status: 204 }), "ok");
+        assert_eq!(webhook_outcome(Response { status: 302 }), "redirect");
+        assert_eq!(webhook_outcome(Response { status: 429 }), "rate_limited");
+        assert_eq!(webhook_outcome(Response { status: 410 }), "client_error");
+        assert_eq!(webhook_outcome(Response { status: 503 }), "server_error");
+        assert_eq!(webhook_outcome(Failed(FailureKind::Timeout)), "timeout");
+        assert_eq!(
+            webhook_outcome(Failed(FailureKind::Connect)),
+            "connection_failed"
+        );
     }
 
     #[test]

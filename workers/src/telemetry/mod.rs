@@ -16,7 +16,11 @@
 pub mod context;
 pub mod logs;
 pub mod meters;
+pub mod process;
 pub mod spans;
+pub mod warnings;
+
+use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -61,6 +65,8 @@ pub struct Options {
     pub export: SpanExport,
     /// Where log lines go (stderr unless a test captures them).
     pub writer: BoxMakeWriter,
+    /// Colour text lines with ANSI escapes (only on a terminal).
+    pub ansi: bool,
 }
 
 impl Options {
@@ -71,8 +77,18 @@ impl Options {
             json: std::env::var("RAMPD_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")),
             export: SpanExport::from_env(),
             writer: BoxMakeWriter::new(std::io::stderr),
+            ansi: use_ansi(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ),
         }
     }
+}
+
+/// Colours only on a terminal, and not when `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>): a file, a pipe or a log collector gets plain text.
+fn use_ansi(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Keeps the tracer provider; [`Telemetry::shutdown`] flushes the spans still queued.
@@ -150,7 +166,10 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
             .with_filter(filter)
             .boxed()
     } else {
-        fmt.compact().with_filter(filter).boxed()
+        fmt.compact()
+            .with_ansi(opts.ansi)
+            .with_filter(filter)
+            .boxed()
     };
     // Only JSON lines print the ids.
     let ids = opts.json.then_some(logs::TraceIdsLayer);
@@ -197,4 +216,17 @@ fn tracer_provider(export: &SpanExport) -> anyhow::Result<SdkTracerProvider> {
             .build()?,
     };
     Ok(builder.with_batch_exporter(exporter).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(use_ansi(true, None));
+        assert!(use_ansi(true, Some("".as_ref())));
+        assert!(!use_ansi(true, Some("1".as_ref())));
+        assert!(!use_ansi(false, None));
+    }
 }

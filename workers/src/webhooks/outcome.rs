@@ -271,7 +271,10 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
                 };
                 emit(txn, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
                 rec.events += 1;
-                tracing::warn!(endpoint = %d.endpoint_id, reason = reason.as_str(), "webhook endpoint disabled");
+                crate::telemetry::warnings::endpoint_disabled(
+                    &super::sender::delivery_ids(d),
+                    reason.as_str(),
+                );
             }
         }
         (None, HealthChange::Healthy) if a.failing_since.is_some() => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rampd_domain::webhooks::health::after_attempt;
-use rampd_domain::webhooks::{RetryPolicy, Verdict, judge};
+use rampd_domain::webhooks::{AttemptResult, RetryPolicy, Verdict, judge};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio_util::sync::CancellationToken;
@@ -272,9 +272,7 @@ impl Sender {
             latency_ms = sent.latency_ms,
             "webhook attempt"
         );
-        if verdict == Verdict::Dead {
-            tracing::warn!(webhook.id = %d.id, endpoint = %d.endpoint_id, attempt = number, "webhook delivery dead-lettered");
-        }
+        telemetry::meters::webhook_request(sent.result, sent.latency_ms);
         telemetry::meters::webhook_attempt(match verdict {
             Verdict::Delivered => "delivered",
             Verdict::Retry(_) => "retry",
@@ -300,6 +298,25 @@ impl Sender {
         if recorded.events > 0 {
             self.shared.wake.outbox.notify_one();
         }
+        // Once committed (with the lease still ours: the dead-letter event was written).
+        if verdict == Verdict::Dead && recorded.events > 0 {
+            let last = match sent.result {
+                AttemptResult::Response { status } => format!("HTTP {status}"),
+                AttemptResult::Failed(kind) => kind.as_str().to_string(),
+            };
+            telemetry::warnings::webhook_dead_lettered(&delivery_ids(&d), number, &last);
+        }
         Ok(())
+    }
+}
+
+/// The ids of `d` for its WARN lines.
+pub(crate) fn delivery_ids(d: &deliveries::Model) -> telemetry::warnings::DeliveryIds<'_> {
+    telemetry::warnings::DeliveryIds {
+        delivery_id: &d.id,
+        order_id: &d.order_id,
+        tenant: &d.tenant,
+        endpoint_id: &d.endpoint_id,
+        trace: d.trace_ctx.as_deref(),
     }
 }
