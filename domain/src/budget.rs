@@ -217,10 +217,8 @@ mod tests {
     #[test]
     fn the_rate_never_drops_below_a_sixteenth() {
         let mut b = Budget::new(160.0, ms(0));
-        let mut t = 0;
-        for _ in 0..20 {
+        for t in 0..20 {
             b.rate_limited(ms(t), Some(ms(1)));
-            t += 1;
         }
         assert_eq!(b.current_rate(), 10.0);
     }

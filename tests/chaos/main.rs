@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         if kills < args.kills && last_kill.elapsed() >= Duration::from_millis(args.kill_every_ms) {
-            if kills % 2 == 0 {
+            if kills.is_multiple_of(2) {
                 s.kill_worker().await;
                 s.start_worker().await;
             } else if let Some(r) = s.replicas.pop() {
