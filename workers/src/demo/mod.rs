@@ -106,13 +106,7 @@ impl DemoSummary {
             ("nats", self.nats.clone()),
             ("duration", format!("{:.2} s", self.duration_s)),
         ];
-        let mut out =
-            String::from("┌───────────────────────────┬──────────────────────────────┐\n");
-        for (k, v) in rows {
-            out.push_str(&format!("│ {k:<25} │ {v:<28} │\n"));
-        }
-        out.push_str("└───────────────────────────┴──────────────────────────────┘");
-        out
+        crate::admin::table::framed(rows.map(|(k, v)| (k.to_string(), v)))
     }
 }
 
