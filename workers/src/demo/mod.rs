@@ -446,12 +446,9 @@ async fn publish(
     let id = body["command_id"].as_str().unwrap_or_default();
     let msg_id = rampd_domain::command_identity::scoped_msg_id(tenant, id);
     headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    headers.insert(
-        "traceparent",
-        format!("00-{trace_id}-{span_id}-01").as_str(),
-    );
+    for (name, value) in crate::telemetry::context::new_trace_fields() {
+        headers.insert(name, value.as_str());
+    }
     js.publish_with_headers(
         format!("ramp.cmd.{tenant}.{command}"),
         headers,
