@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::capture::{SpanRec, capture};
 
 const UPSTREAM_SPAN: &str = "00f067aa0ba902b7";
+const UPSTREAM_STATE: &str = "upstream=t61rcWkgMzE,other=1";
 
 fn fresh_trace_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -47,14 +48,26 @@ async fn one_order_is_one_trace(backend: Backend) {
     let traceparent = format!("00-{trace_id}-{UPSTREAM_SPAN}-01");
     let order = format!("tr-{}", &trace_id[..8]);
     let body = rampd_e2e::create_body(&order, &format!("{order}-create"));
-    s.send_with_id(
+    s.send_with_headers(
         "onramp.create",
         &body,
         &format!("{order}-create"),
-        Some(&traceparent),
+        &[
+            ("traceparent", &traceparent),
+            ("tracestate", UPSTREAM_STATE),
+        ],
     )
     .await;
-    s.wait_state(&order, OrderState::AwaitingPayment).await;
+    let waiting = s.wait_state(&order, OrderState::AwaitingPayment).await;
+    // The order stores its own span's context with the upstream tracestate.
+    let stored = waiting
+        .trace_ctx
+        .clone()
+        .expect("the order stores its trace");
+    assert!(
+        stored.contains(&trace_id) && stored.ends_with(&format!(" {UPSTREAM_STATE}")),
+        "{stored}"
+    );
     // A later command without trace context of its own still lands in the order's trace.
     s.utr(&order, "412345678911").await;
     let done = s.wait_state(&order, OrderState::Completed).await;
@@ -73,6 +86,11 @@ async fn one_order_is_one_trace(backend: Backend) {
             .is_some_and(|tp| tp.contains(&trace_id)),
         "the webhook carries the order's trace: {:?}",
         completed_webhook.traceparent
+    );
+    assert_eq!(
+        completed_webhook.tracestate.as_deref(),
+        Some(UPSTREAM_STATE),
+        "and the upstream tracestate"
     );
 
     let spans = spans_until(&trace_id, |sp| {

@@ -186,11 +186,26 @@ impl Stack {
         msg_id: &str,
         traceparent: Option<&str>,
     ) {
+        let trace: Vec<_> = traceparent
+            .map(|tp| ("traceparent", tp))
+            .into_iter()
+            .collect();
+        self.send_with_headers(command, body, msg_id, &trace).await
+    }
+
+    /// [`Self::send_with_id`] with extra headers (e.g. `traceparent` and `tracestate`).
+    pub async fn send_with_headers(
+        &self,
+        command: &str,
+        body: &Value,
+        msg_id: &str,
+        extra: &[(&str, &str)],
+    ) {
         let mut headers = HeaderMap::new();
         let scoped = rampd_domain::command_identity::scoped_msg_id(&self.tenant, msg_id);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, scoped.as_str());
-        if let Some(tp) = traceparent {
-            headers.insert("traceparent", tp);
+        for (name, value) in extra {
+            headers.insert(*name, *value);
         }
         self.js
             .publish_with_headers(

@@ -29,7 +29,6 @@ use uuid::Uuid;
 
 mod payment_refs;
 
-use crate::nats::traceparent_of;
 use crate::shared::Shared;
 use crate::storage::orders::{StoredOrder, load_for_command};
 use crate::storage::write::{
@@ -206,7 +205,7 @@ async fn handle_message(
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str()),
         delivered,
-        traceparent_of(headers).as_deref(),
+        telemetry::context::from_nats(headers).as_deref(),
     );
     let outcome = match handle(
         shared,
@@ -335,7 +334,7 @@ async fn handle(
         Ok(ids) => ids,
         Err(e) => return Ok(Outcome::DeadLetter(e.to_string())),
     };
-    let trace = traceparent_of(headers);
+    let trace = telemetry::context::from_nats(headers);
     let msg_id = headers
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .map(|v| v.as_str());
@@ -491,7 +490,7 @@ async fn decide_and_commit(
         }
     };
     let expected_version = base.as_ref().map(|b| b.version);
-    let trace = telemetry::outgoing_traceparent(inc.trace);
+    let trace = telemetry::outgoing_trace_ctx(inc.trace);
     let (decision, committed) = commit_grouped(
         &shared.commits,
         OwnedWrite {
@@ -534,7 +533,7 @@ async fn conclude(
 ) -> Result<Outcome, sea_orm::DbErr> {
     let now = Utc::now();
     meters::command(inc.name.as_str(), verdict.label());
-    let trace = telemetry::outgoing_traceparent(inc.trace);
+    let trace = telemetry::outgoing_trace_ctx(inc.trace);
     match verdict {
         Verdict::Committed | Verdict::Contested => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
@@ -648,7 +647,7 @@ async fn announce(
 ) -> Result<(), sea_orm::DbErr> {
     let now = Utc::now();
     let event = rejected_event(inc, code, reason.into(), now);
-    let trace = telemetry::outgoing_traceparent(inc.trace);
+    let trace = telemetry::outgoing_trace_ctx(inc.trace);
     announce_rejection(
         &shared.db,
         direction(inc.name),

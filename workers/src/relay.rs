@@ -60,9 +60,9 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
         let span = spans::publish(&row.subject, &row.id, row.trace_ctx.as_deref());
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, row.id.as_str());
-        let trace = context::traceparent_of(&span).or_else(|| row.trace_ctx.clone());
-        if let Some(tp) = &trace {
-            headers.insert("traceparent", tp.as_str());
+        let trace = context::trace_ctx_of(&span).or_else(|| row.trace_ctx.clone());
+        for (name, value) in context::header_fields(trace.as_deref()) {
+            headers.insert(name, value.as_str());
         }
         let sent = shared
             .js

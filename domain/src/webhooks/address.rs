@@ -15,6 +15,11 @@ use std::str::FromStr;
 use super::special_purpose::{embedded_v4, special_v4, special_v6};
 
 /// A network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a /32 or /128.
+///
+/// The `ipnet` crate parses and matches; this type adds what the guard needs on top: a bare
+/// address is accepted, host bits are dropped (`10.1.2.3/8` is `10.0.0.0/8`), and an
+/// IPv4-mapped network (`::ffff:127.0.0.0/104`) is the IPv4 network it maps, because an
+/// IPv4-mapped address is judged as its IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNet(ipnet::IpNet);
 
@@ -31,7 +36,21 @@ impl FromStr for IpNet {
             true => t.parse::<ipnet::IpNet>().ok(),
             false => t.parse::<IpAddr>().ok().map(ipnet::IpNet::from),
         };
-        net.map(IpNet).ok_or_else(|| IpNetError(s.to_string()))
+        net.map(|n| IpNet(canonical_net(n.trunc())))
+            .ok_or_else(|| IpNetError(s.to_string()))
+    }
+}
+
+/// An IPv6 network inside `::ffff:0:0/96` as the IPv4 network it maps.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     }
 }
 
@@ -237,8 +256,65 @@ mod tests {
         assert_eq!(n.to_string(), "10.0.0.0/8");
         let all: IpNet = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("192.168.0.1")));
-        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0/8", "1.2.3.4/x"] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "nope",
+            "10.0.0/8",
+            "1.2.3.4/x",
+            "",
+            "/8",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/8/8",
+            "fe80::1%eth0",
+        ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cidr_edge_cases() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        // A bare address is a single host, either family; spaces around are ignored.
+        assert_eq!(net(" 127.0.0.1 ").to_string(), "127.0.0.1/32");
+        assert_eq!(net("::1").to_string(), "::1/128");
+        assert!(net("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        // Host bits are dropped: the network is what is shown and matched.
+        assert_eq!(net("10.1.2.3/8"), net("10.0.0.0/8"));
+        assert_eq!(net("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(net("fd12:3456::1/16").to_string(), "fd12::/16");
+        // Boundaries of a network are inside it, the next address is not.
+        let n = net("192.168.4.0/22");
+        assert!(n.contains(ip("192.168.4.0")) && n.contains(ip("192.168.7.255")));
+        assert!(!n.contains(ip("192.168.3.255")) && !n.contains(ip("192.168.8.0")));
+        // /0 of one family holds nothing of the other.
+        assert!(!net("0.0.0.0/0").contains(ip("fd00::1")));
+        assert!(!net("::/0").contains(ip("10.0.0.1")));
+        // An IPv4-mapped address is matched as its IPv4 address, by an IPv4 network and by
+        // an IPv4-mapped network alike.
+        assert!(net("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
+        assert_eq!(net("::ffff:127.0.0.0/104"), net("127.0.0.0/8"));
+        assert!(net("::ffff:127.0.0.0/104").contains(ip("127.9.9.9")));
+        assert!(net("::ffff:127.0.0.0/104").contains(ip("::ffff:127.9.9.9")));
+        assert_eq!(net("::ffff:10.0.0.1").to_string(), "10.0.0.1/32");
+        // A shorter prefix spanning the mapped block stays IPv6.
+        assert_eq!(net("::ffff:0:0/95").to_string(), "::fffe:0:0/95");
+    }
+
+    #[test]
+    fn an_ipv4_mapped_allow_entry_opens_its_ipv4_addresses() {
+        // Before, this entry matched nothing: mapped addresses are judged as IPv4.
+        let p = AddressPolicy {
+            allow: vec!["::ffff:127.0.0.1".parse().unwrap()],
+        };
+        assert!(p.permits(ip("127.0.0.1")));
+        assert!(p.permits(ip("::ffff:127.0.0.1")));
+        assert!(!p.permits(ip("127.0.0.2")));
+        assert!(
+            !p.permits(ip("::127.0.0.1")),
+            "IPv4-compatible is not mapped"
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+pub use crate::retry_after::parse_retry_after;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -76,20 +76,10 @@ impl RetryPolicy {
     }
 }
 
-/// Parse a `Retry-After` header: delta-seconds or an HTTP date (relative to `now`). A date
-/// in the past means "now"; anything unreadable is ignored.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;

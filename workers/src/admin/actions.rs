@@ -105,7 +105,7 @@ async fn apply_found(
                 ),
             });
         }
-        let trace = telemetry::outgoing_traceparent(stored.trace_ctx.as_deref());
+        let trace = telemetry::outgoing_trace_ctx(stored.trace_ctx.as_deref());
         match commit_decision(
             db,
             Write {

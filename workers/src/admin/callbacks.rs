@@ -70,24 +70,29 @@ pub async fn run(
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(true);
     }
-    writeln!(
-        out,
-        "{:<25} {:<8} {:<26} {:<8} {:<16} {:<16} ORDER",
-        "RECEIVED", "PROVIDER", "PROVIDER ORDER", "SIDE", "STATUS", "OUTCOME"
-    )?;
+    let mut t = super::table::new([
+        "RECEIVED",
+        "PROVIDER",
+        "PROVIDER ORDER",
+        "SIDE",
+        "STATUS",
+        "OUTCOME",
+        "ORDER",
+    ]);
     for r in &list {
-        writeln!(
-            out,
-            "{:<25} {:<8} {:<26} {:<8} {:<16} {:<16} {}",
-            r.received_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            r.provider,
-            r.provider_order_id,
-            r.direction,
-            r.status,
-            r.outcome,
-            r.order_id.as_deref().unwrap_or("-")
-        )?;
+        let received = r
+            .received_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        t.add_row([
+            received.as_str(),
+            &r.provider,
+            &r.provider_order_id,
+            &r.direction,
+            &r.status,
+            &r.outcome,
+            r.order_id.as_deref().unwrap_or("-"),
+        ]);
     }
+    write!(out, "{}", super::table::render(&t))?;
     Ok(true)
 }

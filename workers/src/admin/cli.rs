@@ -9,8 +9,8 @@ use rampd_domain::order::{OperatorAction, OrderState};
 use sea_orm::DatabaseConnection;
 
 use super::actions::{self, Done, Operator};
-use super::duration;
 use super::orders::{self, Filter, Summary, TaskView, Timeline};
+use super::{duration, table};
 use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
@@ -37,7 +37,7 @@ pub enum OrdersCmd {
         /// Only orders flagged for a person.
         #[arg(long)]
         flagged: bool,
-        /// Live orders not updated for this long (e.g. `30m`, `2h`, `1d`).
+        /// Live orders not updated for this long (e.g. `30m`, `2h`, `1d`, `1h30m`).
         #[arg(long, value_parser = duration::parse)]
         stuck_for: Option<std::time::Duration>,
         #[arg(long, default_value_t = 100)]
@@ -207,25 +207,26 @@ pub async fn tasks(
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(true);
     }
-    writeln!(
-        out,
-        "{:<38} {:<6} {:<8} {:<25} {:>8} {:>7}  LEASE",
-        "ORDER", "KIND", "STATUS", "RUN AT", "DUE FOR", "ATTEMPT"
-    )?;
-    for t in &list {
-        writeln!(
-            out,
-            "{:<38} {:<6} {:<8} {:<25} {:>8} {:>7}  {}",
-            t.order_id,
-            t.kind,
-            t.status,
-            t.run_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            overdue(t, now),
-            t.attempt,
-            t.lease_owner.as_deref().unwrap_or("-")
-        )?;
+    let mut t = table::new([
+        "ORDER", "KIND", "STATUS", "RUN AT", "DUE FOR", "ATTEMPT", "LEASE",
+    ]);
+    for task in &list {
+        let run_at = task
+            .run_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let due = overdue(task, now);
+        let attempt = task.attempt.to_string();
+        t.add_row([
+            task.order_id.as_str(),
+            &task.kind,
+            &task.status,
+            &run_at,
+            &due,
+            &attempt,
+            task.lease_owner.as_deref().unwrap_or("-"),
+        ]);
     }
+    write!(out, "{}", table::render(&t))?;
     Ok(true)
 }
 
@@ -241,35 +242,32 @@ fn parse_direction(s: &str) -> Result<Direction, String> {
 }
 
 fn overdue(t: &TaskView, now: chrono::DateTime<Utc>) -> String {
-    let secs = (now - t.run_at).num_seconds();
-    if secs <= 0 {
-        "-".into()
-    } else {
-        format!("{secs}s")
+    match (now - t.run_at).to_std() {
+        Ok(late) if late.as_secs() > 0 => duration::format(late),
+        _ => "-".into(),
     }
 }
 
 fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:<38} {:<14} {:<24} {:<8} {:<17} {:<4} {:<25} TRACE",
-        "ID", "TENANT", "ORDER ID", "DIR", "STATE", "FLAG", "UPDATED"
-    )?;
+    let mut t = table::new([
+        "ID", "TENANT", "ORDER ID", "DIR", "STATE", "FLAG", "UPDATED", "TRACE",
+    ]);
     for o in list {
-        writeln!(
-            out,
-            "{:<38} {:<14} {:<24} {:<8} {:<17} {:<4} {:<25} {}",
-            o.id,
-            o.tenant,
-            o.order_id,
-            o.direction,
-            o.state,
+        let updated = o
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        t.add_row([
+            o.id.as_str(),
+            &o.tenant,
+            &o.order_id,
+            &o.direction,
+            &o.state,
             if o.flagged { "yes" } else { "" },
-            o.updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            o.trace_id.as_deref().unwrap_or("-")
-        )?;
+            &updated,
+            o.trace_id.as_deref().unwrap_or("-"),
+        ]);
     }
+    write!(out, "{}", table::render(&t))?;
     writeln!(out, "{} order(s)", list.len())
 }
 
@@ -321,18 +319,18 @@ fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Resul
         )?;
     }
     writeln!(out)?;
+    let mut events = table::new(["AT", "CATEGORY", "WHAT", "TRACE", "DETAIL"]);
     for e in &t.timeline {
-        writeln!(
-            out,
-            "{}  {:<8} {:<40} {}  {}",
-            e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        events.add_row([
+            at.as_str(),
             e.category,
-            e.what,
+            &e.what,
             e.trace_id.as_deref().map(short).unwrap_or("-"),
-            compact(&e.detail)
-        )?;
+            &compact(&e.detail),
+        ]);
     }
-    Ok(())
+    write!(out, "{}", table::render(&events))
 }
 
 fn short(trace: &str) -> &str {

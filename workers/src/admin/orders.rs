@@ -385,6 +385,6 @@ pub fn at(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn trace_of(traceparent: Option<&str>) -> Option<String> {
-    traceparent.and_then(trace_id).map(str::to_string)
+fn trace_of(trace_ctx: Option<&str>) -> Option<String> {
+    trace_ctx.and_then(trace_id)
 }

@@ -813,11 +813,9 @@ async fn publish_all(
                 let mut headers = HeaderMap::new();
                 let msg_id = format!("{tenant}.{}", body["command_id"].as_str().unwrap_or(""));
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-                let trace_id = uuid::Uuid::new_v4().simple().to_string();
-                headers.insert(
-                    "traceparent",
-                    format!("00-{trace_id}-{}-01", &trace_id[..16]).as_str(),
-                );
+                for (name, value) in crate::telemetry::context::new_trace_fields() {
+                    headers.insert(name, value.as_str());
+                }
                 let at = Instant::now();
                 js.publish_with_headers(
                     format!("ramp.cmd.{tenant}.{subject}"),

@@ -106,13 +106,7 @@ impl DemoSummary {
             ("nats", self.nats.clone()),
             ("duration", format!("{:.2} s", self.duration_s)),
         ];
-        let mut out =
-            String::from("┌───────────────────────────┬──────────────────────────────┐\n");
-        for (k, v) in rows {
-            out.push_str(&format!("│ {k:<25} │ {v:<28} │\n"));
-        }
-        out.push_str("└───────────────────────────┴──────────────────────────────┘");
-        out
+        crate::admin::table::framed(rows.map(|(k, v)| (k.to_string(), v)))
     }
 }
 
@@ -455,12 +449,9 @@ async fn publish(
     let id = body["command_id"].as_str().unwrap_or_default();
     let msg_id = rampd_domain::command_identity::scoped_msg_id(tenant, id);
     headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    headers.insert(
-        "traceparent",
-        format!("00-{trace_id}-{span_id}-01").as_str(),
-    );
+    for (name, value) in crate::telemetry::context::new_trace_fields() {
+        headers.insert(name, value.as_str());
+    }
     js.publish_with_headers(
         format!("ramp.cmd.{tenant}.{command}"),
         headers,

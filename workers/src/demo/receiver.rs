@@ -17,6 +17,7 @@ pub struct Received {
     pub verified: bool,
     pub body: serde_json::Value,
     pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 #[derive(Default)]
@@ -87,11 +88,13 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     let mut inner = r.inner.lock().unwrap();
     let parsed = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let tp = Some(h("traceparent")).filter(|t| !t.is_empty());
+    let ts = Some(h("tracestate")).filter(|t| !t.is_empty());
     inner.received.push(Received {
         webhook_id: id,
         verified,
         body: parsed,
         traceparent: tp,
+        tracestate: ts,
     });
     if verified {
         StatusCode::NO_CONTENT

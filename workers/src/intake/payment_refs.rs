@@ -96,7 +96,7 @@ pub(super) async fn contested(
             .into(),
         now,
     );
-    let trace = telemetry::outgoing_traceparent(inc.trace);
+    let trace = telemetry::outgoing_trace_ctx(inc.trace);
     commit_refusing_decision(
         &shared.db,
         Write {

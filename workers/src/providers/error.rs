@@ -20,7 +20,7 @@ pub enum ProviderError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// HTTP 429; `retry_after` comes from the `Retry-After` header (seconds) when sent.
+    /// HTTP 429; `retry_after` comes from the `Retry-After` header (seconds or an HTTP-date) when sent.
     #[error("provider rate limit hit")]
     RateLimited { retry_after: Option<Duration> },
     /// The provider refused the request for good (4xx or a 2xx with `success: false`).
@@ -78,9 +78,10 @@ impl RawResponse {
     }
 }
 
-/// Parses a `Retry-After` value given in seconds. HTTP-dates are not supported (→ `None`).
+/// Parses a `Retry-After` value: delta-seconds or an HTTP-date in any of its three forms
+/// (see [`rampd_domain::retry_after`]), counted from now.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    rampd_domain::retry_after::parse_retry_after(value, chrono::Utc::now())
 }
 
 /// Classifies a transport-level failure (no HTTP answer, or the body could not be read).
@@ -304,7 +305,19 @@ mod tests {
     #[test]
     fn retry_after_parsing() {
         assert_eq!(parse_retry_after(" 30 "), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // HTTP-dates were ignored before; a date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(120);
+        let imf = soon.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let got = parse_retry_after(&imf).expect("an IMF-fixdate");
+        assert!(
+            got > Duration::from_secs(110) && got <= Duration::from_secs(120),
+            "{got:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

@@ -583,9 +583,9 @@ impl OnmetaClient {
     pub async fn kyc_status(
         &self,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<bool, ProviderError> {
-        Ok(self.kyc_details(email, traceparent).await?.verified)
+        Ok(self.kyc_details(email, trace_ctx).await?.verified)
     }
 
     /// `POST /v1/users/kyc-status` (the same call as [`Self::kyc_status`]), with the
@@ -594,7 +594,7 @@ impl OnmetaClient {
     pub async fn kyc_details(
         &self,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<KycStatus, ProviderError> {
         let body = serde_json::json!({ "email": email });
         let raw = self
@@ -603,7 +603,7 @@ impl OnmetaClient {
                 "/v1/users/kyc-status",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::kyc_details(&raw)
@@ -613,10 +613,10 @@ impl OnmetaClient {
     pub async fn fetch_upis(
         &self,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<Vec<LinkedUpi>, ProviderError> {
         let raw = self
-            .get("users/upi/fetch", "/v1/users/upi/fetch", email, traceparent)
+            .get("users/upi/fetch", "/v1/users/upi/fetch", email, trace_ctx)
             .await?;
         parse::upis(&raw)
     }
@@ -626,7 +626,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &LinkUpiRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_upi_body(email, request);
         let raw = self
@@ -635,7 +635,7 @@ impl OnmetaClient {
                 "/v1/users/upi-link",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::link("users/upi-link", &raw)
@@ -645,15 +645,10 @@ impl OnmetaClient {
     pub async fn fetch_banks(
         &self,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<Vec<LinkedBank>, ProviderError> {
         let raw = self
-            .get(
-                "users/bank/fetch",
-                "/v1/users/bank/fetch",
-                email,
-                traceparent,
-            )
+            .get("users/bank/fetch", "/v1/users/bank/fetch", email, trace_ctx)
             .await?;
         parse::banks(&raw)
     }
@@ -663,7 +658,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &LinkBankRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
         let body = parse::link_bank_body(email, request);
         let raw = self
@@ -672,7 +667,7 @@ impl OnmetaClient {
                 "/v1/users/account-link",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::link("users/account-link", &raw)
@@ -684,17 +679,11 @@ impl OnmetaClient {
         &self,
         email: &str,
         reference: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
         let path = format!("/v1/users/get-bank-status/{}", path_segment(reference));
-        self.link_status_call(
-            "users/get-bank-status",
-            &path,
-            email,
-            reference,
-            traceparent,
-        )
-        .await
+        self.link_status_call("users/get-bank-status", &path, email, reference, trace_ctx)
+            .await
     }
 
     /// `GET /v1/users/get-upi-status/{referenceNumber}` (field `upiStatus`): poll a pending
@@ -703,10 +692,10 @@ impl OnmetaClient {
         &self,
         email: &str,
         reference: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
         let path = format!("/v1/users/get-upi-status/{}", path_segment(reference));
-        self.link_status_call("users/get-upi-status", &path, email, reference, traceparent)
+        self.link_status_call("users/get-upi-status", &path, email, reference, trace_ctx)
             .await
     }
 
@@ -716,9 +705,9 @@ impl OnmetaClient {
         path: &str,
         email: &str,
         reference: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<LinkOutcome, ProviderError> {
-        let raw = self.get(endpoint, path, email, traceparent).await?;
+        let raw = self.get(endpoint, path, email, trace_ctx).await?;
         let mut outcome = parse::link(endpoint, &raw)?;
         outcome
             .reference
@@ -731,11 +720,11 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &QuoteRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<Quote, ProviderError> {
         let body = parse::quote_body(request);
         let raw = self
-            .post("quote/fetch", "/v1/quote/fetch", &body, email, traceparent)
+            .post("quote/fetch", "/v1/quote/fetch", &body, email, trace_ctx)
             .await?;
         parse::quote(&raw)
     }
@@ -747,7 +736,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &CreateOnrampRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<CreatedOnrampOrder, ProviderError> {
         let body = parse::create_order_body(request);
         let raw = self
@@ -756,7 +745,7 @@ impl OnmetaClient {
                 "/v1/orders/create",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::created_order(&raw)
@@ -768,11 +757,11 @@ impl OnmetaClient {
         email: &str,
         order_id: &str,
         utr: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<UtrOutcome, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id, "utr": utr });
         let raw = self
-            .post("orders/utr", "/v1/orders/utr", &body, email, traceparent)
+            .post("orders/utr", "/v1/orders/utr", &body, email, trace_ctx)
             .await?;
         parse::utr(&raw)
     }
@@ -782,7 +771,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         order_id: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<OnrampStatus, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id });
         let raw = self
@@ -791,7 +780,7 @@ impl OnmetaClient {
                 "/v1/orders/status",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::status(&raw)
@@ -803,10 +792,10 @@ impl OnmetaClient {
         &self,
         email: &str,
         skip: u32,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<OrderPage, ProviderError> {
         let path = format!("/v1/orders/{skip}");
-        let raw = self.get("orders/list", &path, email, traceparent).await?;
+        let raw = self.get("orders/list", &path, email, trace_ctx).await?;
         parse::recent_orders(&raw)
     }
 
@@ -815,11 +804,11 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &SellQuoteRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<SellQuote, ProviderError> {
         let body = parse::sell_quote_body(request);
         let raw = self
-            .post("quote/sell", "/v1/quote/sell", &body, email, traceparent)
+            .post("quote/sell", "/v1/quote/sell", &body, email, trace_ctx)
             .await?;
         parse::sell_quote(&raw)
     }
@@ -832,7 +821,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         request: &CreateOfframpRequest,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<CreatedOfframpOrder, ProviderError> {
         let body = parse::create_offramp_body(request);
         let raw = self
@@ -841,7 +830,7 @@ impl OnmetaClient {
                 "/v1/offramp/orders/create",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::created_offramp(&raw)
@@ -856,7 +845,7 @@ impl OnmetaClient {
         email: &str,
         order_id: &str,
         tx_hash: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<TxHashOutcome, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id, "txnHash": tx_hash });
         let raw = self
@@ -865,7 +854,7 @@ impl OnmetaClient {
                 "/v1/offramp/orders/txnhash",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::tx_hash(&raw)
@@ -876,7 +865,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         order_id: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<OfframpStatus, ProviderError> {
         let body = serde_json::json!({ "orderId": order_id });
         let raw = self
@@ -885,7 +874,7 @@ impl OnmetaClient {
                 "/v1/offramp/orders/status",
                 &body,
                 email,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         parse::offramp_status(&raw)
@@ -898,9 +887,9 @@ impl OnmetaClient {
         path: &str,
         body: &Value,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
-        self.user_call(endpoint, Method::POST, path, Some(body), email, traceparent)
+        self.user_call(endpoint, Method::POST, path, Some(body), email, trace_ctx)
             .await
     }
 
@@ -910,9 +899,9 @@ impl OnmetaClient {
         endpoint: &'static str,
         path: &str,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
-        self.user_call(endpoint, Method::GET, path, None, email, traceparent)
+        self.user_call(endpoint, Method::GET, path, None, email, trace_ctx)
             .await
     }
 
@@ -926,9 +915,9 @@ impl OnmetaClient {
         path: &str,
         body: Option<&Value>,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
-        let token = self.access_token(email, traceparent).await?;
+        let token = self.access_token(email, trace_ctx).await?;
         let raw = self
             .send(
                 endpoint,
@@ -936,7 +925,7 @@ impl OnmetaClient {
                 path,
                 body,
                 Some(&token),
-                traceparent,
+                trace_ctx,
             )
             .await?;
         if raw.status != 401 {
@@ -946,8 +935,8 @@ impl OnmetaClient {
             endpoint,
             "onmeta access token refused; renewing the session"
         );
-        let token = self.renew_after_401(email, &token, traceparent).await?;
-        self.send(endpoint, method, path, body, Some(&token), traceparent)
+        let token = self.renew_after_401(email, &token, trace_ctx).await?;
+        self.send(endpoint, method, path, body, Some(&token), trace_ctx)
             .await
     }
 
@@ -963,7 +952,7 @@ impl OnmetaClient {
     async fn access_token(
         &self,
         email: &str,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<SecretString, ProviderError> {
         let slot = self.slot(email);
         let mut session = slot.lock().await;
@@ -972,7 +961,7 @@ impl OnmetaClient {
         {
             return Ok(current.access.clone());
         }
-        let renewed = self.renew(email, session.as_ref(), traceparent).await?;
+        let renewed = self.renew(email, session.as_ref(), trace_ctx).await?;
         let token = renewed.access.clone();
         *session = Some(renewed);
         Ok(token)
@@ -983,7 +972,7 @@ impl OnmetaClient {
         &self,
         email: &str,
         stale: &SecretString,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<SecretString, ProviderError> {
         let slot = self.slot(email);
         let mut session = slot.lock().await;
@@ -993,7 +982,7 @@ impl OnmetaClient {
         {
             return Ok(current.access.clone());
         }
-        match self.renew(email, session.as_ref(), traceparent).await {
+        match self.renew(email, session.as_ref(), trace_ctx).await {
             Ok(renewed) => {
                 let token = renewed.access.clone();
                 *session = Some(renewed);
@@ -1011,10 +1000,10 @@ impl OnmetaClient {
         &self,
         email: &str,
         current: Option<&Session>,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<Session, ProviderError> {
         if let Some(refresh) = current.and_then(|s| s.refresh.as_ref()) {
-            match self.refresh(refresh, traceparent).await {
+            match self.refresh(refresh, trace_ctx).await {
                 Ok(session) => return Ok(session),
                 Err(RefreshFailure::Other(err)) => return Err(err),
                 Err(RefreshFailure::Refused) => {
@@ -1022,13 +1011,13 @@ impl OnmetaClient {
                 }
             }
         }
-        self.login(email, traceparent).await
+        self.login(email, trace_ctx).await
     }
 
     async fn refresh(
         &self,
         refresh: &SecretString,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<Session, RefreshFailure> {
         let raw = self
             .send(
@@ -1037,7 +1026,7 @@ impl OnmetaClient {
                 "/v1/users/refresh-token",
                 None,
                 Some(refresh),
-                traceparent,
+                trace_ctx,
             )
             .await
             .map_err(RefreshFailure::Other)?;
@@ -1054,11 +1043,7 @@ impl OnmetaClient {
         ))
     }
 
-    async fn login(
-        &self,
-        email: &str,
-        traceparent: Option<&str>,
-    ) -> Result<Session, ProviderError> {
+    async fn login(&self, email: &str, trace_ctx: Option<&str>) -> Result<Session, ProviderError> {
         let body = serde_json::json!({ "email": email });
         let raw = self
             .send(
@@ -1067,7 +1052,7 @@ impl OnmetaClient {
                 "/v1/users/login",
                 Some(&body),
                 None,
-                traceparent,
+                trace_ctx,
             )
             .await?;
         let (access, refresh) = parse::tokens("users/login", &raw)?;
@@ -1085,7 +1070,7 @@ impl OnmetaClient {
         path: &str,
         body: Option<&Value>,
         bearer: Option<&SecretString>,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
         let room = match POLLING.contains(&endpoint) {
             true => self.budget.acquire(BUDGET_PATIENCE).await,
@@ -1102,7 +1087,7 @@ impl OnmetaClient {
         let span = spans::provider_call(PROVIDER, method.as_str(), endpoint, attempt::current());
         let started = Instant::now();
         let sent = self
-            .exchange(endpoint, method, path, body, bearer, traceparent)
+            .exchange(endpoint, method, path, body, bearer, trace_ctx)
             .instrument(span.clone())
             .await;
         let (status, timed_out) = match &sent {
@@ -1134,7 +1119,7 @@ impl OnmetaClient {
         path: &str,
         body: Option<&Value>,
         bearer: Option<&SecretString>,
-        traceparent: Option<&str>,
+        trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
         let url = format!("{}{}", self.inner.base_url, path);
         let mut request = self
@@ -1151,10 +1136,11 @@ impl OnmetaClient {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        if let Some(tp) = telemetry::outgoing_traceparent(traceparent)
-            && let Ok(value) = HeaderValue::from_str(&tp)
-        {
-            request = request.header("traceparent", value);
+        let trace = telemetry::outgoing_trace_ctx(trace_ctx);
+        for (name, value) in telemetry::context::header_fields(trace.as_deref()) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                request = request.header(name, value);
+            }
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -127,7 +127,9 @@ async fn upi_onramp_happy_path() {
     let sandbox = start(SandboxConfig::default()).await;
     let c = client(&sandbox);
 
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     let linked = c.link_upi(EMAIL, &upi_link(), TP).await.unwrap();
     assert_eq!(linked.status, LinkStatus::Linked);
     assert!(linked.reference.is_some());
@@ -462,21 +464,29 @@ async fn rate_limits_and_outages_are_classified() {
 async fn sessions_refresh_then_log_in_again() {
     let sandbox = start(SandboxConfig::default()).await;
     let c = client(&sandbox);
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     assert_eq!((sandbox.stats().logins, sandbox.stats().refreshes), (1, 0));
 
     // The access token dies: one 401, a refresh, and the call is repeated.
     sandbox.expire_tokens(false);
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     assert_eq!((sandbox.stats().logins, sandbox.stats().refreshes), (1, 1));
 
     // Both tokens die: the refresh is refused too, so the client logs in again.
     sandbox.expire_tokens(true);
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     assert_eq!((sandbox.stats().logins, sandbox.stats().refreshes), (2, 1));
 
     // Cached session: no further auth traffic.
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     assert_eq!((sandbox.stats().logins, sandbox.stats().refreshes), (2, 1));
     sandbox.shutdown();
 }
@@ -490,9 +500,13 @@ async fn tokens_expire_on_the_scaled_clock() {
     })
     .await;
     let c = client(&sandbox);
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
     let stats = sandbox.stats();
     // Refresh tokens live 24 provider hours (2.4 s here), so a refresh did the job.
     assert_eq!(stats.logins + stats.refreshes, 2, "{stats:?}");
@@ -662,7 +676,8 @@ async fn control_endpoints_and_shutdown() {
     assert!(stopped, "server still answering after shutdown");
 }
 
-/// Headers the connector sends: API key everywhere, bearer on user calls, traceparent.
+/// Headers the connector sends: API key everywhere, bearer on user calls, traceparent and
+/// tracestate.
 #[tokio::test]
 async fn connector_sends_auth_and_trace_headers() {
     use axum::http::HeaderMap;
@@ -702,7 +717,9 @@ async fn connector_sends_auth_and_trace_headers() {
         timeout: Duration::from_secs(5),
     })
     .unwrap();
-    assert!(c.kyc_status(EMAIL, TP).await.unwrap());
+    // The stored trace context carries a tracestate: both headers go out.
+    let tc = format!("{} congo=t61rcWkgMzE", TP.unwrap());
+    assert!(c.kyc_status(EMAIL, Some(&tc)).await.unwrap());
 
     let seen = seen.lock().unwrap();
     let (path, login) = &seen[0];
@@ -710,9 +727,11 @@ async fn connector_sends_auth_and_trace_headers() {
     assert_eq!(login["x-api-key"], "k-123");
     assert!(login.get("authorization").is_none());
     assert_eq!(login["traceparent"], TP.unwrap());
+    assert_eq!(login["tracestate"], "congo=t61rcWkgMzE");
     let (path, kyc) = &seen[1];
     assert_eq!(path, "kyc");
     assert_eq!(kyc["x-api-key"], "k-123");
     assert_eq!(kyc["authorization"], "Bearer AT");
     assert_eq!(kyc["traceparent"], TP.unwrap());
+    assert_eq!(kyc["tracestate"], "congo=t61rcWkgMzE");
 }

@@ -32,7 +32,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use context::{current_traceparent, outgoing_traceparent};
+pub use context::{current_trace_ctx, outgoing_trace_ctx};
 
 /// Where spans go.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -144,7 +144,7 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
     // Spans of rampd itself reach OpenTelemetry whatever the log level says, when anything
     // shows their ids: an exporter or JSON logs. Otherwise (text logs, no exporter: the
     // demo, a developer's terminal) there is no OTel layer and stored rows keep the
-    // upstream `traceparent` as they are.
+    // upstream trace context (`traceparent` and `tracestate`) as it came.
     let traced = opts.json || opts.export != SpanExport::Off;
     let otel = traced.then(|| {
         tracing_opentelemetry::layer()

@@ -13,7 +13,7 @@ use opentelemetry::trace::TraceContextExt;
 use super::context::set_parent;
 
 /// A JetStream command being processed (messaging consumer span). Continues the upstream
-/// `traceparent` when the message carries one.
+/// trace context (`traceparent`, `tracestate`) when the message carries one.
 pub fn command(
     subject: &str,
     message_id: Option<&str>,

@@ -362,7 +362,15 @@ async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyh
     if let Some(t) = tenant {
         q = q.filter(eps::Column::Tenant.eq(t));
     }
-    let mut out = String::from("id\ttenant\tstatus\tfailing since\tsecrets\tevents\turl\n");
+    let mut t = crate::admin::table::new([
+        "ID",
+        "TENANT",
+        "STATUS",
+        "FAILING SINCE",
+        "SECRETS",
+        "EVENTS",
+        "URL",
+    ]);
     for e in q.all(db).await? {
         let live = endpoints::live_secrets(&e.id, now).count(db).await?;
         let status = match (&e.status[..], &e.disabled_reason) {
@@ -370,18 +378,17 @@ async fn list(db: &DatabaseConnection, tenant: Option<String>, now: i64) -> anyh
             (s, _) => s.to_string(),
         };
         let failing = e.failing_since.map_or_else(|| "-".to_string(), rfc3339_ms);
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            e.id,
-            e.tenant,
-            status,
-            failing,
-            live,
-            event_types(&e).as_list().join(","),
-            e.url
-        ));
+        t.add_row([
+            e.id.as_str(),
+            &e.tenant,
+            &status,
+            &failing,
+            &live.to_string(),
+            &event_types(&e).as_list().join(","),
+            &e.url,
+        ]);
     }
-    Ok(out)
+    Ok(crate::admin::table::render(&t))
 }
 
 #[cfg(test)]

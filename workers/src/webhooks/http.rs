@@ -20,7 +20,8 @@ pub struct Outgoing<'a> {
     pub timestamp: i64,
     pub signature: &'a str,
     pub body: &'a str,
-    pub traceparent: Option<&'a str>,
+    /// The trace context in stored form (see [`crate::telemetry::context`]).
+    pub trace_ctx: Option<&'a str>,
 }
 
 /// What came back.
@@ -86,8 +87,8 @@ impl WebhookHttp {
             .header("webhook-timestamp", o.timestamp.to_string())
             .header("webhook-signature", o.signature)
             .body(o.body.to_string());
-        if let Some(tp) = o.traceparent {
-            req = req.header("traceparent", tp);
+        for (name, value) in crate::telemetry::context::header_fields(o.trace_ctx) {
+            req = req.header(name, value);
         }
         let mut resp = match req.send().await {
             Ok(r) => r,

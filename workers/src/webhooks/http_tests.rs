@@ -48,7 +48,7 @@ async fn send(http: &WebhookHttp, url: &str) -> super::http::Sent {
         timestamp: 1,
         signature: "v1,x",
         body: "{}",
-        traceparent: None,
+        trace_ctx: None,
     })
     .await
 }
@@ -178,4 +178,75 @@ async fn sequential_attempts_reuse_one_pooled_connection() {
         assert_eq!(sent.result, AttemptResult::Response { status: 204 });
     }
     assert_eq!(peers.lock().unwrap().len(), 1, "one connection, reused");
+}
+
+#[tokio::test]
+async fn retry_after_dates_are_read_in_every_http_form() {
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    for date in [
+        at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        at.format("%A, %d-%b-%y %H:%M:%S GMT").to_string(),
+        at.format("%a %b %e %H:%M:%S %Y").to_string(),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", date.parse().unwrap());
+        let (port, _) = server((StatusCode::SERVICE_UNAVAILABLE, headers, String::new())).await;
+        let sent = send(
+            &client(loopback()),
+            &format!("http://127.0.0.1:{port}/hooks"),
+        )
+        .await;
+        let wait = sent.retry_after.unwrap_or_else(|| panic!("{date}"));
+        assert!(
+            wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
+            "{date}: {wait:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_trace_context_goes_out_with_its_tracestate() {
+    use std::sync::Mutex;
+
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        post(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(headers);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let http = client(loopback());
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    for stored in [format!("{tp} congo=t61rcWkgMzE"), tp.to_string()] {
+        let sent = http
+            .send(&Outgoing {
+                url: &url,
+                webhook_id: "msg_1",
+                timestamp: 1,
+                signature: "v1,x",
+                body: "{}",
+                trace_ctx: Some(&stored),
+            })
+            .await;
+        assert_eq!(sent.result, AttemptResult::Response { status: 204 });
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0]["traceparent"], tp);
+    assert_eq!(seen[0]["tracestate"], "congo=t61rcWkgMzE");
+    assert_eq!(seen[1]["traceparent"], tp);
+    assert!(
+        seen[1].get("tracestate").is_none(),
+        "none stored, none sent"
+    );
 }

@@ -245,7 +245,7 @@ impl Sender {
                 timestamp: ts,
                 signature: &signature,
                 body: &d.body,
-                traceparent: telemetry::outgoing_traceparent(d.trace_ctx.as_deref()).as_deref(),
+                trace_ctx: telemetry::outgoing_trace_ctx(d.trace_ctx.as_deref()).as_deref(),
             })
             .await;
         drop(slot);
