@@ -11,17 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rampd_domain::order::{Decision, EventKind};
 
-use super::context::{current_traceparent, trace_id};
+use super::context::{current_trace_ctx, trace_id};
 use crate::providers::ProviderError;
 
-/// The order's 32-hex trace id: from its stored `traceparent`, else the current span's.
+/// The order's 32-hex trace id: from its stored trace context, else the current span's.
 pub fn order_trace_id(stored: Option<&str>) -> Option<String> {
-    stored.and_then(trace_id).map(str::to_string).or_else(|| {
-        current_traceparent()
-            .as_deref()
-            .and_then(trace_id)
-            .map(str::to_string)
-    })
+    stored
+        .and_then(trace_id)
+        .or_else(|| current_trace_ctx().as_deref().and_then(trace_id))
 }
 
 /// What a provider failure says without quoting the provider: the endpoint and HTTP status
