@@ -94,18 +94,18 @@ async fn one_order_is_one_trace(backend: Backend) {
     );
 
     let spans = spans_until(&trace_id, |sp| {
-        has(sp, |s| s.name == "process ramp.cmd.acme.onramp.create")
+        has(sp, |s| s.name == "process ramp.cmd.{tenant}.onramp.create")
             && has(sp, |s| {
-                s.name == "apply onramp.utr" && s.attr("order.state.after").is_some()
+                s.name == "apply onramp.utr" && s.attr("rampd.order.state.after").is_some()
             })
             && has(sp, |s| {
-                s.name == "task drive" && s.attr("order.state.after") == Some("completed")
+                s.name == "task drive" && s.attr("rampd.order.state.after") == Some("completed")
             })
             && has(sp, |s| {
                 s.name.starts_with("POST ") && s.kind == 3 && s.attr("url.template").is_some()
             })
             && has(sp, |s| {
-                s.name == "publish ramp.evt.acme.onramp.status_changed"
+                s.name == "publish ramp.evt.{tenant}.onramp.status_changed"
             })
             && has(sp, |s| {
                 s.name == "POST webhook"
@@ -130,7 +130,7 @@ async fn one_order_is_one_trace(backend: Backend) {
     // the upstream span.
     let create = spans
         .iter()
-        .find(|s| s.name == "process ramp.cmd.acme.onramp.create")
+        .find(|s| s.name == "process ramp.cmd.{tenant}.onramp.create")
         .unwrap();
     assert_eq!(create.kind, 5, "consumer");
     assert_eq!(create.parent_span_id, UPSTREAM_SPAN);
@@ -140,10 +140,16 @@ async fn one_order_is_one_trace(backend: Backend) {
         create.attr("messaging.destination.name"),
         Some("ramp.cmd.acme.onramp.create")
     );
-    assert_eq!(create.attr("order.id"), Some(rampd_id.as_str()));
-    assert_eq!(create.attr("tenant"), Some("acme"));
-    assert_eq!(create.attr("direction"), Some("onramp"));
-    assert_eq!(create.attr("order.state.after"), Some("preparing"));
+    assert_eq!(
+        create.attr("messaging.destination.template"),
+        Some("ramp.cmd.{tenant}.onramp.create")
+    );
+    assert!(create.attr("messaging.consumer.group.name").is_some());
+    assert!(create.attr("server.address").is_some());
+    assert_eq!(create.attr("rampd.order.id"), Some(rampd_id.as_str()));
+    assert_eq!(create.attr("rampd.tenant"), Some("acme"));
+    assert_eq!(create.attr("rampd.order.direction"), Some("onramp"));
+    assert_eq!(create.attr("rampd.order.state.after"), Some("preparing"));
     // The UTR command came without context: its own consumer span started a trace of its
     // own, and the span that applied it to the order links there. The order polls while it
     // awaits payment, so an attempt may lose its versioned write to a poll and be decided
@@ -154,24 +160,27 @@ async fn one_order_is_one_trace(backend: Backend) {
         .collect();
     let (committed, lost): (Vec<&&SpanRec>, Vec<&&SpanRec>) = attempts
         .iter()
-        .partition(|s| s.attr("order.state.after").is_some());
+        .partition(|s| s.attr("rampd.order.state.after").is_some());
     assert_eq!(committed.len(), 1, "one attempt committed: {attempts:?}");
     for a in &lost {
         assert_eq!(a.attr("outcome"), Some("conflict"), "{a:?}");
-        assert_eq!(a.attr("order.state.before"), None, "{a:?}");
+        assert_eq!(a.attr("rampd.order.state.before"), None, "{a:?}");
     }
     let utr = committed[0];
     assert_eq!(utr.links.len(), 1, "linked to the command's own span");
     assert_ne!(utr.links[0].0, trace_id);
-    assert_eq!(utr.attr("order.state.before"), Some("awaiting_payment"));
+    assert_eq!(
+        utr.attr("rampd.order.state.before"),
+        Some("awaiting_payment")
+    );
     assert_eq!(utr.attr("outcome"), None);
     // Tasks carry the order and its state before and after.
     let task = spans
         .iter()
-        .find(|s| s.name == "task drive" && s.attr("order.state.after") == Some("completed"))
+        .find(|s| s.name == "task drive" && s.attr("rampd.order.state.after") == Some("completed"))
         .unwrap();
     assert_eq!(task.attr("order.id"), Some(rampd_id.as_str()));
-    assert_eq!(task.attr("order.state.before"), Some("transferred"));
+    assert_eq!(task.attr("rampd.order.state.before"), Some("transferred"));
     // Provider calls are HTTP client spans: method, route template, status, attempt.
     let call = spans
         .iter()
@@ -185,7 +194,7 @@ async fn one_order_is_one_trace(backend: Backend) {
     // Outbox publishes are producer spans; webhook attempts are client spans.
     let publish = spans
         .iter()
-        .find(|s| s.name == "publish ramp.evt.acme.onramp.status_changed")
+        .find(|s| s.name == "publish ramp.evt.{tenant}.onramp.status_changed")
         .unwrap();
     assert_eq!(publish.kind, 4, "producer");
     assert_eq!(publish.attr("messaging.system"), Some("nats"));
@@ -201,17 +210,17 @@ async fn one_order_is_one_trace(backend: Backend) {
     let off_trace = stored.trace_ctx.clone().expect("stored trace");
     let off_trace_id = off_trace.split('-').nth(1).unwrap();
     let off_spans = spans_until(off_trace_id, |sp| {
-        has(sp, |s| s.name == "process ramp.cmd.acme.offramp.create")
+        has(sp, |s| s.name == "process ramp.cmd.{tenant}.offramp.create")
             && has(sp, |s| {
-                s.attr("order.state.after") == Some("awaiting_payment")
+                s.attr("rampd.order.state.after") == Some("awaiting_payment")
             })
     })
     .await;
     assert!(
         off_spans
             .iter()
-            .filter(|s| s.attr("order.state.after").is_some())
-            .all(|s| s.attr("direction") == Some("offramp")),
+            .filter(|s| s.attr("rampd.order.state.after").is_some())
+            .all(|s| s.attr("rampd.order.direction") == Some("offramp")),
         "every decision of the off-ramp order names its direction"
     );
 
@@ -275,7 +284,9 @@ async fn no_secret_or_pii_in_logs_or_spans(backend: Backend) {
     let trace = done.trace_ctx.clone().expect("the order stores its trace");
     let trace_id = trace.split('-').nth(1).unwrap().to_string();
     let spans = spans_until(&trace_id, |sp| {
-        has(sp, |s| s.attr("order.state.after") == Some("completed"))
+        has(sp, |s| {
+            s.attr("rampd.order.state.after") == Some("completed")
+        })
     })
     .await;
     assert!(spans.len() > 10);

@@ -196,7 +196,8 @@ async fn handle_message(
     msg: jetstream::Message,
     ids: Result<CommandIds, CommandError>,
 ) {
-    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    let info = msg.info().ok();
+    let delivered = info.as_ref().map_or(1, |i| i.delivered);
     let subject = msg.subject.to_string();
     let headers = msg.headers.as_ref();
     let span = telemetry::spans::command(
@@ -206,6 +207,8 @@ async fn handle_message(
             .map(|v| v.as_str()),
         delivered,
         telemetry::context::from_nats(headers).as_deref(),
+        info.as_ref().map(|i| i.consumer),
+        &telemetry::spans::Server::of(&shared.nats),
     );
     let outcome = match handle(
         shared,

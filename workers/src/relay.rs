@@ -56,8 +56,9 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
         return Ok(0);
     }
     let mut acks = Vec::with_capacity(rows.len());
+    let server = spans::Server::of(&shared.nats);
     for row in &rows {
-        let span = spans::publish(&row.subject, &row.id, row.trace_ctx.as_deref());
+        let span = spans::publish(&row.subject, &row.id, row.trace_ctx.as_deref(), &server);
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, row.id.as_str());
         let trace = context::trace_ctx_of(&span).or_else(|| row.trace_ctx.clone());

@@ -8,7 +8,10 @@
 //!   they are exported over OTLP/HTTP protobuf only when an endpoint is configured with the
 //!   standard variables
 //!   (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`;
-//!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` as usual).
+//!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` as usual;
+//!   `OTEL_SDK_DISABLED=true` exports nothing; `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL` may
+//!   only name `http/protobuf`, the one protocol built in). The resource carries
+//!   `service.version` and a `service.instance.id` per process.
 //!   [`context`] carries trace context through NATS headers and database rows; [`spans`]
 //!   builds the spans with their semantic-convention attributes.
 //! - Metrics: [`meters`] (Prometheus, served by [`crate::admin::http`]).
@@ -47,14 +50,37 @@ pub enum SpanExport {
 }
 
 impl SpanExport {
-    /// `FromEnv` when one of the standard endpoint variables is set, else `Off`.
+    /// `FromEnv` when one of the standard endpoint variables is set, else `Off`; always
+    /// `Off` under `OTEL_SDK_DISABLED=true` (the standard switch: spans keep their ids for
+    /// logs and stored rows, nothing is exported).
     pub fn from_env() -> SpanExport {
-        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
-        if set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            SpanExport::FromEnv
-        } else {
-            SpanExport::Off
-        }
+        let var = |k: &str| std::env::var(k).ok();
+        export_from(var("OTEL_SDK_DISABLED").as_deref(), |k| {
+            var(k).is_some_and(|v| !v.trim().is_empty())
+        })
+    }
+}
+
+fn export_from(sdk_disabled: Option<&str>, set: impl Fn(&str) -> bool) -> SpanExport {
+    if sdk_disabled.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return SpanExport::Off;
+    }
+    if set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        SpanExport::FromEnv
+    } else {
+        SpanExport::Off
+    }
+}
+
+/// The OTLP protocol `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`) names. Only `http/protobuf` (the default) is built in;
+/// `http/json` and `grpc` are refused by name, so the setting never silently falls back.
+fn otlp_protocol(traces: Option<&str>, any: Option<&str>) -> anyhow::Result<Protocol> {
+    match traces.or(any).map(str::trim) {
+        None | Some("") | Some("http/protobuf") => Ok(Protocol::HttpBinary),
+        Some(other) => anyhow::bail!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not built in; this build exports http/protobuf only"
+        ),
     }
 }
 
@@ -193,6 +219,28 @@ fn tracer_provider(export: &SpanExport) -> anyhow::Result<SdkTracerProvider> {
     if !env_names_service {
         resource = resource.with_service_name("rampd");
     }
+    // The build's version, and one id per process (a replica restarted is a new instance),
+    // unless `OTEL_RESOURCE_ATTRIBUTES` names them.
+    let named = |key: &str| {
+        std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains(&format!("{key}=")))
+    };
+    if !named("service.version") {
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ));
+    }
+    if !named("service.instance.id") {
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            uuid::Uuid::new_v4().to_string(),
+        ));
+    }
+    let var = |k: &str| std::env::var(k).ok();
+    let protocol = otlp_protocol(
+        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").as_deref(),
+        var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref(),
+    );
     // The sampler comes from OTEL_TRACES_SAMPLER(_ARG) (default: parent-based, always on).
     let builder = SdkTracerProvider::builder().with_resource(resource.build());
     let exporter = match export {
@@ -207,11 +255,11 @@ fn tracer_provider(export: &SpanExport) -> anyhow::Result<SdkTracerProvider> {
         SpanExport::Off => return Ok(builder.build()),
         SpanExport::FromEnv => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_protocol(Protocol::HttpBinary)
+            .with_protocol(protocol?)
             .build()?,
         SpanExport::Endpoint(url) => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_protocol(Protocol::HttpBinary)
+            .with_protocol(protocol?)
             .with_endpoint(url.clone())
             .build()?,
     };
@@ -221,6 +269,30 @@ fn tracer_provider(export: &SpanExport) -> anyhow::Result<SdkTracerProvider> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sdk_switch_and_the_endpoint_decide_export() {
+        let endpoint = |k: &str| k == "OTEL_EXPORTER_OTLP_ENDPOINT";
+        assert_eq!(export_from(None, endpoint), SpanExport::FromEnv);
+        assert_eq!(export_from(Some("false"), endpoint), SpanExport::FromEnv);
+        assert_eq!(export_from(Some("TRUE"), endpoint), SpanExport::Off);
+        assert_eq!(export_from(None, |_| false), SpanExport::Off);
+    }
+
+    #[test]
+    fn only_http_protobuf_is_built_in() {
+        assert!(matches!(
+            otlp_protocol(None, None),
+            Ok(Protocol::HttpBinary)
+        ));
+        assert!(matches!(
+            otlp_protocol(None, Some("http/protobuf")),
+            Ok(Protocol::HttpBinary)
+        ));
+        let grpc = otlp_protocol(Some("grpc"), Some("http/protobuf")).unwrap_err();
+        assert!(grpc.to_string().contains("grpc is not built in"), "{grpc}");
+        assert!(otlp_protocol(None, Some("http/json")).is_err());
+    }
 
     #[test]
     fn colours_only_on_a_terminal_without_no_color() {

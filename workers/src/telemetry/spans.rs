@@ -12,6 +12,34 @@ use opentelemetry::trace::TraceContextExt;
 
 use super::context::set_parent;
 
+/// The NATS server a span's message went through (`server.address`, `server.port`).
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Server {
+    /// The server `client` is connected to now.
+    pub fn of(client: &async_nats::Client) -> Server {
+        let info = client.server_info();
+        Server {
+            address: info.host,
+            port: info.port,
+        }
+    }
+}
+
+/// A subject with its tenant token as `{tenant}` (`ramp.cmd.{tenant}.onramp.create`), for
+/// span names: one name per kind of message, not one per tenant.
+pub fn destination_template(subject: &str) -> String {
+    let mut parts: Vec<&str> = subject.split('.').collect();
+    if parts.len() > 3 && parts[0] == "ramp" && matches!(parts[1], "cmd" | "evt") {
+        parts[2] = "{tenant}";
+    }
+    parts.join(".")
+}
+
 /// A JetStream command being processed (messaging consumer span). Continues the upstream
 /// trace context (`traceparent`, `tracestate`) when the message carries one.
 pub fn command(
@@ -19,13 +47,20 @@ pub fn command(
     message_id: Option<&str>,
     delivered: i64,
     upstream: Option<&str>,
+    consumer: Option<&str>,
+    server: &Server,
 ) -> Span {
+    let template = destination_template(subject);
     let span = tracing::info_span!(
         "command",
-        otel.name = %format_args!("process {subject}"),
+        otel.name = %format_args!("process {template}"),
         otel.kind = "consumer",
         messaging.system = "nats",
         messaging.destination.name = subject,
+        messaging.destination.template = %template,
+        messaging.consumer.group.name = consumer,
+        server.address = %server.address,
+        server.port = server.port,
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.message.id = message_id,
@@ -90,13 +125,17 @@ pub fn provider_call(provider: &str, method: &str, route: &str, attempt: u32) ->
 }
 
 /// One outbox row published to NATS (messaging producer span).
-pub fn publish(subject: &str, message_id: &str, trace: Option<&str>) -> Span {
+pub fn publish(subject: &str, message_id: &str, trace: Option<&str>, server: &Server) -> Span {
+    let template = destination_template(subject);
     let span = tracing::info_span!(
         "publish",
-        otel.name = %format_args!("publish {subject}"),
+        otel.name = %format_args!("publish {template}"),
         otel.kind = "producer",
         messaging.system = "nats",
         messaging.destination.name = subject,
+        messaging.destination.template = %template,
+        server.address = %server.address,
+        server.port = server.port,
         messaging.operation.type = "send",
         messaging.operation.name = "publish",
         messaging.message.id = message_id,
@@ -144,15 +183,15 @@ pub fn admin(action: &str, order_id: &str, trace: Option<&str>) -> Span {
     span
 }
 
-/// Order attributes on the current span: id, tenant, direction, state before and after
-/// a decision.
+/// Order attributes on the current span (namespaced `rampd.*`): id, tenant, direction,
+/// state before and after a decision.
 pub fn annotate_order(order_id: &str, tenant: &str, direction: &str, before: &str, after: &str) {
     let span = Span::current();
-    span.set_attribute("order.id", order_id.to_string());
-    span.set_attribute("tenant", tenant.to_string());
-    span.set_attribute("direction", direction.to_string());
-    span.set_attribute("order.state.before", before.to_string());
-    span.set_attribute("order.state.after", after.to_string());
+    span.set_attribute("rampd.order.id", order_id.to_string());
+    span.set_attribute("rampd.tenant", tenant.to_string());
+    span.set_attribute("rampd.order.direction", direction.to_string());
+    span.set_attribute("rampd.order.state.before", before.to_string());
+    span.set_attribute("rampd.order.state.after", after.to_string());
 }
 
 /// A provider callback being applied to an order, in the order's trace.
@@ -165,4 +204,24 @@ pub fn callback(provider: &str, order_id: &str, trace: Option<&str>) -> Span {
     );
     set_parent(&span, trace);
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::destination_template;
+
+    #[test]
+    fn span_names_carry_the_subject_template_not_the_tenant() {
+        let t = destination_template;
+        assert_eq!(
+            t("ramp.cmd.acme.onramp.create"),
+            "ramp.cmd.{tenant}.onramp.create"
+        );
+        assert_eq!(
+            t("ramp.evt.globex.offramp.status_changed"),
+            "ramp.evt.{tenant}.offramp.status_changed"
+        );
+        assert_eq!(t("ramp.dlq.ramp.cmd.acme.x"), "ramp.dlq.ramp.cmd.acme.x");
+        assert_eq!(t("ramp.cmd.acme"), "ramp.cmd.acme");
+    }
 }
