@@ -187,6 +187,12 @@ async fn one_order_is_one_trace(backend: Backend) {
         .find(|s| s.kind == 3 && s.attr("url.template") == Some("users/kyc-status"))
         .expect("the KYC call");
     assert_eq!(call.attr("http.request.method"), Some("POST"));
+    let full = call.attr("url.full").expect("url.full");
+    assert!(
+        full.ends_with("/v1/users/kyc-status") && !full.contains('?'),
+        "{full}"
+    );
+    assert_eq!(call.attr("server.address"), Some("127.0.0.1"));
     assert_eq!(call.attr("http.response.status_code"), Some("200"));
     assert_eq!(call.attr("rampd.retry.attempt"), Some("1"));
     assert_ne!(call.status, 2, "a successful call is not an error");
@@ -200,6 +206,7 @@ async fn one_order_is_one_trace(backend: Backend) {
     assert_eq!(publish.attr("messaging.system"), Some("nats"));
     assert_eq!(publish.attr("messaging.operation.type"), Some("send"));
     let hook = spans.iter().find(|s| s.name == "POST webhook").unwrap();
+    assert_eq!(hook.attr("server.address"), Some("127.0.0.1"));
     assert_eq!(hook.kind, 3);
     assert_eq!(hook.attr("order.id"), Some(rampd_id.as_str()));
 

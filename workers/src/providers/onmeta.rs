@@ -1084,7 +1084,19 @@ impl OnmetaClient {
             );
             return Err(ProviderError::OverBudget { wait });
         }
-        let span = spans::provider_call(PROVIDER, method.as_str(), endpoint, attempt::current());
+        let url =
+            reqwest::Url::parse(&format!("{}{}", self.inner.base_url, path)).map_err(|_| {
+                ProviderError::Unknown {
+                    detail: format!("{endpoint}: not a URL"),
+                }
+            })?;
+        let span = spans::provider_call(
+            PROVIDER,
+            method.as_str(),
+            endpoint,
+            attempt::current(),
+            &url,
+        );
         let started = Instant::now();
         let sent = self
             .exchange(endpoint, method, path, body, bearer, trace_ctx)
@@ -1107,6 +1119,9 @@ impl OnmetaClient {
         }
         if outcome != "ok" {
             span.record("otel.status_code", "error");
+            // The status code of an HTTP error, else what failed (semantic conventions).
+            let error_type = status.map_or(outcome.to_string(), |s| s.to_string());
+            span.record("error.type", error_type.as_str());
         }
         sent
     }

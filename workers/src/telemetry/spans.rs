@@ -12,6 +12,16 @@ use opentelemetry::trace::TraceContextExt;
 
 use super::context::set_parent;
 
+/// `url` without what may be secret: user and password, query and fragment.
+pub fn redacted_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
 /// The NATS server a span's message went through (`server.address`, `server.port`).
 #[derive(Debug, Clone, Default)]
 pub struct Server {
@@ -108,13 +118,23 @@ pub fn task(order_id: &str, kind: &str, trace: Option<&str>) -> Span {
 
 /// One HTTP exchange with a provider (client span). `route` is the endpoint's template,
 /// never the concrete path.
-pub fn provider_call(provider: &str, method: &str, route: &str, attempt: u32) -> Span {
+pub fn provider_call(
+    provider: &str,
+    method: &str,
+    route: &str,
+    attempt: u32,
+    url: &reqwest::Url,
+) -> Span {
     tracing::info_span!(
         "provider.call",
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "client",
         http.request.method = method,
         url.template = route,
+        url.full = %redacted_url(url),
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        error.r#type = Empty,
         http.request.resend_count = attempt.saturating_sub(1),
         rampd.retry.attempt = attempt,
         provider = provider,
@@ -144,7 +164,8 @@ pub fn publish(subject: &str, message_id: &str, trace: Option<&str>, server: &Se
     span
 }
 
-/// One webhook attempt (HTTP client span). The URL is left out: tenants put tokens in it.
+/// One webhook attempt (HTTP client span). The URL is left out (tenants put tokens in
+/// its path and query), its host and port are not.
 pub fn webhook(
     delivery_id: &str,
     order_id: &str,
@@ -152,13 +173,19 @@ pub fn webhook(
     attempt: i32,
     event_type: &str,
     trace: Option<&str>,
+    url: &str,
 ) -> Span {
+    let url = reqwest::Url::parse(url).ok();
+    let host = url.as_ref().and_then(|u| u.host_str().map(str::to_string));
+    let port = url.as_ref().and_then(reqwest::Url::port_or_known_default);
     let span = tracing::info_span!(
         "webhook.attempt",
         otel.name = "POST webhook",
         otel.kind = "client",
         http.request.method = "POST",
         url.template = "webhook",
+        server.address = host,
+        server.port = port,
         webhook.id = delivery_id,
         webhook.endpoint_id = endpoint_id,
         webhook.event_type = event_type,
@@ -208,7 +235,17 @@ pub fn callback(provider: &str, order_id: &str, trace: Option<&str>) -> Span {
 
 #[cfg(test)]
 mod tests {
-    use super::destination_template;
+    use super::{destination_template, redacted_url};
+
+    #[test]
+    fn a_span_url_keeps_no_credentials_query_or_fragment() {
+        let url =
+            reqwest::Url::parse("https://u:p@api.example.test:8443/v1/orders?key=s#f").unwrap();
+        assert_eq!(
+            redacted_url(&url),
+            "https://api.example.test:8443/v1/orders"
+        );
+    }
 
     #[test]
     fn span_names_carry_the_subject_template_not_the_tenant() {

@@ -79,6 +79,7 @@ impl LeasedWork for Sender {
             d.attempt + 1,
             &d.event_type,
             d.trace_ctx.as_deref(),
+            &d.url,
         );
         if let Err(e) = self.attempt(d, &endpoint, slot).instrument(span).await {
             tracing::warn!(error = %e, "recording a webhook attempt failed");
