@@ -29,8 +29,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::apply::apply;
 use super::begin_write;
@@ -60,7 +61,8 @@ pub trait GroupWrite: Send + Sync + 'static {
 
 struct Job {
     work: Arc<dyn GroupWrite>,
-    done: oneshot::Sender<Result<i64, WriteError>>,
+    /// The write's result and the number of writes its batch held.
+    done: oneshot::Sender<(Result<i64, WriteError>, usize)>,
 }
 
 /// A handle to the batching writers; cheap to clone. The writers stop when the last
@@ -68,11 +70,18 @@ struct Job {
 #[derive(Clone)]
 pub struct GroupCommit {
     writers: Vec<mpsc::UnboundedSender<Job>>,
+    /// `db.system.name` of the database, for the write spans.
+    system: &'static str,
 }
 
 impl GroupCommit {
     /// Start `writers` writer tasks (at least one) on the current runtime.
     pub fn start(db: DatabaseConnection, writers: usize) -> Self {
+        let system = match db.get_database_backend() {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other_sql",
+        };
         let writers = (0..writers.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -80,18 +89,38 @@ impl GroupCommit {
                 tx
             })
             .collect();
-        GroupCommit { writers }
+        GroupCommit { writers, system }
     }
 
     /// Run `work` for `order` in the next batch of the order's writer; returns its result
     /// once that batch has committed (or, for an error, once it is known the write did
     /// not happen).
+    ///
+    /// The wait is a database client span of the caller's trace (`db.write`), with the
+    /// size of the batch the write went in.
     pub async fn write(&self, order: &str, work: Arc<dyn GroupWrite>) -> Result<i64, WriteError> {
+        let span = tracing::info_span!(
+            "db.write",
+            otel.name = "group commit",
+            otel.kind = "client",
+            db.system.name = self.system,
+            db.operation.name = "group commit",
+            db.operation.batch.size = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let (done, result) = oneshot::channel();
         let writer = &self.writers[shard(order, self.writers.len())];
         let stopped = || WriteError::Db(DbErr::Custom("the group-commit writer stopped".into()));
         writer.send(Job { work, done }).map_err(|_| stopped())?;
-        result.await.unwrap_or_else(|_| Err(stopped()))
+        let (result, batch) = result
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| (Err(stopped()), 0));
+        span.record("db.operation.batch.size", batch);
+        if matches!(result, Err(WriteError::Db(_))) {
+            span.record("otel.status_code", "error");
+        }
+        result
     }
 }
 
@@ -113,8 +142,9 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
         };
         match written {
             Ok(results) => {
+                let size = batch.len();
                 for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.done.send(result);
+                    let _ = job.done.send((result, size));
                 }
             }
             Err(e) => {
@@ -123,7 +153,7 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
                 }
                 for job in batch.drain(..) {
                     let result = write_alone(&db, &job).await;
-                    let _ = job.done.send(result);
+                    let _ = job.done.send((result, 1));
                 }
             }
         }
