@@ -6,5 +6,6 @@
 mod admin;
 mod capture;
 mod metrics;
+mod publish;
 mod trace;
 mod warnings;

@@ -9,3 +9,4 @@ pub mod duration;
 pub mod gauges;
 pub mod http;
 pub mod orders;
+pub mod publish;
