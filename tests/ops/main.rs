@@ -5,6 +5,7 @@
 
 mod admin;
 mod capture;
+mod commands;
 mod metrics;
 mod publish;
 mod trace;

@@ -109,6 +109,13 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Commands by command id: what became of one (inbox outcome, reason, order).
+    Commands {
+        #[command(subcommand)]
+        cmd: admin::commands::CommandsCmd,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Provider callbacks received (by default those for orders rampd does not know).
     Callbacks {
         #[command(subcommand)]
@@ -206,6 +213,7 @@ async fn main() -> ExitCode {
             | Cmd::Orders { .. }
             | Cmd::Tasks { .. }
             | Cmd::Callbacks { .. }
+            | Cmd::Commands { .. }
             | Cmd::Bench { .. }
             | Cmd::Publish { .. }
     );
@@ -263,6 +271,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Tasks { cmd, config } => {
             let (_, db) = admin_db(config.path()).await?;
             let done = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Commands { cmd, config } => {
+            let (_, db) = admin_db(config.path()).await?;
+            let done = admin::commands::run(&db, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
         Cmd::Callbacks { cmd, config } => {
@@ -527,6 +540,7 @@ mod tests {
             "orders",
             "tasks",
             "callbacks",
+            "commands",
             "webhooks",
         ];
         for (path, cmd) in commands() {

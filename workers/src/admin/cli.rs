@@ -290,6 +290,7 @@ fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Resul
 
 fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Result<()> {
     let o = &t.order;
+    writeln!(out, "{}", t.why)?;
     writeln!(out, "order      {} ({} / {})", o.id, o.tenant, o.order_id)?;
     writeln!(
         out,

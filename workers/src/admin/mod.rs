@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod callbacks;
 pub mod cli;
+pub mod commands;
 pub mod duration;
 pub mod gauges;
 pub mod http;
