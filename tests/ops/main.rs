@@ -6,6 +6,7 @@
 mod admin;
 mod capture;
 mod commands;
+mod dlq;
 mod metrics;
 mod publish;
 mod trace;

@@ -116,6 +116,13 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Dead-lettered commands (the dead-letter stream): list, show, replay.
+    Dlq {
+        #[command(subcommand)]
+        cmd: admin::dlq::DlqCmd,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Provider callbacks received (by default those for orders rampd does not know).
     Callbacks {
         #[command(subcommand)]
@@ -214,6 +221,7 @@ async fn main() -> ExitCode {
             | Cmd::Tasks { .. }
             | Cmd::Callbacks { .. }
             | Cmd::Commands { .. }
+            | Cmd::Dlq { .. }
             | Cmd::Bench { .. }
             | Cmd::Publish { .. }
     );
@@ -276,6 +284,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Commands { cmd, config } => {
             let (_, db) = admin_db(config.path()).await?;
             let done = admin::commands::run(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Dlq { cmd, config } => {
+            let cfg = Config::load(config.path())?;
+            let client = rampd::nats::connect(&cfg).await?;
+            let js = async_nats::jetstream::new(client);
+            let stream = &cfg.nats.dead_letter_stream;
+            let done = admin::dlq::run(&js, stream, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
         Cmd::Callbacks { cmd, config } => {
@@ -541,6 +557,7 @@ mod tests {
             "tasks",
             "callbacks",
             "commands",
+            "dlq",
             "webhooks",
         ];
         for (path, cmd) in commands() {

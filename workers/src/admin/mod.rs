@@ -6,6 +6,7 @@ pub mod actions;
 pub mod callbacks;
 pub mod cli;
 pub mod commands;
+pub mod dlq;
 pub mod duration;
 pub mod gauges;
 pub mod http;
