@@ -112,6 +112,13 @@ async fn admin_commands(backend: Backend) {
     assert!(ok);
     assert!(text.contains("preparing -> awaiting_payment"), "{text}");
     assert!(text.contains(trace_id), "{text}");
+    // It starts with why the order is where it is.
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("awaiting_payment since 20"), "{text}");
+    assert!(
+        first.contains(": waiting for the user's payment and UTR; next step ("),
+        "{text}"
+    );
     assert!(
         !text.contains("a-1@example.com") && !text.contains("9876543210"),
         "no PII: {text}"
@@ -256,6 +263,12 @@ async fn admin_commands(backend: Backend) {
     })
     .await;
     operator_event(&s, "a-2", "cancel").await;
+    let (_, text) = orders(&s, show("a-2", false)).await;
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("cancelled since 20") && first.contains(": ended"),
+        "{text}"
+    );
     let (ok, out) = cancel(&s, "a-1", "try").await;
     assert!(!ok && out.contains("payment_in_progress"), "{out}");
     let (ok, out) = retry_now(&s, "a-2", "try").await;

@@ -5,6 +5,9 @@
 
 mod admin;
 mod capture;
+mod commands;
+mod dlq;
 mod metrics;
+mod publish;
 mod trace;
 mod warnings;

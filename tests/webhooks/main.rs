@@ -19,6 +19,8 @@ use rampd_e2e::{Backend, Stack, WAIT, both};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 
+mod endpoint_admin;
+
 fn secret() -> String {
     WebhookSecret::generate().expose_text()
 }

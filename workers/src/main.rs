@@ -26,21 +26,46 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Crypto on/off-ramp order orchestration worker"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// `--config`, on the subcommands that read the configuration (and theirs).
+#[derive(clap::Args)]
+struct ConfigArg {
     /// Configuration file (TOML). Environment variables override it.
     #[arg(long, short, env = "RAMPD_CONFIG", global = true)]
     config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Cmd,
+}
+
+impl ConfigArg {
+    fn path(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the worker: command intake, task executor, outbox relay, webhook sender.
-    Run,
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Publish one command (as upstream would) and print the events that answer it.
+    Publish {
+        #[command(flatten)]
+        args: admin::publish::PublishArgs,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Run the provider sandbox (an Onmeta-style API simulator) as an HTTP server.
     Sandbox {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: SocketAddr,
         /// Provider time runs this many times faster (e.g. 360 turns the 3 h expiry into 30 s).
@@ -74,16 +99,36 @@ enum Cmd {
     Orders {
         #[command(subcommand)]
         cmd: admin::cli::OrdersCmd,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Operator commands on tasks.
     Tasks {
         #[command(subcommand)]
         cmd: admin::cli::TasksCmd,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Commands by command id: what became of one (inbox outcome, reason, order).
+    Commands {
+        #[command(subcommand)]
+        cmd: admin::commands::CommandsCmd,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Dead-lettered commands (the dead-letter stream): list, show, replay.
+    Dlq {
+        #[command(subcommand)]
+        cmd: admin::dlq::DlqCmd,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Provider callbacks received (by default those for orders rampd does not know).
     Callbacks {
         #[command(subcommand)]
         cmd: admin::callbacks::CallbacksCmd,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
     Demo {
@@ -115,14 +160,22 @@ enum Cmd {
         webhook_secret: Option<String>,
     },
     /// Webhook endpoints (add, list, disable, enable, rotate-secret) and replay.
-    #[command(subcommand)]
-    Webhooks(WebhooksCmd),
+    Webhooks {
+        #[command(subcommand)]
+        cmd: WebhooksCmd,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of text: the endpoints or deliveries, or what was done.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Throughput benchmark (issue 10): N on-ramp orders through a private NATS, database,
     /// sandbox and worker process; prints one table and one JSON line. Measures only.
     Bench {
         /// Number of on-ramp orders.
         #[arg(long, default_value_t = 1000)]
         orders: usize,
+        /// The database the worker runs on.
         #[arg(long, value_enum, default_value_t = bench::Backend::Sqlite)]
         backend: bench::Backend,
         /// The worker's status poll interval (with `--parked`, the production cadence instead).
@@ -167,7 +220,10 @@ async fn main() -> ExitCode {
             | Cmd::Orders { .. }
             | Cmd::Tasks { .. }
             | Cmd::Callbacks { .. }
+            | Cmd::Commands { .. }
+            | Cmd::Dlq { .. }
             | Cmd::Bench { .. }
+            | Cmd::Publish { .. }
     );
     let telemetry = telemetry::init(if quiet { "warn" } else { "info" });
     let code = match run(cli).await {
@@ -186,14 +242,14 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Run => {
-            let cfg = Config::load(cli.config.as_deref())?;
+        Cmd::Run { config } => {
+            let cfg = Config::load(config.path())?;
             let worker = Worker::start(cfg).await?;
             Worker::until_signal().await;
             worker.shutdown(Duration::from_secs(30)).await;
         }
-        Cmd::Migrate => {
-            let cfg = Config::load(cli.config.as_deref())?;
+        Cmd::Migrate { config } => {
+            let cfg = Config::load(config.path())?;
             let db = storage::open(&cfg.database_url, storage::Create::IfMissing).await?;
             storage::migrate(&db)
                 .await
@@ -203,18 +259,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 storage::redact_url(&cfg.database_url)
             );
         }
-        Cmd::Orders { cmd } => {
-            let (cfg, db) = admin_db(cli.config.as_deref()).await?;
+        Cmd::Publish { args, config } => {
+            let cfg = Config::load(config.path())?;
+            let body = admin::publish::prepare(&args)?;
+            let client = rampd::nats::connect(&cfg).await?;
+            let answer =
+                admin::publish::publish(&client, &args, &body, &mut std::io::stdout()).await?;
+            return Ok(if answer.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Cmd::Orders { cmd, config } => {
+            let (cfg, db) = admin_db(config.path()).await?;
             let done = admin::cli::orders(&db, &cfg, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
-        Cmd::Tasks { cmd } => {
-            let (_, db) = admin_db(cli.config.as_deref()).await?;
+        Cmd::Tasks { cmd, config } => {
+            let (_, db) = admin_db(config.path()).await?;
             let done = admin::cli::tasks(&db, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
-        Cmd::Callbacks { cmd } => {
-            let (_, db) = admin_db(cli.config.as_deref()).await?;
+        Cmd::Commands { cmd, config } => {
+            let (_, db) = admin_db(config.path()).await?;
+            let done = admin::commands::run(&db, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Dlq { cmd, config } => {
+            let cfg = Config::load(config.path())?;
+            let client = rampd::nats::connect(&cfg).await?;
+            let js = async_nats::jetstream::new(client);
+            let stream = &cfg.nats.dead_letter_stream;
+            let done = admin::dlq::run(&js, stream, cmd, &mut std::io::stdout()).await;
+            return operator_exit(done);
+        }
+        Cmd::Callbacks { cmd, config } => {
+            let (_, db) = admin_db(config.path()).await?;
             let done = admin::callbacks::run(&db, cmd, &mut std::io::stdout()).await;
             return operator_exit(done);
         }
@@ -306,9 +387,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", report.table());
             println!("{}", report.json()?);
         }
-        Cmd::Webhooks(cmd) => {
-            let (cfg, db) = admin_db(cli.config.as_deref()).await?;
-            println!("{}", webhooks::admin::execute(&db, &cfg, cmd).await?);
+        Cmd::Webhooks { cmd, config, json } => {
+            let (cfg, db) = admin_db(config.path()).await?;
+            println!(
+                "{}",
+                webhooks::admin::execute_as(&db, &cfg, cmd, json).await?
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -375,4 +459,121 @@ fn parse_progression(s: &str) -> Result<Progression, String> {
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_str(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand, with its path (`rampd orders show`).
+    fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let p = format!("{path} {}", sub.get_name());
+            out.push((p.clone(), sub.clone()));
+            walk(sub, p, out);
+        }
+    }
+
+    fn commands() -> Vec<(String, clap::Command)> {
+        let mut root = Cli::command();
+        root.build();
+        let mut all = vec![("rampd".to_string(), root.clone())];
+        walk(&root, "rampd".into(), &mut all);
+        all
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        for (path, cmd) in commands() {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().or(arg.get_long_help());
+                if help.is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn enumerated_flags_list_their_values() {
+        let values = |path: &str, arg: &str| -> Vec<String> {
+            let (_, cmd) = commands().into_iter().find(|(p, _)| p == path).unwrap();
+            let a = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == arg)
+                .unwrap_or_else(|| panic!("{path} has no {arg}"));
+            a.get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect()
+        };
+        assert!(values("rampd orders list", "state").contains(&"awaiting_payment".to_string()));
+        assert_eq!(
+            values("rampd orders list", "direction"),
+            ["onramp", "offramp"]
+        );
+        assert!(values("rampd callbacks list", "outcome").contains(&"wrong_direction".into()));
+        assert!(values("rampd bench", "backend").contains(&"postgres".into()));
+        assert!(values("rampd publish", "command").contains(&"onramp.utr".into()));
+    }
+
+    #[test]
+    fn webhooks_commands_take_json() {
+        let all = commands();
+        let hooks: Vec<_> = all
+            .iter()
+            .filter(|(p, c)| p.starts_with("rampd webhooks") && !c.has_subcommands())
+            .collect();
+        assert!(
+            hooks.len() >= 7,
+            "{:?}",
+            hooks.iter().map(|h| &h.0).collect::<Vec<_>>()
+        );
+        for (path, cmd) in hooks {
+            assert!(
+                cmd.get_arguments().any(|a| a.get_id() == "json"),
+                "{path} has no --json"
+            );
+        }
+        assert!(Cli::try_parse_from(["rampd", "webhooks", "endpoint", "list", "--json"]).is_ok());
+    }
+
+    #[test]
+    fn only_commands_that_read_the_config_take_config() {
+        let reads = [
+            "run",
+            "migrate",
+            "publish",
+            "orders",
+            "tasks",
+            "callbacks",
+            "commands",
+            "dlq",
+            "webhooks",
+        ];
+        for (path, cmd) in commands() {
+            let top = path.split(' ').nth(1).unwrap_or("");
+            let takes = cmd.get_arguments().any(|a| a.get_id() == "config");
+            assert_eq!(
+                takes,
+                reads.contains(&top),
+                "{path}: --config accepted = {takes}"
+            );
+        }
+        assert!(Cli::try_parse_from(["rampd", "sandbox", "--config", "x.toml"]).is_err());
+        assert!(Cli::try_parse_from(["rampd", "demo", "--config", "x.toml"]).is_err());
+        assert!(
+            Cli::try_parse_from(["rampd", "orders", "show", "o-1", "--config", "x.toml"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["rampd", "run", "--config", "x.toml"]).is_ok());
+    }
 }

@@ -13,12 +13,14 @@ use crate::storage::entities::provider_callbacks::{self as rows, UNKNOWN_ORDER};
 pub enum CallbacksCmd {
     /// Received callbacks, newest first.
     List {
-        /// Only this outcome: unknown_order (the default), applied, no_change,
-        /// wrong_direction, or `all`.
-        #[arg(long, default_value = UNKNOWN_ORDER)]
+        /// Only callbacks with this outcome (`all`: every one).
+        #[arg(long, default_value = UNKNOWN_ORDER,
+              value_parser = ["unknown_order", "applied", "no_change", "wrong_direction", "all"])]
         outcome: String,
+        /// At most this many callbacks.
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -20,19 +20,23 @@ pub enum OrdersCmd {
     Show {
         /// The rampd order id or the client's order id.
         id: String,
+        /// The tenant whose client order id `ID` is (needed when two tenants use it).
         #[arg(long)]
         tenant: Option<String>,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Orders matching every filter given, least recently updated first.
     List {
-        #[arg(long, value_parser = parse_state)]
+        /// Only orders in this state.
+        #[arg(long, value_parser = state_parser())]
         state: Option<OrderState>,
+        /// Only this tenant's orders.
         #[arg(long)]
         tenant: Option<String>,
-        /// `onramp` or `offramp`.
-        #[arg(long, value_parser = parse_direction)]
+        /// Only orders of this direction.
+        #[arg(long, value_parser = direction_parser())]
         direction: Option<Direction>,
         /// Only orders flagged for a person.
         #[arg(long)]
@@ -40,25 +44,30 @@ pub enum OrdersCmd {
         /// Live orders not updated for this long (e.g. `30m`, `2h`, `1d`, `1h30m`).
         #[arg(long, value_parser = duration::parse)]
         stuck_for: Option<std::time::Duration>,
+        /// At most this many orders.
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Run the order's next step (status poll or retry) now instead of when it is due.
     RetryNow {
+        /// The rampd order id or the client's order id.
         id: String,
         #[command(flatten)]
         who: Who<false>,
     },
     /// Cancel the order, where its state allows it (as an `order.cancel` command would).
     Cancel {
+        /// The rampd order id or the client's order id.
         id: String,
         #[command(flatten)]
         who: Who<true>,
     },
     /// Clear the attention flag of an order a person has checked.
     Resolve {
+        /// The rampd order id or the client's order id.
         id: String,
         #[command(flatten)]
         who: Who<true>,
@@ -68,6 +77,7 @@ pub enum OrdersCmd {
 /// Who acts and why; `REQUIRED` makes `--reason` mandatory.
 #[derive(Debug, Args)]
 pub struct Who<const REQUIRED: bool> {
+    /// The tenant whose client order id `ID` is (needed when two tenants use it).
     #[arg(long)]
     pub tenant: Option<String>,
     /// Who is acting (recorded in the order's history and event). Default: `$USER`.
@@ -99,8 +109,10 @@ pub enum TasksCmd {
         /// Only tasks that are due now.
         #[arg(long)]
         due: bool,
+        /// At most this many tasks.
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -230,15 +242,18 @@ pub async fn tasks(
     Ok(true)
 }
 
-fn parse_state(s: &str) -> Result<OrderState, String> {
-    OrderState::parse(s).ok_or_else(|| {
-        let known: Vec<_> = OrderState::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown state {s:?}; one of: {}", known.join(", "))
-    })
+/// `--state`: one of the order states, listed in `--help`.
+fn state_parser() -> impl clap::builder::TypedValueParser<Value = OrderState> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(OrderState::ALL.map(|s| s.as_str()))
+        .map(|s| OrderState::parse(&s).expect("a listed state"))
 }
 
-fn parse_direction(s: &str) -> Result<Direction, String> {
-    Direction::parse(s).ok_or_else(|| format!("unknown direction {s:?}; onramp or offramp"))
+/// `--direction`: `onramp` or `offramp`.
+fn direction_parser() -> impl clap::builder::TypedValueParser<Value = Direction> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["onramp", "offramp"])
+        .map(|s| Direction::parse(&s).expect("a listed direction"))
 }
 
 fn overdue(t: &TaskView, now: chrono::DateTime<Utc>) -> String {
@@ -273,6 +288,7 @@ fn print_list(out: &mut impl std::io::Write, list: &[Summary]) -> std::io::Resul
 
 fn print_timeline(out: &mut impl std::io::Write, t: &Timeline) -> std::io::Result<()> {
     let o = &t.order;
+    writeln!(out, "{}", t.why)?;
     writeln!(out, "order      {} ({} / {})", o.id, o.tenant, o.order_id)?;
     writeln!(
         out,

@@ -5,8 +5,11 @@
 pub mod actions;
 pub mod callbacks;
 pub mod cli;
+pub mod commands;
+pub mod dlq;
 pub mod duration;
 pub mod gauges;
 pub mod http;
 pub mod orders;
+pub mod publish;
 pub mod table;

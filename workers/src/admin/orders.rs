@@ -151,6 +151,8 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Timeline {
+    /// One line: why the order is where it is (see [`why`]).
+    pub why: String,
     pub order: Summary,
     pub tasks: Vec<TaskView>,
     pub timeline: Vec<Entry>,
@@ -277,11 +279,91 @@ pub async fn timeline(db: &DatabaseConnection, o: &orders::Model) -> Result<Time
         .filter(tasks::Column::OrderId.eq(o.id.clone()))
         .all(db)
         .await?;
-    Ok(Timeline {
+    let mut t = Timeline {
+        why: String::new(),
         order: Summary::of(o),
         tasks: tasks.iter().map(TaskView::of).collect(),
         timeline: entries,
-    })
+    };
+    t.why = why(&t);
+    Ok(t)
+}
+
+/// Why the order is where it is, in one line: its state and since when, what it waits
+/// for, when its next step runs, and its last failure.
+pub fn why(t: &Timeline) -> String {
+    let o = &t.order;
+    let ts = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let arrow = format!("-> {}", o.state);
+    let since = t
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.category == "state" && e.what.ends_with(&arrow))
+        .map_or(o.created_at, |e| e.at);
+    let ended = OrderState::parse(&o.state).is_some_and(|s| s.is_terminal());
+    let waiting = if o.flagged {
+        format!(
+            "waiting for a person: {}",
+            o.attention.as_deref().unwrap_or("flagged")
+        )
+    } else if ended {
+        format!(
+            "ended{}",
+            o.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )
+    } else {
+        match o.state.as_str() {
+            "preparing" => {
+                "preparing the provider order (login, KYC, payment method, quote, create)".into()
+            }
+            "kyc_required" => "waiting for the user to finish KYC".into(),
+            "awaiting_payment" if o.direction == "offramp" => {
+                "waiting for the user's tokens and transaction hash".into()
+            }
+            "awaiting_payment" => "waiting for the user's payment and UTR".into(),
+            other => format!(
+                "waiting for the provider (status {})",
+                o.provider_status.as_deref().unwrap_or(other)
+            ),
+        }
+    };
+    let mut line = format!("{} since {}: {waiting}", o.state, ts(since));
+    match t.tasks.iter().find(|k| k.status != "done") {
+        Some(k) => {
+            line.push_str(&format!("; next step ({}) at {}", k.kind, ts(k.run_at)));
+            if let Some(owner) = &k.lease_owner {
+                line.push_str(&format!(", running on {owner}"));
+            }
+        }
+        None if !ended => line.push_str("; no step scheduled"),
+        None => {}
+    }
+    if let Some(f) = t
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.what == "provider_call_failed")
+    {
+        let part = |k: &str| {
+            f.detail
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        line.push_str(&format!(
+            "; last failure {} {} {}: {}",
+            ts(f.at),
+            part("action"),
+            part("kind"),
+            part("message")
+        ));
+    }
+    line
 }
 
 /// Drop the keys that have no value, so the timeline shows what is known.
@@ -387,4 +469,79 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 
 fn trace_of(trace_ctx: Option<&str>) -> Option<String> {
     trace_ctx.and_then(trace_id)
+}
+
+#[cfg(test)]
+mod why_tests {
+    use super::*;
+
+    fn t(state: &str, flagged: bool) -> Timeline {
+        let at0 = Utc.timestamp_millis_opt(1_764_547_200_000).unwrap();
+        Timeline {
+            why: String::new(),
+            order: Summary {
+                id: "r-1".into(),
+                tenant: "acme".into(),
+                order_id: "o-1".into(),
+                direction: "onramp".into(),
+                state: state.into(),
+                flagged,
+                attention: flagged.then(|| "utr_reused".into()),
+                reason: None,
+                provider: "onmeta".into(),
+                provider_order_id: None,
+                provider_status: Some("fiatReceived".into()),
+                version: 3,
+                predecessor: None,
+                successor: None,
+                created_at: at0,
+                updated_at: at0,
+                trace_id: None,
+            },
+            tasks: vec![TaskView {
+                order_id: "r-1".into(),
+                kind: "drive".into(),
+                status: "pending".into(),
+                run_at: at0 + chrono::Duration::seconds(90),
+                attempt: 2,
+                lease_owner: None,
+                lease_until: None,
+                last_error: None,
+            }],
+            timeline: vec![
+                Entry {
+                    at: at0 + chrono::Duration::seconds(10),
+                    category: "state",
+                    what: format!("preparing -> {state}"),
+                    detail: Value::Null,
+                    trace_id: None,
+                },
+                Entry {
+                    at: at0 + chrono::Duration::seconds(30),
+                    category: "provider",
+                    what: "provider_call_failed".into(),
+                    detail: json!({"action": "poll_status", "kind": "Transient", "message": "HTTP 503"}),
+                    trace_id: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn one_line_says_why() {
+        assert_eq!(
+            why(&t("processing", false)),
+            "processing since 2025-12-01T00:00:10Z: waiting for the provider (status fiatReceived); \
+             next step (drive) at 2025-12-01T00:01:30Z; \
+             last failure 2025-12-01T00:00:30Z poll_status Transient: HTTP 503"
+        );
+        assert!(why(&t("awaiting_payment", true)).contains(": waiting for a person: utr_reused;"));
+        let mut ended = t("completed", false);
+        ended.tasks.clear();
+        ended.timeline.pop();
+        assert_eq!(why(&ended), "completed since 2025-12-01T00:00:10Z: ended");
+        let mut stuck = t("kyc_required", false);
+        stuck.tasks.clear();
+        assert!(why(&stuck).contains("waiting for the user to finish KYC; no step scheduled;"));
+    }
 }

@@ -280,7 +280,7 @@ async fn run_in(opts: &BenchOptions, run_id: &str, dir: &Path) -> anyhow::Result
     let config_path = dir.join("rampd.toml");
     std::fs::write(&config_path, &config)?;
     let mut cmd = tokio::process::Command::new(opts.worker_bin.as_deref().unwrap_or(&exe));
-    cmd.arg("--config").arg(&config_path).arg("run");
+    cmd.arg("run").arg("--config").arg(&config_path);
     let mut rampd = Proc::spawn("rampd", cmd, dir)?;
     wait_http(
         &http,
