@@ -66,7 +66,7 @@ pub async fn apply(
 /// The plans split into rounds in which no order is written twice, each plan in the
 /// earliest round after every earlier plan of its orders.
 fn rounds(plans: &[&Plan]) -> Vec<Vec<usize>> {
-    let mut rounds: Vec<(HashSet<&str>, Vec<usize>)> = Vec::new();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
     let mut last_round: HashMap<&str, usize> = HashMap::new();
     for (i, plan) in plans.iter().enumerate() {
         let ids: Vec<&str> = plan.order_ids().collect();
@@ -76,15 +76,14 @@ fn rounds(plans: &[&Plan]) -> Vec<Vec<usize>> {
             .max()
             .unwrap_or(0);
         if r == rounds.len() {
-            rounds.push((HashSet::new(), Vec::new()));
+            rounds.push(Vec::new());
         }
         for id in ids {
-            rounds[r].0.insert(id);
             last_round.insert(id, r);
         }
-        rounds[r].1.push(i);
+        rounds[r].push(i);
     }
-    rounds.into_iter().map(|(_, r)| r).collect()
+    rounds
 }
 
 async fn apply_round(
