@@ -471,11 +471,11 @@ async fn of_order(
     Ok(Condition::all().add(deliveries::Column::OrderId.is_in(ids)))
 }
 
-/// Deliveries with their attempts, oldest first. The response excerpts were bounded and
-/// redacted when stored.
-async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<String> {
-    let ms = rfc3339_ms;
-    let mut out = String::new();
+/// The deliveries `filter` selects, oldest first, each with its attempts, oldest first.
+async fn deliveries_with_attempts(
+    db: &DatabaseConnection,
+    filter: Condition,
+) -> anyhow::Result<Vec<(deliveries::Model, Vec<attempts::Model>)>> {
     let rows = deliveries::Entity::find()
         .filter(filter)
         .order_by_asc(deliveries::Column::CreatedAt)
@@ -484,7 +484,24 @@ async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<Stri
     if rows.is_empty() {
         anyhow::bail!("no such deliveries");
     }
+    let mut all = Vec::with_capacity(rows.len());
     for d in rows {
+        let tries = attempts::Entity::find()
+            .filter(attempts::Column::DeliveryId.eq(d.id.clone()))
+            .order_by_asc(attempts::Column::StartedAt)
+            .all(db)
+            .await?;
+        all.push((d, tries));
+    }
+    Ok(all)
+}
+
+/// Deliveries with their attempts, oldest first. The response excerpts were bounded and
+/// redacted when stored.
+async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<String> {
+    let ms = rfc3339_ms;
+    let mut out = String::new();
+    for (d, tries) in deliveries_with_attempts(db, filter).await? {
         out.push_str(&format!(
             "{}  endpoint {}  {}  {}  attempts {}  created {}\n",
             d.id,
@@ -494,11 +511,6 @@ async fn show(db: &DatabaseConnection, filter: Condition) -> anyhow::Result<Stri
             d.attempt,
             ms(d.created_at)
         ));
-        let tries = attempts::Entity::find()
-            .filter(attempts::Column::DeliveryId.eq(d.id.clone()))
-            .order_by_asc(attempts::Column::StartedAt)
-            .all(db)
-            .await?;
         for a in tries {
             let result = match (a.status_code, &a.error_kind) {
                 (Some(c), _) => format!("HTTP {c}"),
@@ -524,21 +536,8 @@ async fn show_json(
     filter: Condition,
 ) -> anyhow::Result<serde_json::Value> {
     let ms = |t: i64| DateTime::<Utc>::from_timestamp_millis(t).unwrap_or_default();
-    let rows = deliveries::Entity::find()
-        .filter(filter)
-        .order_by_asc(deliveries::Column::CreatedAt)
-        .all(db)
-        .await?;
-    if rows.is_empty() {
-        anyhow::bail!("no such deliveries");
-    }
     let mut all = Vec::new();
-    for d in rows {
-        let tries = attempts::Entity::find()
-            .filter(attempts::Column::DeliveryId.eq(d.id.clone()))
-            .order_by_asc(attempts::Column::StartedAt)
-            .all(db)
-            .await?;
+    for (d, tries) in deliveries_with_attempts(db, filter).await? {
         let tries: Vec<_> = tries
             .into_iter()
             .map(|a| {
