@@ -1,6 +1,7 @@
 //! Reading orders.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use rampd_domain::order::{Order, PaymentRefKind};
 use sea_orm::{
@@ -70,23 +71,7 @@ pub async fn load_for_command(
     client_order_id: &str,
 ) -> Result<CommandTarget, DbErr> {
     let backend = db.get_database_backend();
-    let p = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    };
-    let columns: Vec<String> = orders::Column::iter()
-        .map(|c| format!("o.{}", c.as_str()))
-        .collect();
-    let sql = format!(
-        "SELECT pc.id AS pc_id, pc.fingerprint AS pc_fingerprint, {} \
-         FROM (SELECT 1 AS one) AS x \
-         LEFT JOIN processed_commands AS pc ON pc.id = {} \
-         LEFT JOIN orders AS o ON o.tenant = {} AND o.client_order_id = {}",
-        columns.join(", "),
-        p(1),
-        p(2),
-        p(3)
-    );
+    let sql = command_target_sql(backend).to_string();
     let values = [inbox_id.into(), tenant.into(), client_order_id.into()];
     let row = db
         .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -101,6 +86,36 @@ pub async fn load_for_command(
         Some(_) => Some(decode(orders::Model::from_query_result(&row, "")?)?),
     };
     Ok(CommandTarget { inbox, order })
+}
+
+/// The statement of [`load_for_command`] for `backend`, built once per process (it is read
+/// for every command).
+fn command_target_sql(backend: DbBackend) -> &'static str {
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    static OTHER: OnceLock<String> = OnceLock::new();
+    let cell = match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &OTHER,
+    };
+    cell.get_or_init(|| {
+        let p = |n: usize| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_string(),
+        };
+        let columns: Vec<String> = orders::Column::iter()
+            .map(|c| format!("o.{}", c.as_str()))
+            .collect();
+        format!(
+            "SELECT pc.id AS pc_id, pc.fingerprint AS pc_fingerprint, {} \
+             FROM (SELECT 1 AS one) AS x \
+             LEFT JOIN processed_commands AS pc ON pc.id = {} \
+             LEFT JOIN orders AS o ON o.tenant = {} AND o.client_order_id = {}",
+            columns.join(", "),
+            p(1),
+            p(2),
+            p(3)
+        )
+    })
 }
 
 pub async fn load_by_client_id(
