@@ -19,6 +19,8 @@ use sea_orm::{
 pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
 /// Most connections a PostgreSQL pool opens.
 pub const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+/// Prepared statements each PostgreSQL connection keeps (sqlx's default is 100).
+pub const STATEMENT_CACHE: usize = 1024;
 /// How long a SQLite statement waits for a lock held by another connection.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// How much of a SQLite database file is read through a memory map (256 MiB).
@@ -103,7 +105,8 @@ pub async fn open(url: &str, create: Create) -> Result<DatabaseConnection, OpenE
         }
         Target::Postgres { .. } => {
             opt.max_connections(POSTGRES_MAX_CONNECTIONS)
-                .min_connections(1);
+                .min_connections(1)
+                .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
         }
     }
     Database::connect(opt)
