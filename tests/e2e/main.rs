@@ -14,6 +14,7 @@ use serde_json::json;
 
 mod budget;
 mod callbacks;
+mod chained_steps;
 mod edge_cases;
 mod fairness;
 mod lookup;

@@ -321,6 +321,21 @@ impl Stack {
             .unwrap()
     }
 
+    /// Wait until the order exists, in whatever state (panics after [`WAIT`]).
+    pub async fn wait_order(&self, order_id: &str) -> StoredOrder {
+        let start = Instant::now();
+        loop {
+            if let Some(o) = self.order(order_id).await {
+                return o;
+            }
+            assert!(
+                start.elapsed() <= WAIT,
+                "order {order_id} was never taken in"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Wait until the order reaches `state` (panics after [`WAIT`] with what it saw).
     pub async fn wait_state(&self, order_id: &str, state: OrderState) -> StoredOrder {
         let start = Instant::now();

@@ -156,6 +156,58 @@ pub fn decide(order: &Order, input: Input, ctx: &Ctx) -> Result<Decision, Reject
     Ok(d.finish())
 }
 
+/// Fold `inputs` one after another, each decided on the order the one before left, into
+/// one decision: the history and events of all of them in turn, the last order, and the
+/// last schedule any of them set. Committing it is committing each of them, at once.
+///
+/// The executor uses it to run an order's immediate steps (KYC, link, quote, and the intent
+/// of the create call) within one lease, as one write; after a version conflict it folds
+/// the same inputs again on the fresh order, as it would decide one observation again.
+/// Any refusal refuses the whole fold, and so does a second successor order (only one
+/// can be written with a decision).
+pub fn decide_all(order: &Order, inputs: &[Input], ctx: &Ctx) -> Result<Decision, Rejection> {
+    let Some((first, rest)) = inputs.split_first() else {
+        return Ok(Builder::new(order.clone(), ctx).finish());
+    };
+    let mut folded = decide(order, first.clone(), ctx)?;
+    for input in rest {
+        let next = decide(&folded.order, input.clone(), ctx)?;
+        if folded.spawned.is_some() && next.spawned.is_some() {
+            return Err(reject(
+                RejectCode::NotApplicable,
+                "two successor orders in one write".into(),
+            ));
+        }
+        folded = then(folded, next);
+    }
+    if let NextRun::At(at) = folded.next_run {
+        folded.urgency = folded.order.urgency(at, &ctx.policy);
+    }
+    Ok(folded)
+}
+
+/// `first` followed by `next`, which was decided on `first`'s order: both histories and
+/// both events in turn, `next`'s order, and the later schedule that was set (`next`'s,
+/// unless it keeps the one `first` set).
+fn then(first: Decision, next: Decision) -> Decision {
+    let (next_run, urgency) = match next.next_run {
+        NextRun::Keep => (first.next_run, first.urgency),
+        _ => (next.next_run, next.urgency),
+    };
+    let mut history = first.history;
+    history.extend(next.history);
+    let mut events = first.events;
+    events.extend(next.events);
+    Decision {
+        order: next.order,
+        history,
+        events,
+        next_run,
+        urgency,
+        spawned: first.spawned.or(next.spawned),
+    }
+}
+
 fn wrong_direction(d: &Builder, what: &str) -> Rejection {
     reject(
         RejectCode::NotApplicable,

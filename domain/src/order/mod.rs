@@ -26,7 +26,7 @@ mod status;
 mod tests;
 
 pub use contested::{PAYMENT_REF_CONTESTED, PaymentRefKind, payment_ref_contested};
-pub use decide::{create, decide, next_action};
+pub use decide::{create, decide, decide_all, next_action};
 pub use status::{StatusClass, classify_status, known_statuses};
 
 use std::time::Duration;

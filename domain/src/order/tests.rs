@@ -1,5 +1,6 @@
 mod callbacks;
 mod contested;
+mod fold;
 mod operator;
 
 use std::time::Duration;

@@ -169,6 +169,8 @@ impl Executor {
         }
     }
 
+    /// Run the order's due step, and the steps that fall due at once after it (KYC, link,
+    /// quote, the create call), within this one lease; see [`Chain`].
     async fn drive(
         &self,
         task: &tasks::Model,
@@ -180,31 +182,54 @@ impl Executor {
             return Ok(());
         };
         let policy = self.shared.cfg.orders.policy();
-        let action = order::next_action(&stored.order, Utc::now(), &policy);
-        tracing::debug!(
-            action = action.name(),
-            state = stored.order.state.as_str(),
-            "step"
-        );
-        let input = match &action {
-            Action::Nothing => {
-                self.close_task(task).await?;
-                return Ok(());
-            }
-            Action::Expire => Input::DeadlinePassed,
-            _ => {
-                if let Some(intent) = action.intent() {
-                    // Record the intent first; if that loses a race, the next run re-plans.
-                    stored = match self.commit(&stored, Input::Intent(intent), None).await {
-                        Err(WriteError::Conflict) => return Ok(()),
-                        other => other?,
-                    };
+        let chain = Chain::new(&self.shared.cfg);
+        // What this lease has observed and not yet written, and the order as it leaves it.
+        let mut pending: Vec<Input> = Vec::new();
+        let mut view = stored.order.clone();
+        loop {
+            let action = order::next_action(&view, Utc::now(), &policy);
+            tracing::Span::current().record("rampd.action", action.name());
+            tracing::debug!(action = action.name(), state = view.state.as_str(), "step");
+            match &action {
+                Action::Nothing if pending.is_empty() => {
+                    self.close_task(task).await?;
+                    return Ok(());
                 }
-                Input::Observed(Box::new(self.call(&action, &stored, task).await))
+                Action::Nothing => break,
+                Action::Expire => {
+                    pending.push(Input::DeadlinePassed);
+                    break;
+                }
+                _ => {
+                    if let Some(intent) = action.intent() {
+                        // The intent is written (with what was observed before it) before
+                        // the call. If that loses a race, what was observed is written
+                        // alone and the next run re-plans.
+                        pending.push(Input::Intent(intent));
+                        match self.commit(&stored, &pending, None).await {
+                            Err(WriteError::Conflict) => {
+                                pending.pop();
+                                if pending.is_empty() {
+                                    return Ok(());
+                                }
+                                break;
+                            }
+                            other => stored = other?,
+                        }
+                        pending.clear();
+                        view = stored.order.clone();
+                    }
+                    let obs = self.call(&action, &view, stored.trace_ctx.as_deref(), task);
+                    pending.push(Input::Observed(Box::new(obs.await)));
+                }
             }
-        };
+            match chain.next_view(&stored.order, &pending, &policy) {
+                Some(next) => view = next,
+                None => break,
+            }
+        }
         for _ in 0..5 {
-            match self.commit(&stored, input.clone(), Some(task)).await {
+            match self.commit(&stored, &pending, Some(task)).await {
                 Ok(_) => return Ok(()),
                 Err(WriteError::Conflict) => {
                     let Some(fresh) = load(&self.shared.db, &task.order_id).await? else {
@@ -221,13 +246,14 @@ impl Executor {
     async fn call(
         &self,
         action: &Action,
-        stored: &StoredOrder,
+        order: &order::Order,
+        order_trace: Option<&str>,
         task: &tasks::Model,
     ) -> Observation {
-        let trace = task.trace_ctx.as_deref().or(stored.trace_ctx.as_deref());
-        let timeout = Duration::from_millis(self.shared.cfg.provider.timeout_ms + 1_000);
-        let call = steps::run(&self.provider, action, &stored.order, Utc::now(), trace);
-        let call = attempt::scope(stored.order.failures + 1, call);
+        let trace = task.trace_ctx.as_deref().or(order_trace);
+        let timeout = call_timeout(&self.shared.cfg);
+        let call = steps::run(&self.provider, action, order, Utc::now(), trace);
+        let call = attempt::scope(order.failures + 1, call);
         match tokio::time::timeout(timeout, call).await {
             Ok(obs) => obs,
             Err(_) => Observation::CallFailed(order::CallFailure {
@@ -239,13 +265,14 @@ impl Executor {
         }
     }
 
-    /// Decide and commit; `Conflict` when the order moved on meanwhile. With the leased
-    /// `task`, the write also ends its lease; a decision that changes nothing but the next
-    /// run writes only that (`write::reschedule_grouped`).
+    /// Decide `inputs` in turn on `stored` and commit that as one write; `Conflict` when
+    /// the order moved on meanwhile. With the leased `task`, the write also ends its
+    /// lease; a decision that changes nothing but the next run writes only that
+    /// (`write::reschedule_grouped`).
     async fn commit(
         &self,
         stored: &StoredOrder,
-        input: Input,
+        inputs: &[Input],
         task: Option<&tasks::Model>,
     ) -> Result<StoredOrder, WriteError> {
         let release_lease = task.and_then(|t| t.lease_owner.as_deref());
@@ -255,7 +282,7 @@ impl Executor {
             jitter: rand::random(),
             policy: self.shared.cfg.orders.policy(),
         };
-        let decision = order::decide(&stored.order, input, &ctx)
+        let decision = order::decide_all(&stored.order, inputs, &ctx)
             .map_err(|r| WriteError::Db(DbErr::Custom(format!("unexpected rejection: {r}"))))?;
         if let (Some(task), Some(token)) = (task, release_lease)
             && let Some(run_at) = decision.only_reschedules(&stored.order)
@@ -294,5 +321,63 @@ impl Executor {
             .exec(&self.shared.db)
             .await?;
         Ok(())
+    }
+}
+
+/// The longest a provider call may take, its client's timeout and a second of slack.
+fn call_timeout(cfg: &crate::config::Config) -> Duration {
+    Duration::from_millis(cfg.provider.timeout_ms + 1_000)
+}
+
+/// When a lease goes on with the order's next step instead of writing what it has.
+///
+/// A step whose outcome makes the next one due at once (KYC passed: link; linked: quote)
+/// runs in the same lease, and all their observations are written together with the
+/// next intent, or at the end: one write instead of one per step. A crash before that
+/// write loses only observations of calls that are safe to repeat (calls that are not
+/// have their intent written first), so the next run repeats them, as it would repeat
+/// one. A lease goes on for at most [`Chain::MAX_CALLS`] calls, and starts a call only
+/// while that call, timing out, would still end within the first three quarters of the
+/// lease: the last quarter is left for the write, so no other replica claims the order
+/// while this one still drives it.
+struct Chain {
+    started: std::time::Instant,
+    /// Further calls may start until this long after `started`.
+    until: Duration,
+}
+
+impl Chain {
+    const MAX_CALLS: usize = 8;
+
+    fn new(cfg: &crate::config::Config) -> Self {
+        let lease = Duration::from_millis(cfg.executor.lease_ms);
+        Chain {
+            started: std::time::Instant::now(),
+            until: lease
+                .saturating_sub(lease / 4)
+                .saturating_sub(call_timeout(cfg)),
+        }
+    }
+
+    /// The order as `pending` leaves it when its next step is due now and may run in this
+    /// lease; `None` when the lease should write what it has.
+    fn next_view(
+        &self,
+        stored: &order::Order,
+        pending: &[Input],
+        policy: &order::OrderPolicy,
+    ) -> Option<order::Order> {
+        if pending.len() >= Self::MAX_CALLS || self.started.elapsed() >= self.until {
+            return None;
+        }
+        let now = Utc::now();
+        let ctx = Ctx {
+            now,
+            jitter: 0.0,
+            policy: *policy,
+        };
+        let d = order::decide_all(stored, pending, &ctx).ok()?;
+        let due_now = matches!(d.next_run, order::NextRun::At(at) if at <= now);
+        (due_now && d.spawned.is_none()).then_some(d.order)
     }
 }
