@@ -23,6 +23,7 @@ mod m20261201_000001_h2_lease_owner_and_retention_indexes;
 mod m20261201_000031_h3_command_fingerprint;
 mod m20261201_000051_provider_callbacks;
 mod m20261201_000052_task_priority;
+mod m20261201_000061_claims_update_in_place;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000031_h3_command_fingerprint::Migration),
             Box::new(m20261201_000051_provider_callbacks::Migration),
             Box::new(m20261201_000052_task_priority::Migration),
+            Box::new(m20261201_000061_claims_update_in_place::Migration),
         ]
     }
 }

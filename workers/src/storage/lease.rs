@@ -2,12 +2,11 @@
 //!
 //! A claim is one guarded `UPDATE … SET lease_owner = <token>, lease_until = now + lease
 //! WHERE id IN (<due candidates>) AND <still open and due> AND (lease_until IS NULL OR
-//! lease_until < now) RETURNING *` ([`claim`]; [`take`] reads the rows back by their token
-//! instead, for callers that chose the candidates themselves). It needs no
-//! row locks, so it is equally correct on SQLite (which has none) and PostgreSQL (where a
-//! concurrent claimer re-checks the guard after the first one commits and skips the row). A
-//! replica that dies keeps its rows only until `lease_until`; then any replica can claim
-//! them.
+//! lease_until < now) RETURNING *` ([`claim`]; [`take`] is the same for callers that chose
+//! the candidates themselves). It needs no row locks, so it is equally correct on SQLite
+//! (which has none) and PostgreSQL (where a concurrent claimer re-checks the guard after the
+//! first one commits and skips the row). A replica that dies keeps its rows only until
+//! `lease_until`; then any replica can claim them.
 //!
 //! What "open" and "due" mean belongs to the queue ([`LeaseColumns`]), not to the caller:
 //! [`candidates`] and [`take`] both apply them, so no caller can forget either. The UPDATE
@@ -140,12 +139,20 @@ where
         .filter(claimable(cols, now_ms))
         .exec_with_returning(db)
         .await?;
-    // RETURNING keeps no order; the relay publishes in this order.
-    rows.sort_by_key(|row| {
-        let first = cols.first_by.map_or(0, |c| sort_key(row.get(c)));
-        (first, sort_key(row.get(cols.order_by)))
-    });
+    sort_in_claim_order(&mut rows, cols);
     Ok(rows)
+}
+
+/// RETURNING keeps no order; claimers work (and the relay publishes) in claim order.
+fn sort_in_claim_order<M, C>(rows: &mut [M], cols: &LeaseColumns<C>)
+where
+    M: ModelTrait,
+    C: ColumnTrait + Into<<M::Entity as EntityTrait>::Column>,
+{
+    rows.sort_by_key(|row| {
+        let first = cols.first_by.map_or(0, |c| sort_key(row.get(c.into())));
+        (first, sort_key(row.get(cols.order_by.into())))
+    });
 }
 
 /// `ORDER BY first_by, order_by` (or `order_by` alone).
@@ -215,19 +222,18 @@ where
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // A token per claim round, so reading back returns exactly what this round won.
+    // A token per claim round, so the lease names the round that won it.
     let token = format!("{owner}/{}", Uuid::now_v7().simple());
-    E::update_many()
-        .col_expr(cols.lease_owner, Expr::value(token.clone()))
+    let mut rows = E::update_many()
+        .col_expr(cols.lease_owner, Expr::value(token))
         .col_expr(cols.lease_until, Expr::value(now_ms + lease_ms))
         .filter(cols.id.is_in(ids))
         .filter(narrow)
         .filter(claimable(cols, now_ms))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    in_claim_order(E::find().filter(cols.lease_owner.eq(token)), cols)
-        .all(db)
-        .await
+    sort_in_claim_order(&mut rows, cols);
+    Ok(rows)
 }
 
 /// Open, due at `now_ms`, and under no live lease (never leased, released, or run out).
