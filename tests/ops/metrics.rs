@@ -243,10 +243,45 @@ async fn metrics_and_health(backend: Backend) {
         sample(&no_nats, "rampd_gauges_up", &[("source", "database")]),
         1.0
     );
+    // The change is logged once as a WARN naming what is not ready, and its end as INFO.
+    let worker = s.cfg.worker_id.clone();
+    let not_ready = log_line("WARN", "not ready", &worker).await;
+    assert_ne!(not_ready["nats"], "connected", "{not_ready}");
+    assert_eq!(not_ready["database"], "ok", "{not_ready}");
+    s.nats.restart().await.expect("nats-server restarts");
+    wait_for_status(addr, "/readyz", 200).await;
+    log_line("INFO", "ready again", &worker).await;
+    let warned = capture()
+        .logs()
+        .lines()
+        .filter(|l| l.contains("not ready") && l.contains(&worker))
+        .count();
+    assert_eq!(
+        warned, 1,
+        "one WARN for one change, however often /readyz is asked"
+    );
     s.kill_worker().await;
     s.finish().await;
 }
 both!(metrics_and_health);
+
+/// Wait for a captured log line of `level` whose message starts with `message`, from `worker`.
+async fn log_line(level: &str, message: &str, worker: &str) -> Value {
+    wait_for(&format!("{level} {message:?} from {worker}"), || {
+        capture()
+            .logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["level"] == level
+                    && v["worker"] == worker
+                    && v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(message))
+            })
+    })
+    .await
+}
 
 async fn wait_for_metrics(addr: SocketAddr, ok: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();

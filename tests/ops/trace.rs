@@ -163,7 +163,7 @@ async fn one_order_is_one_trace(backend: Backend) {
         .partition(|s| s.attr("rampd.order.state.after").is_some());
     assert_eq!(committed.len(), 1, "one attempt committed: {attempts:?}");
     for a in &lost {
-        assert_eq!(a.attr("outcome"), Some("conflict"), "{a:?}");
+        assert_eq!(a.attr("rampd.outcome"), Some("conflict"), "{a:?}");
         assert_eq!(a.attr("rampd.order.state.before"), None, "{a:?}");
     }
     let utr = committed[0];
@@ -173,13 +173,15 @@ async fn one_order_is_one_trace(backend: Backend) {
         utr.attr("rampd.order.state.before"),
         Some("awaiting_payment")
     );
-    assert_eq!(utr.attr("outcome"), None);
+    assert_eq!(utr.attr("rampd.outcome"), None);
     // Tasks carry the order and its state before and after.
     let task = spans
         .iter()
         .find(|s| s.name == "task drive" && s.attr("rampd.order.state.after") == Some("completed"))
         .unwrap();
-    assert_eq!(task.attr("order.id"), Some(rampd_id.as_str()));
+    assert_eq!(task.attr("rampd.order.id"), Some(rampd_id.as_str()));
+    assert_eq!(task.attr("rampd.task.kind"), Some("drive"));
+    assert_eq!(task.attr("rampd.action"), Some("poll_status"));
     assert_eq!(task.attr("rampd.order.state.before"), Some("transferred"));
     // Provider calls are HTTP client spans: method, route template, status, attempt.
     let call = spans
@@ -195,6 +197,7 @@ async fn one_order_is_one_trace(backend: Backend) {
     assert_eq!(call.attr("server.address"), Some("127.0.0.1"));
     assert_eq!(call.attr("http.response.status_code"), Some("200"));
     assert_eq!(call.attr("rampd.retry.attempt"), Some("1"));
+    assert_eq!(call.attr("rampd.provider"), Some("onmeta"));
     assert_ne!(call.status, 2, "a successful call is not an error");
     assert!(ids.contains(call.parent_span_id.as_str()), "under its task");
     // Outbox publishes are producer spans; webhook attempts are client spans.
@@ -208,7 +211,9 @@ async fn one_order_is_one_trace(backend: Backend) {
     let hook = spans.iter().find(|s| s.name == "POST webhook").unwrap();
     assert_eq!(hook.attr("server.address"), Some("127.0.0.1"));
     assert_eq!(hook.kind, 3);
-    assert_eq!(hook.attr("order.id"), Some(rampd_id.as_str()));
+    assert_eq!(hook.attr("rampd.order.id"), Some(rampd_id.as_str()));
+    assert_eq!(hook.attr("rampd.outcome"), Some("delivered"));
+    assert!(hook.attr("rampd.webhook.delivery_id").is_some());
 
     // An off-ramp order is traced the same way, with its direction.
     let off = format!("tr-off-{}", &trace_id[..8]);

@@ -355,8 +355,8 @@ async fn handle(
         delivered,
     };
     let span = tracing::Span::current();
-    span.record("command_id", ids.command_id.as_str());
-    span.record("order.client_id", ids.order_id.as_str());
+    span.record("rampd.command.id", ids.command_id.as_str());
+    span.record("rampd.order.client_id", ids.order_id.as_str());
     if !msg_id_fits(msg_id, tenant, &ids.command_id) {
         refuse_msg_id(shared, &incoming).await?;
         return Ok(Outcome::Ack);
@@ -436,7 +436,7 @@ async fn apply(
         // Another writer (the order's own poll, another replica) committed between our
         // load and our write. This attempt changed nothing and has no state to report; the
         // caller decides again, in a new span of the order's trace.
-        span.record("outcome", "conflict");
+        span.record("rampd.outcome", "conflict");
     }
     result
 }

@@ -2,6 +2,7 @@
 //! `/readyz` (database reachable, NATS connected, migrations applied).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::gauges;
 use crate::shared::Shared;
 use crate::storage;
-use crate::telemetry::{meters, process};
+use crate::telemetry::{meters, process, warnings};
 
 #[derive(Clone)]
 struct AdminState {
@@ -23,6 +24,9 @@ struct AdminState {
     nats: async_nats::Client,
     js: async_nats::jetstream::Context,
     nats_sources: gauges::NatsSources,
+    worker: String,
+    /// The last `/readyz` answer (`None` before the first), to log its changes.
+    last_ready: Arc<Mutex<Option<bool>>>,
 }
 
 /// Bind `listen`; returns the bound address (useful with port 0) and the server, which
@@ -42,6 +46,8 @@ pub async fn bind(
             dead_letter_stream: shared.cfg.nats.dead_letter_stream.clone(),
             consumer: shared.cfg.nats.consumer.clone(),
         },
+        worker: shared.cfg.worker_id.clone(),
+        last_ready: Arc::default(),
     };
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -86,13 +92,17 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        axum::Json(json!({
-            "ready": ready,
-            "database": database,
-            "nats": nats,
-            "migrations": migrations,
-        })),
-    )
+    let detail = json!({
+        "ready": ready,
+        "database": database,
+        "nats": nats,
+        "migrations": migrations,
+    });
+    let previous = s
+        .last_ready
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .replace(ready);
+    warnings::readiness_changed(&s.worker, previous, ready, &detail);
+    (code, axum::Json(detail))
 }

@@ -1113,7 +1113,7 @@ impl OnmetaClient {
         }
         let outcome = meters::provider_outcome(status, timed_out);
         meters::provider_call(PROVIDER, endpoint, outcome, started.elapsed());
-        span.record("outcome", outcome);
+        span.record("rampd.outcome", outcome);
         if let Some(s) = status {
             span.record("http.response.status_code", s);
         }

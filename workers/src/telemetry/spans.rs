@@ -74,11 +74,9 @@ pub fn command(
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.message.id = message_id,
-        subject = subject,
-        delivered,
-        command_id = Empty,
-        order.client_id = Empty,
-        outcome = Empty,
+        rampd.nats.delivered = delivered,
+        rampd.command.id = Empty,
+        rampd.order.client_id = Empty,
     );
     set_parent(&span, upstream);
     span
@@ -92,8 +90,8 @@ pub fn order_command(command: &str, order_trace: Option<&str>, upstream: &Span) 
     let span = tracing::info_span!(
         "order.command",
         otel.name = %format_args!("apply {command}"),
-        command = command,
-        outcome = Empty,
+        rampd.command = command,
+        rampd.outcome = Empty,
     );
     set_parent(&span, order_trace);
     let command = upstream.context().span().span_context().clone();
@@ -108,9 +106,9 @@ pub fn task(order_id: &str, kind: &str, trace: Option<&str>) -> Span {
     let span = tracing::info_span!(
         "task",
         otel.name = %format_args!("task {kind}"),
-        order.id = order_id,
-        kind = kind,
-        action = Empty,
+        rampd.order.id = order_id,
+        rampd.task.kind = kind,
+        rampd.action = Empty,
     );
     set_parent(&span, trace);
     span
@@ -137,9 +135,9 @@ pub fn provider_call(
         error.r#type = Empty,
         http.request.resend_count = attempt.saturating_sub(1),
         rampd.retry.attempt = attempt,
-        provider = provider,
+        rampd.provider = provider,
         http.response.status_code = Empty,
-        outcome = Empty,
+        rampd.outcome = Empty,
         otel.status_code = Empty,
     )
 }
@@ -186,13 +184,13 @@ pub fn webhook(
         url.template = "webhook",
         server.address = host,
         server.port = port,
-        webhook.id = delivery_id,
-        webhook.endpoint_id = endpoint_id,
-        webhook.event_type = event_type,
-        order.id = order_id,
+        rampd.webhook.delivery_id = delivery_id,
+        rampd.webhook.endpoint_id = endpoint_id,
+        rampd.webhook.event_type = event_type,
+        rampd.order.id = order_id,
         rampd.retry.attempt = attempt,
         http.response.status_code = Empty,
-        outcome = Empty,
+        rampd.outcome = Empty,
     );
     set_parent(&span, trace);
     span
@@ -203,8 +201,8 @@ pub fn admin(action: &str, order_id: &str, trace: Option<&str>) -> Span {
     let span = tracing::info_span!(
         "admin",
         otel.name = %format_args!("admin {action}"),
-        admin.action = action,
-        order.id = order_id,
+        rampd.admin.action = action,
+        rampd.order.id = order_id,
     );
     set_parent(&span, trace);
     span
@@ -226,8 +224,8 @@ pub fn callback(provider: &str, order_id: &str, trace: Option<&str>) -> Span {
     let span = tracing::info_span!(
         "callback",
         otel.name = %format_args!("callback {provider}"),
-        provider = provider,
-        order.id = order_id,
+        rampd.provider = provider,
+        rampd.order.id = order_id,
     );
     set_parent(&span, trace);
     span

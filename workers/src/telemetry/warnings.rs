@@ -1,7 +1,7 @@
 //! The WARN lines on-call reads, each with the ids to follow up (order id and the order's
 //! trace id where there is an order) and never personal data: provider calls that failed
 //! for good, orders flagged for a person, webhook deliveries dead-lettered, endpoints
-//! disabled, NATS disconnects and reconnects.
+//! disabled, NATS disconnects and reconnects, `/readyz` turning not-ready.
 //!
 //! Texts that may quote a provider or a tenant's endpoint (provider error messages, the
 //! evidence behind a flag, response bodies) are left out: those are in the order's
@@ -137,6 +137,29 @@ pub fn endpoint_disabled(ids: &DeliveryIds<'_>, reason: &str) {
         webhook.id = ids.delivery_id,
         "webhook endpoint disabled; its deliveries are held until it is enabled"
     );
+}
+
+/// `/readyz` gave another answer than the one before: WARN when the worker stops being
+/// ready (with what is not), INFO when it is ready again. Before the first answer
+/// (`previous` is `None`) only a not-ready one is logged.
+pub fn readiness_changed(
+    worker: &str,
+    previous: Option<bool>,
+    ready: bool,
+    detail: &serde_json::Value,
+) {
+    match (previous, ready) {
+        (Some(true) | None, false) => tracing::warn!(
+            target: "rampd::admin",
+            worker,
+            database = detail["database"].as_str(),
+            nats = detail["nats"].as_str(),
+            migrations = detail["migrations"].as_str(),
+            "not ready: /readyz answers 503 until the database, NATS and migrations are all fine"
+        ),
+        (Some(false), true) => tracing::info!(target: "rampd::admin", worker, "ready again"),
+        _ => {}
+    }
 }
 
 /// How a NATS connection event is logged.

@@ -3,7 +3,7 @@
 //! operational events (dead-lettered delivery, disabled endpoint) through the outbox.
 //! No transaction is open while the HTTP call runs; this one starts after it returned.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -44,10 +44,12 @@ pub struct Attempt<'a> {
     pub failing_since: Option<i64>,
 }
 
-/// What the commit changed, for the caller's wake-ups.
-#[derive(Debug, Default)]
+/// What the commit changed, for the caller's wake-ups and WARN lines.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Recorded {
     pub events: usize,
+    /// The endpoint was disabled by this outcome, and why.
+    pub disabled: Option<DisabledReason>,
 }
 
 pub async fn record(db: &DatabaseConnection, a: &Attempt<'_>) -> Result<Recorded, DbErr> {
@@ -70,13 +72,18 @@ pub async fn record_grouped(group: &GroupCommit, a: &Attempt<'_>) -> Result<Reco
         verdict: a.verdict,
         health: a.health,
         failing_since: a.failing_since,
+        disabled: Mutex::default(),
     });
     let events = group
-        .write(&a.delivery.order_id, owned)
+        .write(&a.delivery.order_id, owned.clone())
         .await
         .map_err(WriteError::into_db)?;
     Ok(Recorded {
         events: events as usize,
+        disabled: *owned
+            .disabled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
     })
 }
 
@@ -91,15 +98,23 @@ struct OwnedAttempt {
     verdict: Verdict,
     health: HealthChange,
     failing_since: Option<i64>,
+    /// What the last run of [`write`] disabled: a group commit may run a write again
+    /// (its batch failed), and only the run that committed counts.
+    disabled: Mutex<Option<DisabledReason>>,
 }
 
 impl GroupWrite for OwnedAttempt {
     fn write<'t>(&'t self, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<i64, WriteError>> {
         Box::pin(async move {
-            match &self.plan {
-                Some(plan) => apply_one(txn, plan).await,
-                None => Ok(write(txn, &self.as_attempt()).await?.events as i64),
-            }
+            let rec = match &self.plan {
+                Some(plan) => Recorded {
+                    events: apply_one(txn, plan).await? as usize,
+                    disabled: None,
+                },
+                None => write(txn, &self.as_attempt()).await?,
+            };
+            *self.disabled.lock().unwrap_or_else(PoisonError::into_inner) = rec.disabled;
+            Ok(rec.events as i64)
         })
     }
 
@@ -271,10 +286,7 @@ async fn write(txn: &impl ConnectionTrait, a: &Attempt<'_>) -> Result<Recorded, 
                 };
                 emit(txn, &ev, Some(&d.order_id), d.trace_ctx.as_deref(), now).await?;
                 rec.events += 1;
-                crate::telemetry::warnings::endpoint_disabled(
-                    &super::sender::delivery_ids(d),
-                    reason.as_str(),
-                );
+                rec.disabled = Some(reason);
             }
         }
         (None, HealthChange::Healthy) if a.failing_since.is_some() => {

@@ -274,12 +274,14 @@ impl Sender {
             "webhook attempt"
         );
         telemetry::meters::webhook_request(sent.result, sent.latency_ms);
-        telemetry::meters::webhook_attempt(match verdict {
+        let verdict_name = match verdict {
             Verdict::Delivered => "delivered",
             Verdict::Retry(_) => "retry",
             Verdict::Dead => "dead",
             Verdict::EndpointGone => "gone",
-        });
+        };
+        telemetry::meters::webhook_attempt(verdict_name);
+        tracing::Span::current().record("rampd.outcome", verdict_name);
         if let rampd_domain::webhooks::AttemptResult::Response { status } = sent.result {
             tracing::Span::current().record("http.response.status_code", status);
         }
@@ -306,6 +308,9 @@ impl Sender {
                 AttemptResult::Failed(kind) => kind.as_str().to_string(),
             };
             telemetry::warnings::webhook_dead_lettered(&delivery_ids(&d), number, &last);
+        }
+        if let Some(reason) = recorded.disabled {
+            telemetry::warnings::endpoint_disabled(&delivery_ids(&d), reason.as_str());
         }
         Ok(())
     }
