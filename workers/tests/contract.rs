@@ -1203,7 +1203,7 @@ fn nats_definitions_match_the_topology_rampd_creates() {
 
 use rampd_domain::webhooks::events::{
     DELIVERY_DEAD_LETTERED, DeliveryDeadLettered, DisabledReason, ENDPOINT_DISABLED,
-    EndpointDisabled,
+    EndpointDisabled, WEBHOOK_TEST, WebhookTest,
 };
 
 fn webhook_operation_subjects() -> BTreeSet<String> {
@@ -1272,9 +1272,28 @@ fn webhook_operation_events_match_the_document() {
         set([ENDPOINT_DISABLED])
     );
 
+    let test = WebhookTest {
+        event_id: "e".into(),
+        event_type: WEBHOOK_TEST.into(),
+        tenant: "acme".into(),
+        endpoint_id: "ep".into(),
+        occurred_at: at("2025-06-01T10:00:00Z"),
+    };
+    assert_eq!(doc.properties("WebhookTest"), keys_of(&test));
+    assert_eq!(doc.required("WebhookTest"), keys_of(&test));
+    assert_eq!(
+        doc.enumeration("WebhookTest", Some("type")),
+        set([WEBHOOK_TEST])
+    );
+    assert!(
+        !doc.addresses().iter().any(|a| a.contains("webhook.test")),
+        "a test delivery is never published on NATS"
+    );
+
     for file in [
         "event.webhook.delivery_dead_lettered.json",
         "event.webhook.endpoint_disabled.json",
+        "event.webhook.test.json",
     ] {
         check_webhook_operation_example(file);
     }
@@ -1289,6 +1308,9 @@ fn check_webhook_operation_example(file: &str) {
         }
         Some(ENDPOINT_DISABLED) => {
             serde_json::to_value(serde_json::from_value::<EndpointDisabled>(v.clone()).unwrap())
+        }
+        Some(WEBHOOK_TEST) => {
+            serde_json::to_value(serde_json::from_value::<WebhookTest>(v.clone()).unwrap())
         }
         other => panic!("{file}: unknown webhook operation {other:?}"),
     };

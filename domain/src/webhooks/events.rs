@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub const DELIVERY_DEAD_LETTERED: &str = "webhook.delivery_dead_lettered";
 pub const ENDPOINT_DISABLED: &str = "webhook.endpoint_disabled";
+/// The event type of a test delivery (`rampd webhooks endpoint test`).
+pub const WEBHOOK_TEST: &str = "webhook.test";
 
 /// A delivery used up its retry ladder. An operator can replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +64,18 @@ pub struct EndpointDisabled {
     /// Start of the failing streak (epoch ms), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<DateTime<Utc>>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The body of a test delivery, sent to one endpoint when an operator asks
+/// (`rampd webhooks endpoint test`). Webhook only: it is never published on NATS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTest {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+    pub endpoint_id: String,
     pub occurred_at: DateTime<Utc>,
 }
 

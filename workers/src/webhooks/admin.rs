@@ -2,7 +2,9 @@
 //! Secrets are printed once, when created or rotated, and never again.
 
 use chrono::{DateTime, Utc};
-use rampd_domain::webhooks::events::{DisabledReason, ENDPOINT_DISABLED, EndpointDisabled};
+use rampd_domain::webhooks::events::{
+    DisabledReason, ENDPOINT_DISABLED, EndpointDisabled, WEBHOOK_TEST, WebhookTest,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
@@ -597,20 +599,18 @@ async fn list_json(
     Ok(serde_json::Value::Array(all))
 }
 
-/// The event type of `rampd webhooks endpoint test`.
-pub const WEBHOOK_TEST: &str = "webhook.test";
 
 /// Queue a `webhook.test` delivery for `ep`, due now; returns its `webhook-id`. The sender
 /// signs and sends it like any other delivery.
 async fn queue_test(db: &DatabaseConnection, ep: &eps::Model, now: i64) -> anyhow::Result<String> {
     let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-    let body = serde_json::json!({
-        "event_id": uuid::Uuid::now_v7().to_string(),
-        "type": WEBHOOK_TEST,
-        "tenant": ep.tenant,
-        "endpoint_id": ep.id,
-        "occurred_at": DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default(),
-    });
+    let body = serde_json::to_value(WebhookTest {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: WEBHOOK_TEST.into(),
+        tenant: ep.tenant.clone(),
+        endpoint_id: ep.id.clone(),
+        occurred_at: DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default(),
+    })?;
     deliveries::Entity::insert(deliveries::ActiveModel {
         id: Set(id.clone()),
         order_id: Set(String::new()),
