@@ -8,6 +8,7 @@ mod capture;
 mod commands;
 mod dlq;
 mod metrics;
+mod nats_setup;
 mod publish;
 mod trace;
 mod warnings;

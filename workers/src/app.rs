@@ -51,6 +51,8 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
     }
     cfg.webhooks.validate()?;
     cfg.retention.validate()?;
+    cfg.nats.validate()?;
+    nats::servers(&cfg.nats_url)?;
     intake::lanes::validate_filter(cfg.nats.consumer_filter.as_deref())?;
     Ok(())
 }
@@ -77,7 +79,7 @@ impl Worker {
             .map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))?;
         let client = nats::connect(&cfg).await?;
         let js = jetstream::new(client.clone());
-        let commands = nats::ensure_topology(&js, &cfg.nats).await?;
+        let topology = nats::ensure_topology(&js, &cfg.nats).await?;
         let vault = Vault::new(cfg.webhooks.secrets_key.as_ref())?;
         let endpoints = Endpoints::from_config(&cfg.webhooks.endpoints)?.with_vault(vault);
         endpoints
@@ -109,6 +111,7 @@ impl Worker {
             endpoints,
             cfg: Arc::new(cfg),
             wake: Arc::new(Wakers::default()),
+            stream_drift: Arc::new(topology.drift),
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -133,7 +136,7 @@ impl Worker {
         };
         tasks.spawn(intake::lanes::run(
             shared.clone(),
-            commands,
+            topology.commands,
             shutdown.clone(),
         ));
         tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));

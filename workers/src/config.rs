@@ -1,7 +1,7 @@
 //! Configuration: an optional TOML file, then environment variables, with defaults that
 //! run locally (SQLite file, NATS on localhost, the sandbox provider).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampd_domain::command::CommandLimits;
@@ -160,6 +160,49 @@ pub struct NatsConfig {
     pub batch: usize,
     /// Window in which JetStream drops a repeated `Nats-Msg-Id`.
     pub duplicate_window_secs: u64,
+    /// Replicas of each stream rampd creates (1, or 3 or 5 on a NATS cluster). A stream
+    /// that exists already is left as it is; rampd warns when it differs.
+    pub stream_replicas: usize,
+    /// Credentials, at most one kind: `user` with `password`, `token`, `nkey_seed`, or a
+    /// `creds_file` (JWT and seed). Secrets are never logged.
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+    pub token: Option<SecretString>,
+    pub nkey_seed: Option<SecretString>,
+    pub creds_file: Option<PathBuf>,
+    /// TLS: required (also implied by a `tls://` URL), a CA to trust beyond the system's,
+    /// a client certificate and its key (mutual TLS).
+    pub tls_required: bool,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl NatsConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=5).contains(&self.stream_replicas) {
+            anyhow::bail!("nats.stream_replicas must be 1 to 5 (JetStream's limit)");
+        }
+        let kinds = [
+            self.password.is_some(),
+            self.token.is_some(),
+            self.nkey_seed.is_some(),
+            self.creds_file.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            anyhow::bail!(
+                "NATS credentials: give one of nats.password (with nats.user), nats.token, \
+                 nats.nkey_seed or nats.creds_file, not several"
+            );
+        }
+        if self.password.is_some() != self.user.is_some() {
+            anyhow::bail!("NATS credentials: nats.user and nats.password go together");
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            anyhow::bail!("NATS TLS: nats.tls_cert_file and nats.tls_key_file go together");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -305,6 +348,16 @@ impl Default for NatsConfig {
             ack_wait_ms: 30_000,
             batch: 32,
             duplicate_window_secs: 120,
+            stream_replicas: 1,
+            user: None,
+            password: None,
+            token: None,
+            nkey_seed: None,
+            creds_file: None,
+            tls_required: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -476,6 +529,32 @@ impl Config {
         }
         if let Some(v) = env("NATS_URL") {
             cfg.nats_url = v;
+        }
+        // The names the nats CLI reads too.
+        let n = &mut cfg.nats;
+        if let Some(v) = env("NATS_USER") {
+            n.user = Some(v);
+        }
+        if let Some(v) = env("NATS_PASSWORD") {
+            n.password = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("NATS_TOKEN") {
+            n.token = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("NATS_NKEY") {
+            n.nkey_seed = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("NATS_CREDS") {
+            n.creds_file = Some(v.into());
+        }
+        if let Some(v) = env("NATS_CA") {
+            n.tls_ca_file = Some(v.into());
+        }
+        if let Some(v) = env("NATS_CERT") {
+            n.tls_cert_file = Some(v.into());
+        }
+        if let Some(v) = env("NATS_KEY") {
+            n.tls_key_file = Some(v.into());
         }
         if let Some(v) = env("RAMPD_WORKER_ID") {
             cfg.worker_id = v;

@@ -9,29 +9,43 @@ pub struct NatsServer {
     child: tokio::process::Child,
     pub url: String,
     store: PathBuf,
+    /// Further `nats-server` arguments (kept for [`restart`](Self::restart)).
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     /// Start `nats-server` from `PATH` on a free port, with a JetStream store of its own
     /// (removed on drop).
     pub async fn start() -> anyhow::Result<NatsServer> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`start`](Self::start) with further `nats-server` arguments (e.g. `--auth TOKEN`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<NatsServer> {
         let port = free_port()?;
         let store =
             std::env::temp_dir().join(format!("rampd-nats-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&store)?;
-        let child = spawn(port, &store).await?;
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let child = spawn(port, &store, &extra).await?;
         Ok(NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             store,
+            extra,
         })
     }
 }
 
-async fn spawn(port: u16, store: &std::path::Path) -> anyhow::Result<tokio::process::Child> {
+async fn spawn(
+    port: u16,
+    store: &std::path::Path,
+    extra: &[String],
+) -> anyhow::Result<tokio::process::Child> {
     let child = tokio::process::Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(store)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -78,7 +92,7 @@ impl NatsServer {
             .next()
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("no port in {}", self.url))?;
-        self.child = spawn(port, &self.store).await?;
+        self.child = spawn(port, &self.store, &self.extra).await?;
         Ok(())
     }
 }

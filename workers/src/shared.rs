@@ -29,6 +29,9 @@ pub struct Shared {
     pub endpoints: Endpoints,
     pub cfg: Arc<Config>,
     pub wake: Arc<Wakers>,
+    /// How the NATS streams found at start differ from the configured settings
+    /// (`nats::Topology::drift`), for `/readyz`.
+    pub stream_drift: Arc<Vec<String>>,
 }
 
 impl Shared {

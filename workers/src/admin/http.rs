@@ -25,6 +25,7 @@ struct AdminState {
     js: async_nats::jetstream::Context,
     nats_sources: gauges::NatsSources,
     worker: String,
+    stream_drift: Arc<Vec<String>>,
     /// The last `/readyz` answer (`None` before the first), to log its changes.
     last_ready: Arc<Mutex<Option<bool>>>,
 }
@@ -47,6 +48,7 @@ pub async fn bind(
             consumer: shared.cfg.nats.consumer.clone(),
         },
         worker: shared.cfg.worker_id.clone(),
+        stream_drift: shared.stream_drift.clone(),
         last_ready: Arc::default(),
     };
     let app = Router::new()
@@ -92,11 +94,17 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Streams that differ from the configuration are reported, not a reason to stop.
+    let streams = match s.stream_drift.as_slice() {
+        [] => "as configured".to_string(),
+        drift => drift.join("; "),
+    };
     let detail = json!({
         "ready": ready,
         "database": database,
         "nats": nats,
         "migrations": migrations,
+        "streams": streams,
     });
     let previous = s
         .last_ready

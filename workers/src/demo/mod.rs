@@ -113,17 +113,19 @@ impl DemoSummary {
 /// NATS to use: the given URL if it answers, else a private nats-server.
 async fn nats(url: Option<&str>) -> anyhow::Result<(String, Option<NatsServer>)> {
     let url = url.unwrap_or("nats://127.0.0.1:4222");
+    // Shown by host and port only: a URL may carry credentials.
+    let shown = crate::telemetry::warnings::nats_servers(url);
     let probe = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        .connect(crate::nats::servers(url)?)
         .await;
     if let Ok(client) = probe {
         if client.server_info().jetstream {
             return Ok((url.to_string(), None));
         }
-        eprintln!("rampd demo: NATS at {url} has no JetStream; starting a private nats-server");
+        eprintln!("rampd demo: NATS at {shown} has no JetStream; starting a private nats-server");
     } else {
-        eprintln!("rampd demo: no NATS answers at {url}; starting a private nats-server");
+        eprintln!("rampd demo: no NATS answers at {shown}; starting a private nats-server");
     }
     let server = NatsServer::start().await?;
     Ok((server.url.clone(), Some(server)))

@@ -599,7 +599,6 @@ async fn list_json(
     Ok(serde_json::Value::Array(all))
 }
 
-
 /// Queue a `webhook.test` delivery for `ep`, due now; returns its `webhook-id`. The sender
 /// signs and sends it like any other delivery.
 async fn queue_test(db: &DatabaseConnection, ep: &eps::Model, now: i64) -> anyhow::Result<String> {
