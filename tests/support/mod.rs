@@ -54,6 +54,9 @@ pub struct Stack {
     pub cfg: Config,
     pub db: DatabaseConnection,
     pub nats: NatsServer,
+    /// With [`Stack::start_clustered`]: the other nodes of the NATS cluster (`nats` is
+    /// node `n0`); the worker and the upstream client know every node.
+    pub peers: Vec<NatsServer>,
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub sandbox: SandboxHandle,
@@ -108,6 +111,47 @@ impl Stack {
         sandbox: SandboxConfig,
         tweak: impl FnOnce(&mut Config),
     ) -> Stack {
+        let nats = NatsServer::start().await.expect("nats-server on PATH");
+        Self::start_on(backend, sandbox, nats, Vec::new(), tweak).await
+    }
+
+    /// A stack on a three-node NATS cluster (whose streams have three replicas unless
+    /// `tweak` says otherwise).
+    pub async fn start_clustered(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Stack {
+        let cluster = rampd::natsd::NatsCluster::start(3)
+            .await
+            .expect("a three-node NATS cluster");
+        let mut nodes = cluster.nodes.into_iter();
+        let first = nodes.next().unwrap();
+        Self::start_on(
+            backend,
+            SandboxConfig::default(),
+            first,
+            nodes.collect(),
+            |cfg| {
+                cfg.nats.stream_replicas = 3;
+                tweak(cfg)
+            },
+        )
+        .await
+    }
+
+    /// Every NATS node's client URL, comma-separated.
+    pub fn nats_urls(&self) -> String {
+        std::iter::once(&self.nats)
+            .chain(&self.peers)
+            .map(|n| n.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn start_on(
+        backend: Backend,
+        sandbox: SandboxConfig,
+        nats: NatsServer,
+        peers: Vec<NatsServer>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Stack {
         install_crypto();
         let tenant = "acme".to_string();
         let (database_url, pg_admin, sqlite_dir) = match backend {
@@ -134,7 +178,6 @@ impl Stack {
                 (format!("{base}/{name}"), Some((admin, name)), None)
             }
         };
-        let nats = NatsServer::start().await.expect("nats-server on PATH");
         let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -142,7 +185,11 @@ impl Stack {
         let receiver = Receiver::start(secret.clone()).await.unwrap();
         let mut cfg = test_config(&tenant);
         cfg.database_url = database_url;
-        cfg.nats_url = nats.url.clone();
+        cfg.nats_url = std::iter::once(&nats)
+            .chain(&peers)
+            .map(|n| n.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         cfg.provider.base_url = sandbox.base_url();
         cfg.webhooks.endpoints = vec![EndpointConfig {
             id: "e1".into(),
@@ -154,7 +201,9 @@ impl Stack {
         tweak(&mut cfg);
         let worker = Worker::start(cfg.clone()).await.expect("worker starts");
         let db = storage::connect(&cfg.database_url).await.unwrap();
-        let client = async_nats::connect(&nats.url).await.unwrap();
+        let client = async_nats::connect(rampd::nats::servers(&cfg.nats_url).unwrap())
+            .await
+            .unwrap();
         let js = async_nats::jetstream::new(client.clone());
         let events = collect(&client, format!("ramp.evt.{tenant}.>")).await;
         let dead_letters = collect(&client, "ramp.dlq.>".to_string()).await;
@@ -164,6 +213,7 @@ impl Stack {
             cfg,
             db,
             nats,
+            peers,
             client,
             js,
             sandbox,

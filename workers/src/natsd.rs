@@ -110,3 +110,89 @@ pub fn free_port() -> std::io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// A JetStream cluster of `nats-server` processes on loopback, for tests: node `i` is
+/// named `n<i>`, and each routes to the others.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Start `size` nodes and wait until JetStream answers (the cluster has elected its
+    /// meta leader).
+    pub async fn start(size: usize) -> anyhow::Result<NatsCluster> {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let mut nodes = Vec::with_capacity(size);
+        for (i, port) in routes.iter().enumerate() {
+            let others: Vec<String> = routes
+                .iter()
+                .filter(|p| *p != port)
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            let name = format!("n{i}");
+            let listen = format!("nats://127.0.0.1:{port}");
+            let joined = others.join(",");
+            let args = [
+                "--server_name",
+                name.as_str(),
+                "--cluster_name",
+                "rampd",
+                "--cluster",
+                listen.as_str(),
+                "--routes",
+                joined.as_str(),
+            ];
+            nodes.push(NatsServer::start_with(&args).await?);
+        }
+        let cluster = NatsCluster { nodes };
+        cluster.wait_for_jetstream().await?;
+        Ok(cluster)
+    }
+
+    /// Every node's client URL, comma-separated.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of node `n<i>`, as a stream's `cluster.leader` names it.
+    pub fn index_of(&self, server_name: &str) -> Option<usize> {
+        server_name
+            .strip_prefix('n')?
+            .parse()
+            .ok()
+            .filter(|i| *i < self.nodes.len())
+    }
+
+    /// Wait (up to 30 s) until JetStream answers an account query (`$JS.API.INFO`, without
+    /// an error) through any node.
+    pub async fn wait_for_jetstream(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let servers = crate::nats::servers(&self.urls())?;
+        loop {
+            let answered = async {
+                let client = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(2))
+                    .connect(servers.clone())
+                    .await
+                    .ok()?;
+                let reply = client
+                    .request("$JS.API.INFO", Default::default())
+                    .await
+                    .ok()?;
+                let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
+                info.get("error").is_none().then_some(())
+            };
+            if answered.await.is_some() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("the NATS cluster's JetStream did not come up within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
