@@ -158,10 +158,29 @@ fn missing_events(events: &[Value], orders: &[String]) -> Option<String> {
     None
 }
 
+/// Ask `/readyz` until it answers `code`; its body.
+async fn readyz_until(admin: std::net::SocketAddr, code: u16) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://{admin}/readyz")).await
+            && r.status().as_u16() == code
+        {
+            return r.json().await.unwrap();
+        }
+        assert!(start.elapsed() < WAIT, "/readyz never answered {code}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The run: creates, then the command stream's leader node stops while half the orders
 /// pay and starts again, then the event stream's while the other half pay.
 async fn run(backend: Backend, replicas: usize) {
-    let mut s = Stack::start_clustered(backend, |cfg| cfg.nats.stream_replicas = replicas).await;
+    let mut s = Stack::start_clustered(backend, |cfg| {
+        cfg.nats.stream_replicas = replicas;
+        cfg.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let admin = s.worker.as_ref().unwrap().admin_addr.unwrap();
     s.add_replica().await;
     let ids: Vec<String> = (0..ORDERS).map(|i| format!("o-cl-{i}")).collect();
     for id in &ids {
@@ -175,8 +194,20 @@ async fn run(backend: Backend, replicas: usize) {
         eprintln!("stopping node n{leader}, the leader of {stream}");
         node(&mut s, leader).stop().await;
         let paying = pay(&s, half);
+        if replicas == 1 && stream == "RAMP_CMD" {
+            // Its only replica is gone: no command can flow, and the worker says so.
+            let ready = readyz_until(admin, 503).await;
+            assert!(
+                ready["commands"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("unavailable"),
+                "{ready}"
+            );
+        }
         node(&mut s, leader).restart().await.unwrap();
         paying.await.unwrap();
+        readyz_until(admin, 200).await;
     }
 
     for id in &ids {

@@ -512,7 +512,8 @@ fn default_worker_id() -> String {
 impl Config {
     /// Defaults, then the TOML file if given, then the environment:
     /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
-    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`, `RAMPD_ADMIN_LISTEN`.
+    /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`, `RAMPD_ADMIN_LISTEN`,
+    /// `RAMPD_NATS_STREAM_REPLICAS`, and NATS credentials under the nats CLI's names.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut cfg = match file {
             Some(p) => {
@@ -579,6 +580,11 @@ impl Config {
         }
         if let Some(v) = env("RAMPD_WEBHOOK_SECRETS_KEY") {
             cfg.webhooks.secrets_key = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("RAMPD_NATS_STREAM_REPLICAS") {
+            cfg.nats.stream_replicas = v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("RAMPD_NATS_STREAM_REPLICAS {v:?}: {e}"))?;
         }
         if let Some(v) = env("RAMPD_ADMIN_LISTEN") {
             cfg.admin.listen = Some(

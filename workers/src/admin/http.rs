@@ -1,5 +1,6 @@
 //! The admin HTTP port: `/metrics` (Prometheus text), `/healthz` (the process answers) and
-//! `/readyz` (database reachable, NATS connected, migrations applied).
+//! `/readyz` (database reachable, NATS connected, the command stream answering,
+//! migrations applied).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -88,7 +89,17 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
         async_nats::connection::State::Connected => "connected".to_string(),
         other => format!("{other:?}").to_lowercase(),
     };
-    let ready = database == "ok" && migrations == "applied" && nats == "connected";
+    // Connected is not enough on a cluster: the command stream may have no leader (an
+    // election, or its only replica's node is down), and then no command flows.
+    let commands = if nats == "connected" {
+        command_stream_state(&s.js, &s.nats_sources.command_stream).await
+    } else {
+        "unavailable: NATS not connected".to_string()
+    };
+    let ready = database == "ok"
+        && migrations == "applied"
+        && nats == "connected"
+        && commands == "available";
     let code = if ready {
         StatusCode::OK
     } else {
@@ -104,6 +115,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
         "database": database,
         "nats": nats,
         "migrations": migrations,
+        "commands": commands,
         "streams": streams,
     });
     let previous = s
@@ -113,4 +125,17 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
         .replace(ready);
     warnings::readiness_changed(&s.worker, previous, ready, &detail);
     (code, axum::Json(detail))
+}
+
+/// Whether the command stream answers (`available`), within two seconds.
+async fn command_stream_state(js: &async_nats::jetstream::Context, stream: &str) -> String {
+    let info = async {
+        let mut st = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+        st.info().await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), info).await {
+        Ok(Ok(())) => "available".to_string(),
+        Ok(Err(e)) => format!("unavailable: {e}"),
+        Err(_) => format!("unavailable: stream {stream} did not answer within 2 s"),
+    }
 }

@@ -440,7 +440,9 @@ fn progress_line(states: &HashMap<String, String>, total: usize) -> String {
 
 /// Publish a command with `Nats-Msg-Id` = `<tenant>.<command_id>`, as the contract asks
 /// (ids are unique per run: the stream's duplicate window would silently drop a repeat
-/// from an earlier run).
+/// from an earlier run). A publish that fails or is not acknowledged (a NATS node lost, a
+/// stream electing its leader) is sent again, for up to 30 s: the `Nats-Msg-Id` makes a
+/// repeat of one that did land harmless.
 async fn publish(
     js: &async_nats::jetstream::Context,
     tenant: &str,
@@ -454,12 +456,26 @@ async fn publish(
     for (name, value) in crate::telemetry::context::new_trace_fields() {
         headers.insert(name, value.as_str());
     }
-    js.publish_with_headers(
-        format!("ramp.cmd.{tenant}.{command}"),
-        headers,
-        body.to_string().into(),
-    )
-    .await?
-    .await?;
-    Ok(())
+    let subject = format!("ramp.cmd.{tenant}.{command}");
+    let payload = body.to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let sent = async {
+            js.publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .await?
+                .await?;
+            anyhow::Ok(())
+        };
+        match sent.await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() + pause > deadline => {
+                return Err(e.context(format!("publishing {command} {id}")));
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
 }

@@ -154,8 +154,10 @@ pub fn readiness_changed(
             worker,
             database = detail["database"].as_str(),
             nats = detail["nats"].as_str(),
+            commands = detail["commands"].as_str(),
             migrations = detail["migrations"].as_str(),
-            "not ready: /readyz answers 503 until the database, NATS and migrations are all fine"
+            "not ready: /readyz answers 503 until the database, NATS, the command stream and \
+             migrations are all fine"
         ),
         (Some(false), true) => tracing::info!(target: "rampd::admin", worker, "ready again"),
         _ => {}
