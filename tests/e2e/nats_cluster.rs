@@ -177,11 +177,19 @@ async fn readyz_until(admin: std::net::SocketAddr, code: u16) -> Value {
 async fn run(backend: Backend, replicas: usize) {
     let mut s = Stack::start_clustered(backend, |cfg| {
         cfg.nats.stream_replicas = replicas;
+        cfg.nats.servers_in_order = true;
         cfg.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let admin = s.worker.as_ref().unwrap().admin_addr.unwrap();
-    s.add_replica().await;
+    // The second replica lists the nodes from n1 on, so the two use different nodes.
+    let rotated = [&s.peers[0], &s.peers[1], &s.nats]
+        .map(|n| n.url.clone())
+        .join(",");
+    s.add_replica_with(|cfg| cfg.nats_url = rotated).await;
+    let on = |w: &rampd::app::Worker| w.shared.nats.server_info().server_name;
+    assert_eq!(on(s.worker.as_ref().unwrap()), "n0");
+    assert_eq!(on(&s.replicas[0]), "n1");
     let ids: Vec<String> = (0..ORDERS).map(|i| format!("o-cl-{i}")).collect();
     for id in &ids {
         let body = create_body(id, &format!("{id}-create"));

@@ -461,8 +461,14 @@ impl Stack {
 
     /// Start one more replica on the same database, NATS consumer and provider.
     pub async fn add_replica(&mut self) {
+        self.add_replica_with(|_| {}).await
+    }
+
+    /// [`Stack::add_replica`] with its config changed by `tweak` (say, another NATS node).
+    pub async fn add_replica_with(&mut self, tweak: impl FnOnce(&mut Config)) {
         let mut cfg = self.cfg.clone();
         cfg.worker_id = format!("replica-{}", uuid::Uuid::new_v4().simple());
+        tweak(&mut cfg);
         self.replicas
             .push(Worker::start(cfg).await.expect("replica starts"));
     }

@@ -163,6 +163,9 @@ pub struct NatsConfig {
     /// Replicas of each stream rampd creates (1, or 3 or 5 on a NATS cluster). A stream
     /// that exists already is left as it is; rampd warns when it differs.
     pub stream_replicas: usize,
+    /// Try the servers of `nats_url` in the order given (say, the local zone's first)
+    /// instead of in random order, when connecting and reconnecting.
+    pub servers_in_order: bool,
     /// Credentials, at most one kind: `user` with `password`, `token`, `nkey_seed`, or a
     /// `creds_file` (JWT and seed). Secrets are never logged.
     pub user: Option<String>,
@@ -349,6 +352,7 @@ impl Default for NatsConfig {
             batch: 32,
             duplicate_window_secs: 120,
             stream_replicas: 1,
+            servers_in_order: false,
             user: None,
             password: None,
             token: None,

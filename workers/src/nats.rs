@@ -40,9 +40,13 @@ pub fn servers(urls: &str) -> anyhow::Result<Vec<ServerAddr>> {
         .collect()
 }
 
-/// Connection options with the credentials and TLS settings of `cfg` (never logged).
+/// Connection options with the credentials and TLS settings of `cfg` (never logged), and
+/// its server order.
 pub async fn options(cfg: &NatsConfig) -> anyhow::Result<async_nats::ConnectOptions> {
     let mut o = async_nats::ConnectOptions::new();
+    if cfg.servers_in_order {
+        o = o.retain_servers_order();
+    }
     if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
         o = o.user_and_password(user.clone(), password.expose_secret().to_string());
     }
