@@ -63,9 +63,12 @@ fn pay(s: &Stack, orders: Vec<(usize, String)>) -> tokio::task::JoinHandle<()> {
 async fn leader_of(s: &Stack, stream: &str) -> usize {
     let start = Instant::now();
     loop {
-        if let Ok(mut st) = s.js.get_stream(stream).await
-            && let Ok(info) = st.info().await
-            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        if let Ok(st) = s.js.get_stream(stream).await
+            && let Some(leader) = st
+                .cached_info()
+                .cluster
+                .as_ref()
+                .and_then(|c| c.leader.clone())
             && let Some(i) = leader.strip_prefix('n').and_then(|n| n.parse().ok())
         {
             return i;

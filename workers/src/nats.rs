@@ -193,12 +193,12 @@ async fn ensure(
 ) -> anyhow::Result<stream::Stream> {
     let name = config.name.clone();
     let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{role} stream {name}: {e}");
-    let mut stream = js
+    let stream = js
         .get_or_create_stream(config.clone())
         .await
         .map_err(|e| failed(&e))?;
-    let found = stream.info().await.map_err(|e| failed(&e))?.config.clone();
-    let differences = drift(&found, &config);
+    // The stream's info as the server answered the get or the create.
+    let differences = drift(&stream.cached_info().config, &config);
     if !differences.is_empty() {
         let what = differences.join(", ");
         tracing::warn!(

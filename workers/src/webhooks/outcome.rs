@@ -45,7 +45,7 @@ pub struct Attempt<'a> {
 }
 
 /// What the commit changed, for the caller's wake-ups and WARN lines.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct Recorded {
     pub events: usize,
     /// The endpoint was disabled by this outcome, and why.
