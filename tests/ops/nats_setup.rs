@@ -124,3 +124,172 @@ async fn a_stream_with_other_settings_is_reported_not_rewritten() {
     worker.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run `openssl` with `args` in `dir`; the test needs it (Debian's `openssl` package).
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian's openssl package) runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the
+/// CA, as PEM files in `dir`: `ca.pem`, `server.pem`/`server.key`, `client.pem`/`client.key`.
+fn certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=rampd test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let ext_file = format!("{name}.ext");
+        std::fs::write(dir.join(&ext_file), ext).unwrap();
+        let subj = format!("/CN=rampd test {name}");
+        let mut req = vec!["req", "-new", "-subj", &subj];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate_connects_and_without_the_ca_is_refused() {
+    capture();
+    let dir = temp_dir();
+    certificates(&dir);
+    let file = |n: &str| dir.join(n).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    // Mutual TLS: the server asks for a client certificate signed by the CA.
+    let nats = NatsServer::start_with(&[
+        "--tls",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--tlscacert",
+        &ca,
+        "--tlsverify",
+    ])
+    .await
+    .unwrap();
+    let mut cfg = config(nats.url.clone(), &dir);
+    cfg.nats.tls_required = true;
+
+    let refused = Worker::start(cfg.clone())
+        .await
+        .err()
+        .expect("the server's certificate is not trusted without the CA");
+    let text = format!("{refused:#}");
+    assert!(
+        text.contains("cannot connect to NATS at 127.0.0.1:") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+
+    cfg.nats.tls_ca_file = Some(dir.join("ca.pem"));
+    let refused = Worker::start(cfg.clone())
+        .await
+        .err()
+        .expect("the server requires a client certificate");
+
+    let text = format!("{refused:#}");
+    assert!(
+        text.contains("cannot connect to NATS") && text.contains("BadCertificate"),
+        "{text}"
+    );
+
+    cfg.nats.tls_cert_file = Some(dir.join("client.pem"));
+    cfg.nats.tls_key_file = Some(dir.join("client.key"));
+    let worker = Worker::start(cfg).await.expect("mutual TLS connects");
+    let ready: Value = reqwest::get(format!("http://{}/readyz", worker.admin_addr.unwrap()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    worker.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nkey_connects_and_its_seed_is_never_logged() {
+    let cap = capture();
+    let dir = temp_dir();
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().unwrap();
+    let conf = dir.join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", &conf.display().to_string()])
+        .await
+        .unwrap();
+    let mut cfg = config(nats.url.clone(), &dir);
+    cfg.nats.nkey_seed = Some(SecretString::from(
+        nkeys::KeyPair::new_user().seed().unwrap(),
+    ));
+    assert!(
+        Worker::start(cfg.clone()).await.is_err(),
+        "another user's seed is refused"
+    );
+
+    cfg.nats.nkey_seed = Some(SecretString::from(seed.clone()));
+    let worker = Worker::start(cfg).await.expect("the nkey is accepted");
+    let client = async_nats::ConnectOptions::with_nkey(seed.clone())
+        .connect(&nats.url)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.get_stream("RAMP_CMD").await.expect("streams created");
+    worker.kill().await;
+    assert!(!cap.logs().contains(&seed), "the seed is in a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
