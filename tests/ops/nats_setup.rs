@@ -293,3 +293,25 @@ async fn an_nkey_connects_and_its_seed_is_never_logged() {
     assert!(!cap.logs().contains(&seed), "the seed is in a log line");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_and_password_connect_and_the_password_is_never_logged() {
+    let cap = capture();
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let nats = NatsServer::start_with(&["--user", "rampd", "--pass", &password])
+        .await
+        .unwrap();
+    let dir = temp_dir();
+    let mut cfg = config(nats.url.clone(), &dir);
+    cfg.nats.user = Some("rampd".into());
+    cfg.nats.password = Some(SecretString::from("not-the-password"));
+    assert!(
+        Worker::start(cfg.clone()).await.is_err(),
+        "a wrong password is refused"
+    );
+    cfg.nats.password = Some(SecretString::from(password.clone()));
+    let worker = Worker::start(cfg).await.expect("the password is accepted");
+    worker.kill().await;
+    assert!(!cap.logs().contains(&password), "the password is in a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
