@@ -312,6 +312,9 @@ async fn a_user_and_password_connect_and_the_password_is_never_logged() {
     cfg.nats.password = Some(SecretString::from(password.clone()));
     let worker = Worker::start(cfg).await.expect("the password is accepted");
     worker.kill().await;
-    assert!(!cap.logs().contains(&password), "the password is in a log line");
+    assert!(
+        !cap.logs().contains(&password),
+        "the password is in a log line"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

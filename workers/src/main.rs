@@ -190,7 +190,8 @@ enum Cmd {
         /// TOML merged over the generated worker config (e.g. `[executor]\nbatch = 256`).
         #[arg(long)]
         worker_config: Option<PathBuf>,
-        /// PostgreSQL: also list the worker's N most frequent statements.
+        /// PostgreSQL: also list the worker's N statements that took PostgreSQL longest
+        /// (planning plus execution), per order.
         #[arg(long, default_value_t = 0)]
         top_statements: usize,
         /// Keep the run's directory (worker config and logs).

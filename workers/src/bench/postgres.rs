@@ -14,6 +14,15 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::natsd::free_port;
 
+/// One statement of `pg_stat_statements` in the window.
+#[derive(Debug, Clone)]
+pub struct TopStatement {
+    pub calls: i64,
+    /// Planning plus execution time, milliseconds, over all calls.
+    pub ms: f64,
+    pub query: String,
+}
+
 /// Counters read from the statistics views; a run reports the deltas.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PgCounters {
@@ -88,6 +97,7 @@ impl PrivatePostgres {
             "synchronous_commit=on".into(),
             "shared_preload_libraries=pg_stat_statements".into(),
             "pg_stat_statements.track=top".into(),
+            "pg_stat_statements.track_planning=on".into(),
             "max_connections=200".into(),
         ] {
             cmd.arg("-c").arg(setting);
@@ -215,22 +225,30 @@ impl PrivatePostgres {
         })
     }
 
-    /// The statements the worker ran most often since the reset: (calls, query text).
-    pub async fn top_statements(&self, n: usize) -> anyhow::Result<Vec<(i64, String)>> {
+    /// The worker's statements that took PostgreSQL longest (planning plus execution)
+    /// since the reset.
+    pub async fn top_statements(&self, n: usize) -> anyhow::Result<Vec<TopStatement>> {
         let db = &self.database;
         let rows = self
             .admin()?
             .query_all_raw(Statement::from_string(
                 DbBackend::Postgres,
                 format!(
-                    "SELECT calls::bigint, query FROM pg_stat_statements \
+                    "SELECT calls::bigint, (total_plan_time + total_exec_time)::float8 AS ms, \
+                     query FROM pg_stat_statements \
                      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{db}') \
-                     ORDER BY calls DESC LIMIT {n}"
+                     ORDER BY ms DESC LIMIT {n}"
                 ),
             ))
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .map(|r| {
+                Ok(TopStatement {
+                    calls: r.try_get_by_index(0)?,
+                    ms: r.try_get_by_index(1)?,
+                    query: r.try_get_by_index(2)?,
+                })
+            })
             .collect()
     }
 

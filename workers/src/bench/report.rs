@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Backend;
-use super::postgres::PgCounters;
+use super::postgres::{PgCounters, TopStatement};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessFigure {
@@ -68,7 +68,7 @@ pub struct BenchReport {
     pub other_processes_cpu_s: f64,
     pub postgres: Option<PgCounters>,
     #[serde(skip)]
-    pub top_statements: Vec<(i64, String)>,
+    pub top_statements: Vec<TopStatement>,
     pub provider_orders: usize,
     pub duplicate_provider_orders: usize,
     pub utr_submissions: usize,
@@ -295,11 +295,12 @@ impl BenchReport {
             out.push_str(&format!("{k:<width$}  {v}\n"));
         }
         if !self.top_statements.is_empty() {
-            out.push_str("most frequent statements (calls/order):\n");
-            for (calls, query) in &self.top_statements {
-                let q: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
-                let q: String = q.chars().take(110).collect();
-                out.push_str(&format!("  {:>6.1}  {q}\n", self.per_order(*calls as f64)));
+            out.push_str("costliest statements (planning + execution ms/order, calls/order):\n");
+            for s in &self.top_statements {
+                let q: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+                let q: String = q.chars().take(100).collect();
+                let (ms, calls) = (self.per_order(s.ms), self.per_order(s.calls as f64));
+                out.push_str(&format!("  {ms:>6.3} {calls:>5.1}  {q}\n"));
             }
         }
         out.trim_end().to_string()
