@@ -479,3 +479,48 @@ async fn publish(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::stream;
+    use futures::StreamExt;
+
+    use crate::natsd::NatsServer;
+
+    /// The upstream's publish keeps trying while the command stream cannot take it (here:
+    /// not there yet, as while a lost node's stream elects a leader), and lands once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_publish_is_retried_until_the_stream_takes_it() {
+        let nats = NatsServer::start().await.unwrap();
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        // Every attempt is a core message on the subject: see the first one fail.
+        let mut attempts = client
+            .subscribe("ramp.cmd.acme.onramp.create")
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let body = serde_json::json!({ "command_id": "c-1", "client_order_id": "o-1" });
+        let publishing = {
+            let js = js.clone();
+            tokio::spawn(async move { super::publish(&js, "acme", "onramp.create", &body).await })
+        };
+        // It reached the server before the stream existed, so it cannot have landed: the
+        // publish can only succeed by trying again.
+        attempts.next().await.expect("a first attempt");
+
+        js.create_stream(stream::Config {
+            name: "RAMP_CMD".into(),
+            subjects: vec!["ramp.cmd.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        publishing
+            .await
+            .unwrap()
+            .expect("published once the stream is there");
+        let mut s = js.get_stream("RAMP_CMD").await.unwrap();
+        assert_eq!(s.info().await.unwrap().state.messages, 1, "landed once");
+    }
+}
