@@ -318,3 +318,123 @@ async fn a_user_and_password_connect_and_the_password_is_never_logged() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A NATS JWT (decentralised auth) for `claims`, issued and signed by `issuer`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
+        "iat": chrono::Utc::now().timestamp(),
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!("{header}.{}", b64.encode(claims.to_string()));
+    let signature = b64.encode(issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{signature}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creds_file_connects_and_a_missing_one_is_named() {
+    let cap = capture();
+    let dir = temp_dir();
+    // Decentralised auth: an operator, its system account, an account with JetStream, a
+    // user of that account.
+    let operator = nkeys::KeyPair::new_operator();
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "test operator",
+        serde_json::json!({
+            "type": "operator", "version": 2, "system_account": system.public_key(),
+        }),
+    );
+    let system_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({ "type": "account", "version": 2 }),
+    );
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "rampd",
+        serde_json::json!({
+            "type": "account", "version": 2,
+            "limits": {
+                "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1,
+                "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+            },
+        }),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "rampd worker",
+        serde_json::json!({ "type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1 }),
+    );
+    let conf = dir.join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {operator_jwt}\nsystem_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{ {sys}: {system_jwt}, {acc}: {account_jwt} }}\n",
+            sys = system.public_key(),
+            acc = account.public_key(),
+        ),
+    )
+    .unwrap();
+    let seed = user.seed().unwrap();
+    let creds = dir.join("rampd.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", &conf.display().to_string()])
+        .await
+        .unwrap();
+    let mut cfg = config(nats.url.clone(), &dir);
+
+    cfg.nats.creds_file = Some(dir.join("missing.creds"));
+    let refused = Worker::start(cfg.clone())
+        .await
+        .err()
+        .expect("no such file");
+    let text = format!("{refused:#}");
+    assert!(
+        text.contains("NATS credentials file") && text.contains("missing.creds"),
+        "{text}"
+    );
+    cfg.nats.creds_file = None;
+    assert!(
+        Worker::start(cfg.clone()).await.is_err(),
+        "without credentials, refused"
+    );
+
+    cfg.nats.creds_file = Some(creds);
+    let worker = Worker::start(cfg)
+        .await
+        .expect("the creds file is accepted");
+    let addr = worker.admin_addr.expect("admin port");
+    let ready: Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    worker.kill().await;
+    assert!(!cap.logs().contains(&seed), "the seed is in a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
