@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod budget;
 pub mod error;
 pub mod onmeta;
+pub mod partner;
 
 pub use error::ProviderError;
 pub use onmeta::{
