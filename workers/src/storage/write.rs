@@ -38,7 +38,7 @@ pub async fn commit_decision(db: &DatabaseConnection, w: Write<'_>) -> Result<i6
     let txn = begin_write(db).await?;
     let result = apply_one(&txn, &plan).await;
     let version = settle(txn, result).await?;
-    observe_committed(w.decision);
+    observe_committed(w.decision, w.trace_ctx);
     Ok(version)
 }
 
@@ -135,7 +135,7 @@ pub async fn commit_grouped(
         Err(e) => Err(e),
     };
     if result.is_ok() {
-        observe_committed(&w.decision);
+        observe_committed(&w.decision, w.trace_ctx.as_deref());
     }
     (w.decision, result)
 }
@@ -194,13 +194,14 @@ pub async fn commit_refusing_decision(
     let txn = begin_write(db).await?;
     let result = apply_one(&txn, &plan).await;
     let version = settle(txn, result).await?;
-    observe_committed(w.decision);
+    observe_committed(w.decision, w.trace_ctx);
     Ok(version)
 }
 
 /// Trace attributes (order, tenant, direction, state before/after) on the current span
-/// and the transition counters, once a decision is committed.
-fn observe_committed(d: &Decision) {
+/// and the transition counters, once a decision is committed. `trace_ctx` is the stored
+/// context of the order's trace (the WARN lines name its trace id).
+fn observe_committed(d: &Decision, trace_ctx: Option<&str>) {
     let o = &d.order;
     let direction = o.direction().as_str();
     let transitions = d.history.iter().filter_map(|h| h.transition);
@@ -208,7 +209,7 @@ fn observe_committed(d: &Decision) {
     for (from, to) in transitions {
         meters::transition(direction, from.as_str(), to.as_str());
     }
-    crate::telemetry::warnings::committed(d);
+    crate::telemetry::warnings::committed(d, trace_ctx);
     spans::annotate_order(
         &o.id.to_string(),
         &o.tenant,

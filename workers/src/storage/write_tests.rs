@@ -1714,3 +1714,44 @@ async fn a_command_reads_its_inbox_row_and_order_at_once(db: DatabaseConnection)
         .unwrap();
     assert!(t.inbox.is_none() && t.order.is_none(), "nothing of acme's");
 }
+
+/// The WARN of a committed flag names the order's trace from its stored context, also
+/// where no span carries one (text logs without an exporter).
+#[test]
+fn a_flag_warning_names_the_stored_trace_without_a_span() {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut d = new_order("acme", "flag-1");
+    d.events.push(order::Emitted {
+        seq: 2,
+        kind: EventKind::AttentionNeeded {
+            reason: "1 consecutive provider failures: create_order: HTTP 503".into(),
+        },
+    });
+    tracing::subscriber::with_default(subscriber, || {
+        crate::telemetry::warnings::committed(&d, Some(TRACE));
+    });
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("order flagged for attention"), "{text}");
+    assert!(
+        text.contains("order.trace_id=\"0af7651916cd43dd8448eb211c80319c\"")
+            || text.contains("order.trace_id=0af7651916cd43dd8448eb211c80319c"),
+        "{text}"
+    );
+    assert!(!text.contains("HTTP 503"), "the evidence stays out: {text}");
+}

@@ -80,8 +80,10 @@ pub fn attention_summary(reason: &str) -> &str {
     reason.split(": ").next().unwrap_or(reason)
 }
 
-/// A committed decision that flags its order (or its successor) for a person.
-pub fn committed(d: &Decision) {
+/// A committed decision that flags its order (or its successor) for a person. The trace id
+/// is that of `trace_ctx` (the order's stored trace context), else the current span's.
+pub fn committed(d: &Decision, trace_ctx: Option<&str>) {
+    let trace_id = order_trace_id(trace_ctx);
     for decision in std::iter::once(d).chain(d.spawned.as_deref()) {
         for e in &decision.events {
             if let EventKind::AttentionNeeded { reason } = &e.kind {
@@ -90,7 +92,7 @@ pub fn committed(d: &Decision) {
                     target: "rampd::orders",
                     tenant = %o.tenant,
                     order.id = %o.id,
-                    order.trace_id = order_trace_id(None).as_deref(),
+                    order.trace_id = trace_id.as_deref(),
                     direction = o.direction().as_str(),
                     state = o.state.as_str(),
                     reason = attention_summary(reason),
