@@ -6,6 +6,7 @@ pub mod budget;
 pub mod error;
 pub mod onmeta;
 pub mod partner;
+pub(crate) mod transport;
 
 pub use error::ProviderError;
 pub use onmeta::{

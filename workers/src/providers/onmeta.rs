@@ -22,23 +22,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::attempt;
 use super::budget::RequestBudget;
-use super::error::{ProviderError, RawResponse, parse_retry_after, transport_error};
-use crate::telemetry::{self, meters, spans};
-use tracing::Instrument;
+use super::error::{ProviderError, RawResponse};
+use super::transport::{Call, Transport, path_segment};
 
 /// The provider's name in spans, metrics and the `orders.provider` column.
 pub const PROVIDER: &str = "onmeta";
-
-/// How long one request waits for the provider budget before it is given up (and its
-/// order rescheduled); short beside the step's timeout and lease.
-const BUDGET_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The endpoints that spend the request budget: the checks that grow with the number of
 /// live orders (status polls, order-list lookups, link-status polls). The calls a user's
@@ -452,14 +446,11 @@ impl fmt::Debug for OnrampPayment {
 #[derive(Clone)]
 pub struct OnmetaClient {
     inner: Arc<Inner>,
-    /// Every request waits for a token of this; a 429 slows it down.
-    budget: RequestBudget,
+    /// HTTP, the request budget, spans and metrics (`x-api-key` on every request).
+    transport: Transport,
 }
 
 struct Inner {
-    http: reqwest::Client,
-    base_url: String,
-    api_key: HeaderValue,
     /// Per-user sessions keyed by e-mail. Each slot has its own async lock so that one user's
     /// concurrent calls share a single login/refresh.
     sessions: Mutex<Sessions>,
@@ -518,7 +509,7 @@ impl Session {
 impl fmt::Debug for OnmetaClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OnmetaClient")
-            .field("base_url", &self.inner.base_url)
+            .field("base_url", &self.transport.base_url())
             .finish_non_exhaustive()
     }
 }
@@ -535,46 +526,33 @@ impl OnmetaClient {
     /// The process must have installed the rustls crypto provider first
     /// (`rustls::crypto::ring::default_provider().install_default()`).
     pub fn new(config: OnmetaConfig) -> Result<Self, ProviderError> {
-        let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
-        reqwest::Url::parse(&base_url).map_err(|_| ProviderError::Rejected {
-            code: None,
-            message: "onmeta config: base_url is not a valid URL".to_owned(),
-        })?;
-        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
+        let api_key = HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
             ProviderError::Rejected {
                 code: None,
                 message: "onmeta config: api_key is not a valid header value".to_owned(),
             }
         })?;
-        api_key.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| ProviderError::Rejected {
-                code: None,
-                message: "onmeta config: could not build the HTTP client".to_owned(),
-            })?;
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", api_key);
         Ok(OnmetaClient {
             inner: Arc::new(Inner {
-                http,
-                base_url,
-                api_key,
                 sessions: Mutex::new(Sessions::default()),
             }),
-            budget: RequestBudget::unlimited(),
+            transport: Transport::new(PROVIDER, &config.base_url, config.timeout, headers)?,
         })
     }
 
     /// The same client, spending `budget` for every request.
     pub fn with_budget(self, budget: RequestBudget) -> Self {
-        OnmetaClient { budget, ..self }
+        OnmetaClient {
+            transport: self.transport.with_budget(budget),
+            ..self
+        }
     }
 
     /// The budget this client spends.
     pub fn budget(&self) -> &RequestBudget {
-        &self.budget
+        self.transport.budget()
     }
 
     // --- user-scoped API ---------------------------------------------------------------------
@@ -1061,8 +1039,7 @@ impl OnmetaClient {
 
     // --- transport ---------------------------------------------------------------------------
 
-    /// One HTTP exchange, in its own client span (method, route template, status, attempt)
-    /// and measured (`telemetry::meters::provider_call`).
+    /// One HTTP exchange (`providers::transport`); the status checks spend the budget.
     async fn send(
         &self,
         endpoint: &'static str,
@@ -1072,149 +1049,18 @@ impl OnmetaClient {
         bearer: Option<&SecretString>,
         trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
-        let room = match POLLING.contains(&endpoint) {
-            true => self.budget.acquire(BUDGET_PATIENCE).await,
-            false => self.budget.await_pause(BUDGET_PATIENCE).await,
-        };
-        if let Err(wait) = room {
-            tracing::debug!(
+        self.transport
+            .send(Call {
                 endpoint,
-                wait_ms = wait.as_millis() as u64,
-                "over the provider budget; not sent"
-            );
-            return Err(ProviderError::OverBudget { wait });
-        }
-        let url =
-            reqwest::Url::parse(&format!("{}{}", self.inner.base_url, path)).map_err(|_| {
-                ProviderError::Unknown {
-                    detail: format!("{endpoint}: not a URL"),
-                }
-            })?;
-        let span = spans::provider_call(
-            PROVIDER,
-            method.as_str(),
-            endpoint,
-            attempt::current(),
-            &url,
-        );
-        let started = Instant::now();
-        let sent = self
-            .exchange(endpoint, method, path, body, bearer, trace_ctx)
-            .instrument(span.clone())
-            .await;
-        let (status, timed_out) = match &sent {
-            Ok(raw) => (Some(raw.status), false),
-            Err(e) => (None, e.to_string().contains("timed out")),
-        };
-        if let Ok(raw) = &sent
-            && raw.status == 429
-        {
-            self.budget.rate_limited(raw.retry_after);
-        }
-        let outcome = meters::provider_outcome(status, timed_out);
-        meters::provider_call(PROVIDER, endpoint, outcome, started.elapsed());
-        span.record("rampd.outcome", outcome);
-        if let Some(s) = status {
-            span.record("http.response.status_code", s);
-        }
-        if outcome != "ok" {
-            span.record("otel.status_code", "error");
-            // The status code of an HTTP error, else what failed (semantic conventions).
-            let error_type = status.map_or(outcome.to_string(), |s| s.to_string());
-            span.record("error.type", error_type.as_str());
-        }
-        sent
-    }
-
-    /// One HTTP exchange. Logs endpoint, status and latency at debug level; never bodies.
-    async fn exchange(
-        &self,
-        endpoint: &'static str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        bearer: Option<&SecretString>,
-        trace_ctx: Option<&str>,
-    ) -> Result<RawResponse, ProviderError> {
-        let url = format!("{}{}", self.inner.base_url, path);
-        let mut request = self
-            .inner
-            .http
-            .request(method, url)
-            .header("x-api-key", self.inner.api_key.clone())
-            .header(ACCEPT, "application/json");
-        if let Some(token) = bearer {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                .map_err(|_| {
-                    ProviderError::unknown(endpoint, "session token is not a valid header value")
-                })?;
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
-        }
-        let trace = telemetry::outgoing_trace_ctx(trace_ctx);
-        for (name, value) in telemetry::context::header_fields(trace.as_deref()) {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                request = request.header(name, value);
-            }
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-
-        let started = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => {
-                let err = transport_error(endpoint, &err);
-                tracing::debug!(
-                    endpoint,
-                    latency_ms = elapsed_ms(started),
-                    error = %err,
-                    "onmeta call failed"
-                );
-                return Err(err);
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = response
-            .bytes()
+                method,
+                path,
+                body,
+                bearer,
+                polling: POLLING.contains(&endpoint),
+                trace_ctx,
+            })
             .await
-            .map_err(|err| transport_error(endpoint, &err))?;
-        tracing::debug!(
-            endpoint,
-            status,
-            latency_ms = elapsed_ms(started),
-            "onmeta call"
-        );
-        Ok(RawResponse {
-            status,
-            retry_after,
-            body: body.to_vec(),
-        })
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, so a provider reference
-/// can never change the request path.
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
