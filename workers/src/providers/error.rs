@@ -189,7 +189,8 @@ fn error_fields(v: &Value) -> (Option<i64>, Option<String>) {
     (code, message)
 }
 
-fn truncate(s: &str) -> String {
+/// `s`, cut to the longest provider message we keep.
+pub(crate) fn truncate(s: &str) -> String {
     if s.chars().count() <= MAX_MESSAGE_CHARS {
         s.to_owned()
     } else {

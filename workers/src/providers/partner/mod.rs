@@ -3,9 +3,10 @@
 //! in the on-chain history. Redeem: the user's transfer verified in that history → the
 //! tenant pays fiat → the payout reported with the fiat-transfer PUT.
 //!
-//! This module holds the connector's wire formats ([`wire`]) and what it concludes from
-//! the on-chain history ([`history`]), both pure. The HTTP client and the order machine's
-//! step plan for this provider come with the provider seam (issue 11).
+//! [`client`] makes the calls; [`wire`] parses what they answer and [`history`] concludes
+//! from the on-chain history, both pure. The order machine's step plan for this provider
+//! and its place behind the provider seam are not built yet (issue 11).
 
+pub mod client;
 pub mod history;
 pub mod wire;
