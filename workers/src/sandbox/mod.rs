@@ -15,6 +15,9 @@
 //! [`Progression`] follow). It answers `{"orderId": …, "status": "fiatReceived"}`, 404 for
 //! an unknown order, 409 if the order expired or is past `fiatPending`.
 //!
+//! Under `/partner` it also serves the stablecoin Partner API ([`partner`]), with state of
+//! its own.
+//!
 //! Merchant callbacks (`reference/providers.md` §1.5): with [`Callbacks::url`] set, every
 //! status change of an order (on-ramp: create → `fiatPending`, each change on a status poll,
 //! expiry when it is settled, `pay`; off-ramp: create → `pending`, each change on a status
@@ -29,6 +32,7 @@
 mod callbacks;
 mod clock;
 mod faults;
+pub mod partner;
 mod routes;
 mod scenario;
 mod state;
@@ -73,6 +77,8 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Merchant callbacks; off by default (no URL).
     pub callbacks: Callbacks,
+    /// The Partner API simulator under `/partner` ([`partner`]).
+    pub partner: partner::PartnerSimConfig,
 }
 
 impl SandboxConfig {
@@ -108,6 +114,7 @@ impl Default for SandboxConfig {
             scenario: Scenario::default(),
             faults: Faults::default(),
             callbacks: Callbacks::default(),
+            partner: partner::PartnerSimConfig::default(),
         }
     }
 }
@@ -127,7 +134,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("scenario", &self.scenario)
             .field("faults", &self.faults)
             .field("callbacks", &self.callbacks)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -348,7 +355,8 @@ impl Sandbox {
             shared.callback_counters.clone(),
             stop_tx.subscribe(),
         )?;
-        let app = routes::router(shared.clone());
+        let partner = partner::PartnerSim::new(config.partner.clone());
+        let app = routes::router(shared.clone()).nest("/partner", partner.router());
         tokio::spawn(async move {
             let stopped = async move {
                 if stop_rx.wait_for(|stop| *stop).await.is_err() {
@@ -373,6 +381,7 @@ impl Sandbox {
             shared,
             addr: SocketAddr::new(ip, local.port()),
             stop: Arc::new(stop_tx),
+            partner,
         })
     }
 }
@@ -382,6 +391,7 @@ pub struct SandboxHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
+    partner: partner::PartnerSim,
 }
 
 impl std::fmt::Debug for SandboxHandle {
@@ -400,6 +410,11 @@ impl SandboxHandle {
 
     pub fn stats(&self) -> SandboxStats {
         self.shared.stats()
+    }
+
+    /// The Partner API simulator, served under `{base_url}/partner`.
+    pub fn partner(&self) -> &partner::PartnerSim {
+        &self.partner
     }
 
     pub fn set_faults(&self, faults: Faults) {
