@@ -233,7 +233,6 @@ async fn tls_with_a_client_certificate_connects_and_without_the_ca_is_refused() 
         .await
         .err()
         .expect("the server requires a client certificate");
-
     let text = format!("{refused:#}");
     assert!(
         text.contains("cannot connect to NATS") && text.contains("BadCertificate"),

@@ -136,6 +136,7 @@ impl PartnerClient {
                 Method::POST,
                 "/transaction/deposit-requests",
                 Some(&body),
+                false,
                 trace_ctx,
             )
             .await?;
@@ -168,6 +169,7 @@ impl PartnerClient {
                 Method::POST,
                 "/transaction/confirmation-requests",
                 Some(&body),
+                false,
                 trace_ctx,
             )
             .await?;
@@ -195,16 +197,7 @@ impl PartnerClient {
             path.push_str(&path_segment(memo));
         }
         let raw = self
-            .transport
-            .send(Call {
-                endpoint: ENDPOINT,
-                method: Method::GET,
-                path: &path,
-                body: None,
-                bearer: None,
-                polling: true,
-                trace_ctx,
-            })
+            .call(ENDPOINT, Method::GET, &path, None, true, trace_ctx)
             .await?;
         success(ENDPOINT, &raw)?;
         wire::parse_history(body_text(&raw)).map_err(|e| not_understood(ENDPOINT, e))
@@ -231,19 +224,21 @@ impl PartnerClient {
             path_segment(tx_hash)
         );
         let raw = self
-            .call(ENDPOINT, Method::PUT, &path, Some(&body), trace_ctx)
+            .call(ENDPOINT, Method::PUT, &path, Some(&body), false, trace_ctx)
             .await?;
         success(ENDPOINT, &raw)?;
         wire::parse_fiat_transfer(body_text(&raw)).map_err(|e| not_understood(ENDPOINT, e))
     }
 
-    /// A call that spends no budget token (it only waits out a 429 pause).
+    /// One call; `polling` ones spend a budget token, the others only wait out a 429
+    /// pause.
     async fn call(
         &self,
         endpoint: &'static str,
         method: Method,
         path: &str,
         body: Option<&Value>,
+        polling: bool,
         trace_ctx: Option<&str>,
     ) -> Result<RawResponse, ProviderError> {
         self.transport
@@ -253,7 +248,7 @@ impl PartnerClient {
                 path,
                 body,
                 bearer: None,
-                polling: false,
+                polling,
                 trace_ctx,
             })
             .await
