@@ -24,6 +24,7 @@ mod m20261201_000031_h3_command_fingerprint;
 mod m20261201_000051_provider_callbacks;
 mod m20261201_000052_task_priority;
 mod m20261201_000061_claims_update_in_place;
+mod m20261202_000071_orders_history_seq;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000051_provider_callbacks::Migration),
             Box::new(m20261201_000052_task_priority::Migration),
             Box::new(m20261201_000061_claims_update_in_place::Migration),
+            Box::new(m20261202_000071_orders_history_seq::Migration),
         ]
     }
 }

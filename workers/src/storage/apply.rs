@@ -24,8 +24,7 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryResult, QuerySelect, Statement, Value,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryResult, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -94,7 +93,7 @@ async fn apply_round(
     let results: Vec<Result<i64, WriteError>> = plans
         .iter()
         .map(|p| match p.orders.first() {
-            Some(o) if o.expected_version.is_some() && !changed.contains(o.row.id.as_str()) => {
+            Some(o) if o.expected_version.is_some() && !changed.contains_key(o.row.id.as_str()) => {
                 Err(WriteError::Conflict)
             }
             Some(o) => Ok(o.row.version),
@@ -117,7 +116,7 @@ async fn apply_round(
     insert_all::<orders::Entity>(txn, new_orders, None)
         .await
         .map_err(classify)?;
-    write_history(txn, &live).await?;
+    write_history(txn, &live, &changed).await?;
     let task_upsert = OnConflict::columns([
         scheduled_tasks::Column::OrderId,
         scheduled_tasks::Column::Kind,
@@ -202,11 +201,12 @@ async fn write_attempts(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(
     Ok(())
 }
 
-/// Every version-checked order update of `plans`, in one statement; the ids it changed.
+/// Every version-checked order update of `plans`, in one statement: the ids it changed,
+/// each with its `history_seq` as the update left it (advanced by the rows it adds).
 async fn update_orders(
     txn: &impl ConnectionTrait,
     plans: &[&Plan],
-) -> Result<HashSet<String>, WriteError> {
+) -> Result<HashMap<String, i32>, WriteError> {
     let rows: Vec<Vec<Value>> = plans
         .iter()
         .flat_map(|p| &p.orders)
@@ -224,6 +224,7 @@ async fn update_orders(
                 r.deposit_tx_hash.clone().into(),
                 r.flagged.into(),
                 r.updated_at.into(),
+                r.history_seq.into(),
             ])
         })
         .collect();
@@ -238,62 +239,64 @@ async fn update_orders(
         "v_tx_hash",
         "v_flagged",
         "v_updated_at",
+        "v_history_added",
     ];
     let update = "UPDATE orders SET version = v.v_version, state = v.v_state, \
          data = v.v_data, provider_order_id = v.v_provider_order_id, utr = v.v_utr, \
-         deposit_tx_hash = v.v_tx_hash, flagged = v.v_flagged, updated_at = v.v_updated_at \
-         FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected RETURNING id";
-    let mut changed = HashSet::new();
+         deposit_tx_hash = v.v_tx_hash, flagged = v.v_flagged, updated_at = v.v_updated_at, \
+         history_seq = orders.history_seq + v.v_history_added \
+         FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected \
+         RETURNING id, history_seq";
+    let mut changed = HashMap::new();
     for row in update_from_values(txn, &columns, &rows, update)
         .await
         .map_err(classify)?
     {
-        changed.insert(row.try_get::<String>("", "id").map_err(WriteError::Db)?);
+        let id = row.try_get::<String>("", "id").map_err(WriteError::Db)?;
+        let seq = row
+            .try_get::<i32>("", "history_seq")
+            .map_err(WriteError::Db)?;
+        changed.insert(id, seq);
     }
     Ok(changed)
 }
 
-/// The history rows of `plans`, numbered after each order's last stored row (one read
-/// for the orders that have rows already; a new order starts at 1).
-async fn write_history(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
-    let new: HashSet<&str> = plans
-        .iter()
-        .flat_map(|p| &p.orders)
-        .filter(|o| o.expected_version.is_none())
-        .map(|o| o.row.id.as_str())
-        .collect();
-    let stored: Vec<String> = plans
-        .iter()
-        .flat_map(|p| &p.history)
-        .map(|h| h.order_id.as_str())
-        .filter(|id| !new.contains(id))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let mut last: HashMap<String, i32> = HashMap::new();
-    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<(String, Option<i32>)> = order_events::Entity::find()
-            .select_only()
-            .column(order_events::Column::OrderId)
-            .column_as(order_events::Column::Seq.max(), "seq")
-            .filter(order_events::Column::OrderId.is_in(chunk.iter().cloned()))
-            .group_by(order_events::Column::OrderId)
-            .into_tuple()
-            .all(txn)
-            .await?;
-        last.extend(rows.into_iter().map(|(id, seq)| (id, seq.unwrap_or(0))));
+/// The history rows of `plans`, numbered after each order's last stored row: from 1 for an
+/// order this write inserts, and for one it updates from its `history_seq` before the
+/// update (`updated` holds the value the update left, advanced by the rows it adds). No
+/// read: the number travels with the order row, under its version check.
+async fn write_history(
+    txn: &impl ConnectionTrait,
+    plans: &[&Plan],
+    updated: &HashMap<String, i32>,
+) -> Result<(), DbErr> {
+    let mut last: HashMap<&str, i32> = HashMap::new();
+    for o in plans.iter().flat_map(|p| &p.orders) {
+        let before = match o.expected_version {
+            None => 0,
+            Some(_) => match updated.get(&o.row.id) {
+                Some(after) => after - o.row.history_seq,
+                None => continue,
+            },
+        };
+        last.insert(&o.row.id, before);
     }
     let rows = plans
         .iter()
         .flat_map(|p| &p.history)
         .map(|h| {
+            let before = last.get(h.order_id.as_str()).copied().ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "history of order {} without its order row",
+                    h.order_id
+                ))
+            })?;
             let mut row = h.clone().into_active_model();
             row.id = NotSet;
-            row.seq = Set(last.get(&h.order_id).copied().unwrap_or(0) + h.seq);
-            row
+            row.seq = Set(before + h.seq);
+            Ok(row)
         })
-        .collect();
+        .collect::<Result<Vec<_>, DbErr>>()?;
     insert_all::<order_events::Entity>(txn, rows, None).await
 }
 

@@ -66,7 +66,7 @@ pub struct Plan {
     /// The orders written: the decision's own first, then the successor it creates.
     pub orders: Vec<OrderWrite>,
     /// History rows; `seq` holds the row's place among its order's new rows (1, 2, …):
-    /// the apply adds the order's last stored number.
+    /// the apply adds the order's last stored number (`orders.history_seq` before it).
     pub history: Vec<order_events::Model>,
     /// Drive tasks to insert, or to update (`status`, `run_at`, `priority`,
     /// `updated_at`) where the order has one.
@@ -104,6 +104,8 @@ pub struct DeliveryOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderWrite {
     pub expected_version: Option<i64>,
+    /// `history_seq` is the number of history rows this write adds: an inserted order's
+    /// last number, or what an update adds to the stored one.
     pub row: orders::Model,
 }
 
@@ -252,6 +254,7 @@ fn order_rows(
             trace_ctx: trace_ctx.clone(),
             created_at: now,
             updated_at: now,
+            history_seq: i32::try_from(d.history.len()).unwrap_or(i32::MAX),
         },
     });
     for (place, h) in (1..).zip(&d.history) {

@@ -10,7 +10,7 @@ use rampd_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 
 use super::connect::{connect, migrate};
-use super::entities::processed_commands;
+use super::entities::{orders, processed_commands};
 use super::test_db::{PgDb, SqliteFile};
 use super::write::{CommandRecord, Seen, inbox_check, record_unchanged};
 
@@ -58,6 +58,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     inbox_tells_repeats_from_reuses,
     fingerprints_migrate_over_existing_rows,
+    history_numbers_migrate_over_existing_orders,
 );
 
 fn fp(body: &str) -> Fingerprint {
@@ -157,4 +158,47 @@ async fn fingerprints_migrate_over_existing_rows(db: DatabaseConnection) {
             .unwrap(),
         Seen::New
     );
+}
+
+/// A database from before `orders.history_seq`: each order's column starts at its last
+/// history number, so its next rows follow on without a gap or a repeat.
+async fn history_numbers_migrate_over_existing_orders(db: DatabaseConnection) {
+    let migrations = Migrator::migrations();
+    let mine = migrations
+        .iter()
+        .position(|m| m.name() == "m20261202_000071_orders_history_seq")
+        .expect("the history_seq migration is registered");
+    Migrator::up(&db, Some(mine as u32)).await.unwrap();
+    for id in ["ord-1", "ord-2"] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO orders (id, tenant, client_order_id, direction, state, data, \
+             sm_version, version, provider, created_at, updated_at) \
+             VALUES ('{id}', 'acme', 'c-{id}', 'onramp', 'preparing', '{{}}', 1, 3, 'onmeta', 1, 1)"
+        ))
+        .await
+        .unwrap();
+    }
+    for seq in 1..=3 {
+        db.execute_unprepared(&format!(
+            "INSERT INTO order_events (order_id, seq, kind, detail, created_at) \
+             VALUES ('ord-1', {seq}, 'state_changed', '{{}}', 1)"
+        ))
+        .await
+        .unwrap();
+    }
+    migrate(&db).await.unwrap();
+
+    let seq = |id: &'static str| {
+        let db = db.clone();
+        async move {
+            orders::Entity::find_by_id(id.to_string())
+                .one(&db)
+                .await
+                .unwrap()
+                .expect("carried over")
+                .history_seq
+        }
+    };
+    assert_eq!(seq("ord-1").await, 3, "its last history number");
+    assert_eq!(seq("ord-2").await, 0, "no history yet");
 }

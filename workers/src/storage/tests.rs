@@ -50,6 +50,8 @@ fn order(
         trace_ctx: Set(None),
         created_at: Set(1_763_700_000_000),
         updated_at: Set(1_763_700_000_000),
+        // Left to the column default (0).
+        history_seq: NotSet,
     }
 }
 

@@ -359,6 +359,11 @@ async fn assert_decision_written(
         .unwrap();
     let seqs: Vec<i32> = history.iter().map(|h| h.seq).collect();
     assert_eq!(seqs, (1..=history.len() as i32).collect::<Vec<_>>());
+    assert_eq!(
+        row.history_seq,
+        history.len() as i32,
+        "the order row holds its last history number"
+    );
     let mine = &history[history.len() - d.history.len()..];
     for (row, h) in mine.iter().zip(&d.history) {
         assert_eq!(row.kind, h.kind);

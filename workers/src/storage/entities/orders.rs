@@ -36,6 +36,10 @@ pub struct Model {
     pub trace_ctx: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The number of the order's last history row (`order_events.seq`): each write that
+    /// adds history advances it in the same version-checked update, and numbers the new
+    /// rows from it.
+    pub history_seq: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
