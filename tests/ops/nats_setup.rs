@@ -21,6 +21,12 @@ fn config(nats_url: String, dir: &std::path::Path) -> rampd::config::Config {
     cfg
 }
 
+/// Why a worker on `cfg` cannot start (it must not): the whole error chain.
+async fn refusal(cfg: &rampd::config::Config, why: &str) -> String {
+    let refused = Worker::start(cfg.clone()).await.err().expect(why);
+    format!("{refused:#}")
+}
+
 fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "rampd-nats-setup-{}",
@@ -40,11 +46,7 @@ async fn a_token_connects_and_is_never_logged() {
     let down = rampd::natsd::free_port().unwrap();
     let mut cfg = config(format!("nats://127.0.0.1:{down}, {}", nats.url), &dir);
 
-    let refused = Worker::start(cfg.clone())
-        .await
-        .err()
-        .expect("no token, no connection");
-    let text = format!("{refused:#}");
+    let text = refusal(&cfg, "no token, no connection").await;
     assert!(
         text.contains("cannot connect to NATS at 127.0.0.1:"),
         "{text}"
@@ -218,22 +220,18 @@ async fn tls_with_a_client_certificate_connects_and_without_the_ca_is_refused() 
     let mut cfg = config(nats.url.clone(), &dir);
     cfg.nats.tls_required = true;
 
-    let refused = Worker::start(cfg.clone())
-        .await
-        .err()
-        .expect("the server's certificate is not trusted without the CA");
-    let text = format!("{refused:#}");
+    let text = refusal(
+        &cfg,
+        "the server's certificate is not trusted without the CA",
+    )
+    .await;
     assert!(
         text.contains("cannot connect to NATS at 127.0.0.1:") && text.contains("UnknownIssuer"),
         "{text}"
     );
 
     cfg.nats.tls_ca_file = Some(dir.join("ca.pem"));
-    let refused = Worker::start(cfg.clone())
-        .await
-        .err()
-        .expect("the server requires a client certificate");
-    let text = format!("{refused:#}");
+    let text = refusal(&cfg, "the server requires a client certificate").await;
     assert!(
         text.contains("cannot connect to NATS") && text.contains("BadCertificate"),
         "{text}"
@@ -406,11 +404,7 @@ async fn a_creds_file_connects_and_a_missing_one_is_named() {
     let mut cfg = config(nats.url.clone(), &dir);
 
     cfg.nats.creds_file = Some(dir.join("missing.creds"));
-    let refused = Worker::start(cfg.clone())
-        .await
-        .err()
-        .expect("no such file");
-    let text = format!("{refused:#}");
+    let text = refusal(&cfg, "no such file").await;
     assert!(
         text.contains("NATS credentials file") && text.contains("missing.creds"),
         "{text}"

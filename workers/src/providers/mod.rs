@@ -4,6 +4,7 @@
 pub mod attempt;
 pub mod budget;
 pub mod error;
+pub(crate) mod lenient;
 pub mod onmeta;
 pub mod partner;
 pub(crate) mod transport;

@@ -7,11 +7,8 @@
 //! unexpected shape becomes `None` instead of failing the whole answer. Required fields that
 //! are missing make the answer `Unknown`.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
@@ -24,6 +21,7 @@ use super::{
     UtrOutcome,
 };
 use crate::providers::error::{ProviderError, RawResponse, envelope_data};
+pub(crate) use crate::providers::lenient::{decimal_json, value_decimal, value_string};
 
 // ---------------------------------------------------------------------------------------------
 // Request bodies
@@ -126,25 +124,6 @@ pub(super) fn create_offramp_body(r: &CreateOfframpRequest) -> Value {
     body
 }
 
-/// A decimal as a JSON number when that number's text is exactly the decimal (integers and
-/// ordinary amounts like `1000.50`), otherwise as a string. Never loses precision.
-pub(crate) fn decimal_json(d: Decimal) -> Value {
-    let d = d.normalize();
-    if d.scale() == 0
-        && let Some(i) = d.to_i64()
-    {
-        return Value::from(i);
-    }
-    let text = d.to_string();
-    if let Ok(f) = text.parse::<f64>()
-        && let Some(n) = serde_json::Number::from_f64(f)
-        && Decimal::from_str(&n.to_string()).ok() == Some(d)
-    {
-        return Value::Number(n);
-    }
-    Value::String(text)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Lenient field readers
 // ---------------------------------------------------------------------------------------------
@@ -170,31 +149,6 @@ pub(crate) fn lower_keys(v: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(lower_keys).collect()),
         other => other,
     }
-}
-
-/// Strings (trimmed, empty → `None`) and numbers (their JSON text) as a string.
-pub(crate) fn value_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A decimal from a JSON string or number. Strings are parsed as text (never through f64);
-/// numbers use serde_json's text for them. Scientific notation is accepted.
-pub(crate) fn value_decimal(v: &Value) -> Option<Decimal> {
-    let text = match v {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    if text.is_empty() {
-        return None;
-    }
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
 }
 
 /// `true`/`false` or the strings `"true"`/`"false"` in any case.
@@ -950,6 +904,8 @@ fn listed_order(v: Value) -> Option<RecentOrder> {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
     /// `Decimal` literal, parsed from its text.
     macro_rules! dec {

@@ -2,11 +2,11 @@
 //! numbers or strings, ids typed `number` are UUIDs in the examples, and errors come in
 //! three shapes (see [`parse_errors`]). Amounts are decimals, never floats.
 
-use std::str::FromStr;
-
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::providers::lenient::{value_decimal, value_string};
 
 /// A body that does not say what the documents say it does.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -68,25 +68,19 @@ fn entries(e: &Value, out: &mut Vec<ApiError>) {
 
 /// An amount sent as a JSON number or a string of one.
 fn amount(v: Option<&Value>, field: &'static str) -> Result<Decimal, WireError> {
-    let bad = |value: String| WireError::BadAmount { field, value };
     match v {
         None | Some(Value::Null) => Err(WireError::Missing(field)),
-        Some(Value::Number(n)) => Decimal::from_str(&n.to_string())
-            .or_else(|_| Decimal::from_scientific(&n.to_string()))
-            .map_err(|_| bad(n.to_string())),
-        Some(Value::String(s)) => Decimal::from_str(s.trim()).map_err(|_| bad(s.clone())),
-        Some(other) => Err(bad(other.to_string())),
+        Some(v) => value_decimal(v).ok_or_else(|| WireError::BadAmount {
+            field,
+            value: v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        }),
     }
 }
 
 /// An id typed `number` in the documents but a UUID in their examples: either is kept as
 /// text.
 fn id(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    value_string(v?)
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
