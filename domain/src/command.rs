@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::chain_values::{TokenAmount, WalletAddress};
 use crate::order::{Input, OrderRequest};
+use crate::provider::ProviderName;
 use crate::supported_chains::{SupportedChains, refuse_chain};
 use crate::values::{
     AmountLimits, BankAccountNumber, ChainFamily, ChainId, Email, EvmAddress, Ifsc, InrAmount, Pan,
@@ -23,15 +24,17 @@ pub enum CommandName {
     OnrampUtr,
     OfframpCreate,
     OfframpTxHash,
+    MintCreate,
     OrderCancel,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 5] = [
+    pub const ALL: [CommandName; 6] = [
         CommandName::OnrampCreate,
         CommandName::OnrampUtr,
         CommandName::OfframpCreate,
         CommandName::OfframpTxHash,
+        CommandName::MintCreate,
         CommandName::OrderCancel,
     ];
 
@@ -41,6 +44,7 @@ impl CommandName {
             CommandName::OnrampUtr => "onramp.utr",
             CommandName::OfframpCreate => "offramp.create",
             CommandName::OfframpTxHash => "offramp.txhash",
+            CommandName::MintCreate => "mint.create",
             CommandName::OrderCancel => "order.cancel",
         }
     }
@@ -293,10 +297,86 @@ pub struct OfframpRequest {
     pub max_price_change_pct: Option<Decimal>,
 }
 
+/// Where a mint's tokens go: a Partner API namespace or a wallet address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(tag = "type", content = "identifier", rename_all = "snake_case")]
+pub enum MintWallet {
+    /// A namespace of the Partner API (`CUSTOM NAMESPACE`, such as `alice.ul`).
+    CustomNamespace(Namespace),
+    /// An address on the Partner API's chain (`WALLET ADDRESS`).
+    WalletAddress(EvmAddress),
+}
+
+impl MintWallet {
+    /// The identifier as the provider's history names the wallet.
+    pub fn identifier(&self) -> &str {
+        match self {
+            MintWallet::CustomNamespace(n) => n.as_str(),
+            MintWallet::WalletAddress(a) => a.as_str(),
+        }
+    }
+}
+
+/// A Partner API namespace: 1–128 characters of lower-case letters, digits, `.`, `-` and
+/// `_` (the documents show names like `itech.sheetalus.ul`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Namespace(String);
+
+impl Namespace {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim().to_ascii_lowercase();
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'));
+        if !ok {
+            return Err(ValueError::invalid(
+                "wallet_identifier",
+                "must be 1-128 letters, digits, '.', '-' or '_'",
+            ));
+        }
+        Ok(Namespace(t))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Namespace {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
+        Namespace::parse(&s)
+    }
+}
+
+impl From<Namespace> for String {
+    fn from(n: Namespace) -> String {
+        n.0
+    }
+}
+
+/// A validated mint request (fiat the tenant holds → stablecoin minted to the user's
+/// wallet at the Partner API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct MintRequest {
+    /// Tokens to mint (the provider's `amount`).
+    pub amount: TokenAmount,
+    pub token: TokenSymbol,
+    pub wallet: MintWallet,
+}
+
+/// The most significant digits a mint amount may have: the Partner API takes amounts as
+/// JSON numbers, which are doubles on the other side, and a longer amount could arrive
+/// rounded.
+pub const MINT_AMOUNT_DIGITS: u32 = 15;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateOnramp(Box<OnrampRequest>),
     CreateOfframp(Box<OfframpRequest>),
+    CreateMint(Box<MintRequest>),
     SubmitUtr {
         utr: Utr,
     },
@@ -323,6 +403,7 @@ impl Command {
         match self {
             Command::CreateOnramp(r) => Target::New(Box::new(OrderRequest::Onramp(*r))),
             Command::CreateOfframp(r) => Target::New(Box::new(OrderRequest::Offramp(*r))),
+            Command::CreateMint(r) => Target::New(Box::new(OrderRequest::Mint(*r))),
             Command::SubmitUtr { utr } => Target::Existing(Input::SubmitUtr { utr }),
             Command::SubmitTxHash { hash } => Target::Existing(Input::SubmitTxHash { hash }),
             Command::Cancel { reason } => Target::Existing(Input::Cancel { reason }),
@@ -407,6 +488,39 @@ struct RawOfframpCreate {
 }
 
 #[derive(Deserialize)]
+struct RawMintCreate {
+    amount: serde_json::Value,
+    token: String,
+    wallet_identifier: String,
+    wallet_identifier_type: WalletIdentifierType,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WalletIdentifierType {
+    CustomNamespace,
+    WalletAddress,
+}
+
+/// The `provider` a create command may name (any command may carry the field; only a
+/// create reads it, and an order never changes provider).
+#[derive(Deserialize)]
+struct RawProvider {
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+/// The provider a create command names, if it names one.
+pub fn parse_provider(body: &[u8]) -> Result<Option<ProviderName>, CommandError> {
+    let raw: RawProvider = serde_json::from_slice(body)
+        .map_err(|e| CommandError::Malformed(e.classify_name().into()))?;
+    Ok(raw
+        .provider
+        .map(|p| ProviderName::parse(p.trim()))
+        .transpose()?)
+}
+
+#[derive(Deserialize)]
 struct RawTxHash {
     tx_hash: String,
 }
@@ -420,6 +534,12 @@ struct RawUtr {
 struct RawCancel {
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// Digits of `d` without leading or trailing zeros (`0.0250` has 2).
+fn significant_digits(d: Decimal) -> u32 {
+    let digits = d.normalize().mantissa().unsigned_abs().to_string();
+    digits.trim_start_matches('0').len() as u32
 }
 
 /// Turn a serde error into a schema error that never quotes the input.
@@ -567,6 +687,34 @@ pub fn parse_command(
                 refund_address: address("refund_address", &raw.refund_address)?,
                 bank: typed(raw.bank)?,
                 max_price_change_pct: percent(raw.max_price_change_pct.as_ref())?,
+            })))
+        }
+        CommandName::MintCreate => {
+            let raw: RawMintCreate = typed(value)?;
+            let amount = TokenAmount::parse(&decimal_text(&raw.amount, "amount")?)?;
+            if significant_digits(amount.value()) > MINT_AMOUNT_DIGITS {
+                return Err(CommandError::Invalid {
+                    field: "amount",
+                    reason: format!("must have at most {MINT_AMOUNT_DIGITS} significant digits"),
+                });
+            }
+            let wallet = match raw.wallet_identifier_type {
+                WalletIdentifierType::CustomNamespace => {
+                    MintWallet::CustomNamespace(Namespace::parse(&raw.wallet_identifier)?)
+                }
+                WalletIdentifierType::WalletAddress => {
+                    MintWallet::WalletAddress(EvmAddress::parse(&raw.wallet_identifier).map_err(
+                        |e| CommandError::Invalid {
+                            field: "wallet_identifier",
+                            reason: CommandError::from(e).reason(),
+                        },
+                    )?)
+                }
+            };
+            Ok(Command::CreateMint(Box::new(MintRequest {
+                amount,
+                token: TokenSymbol::parse(&raw.token)?,
+                wallet,
             })))
         }
         CommandName::OfframpTxHash => {
@@ -893,6 +1041,94 @@ mod tests {
         assert_eq!(
             Command::Cancel { reason: None }.target(),
             Target::Existing(Input::Cancel { reason: None })
+        );
+    }
+
+    fn mint_body() -> serde_json::Value {
+        json!({
+            "command_id": "c-1", "order_id": "m-1", "amount": "25.50", "token": "USBC",
+            "wallet_identifier": "Alice.UL", "wallet_identifier_type": "custom_namespace",
+            "provider": "partner"
+        })
+    }
+
+    #[test]
+    fn mint_create_parses_its_wallet_and_amount() {
+        let Command::CreateMint(r) = parse(CommandName::MintCreate, &mint_body()).unwrap() else {
+            panic!("a mint");
+        };
+        assert_eq!(r.amount.value().to_string(), "25.5");
+        assert_eq!(
+            r.wallet,
+            MintWallet::CustomNamespace(Namespace("alice.ul".into()))
+        );
+        assert_eq!(r.wallet.identifier(), "alice.ul");
+        let mut b = mint_body();
+        b["wallet_identifier_type"] = json!("wallet_address");
+        b["wallet_identifier"] = json!("0xAbCdEf0123456789abcdef0123456789ABCDEF01");
+        let Command::CreateMint(r) = parse(CommandName::MintCreate, &b).unwrap() else {
+            panic!("a mint");
+        };
+        assert_eq!(
+            r.wallet.identifier(),
+            "0xabcdef0123456789abcdef0123456789abcdef01"
+        );
+        assert_eq!(
+            CommandName::parse("mint.create"),
+            Some(CommandName::MintCreate)
+        );
+    }
+
+    #[test]
+    fn mint_create_refuses_what_the_provider_could_not_take() {
+        let cases: [(&str, serde_json::Value, RejectCode); 6] = [
+            ("amount", json!("0"), RejectCode::InvalidField),
+            (
+                "amount",
+                json!("1234567890.1234567"),
+                RejectCode::InvalidField,
+            ),
+            ("amount", json!(true), RejectCode::InvalidField),
+            (
+                "wallet_identifier",
+                json!("has space"),
+                RejectCode::InvalidField,
+            ),
+            (
+                "wallet_identifier_type",
+                json!("CUSTOM NAMESPACE"),
+                RejectCode::InvalidSchema,
+            ),
+            ("token", json!(""), RejectCode::InvalidField),
+        ];
+        for (field, value, code) in cases {
+            let mut b = mint_body();
+            b[field] = value.clone();
+            let err = parse(CommandName::MintCreate, &b).unwrap_err();
+            assert_eq!(err.code(), code, "{field} = {value}: {err}");
+        }
+        let mut b = mint_body();
+        b["wallet_identifier_type"] = json!("wallet_address");
+        let err = parse(CommandName::MintCreate, &b).unwrap_err();
+        assert_eq!(err.code(), RejectCode::InvalidField);
+        assert!(!err.to_string().contains("alice"), "no value echoed: {err}");
+    }
+
+    #[test]
+    fn a_create_may_name_its_provider() {
+        let named = |v: serde_json::Value| parse_provider(v.to_string().as_bytes());
+        assert_eq!(
+            named(mint_body()).unwrap().map(|p| p.to_string()),
+            Some("partner".into())
+        );
+        assert_eq!(named(json!({"command_id": "c"})).unwrap(), None);
+        assert_eq!(
+            named(json!({"provider": "Not Valid"})).unwrap_err().code(),
+            RejectCode::InvalidField
+        );
+        assert_eq!(
+            named(json!({"provider": 7})).unwrap_err().code(),
+            RejectCode::Malformed
         );
     }
 }

@@ -57,7 +57,12 @@ pub struct OrderEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_amount: Option<String>,
     pub token: String,
-    pub chain_id: u64,
+    /// The chain the tokens move on; absent for a mint, whose provider's requests name no
+    /// chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+    /// The provider serving the order (its name in rampd's configuration).
+    pub provider: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +85,9 @@ pub struct OrderEvent {
     /// Off-ramp: the bank payout reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout_reference: Option<String>,
+    /// Partner API: the provider's id of the transaction the confirmation started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_transaction_id: Option<String>,
     /// Off-ramp, when refunded: where the tokens went back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_address: Option<String>,
@@ -145,6 +153,7 @@ pub fn order_event(
             quote.map(|q| q.fiat_amount.to_string()),
             Some(r.token_amount.value().to_string()),
         ),
+        OrderRequest::Mint(r) => (None, Some(r.amount.value().to_string())),
     };
     OrderEvent {
         event_id,
@@ -160,7 +169,8 @@ pub fn order_event(
         fiat_amount,
         token_amount,
         token: order.request.token().as_str().to_string(),
-        chain_id: order.request.chain_id().get(),
+        chain_id: order.request.chain_id().map(|c| c.get()),
+        provider: order.provider.name.to_string(),
         provider_order_id: order.provider_order_id.clone(),
         provider_status: order.provider_status.clone(),
         payment: order.payment.clone().filter(|_| awaiting),
@@ -176,6 +186,7 @@ pub fn order_event(
             .as_ref()
             .map(|h| h.as_str().to_string()),
         payout_reference: order.payout_reference.clone(),
+        provider_transaction_id: order.provider_transaction_id.clone(),
         refund_address: order.refund_address.clone(),
         predecessor_order_id: order.predecessor.map(|id| id.to_string()),
         successor_order_id: order.successor.map(|id| id.to_string()),

@@ -11,6 +11,7 @@ pub mod command;
 pub mod command_identity;
 pub mod event;
 pub mod order;
+pub mod provider;
 pub mod retry_after;
 pub mod schedule;
 pub mod supported_chains;

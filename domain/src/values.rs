@@ -51,7 +51,7 @@ impl ValueError {
         }
     }
 
-    fn invalid(field: &'static str, reason: &'static str) -> Self {
+    pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         ValueError::Invalid { field, reason }
     }
 }

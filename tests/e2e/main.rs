@@ -18,6 +18,7 @@ mod chained_steps;
 mod edge_cases;
 mod fairness;
 mod lookup;
+mod mint;
 mod nats_cluster;
 mod offramp;
 mod tenant_scoping;

@@ -559,6 +559,33 @@ pub fn offramp_body(order_id: &str, command_id: &str) -> Value {
     })
 }
 
+/// A `mint.create` of 25 USBC to the namespace `wallet`, at the provider the tenant's
+/// configuration chooses.
+pub fn mint_body(order_id: &str, wallet: &str) -> Value {
+    json!({
+        "command_id": format!("{order_id}-create"),
+        "order_id": order_id,
+        "amount": "25",
+        "token": "USBC",
+        "wallet_identifier": wallet,
+        "wallet_identifier_type": "custom_namespace"
+    })
+}
+
+/// Add the sandbox's Partner API as provider `partner` (call from a `tweak`, after which
+/// `cfg.provider.base_url` is the sandbox's).
+pub fn with_partner(cfg: &mut Config) {
+    let partner = rampd::config::PartnerProviderConfig {
+        base_url: format!("{}/partner", cfg.provider.base_url),
+        timeout_ms: cfg.provider.timeout_ms,
+        ..Default::default()
+    };
+    cfg.providers.insert(
+        "partner".into(),
+        rampd::config::NamedProvider::Partner(partner),
+    );
+}
+
 /// A well-formed EVM transaction hash, distinct per `n`.
 pub fn evm_hash(n: u64) -> String {
     format!("0x{n:064x}")

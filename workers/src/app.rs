@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ms};
+use crate::config::Config;
 use crate::executor::Executor;
-use crate::providers::budget::RequestBudget;
-use crate::providers::onmeta::{OnmetaClient, OnmetaConfig};
+use crate::providers::registry::Providers;
 use crate::shared::{Shared, Wakers};
 use crate::storage::group_commit::GroupCommit;
 use crate::webhooks::Endpoints;
@@ -23,12 +21,12 @@ pub use crate::tls::install_crypto;
 
 /// Refuse configurations that would break the money rules.
 pub fn validate(cfg: &Config) -> anyhow::Result<()> {
-    if cfg.executor.lease_ms < cfg.provider.timeout_ms + 2_000 {
+    let timeout_ms = cfg.longest_provider_timeout_ms();
+    if cfg.executor.lease_ms < timeout_ms + 2_000 {
         anyhow::bail!(
-            "executor.lease_ms ({}) must exceed provider.timeout_ms ({}) by at least 2 s, \
-             or a slow call could be repeated by another replica",
+            "executor.lease_ms ({}) must exceed the longest provider timeout_ms ({timeout_ms}) \
+             by at least 2 s, or a slow call could be repeated by another replica",
             cfg.executor.lease_ms,
-            cfg.provider.timeout_ms
         );
     }
     if cfg.orders.poll_interval_min_ms > cfg.orders.poll_interval_max_ms {
@@ -90,15 +88,7 @@ impl Worker {
             )
             .await?;
         endpoints.seal_stored(&db).await?;
-        let provider = OnmetaClient::new(OnmetaConfig {
-            base_url: cfg.provider.base_url.clone(),
-            api_key: cfg.provider.api_key.expose_secret().to_string().into(),
-            timeout: ms(cfg.provider.timeout_ms),
-        })?
-        .with_budget(RequestBudget::share(
-            cfg.provider.requests_per_sec,
-            cfg.provider.replicas,
-        ));
+        let providers = Providers::from_config(&cfg)?;
         let writers = match storage::is_sqlite(&db) {
             true => 1, // SQLite has one writer at a time
             false => storage::group_commit::POSTGRES_WRITERS,
@@ -109,6 +99,7 @@ impl Worker {
             nats: client,
             js,
             endpoints,
+            providers,
             cfg: Arc::new(cfg),
             wake: Arc::new(Wakers::default()),
             stream_drift: Arc::new(topology.drift),
@@ -139,7 +130,7 @@ impl Worker {
             topology.commands,
             shutdown.clone(),
         ));
-        tasks.spawn(Executor::new(shared.clone(), provider).run(shutdown.clone()));
+        tasks.spawn(Executor::new(shared.clone()).run(shutdown.clone()));
         tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
         tasks.spawn(retention::run(shared.clone(), shutdown.clone()));

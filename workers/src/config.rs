@@ -1,6 +1,7 @@
 //! Configuration: an optional TOML file, then environment variables, with defaults that
 //! run locally (SQLite file, NATS on localhost, the sandbox provider).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +24,12 @@ pub struct Config {
     pub nats_url: String,
     /// Identifies this replica in task leases. Defaults to `<hostname>-<pid>`.
     pub worker_id: String,
+    /// The Onmeta account, named `provider.name` (`onmeta` by default).
     pub provider: ProviderConfig,
+    /// More providers, by name (`[providers.<name>]`, each with its `kind`).
+    pub providers: BTreeMap<String, NamedProvider>,
+    /// Per-tenant settings (`[tenants.<tenant>]`).
+    pub tenants: BTreeMap<String, TenantConfig>,
     pub nats: NatsConfig,
     /// Order timing and limits, both directions (`[onramp]` is accepted as an alias: it
     /// was the section's name before off-ramp orders existed).
@@ -112,6 +118,57 @@ impl Default for CallbacksConfig {
             body_limit_bytes: 64 * 1024,
         }
     }
+}
+
+/// A provider beside `[provider]`, by its kind.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NamedProvider {
+    /// Another Onmeta account (its callbacks are not received: `[callbacks]` verifies
+    /// `[provider]`'s).
+    Onmeta(ProviderConfig),
+    /// The stablecoin Partner API (mint).
+    Partner(PartnerProviderConfig),
+}
+
+/// A Partner API account (`providers::partner`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartnerProviderConfig {
+    pub base_url: String,
+    /// The bearer token.
+    pub token: SecretString,
+    pub tenant_id: String,
+    /// The header that carries `tenant_id` (the documents do not name it).
+    pub tenant_header: String,
+    pub timeout_ms: u64,
+    /// As for `[provider]`: all replicas together; 0 sets no budget.
+    pub requests_per_sec: f64,
+    pub replicas: u32,
+}
+
+impl Default for PartnerProviderConfig {
+    fn default() -> Self {
+        PartnerProviderConfig {
+            base_url: "http://127.0.0.1:8088/partner".into(),
+            token: SecretString::from("sandbox-partner-token"),
+            // The sandbox's (`sandbox::partner`).
+            tenant_id: "4e6cb408-8a22-4edc-ba0f-e0f8071efc64".into(),
+            tenant_header: "x-tenant-id".into(),
+            timeout_ms: 15_000,
+            requests_per_sec: 0.0,
+            replicas: 1,
+        }
+    }
+}
+
+/// A tenant's settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The provider that serves this tenant's orders when a create does not name one and
+    /// it serves the order's kind.
+    pub provider: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -309,6 +366,8 @@ impl Default for Config {
             nats_url: "nats://127.0.0.1:4222".into(),
             worker_id: default_worker_id(),
             provider: ProviderConfig::default(),
+            providers: BTreeMap::new(),
+            tenants: BTreeMap::new(),
             nats: NatsConfig::default(),
             orders: OrdersConfig::default(),
             executor: ExecutorConfig::default(),
@@ -514,6 +573,17 @@ fn default_worker_id() -> String {
 }
 
 impl Config {
+    /// The longest timeout of any configured provider's client.
+    pub fn longest_provider_timeout_ms(&self) -> u64 {
+        self.providers
+            .values()
+            .map(|p| match p {
+                NamedProvider::Onmeta(c) => c.timeout_ms,
+                NamedProvider::Partner(c) => c.timeout_ms,
+            })
+            .fold(self.provider.timeout_ms, u64::max)
+    }
+
     /// Defaults, then the TOML file if given, then the environment:
     /// `DATABASE_URL`, `NATS_URL`, `RAMPD_WORKER_ID`, `RAMPD_PROVIDER_URL`,
     /// `RAMPD_PROVIDER_API_KEY`, `RAMPD_WEBHOOK_SECRETS_KEY`, `RAMPD_ADMIN_LISTEN`,

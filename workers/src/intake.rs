@@ -18,10 +18,12 @@ use chrono::Utc;
 use futures::StreamExt;
 use rampd_domain::command::{
     Command, CommandError, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
+    parse_provider,
 };
 use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
 use rampd_domain::order::{self, Ctx};
+use rampd_domain::provider::ProviderName;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -385,27 +387,31 @@ async fn handle(
                 return Ok(Outcome::Ack);
             }
         }
-        let verdict = match parse_command(name, body, &shared.cfg.orders.limits()) {
+        let parsed = parse_command(name, body, &shared.cfg.orders.limits())
+            .and_then(|c| Ok((c, parse_provider(body)?)));
+        let verdict = match parsed {
             Err(e) => Verdict::Refused {
                 code: e.code(),
                 reason: e.to_string(),
                 order_id: None,
             },
-            Ok(command) => match apply(shared, &incoming, command, target.order).await {
-                Ok(v) => v,
-                Err(WriteError::Conflict) => continue,
-                Err(WriteError::UtrInUse) => Verdict::Refused {
-                    code: RejectCode::UtrInUse,
-                    reason: "this UTR is already recorded on another order".into(),
-                    order_id: None,
-                },
-                Err(WriteError::TxHashInUse) => Verdict::Refused {
-                    code: RejectCode::TxHashInUse,
-                    reason: "this transaction hash is already recorded on another order".into(),
-                    order_id: None,
-                },
-                Err(WriteError::Db(e)) => return Err(e.into()),
-            },
+            Ok((command, named)) => {
+                match apply(shared, &incoming, command, named, target.order).await {
+                    Ok(v) => v,
+                    Err(WriteError::Conflict) => continue,
+                    Err(WriteError::UtrInUse) => Verdict::Refused {
+                        code: RejectCode::UtrInUse,
+                        reason: "this UTR is already recorded on another order".into(),
+                        order_id: None,
+                    },
+                    Err(WriteError::TxHashInUse) => Verdict::Refused {
+                        code: RejectCode::TxHashInUse,
+                        reason: "this transaction hash is already recorded on another order".into(),
+                        order_id: None,
+                    },
+                    Err(WriteError::Db(e)) => return Err(e.into()),
+                }
+            }
         };
         return Ok(conclude(shared, &incoming, verdict).await?);
     }
@@ -419,17 +425,18 @@ async fn apply(
     shared: &Shared,
     inc: &Incoming<'_>,
     command: Command,
+    named: Option<ProviderName>,
     existing: Option<StoredOrder>,
 ) -> Result<Verdict, WriteError> {
     let Some(stored) = &existing else {
-        return decide_and_commit(shared, inc, command, existing).await;
+        return decide_and_commit(shared, inc, command, named, existing).await;
     };
     let span = telemetry::spans::order_command(
         inc.name.as_str(),
         stored.trace_ctx.as_deref(),
         &tracing::Span::current(),
     );
-    let result = decide_and_commit(shared, inc, command, existing)
+    let result = decide_and_commit(shared, inc, command, named, existing)
         .instrument(span.clone())
         .await;
     if let Err(WriteError::Conflict) = result {
@@ -441,11 +448,15 @@ async fn apply(
     result
 }
 
-/// Decide the command against its order and commit the decision.
+/// Decide the command against its order and commit the decision. A create runs at the
+/// provider it names (`named`), else the tenant's, else the only one that serves its kind
+/// (`Providers::choose`); a command on an existing order ignores `named`: an order never
+/// changes provider.
 async fn decide_and_commit(
     shared: &Shared,
     inc: &Incoming<'_>,
     command: Command,
+    named: Option<ProviderName>,
     existing: Option<StoredOrder>,
 ) -> Result<Verdict, WriteError> {
     let now = Utc::now();
@@ -464,8 +475,19 @@ async fn decide_and_commit(
             });
         }
         (Target::New(req), None) => {
-            let d = order::create(Uuid::now_v7(), inc.record.tenant, order_id, *req, &ctx);
-            tracing::info!(order.id = %d.order.id, direction = d.order.direction().as_str(), "order created");
+            let tenant = inc.record.tenant;
+            let provider = match shared.providers.choose(tenant, req.kind(), named.as_ref()) {
+                Ok(p) => p,
+                Err(reason) => {
+                    return Ok(Verdict::Refused {
+                        code: RejectCode::InvalidField,
+                        reason: format!("invalid provider: {reason}"),
+                        order_id: None,
+                    });
+                }
+            };
+            let d = order::create(Uuid::now_v7(), tenant, order_id, provider, *req, &ctx);
+            tracing::info!(order.id = %d.order.id, direction = d.order.direction().as_str(), provider = %d.order.provider.name, "order created");
             (d, None)
         }
         // The create may still be in flight on another replica.
@@ -598,6 +620,7 @@ fn rejected_event(
 fn direction(name: CommandName) -> &'static str {
     match name {
         CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
+        CommandName::MintCreate => "mint",
         CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
         CommandName::OrderCancel => "order",
     }

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::providers::registry::Providers;
 use crate::storage::group_commit::GroupCommit;
 use crate::webhooks::Endpoints;
 
@@ -27,6 +28,8 @@ pub struct Shared {
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
     pub endpoints: Endpoints,
+    /// Every configured provider (`providers::registry`).
+    pub providers: Providers,
     pub cfg: Arc<Config>,
     pub wake: Arc<Wakers>,
     /// How the NATS streams found at start differ from the configured settings

@@ -27,7 +27,7 @@ use rampd::config::Config;
 use rampd_domain::Direction;
 use rampd_domain::chain_values::TxHash;
 use rampd_domain::command::{
-    Command, CommandLimits, CommandName, RejectCode, parse_command, parse_ids,
+    Command, CommandLimits, CommandName, RejectCode, parse_command, parse_ids, parse_provider,
 };
 use rampd_domain::event::{
     ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, ORDER_EVENT_TYPES,
@@ -511,7 +511,8 @@ fn event_schemas_match_the_event_types() {
         fiat_amount: full.then(|| "1500.00".into()),
         token_amount: full.then(|| "16.9".into()),
         token: "USDT".into(),
-        chain_id: 137,
+        chain_id: full.then_some(137),
+        provider: "onmeta".into(),
         provider_order_id: full.then(|| "p".into()),
         provider_status: full.then(|| "fiatPending".into()),
         payment: full.then(|| payment(true)),
@@ -520,6 +521,7 @@ fn event_schemas_match_the_event_types() {
         tx_hash: full.then(|| "0x".into()),
         deposit_tx_hash: full.then(|| "0x".into()),
         payout_reference: full.then(|| "NEFT1".into()),
+        provider_transaction_id: full.then(|| "t".into()),
         refund_address: full.then(|| "0x4".into()),
         predecessor_order_id: full.then(|| "p0".into()),
         successor_order_id: full.then(|| "s1".into()),
@@ -655,6 +657,11 @@ fn check_order_event_example(file: &str, event_type: &str) {
     }
     // Amounts: each direction always carries the amount its request fixed.
     match d {
+        // A mint (no chain: the Partner API's requests name none) fixed its token amount.
+        Direction::Onramp if e.chain_id.is_none() => {
+            assert!(e.token_amount.is_some(), "{file}: a mint's token_amount");
+            assert!(e.fiat_amount.is_none(), "{file}: a mint has no fiat amount");
+        }
         Direction::Onramp => {
             let fiat = e.fiat_amount.as_deref().expect("on-ramp fiat_amount");
             InrAmount::parse(fiat).unwrap_or_else(|err| panic!("{file}: {err}"));
@@ -674,7 +681,7 @@ fn check_order_event_example(file: &str, event_type: &str) {
         "{file}: deposit goes only with an off-ramp awaiting_payment"
     );
     if let Some(dep) = &e.deposit {
-        assert_eq!(dep.chain_id.get(), e.chain_id, "{file}");
+        assert_eq!(Some(dep.chain_id.get()), e.chain_id, "{file}");
         assert_eq!(dep.token.as_str(), e.token, "{file}");
         assert_eq!(Some(dep.token_amount.to_string()), e.token_amount, "{file}");
     }
@@ -690,7 +697,7 @@ fn check_order_event_example(file: &str, event_type: &str) {
         assert_eq!(d, Direction::Offramp, "{file}");
     }
     if let Some(hash) = &e.deposit_tx_hash {
-        let family = ChainId::new(e.chain_id).unwrap().family().unwrap();
+        let family = ChainId::new(e.chain_id.unwrap()).unwrap().family().unwrap();
         let parsed = TxHash::parse(family, hash).unwrap();
         assert_eq!(
             parsed.as_str(),
@@ -708,8 +715,10 @@ fn check_order_event_example(file: &str, event_type: &str) {
     if let Some(ps) = &e.provider_status
         && event_type == STATUS_CHANGED
     {
+        let mint = e.chain_id.is_none();
         assert!(
-            known_statuses(d).iter().any(|(s, _)| s == ps),
+            (mint && ps == rampd_domain::order::MINT_APPROVED)
+                || (!mint && known_statuses(d).iter().any(|(s, _)| s == ps)),
             "{file}: provider_status {ps} is not a documented {} status",
             d.as_str()
         );
@@ -787,8 +796,10 @@ fn order_machine_keeps_the_documented_promises() {
         now: ctx.now + Duration::days(2),
         ..ctx
     };
-    let create =
-        |file: &str, id: &str| order::create(Uuid::now_v7(), "acme", id, request(file), &ctx).order;
+    let create = |file: &str, id: &str| {
+        let provider = rampd_domain::provider::ProviderRef::default();
+        order::create(Uuid::now_v7(), "acme", id, provider, request(file), &ctx).order
+    };
     let on = create("onramp.create.upi.json", "acme-order-1003");
     let off = create("offramp.create.json", "acme-order-2001");
 
@@ -893,7 +904,9 @@ fn order_machine_keeps_the_documented_promises() {
 /// What intake does with a body: both steps must pass for the command to be carried out.
 fn accepted(name: CommandName, body: &Value) -> bool {
     let bytes = body.to_string().into_bytes();
-    parse_ids(&bytes).is_ok() && parse_command(name, &bytes, &CommandLimits::default()).is_ok()
+    parse_ids(&bytes).is_ok()
+        && parse_command(name, &bytes, &CommandLimits::default()).is_ok()
+        && parse_provider(&bytes).is_ok()
 }
 
 /// For each documented property of `schema`, found in `body` at `path`: leaving it out
@@ -961,6 +974,7 @@ fn command_schemas(name: CommandName, body: &Value) -> Vec<(Vec<&'static str>, &
             (vec!["user"], "User"),
             (vec!["bank"], "PayoutAccount"),
         ],
+        CommandName::MintCreate => vec![(vec![], "MintCreate")],
         CommandName::OnrampUtr => vec![(vec![], "OnrampUtr")],
         CommandName::OfframpTxHash => vec![(vec![], "OfframpTxHash")],
         CommandName::OrderCancel => vec![(vec![], "OrderCancel")],
@@ -1099,6 +1113,8 @@ fn example_config_loads_with_every_key_at_its_default() {
         ("AdminConfig", "admin"),
         ("CallbacksConfig", "callbacks"),
         ("RetentionConfig", "retention"),
+        ("PartnerProviderConfig", "providers.partner"),
+        ("TenantConfig", "tenants.acme"),
     ];
     assert_eq!(file.admin.listen, def.admin.listen);
     assert_eq!(
@@ -1115,6 +1131,8 @@ fn example_config_loads_with_every_key_at_its_default() {
         "webhooks",
         "endpoints",
         "retention",
+        "providers",
+        "tenants",
     ];
     for (name, table) in tables {
         let fields = struct_fields(name);
@@ -1147,6 +1165,27 @@ fn example_config_loads_with_every_key_at_its_default() {
         });
     let with_endpoint: Config = toml::from_str(&uncommented).unwrap();
     assert_eq!(with_endpoint.webhooks.endpoints.len(), 1);
+
+    // So does the commented-out Partner API provider and tenant default.
+    let with_partner = [
+        "[providers.partner]",
+        "kind = ",
+        "[tenants.acme]",
+        "provider = ",
+    ]
+    .iter()
+    .fold(text.clone(), |t, k| {
+        t.replace(&format!("\n# {k}"), &format!("\n{k}"))
+    });
+    let with_partner: Config = toml::from_str(&with_partner).unwrap();
+    rampd::app::install_crypto();
+    let providers = rampd::providers::registry::Providers::from_config(&with_partner)
+        .expect("the example providers are valid");
+    let chosen = providers
+        .choose("acme", rampd_domain::provider::RequestKind::Mint, None)
+        .unwrap();
+    assert_eq!(chosen.name.as_str(), "partner");
+    rampd::app::validate(&with_partner).expect("still valid");
     rampd::webhooks::Endpoints::from_config(&with_endpoint.webhooks.endpoints)
         .expect("the example endpoint is valid");
 }

@@ -9,25 +9,34 @@ use super::builder::Builder;
 use super::*;
 use crate::chain_values::TxHash;
 use crate::command::RejectCode;
+use crate::provider::{Plan, ProviderRef, RequestKind};
 use crate::schedule::chrono_duration;
 
-/// A new order in `Preparing`, with its `created` event and an immediate first step.
+/// A new order in `Preparing` at `provider`, with its `created` event and an immediate
+/// first step. The shell only asks for plans that serve the request (`Plan::serves`).
 pub fn create(
     id: Uuid,
     tenant: &str,
     client_order_id: &str,
+    provider: ProviderRef,
     request: OrderRequest,
     ctx: &Ctx,
 ) -> Decision {
+    debug_assert!(provider.plan.serves(request.kind()));
     let window = payment_window(request.direction(), &ctx.policy);
+    let first_step = match provider.plan {
+        Plan::Onmeta => PrepStep::CheckKyc,
+        Plan::Partner => super::partner::FIRST_STEP,
+    };
     let order = Order {
         id,
         tenant: tenant.to_string(),
         client_order_id: client_order_id.to_string(),
         sm_version: SM_VERSION,
+        provider,
         request,
         state: OrderState::Preparing,
-        step: PrepStep::CheckKyc,
+        step: first_step,
         created_at: ctx.now,
         expires_at: ctx.now + chrono_duration(window),
         kyc: None,
@@ -46,6 +55,8 @@ pub fn create(
         reason: None,
         tx_hash: None,
         payout_reference: None,
+        provider_transaction_id: None,
+        cancel_requested: None,
         refund_address: None,
         predecessor: None,
         successor: None,
@@ -78,12 +89,20 @@ fn kyc_deadline(order: &Order, policy: &OrderPolicy) -> Option<DateTime<Utc>> {
         .map(|k| k.since + chrono_duration(policy.kyc_window))
 }
 
-/// What the shell should do next for this order.
+/// What the shell should do next for this order: its provider's plan says.
+pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
+    match order.provider.plan {
+        Plan::Onmeta => onmeta_next_action(order, now, policy),
+        Plan::Partner => super::partner::next_action(order, now, policy),
+    }
+}
+
+/// The Onmeta plan's next step.
 ///
 /// An order that has a provider order is never expired without asking the provider
 /// first: past its deadline it is polled, and the status reply decides (see
 /// `observe::status`). Money that arrived at the last minute is never lost that way.
-pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
+fn onmeta_next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
     use OrderState::*;
     match order.state {
         s if s.is_terminal() => Action::Nothing,
@@ -106,6 +125,8 @@ pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> A
             }
             PrepStep::CreateOrder if quote_is_stale(order, now, policy) => Action::FetchQuote,
             PrepStep::CreateOrder => Action::CreateOrder,
+            // Not a step of this plan.
+            PrepStep::Confirm => Action::PollStatus,
         },
         AwaitingPayment => match (order.intent, &order.utr, &order.deposit_tx_hash) {
             (Some(Intent::SubmitUtr | Intent::SubmitTxHash), _, _) => Action::FindProviderOrder,
@@ -212,15 +233,15 @@ fn wrong_direction(d: &Builder, what: &str) -> Rejection {
     reject(
         RejectCode::NotApplicable,
         format!(
-            "{what} does not apply to an {} order",
-            d.order.direction().as_str()
+            "{what} does not apply to a {} order",
+            d.order.request.kind().as_str()
         ),
     )
 }
 
 fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
     use OrderState::*;
-    if d.order.direction() != Direction::Onramp {
+    if d.order.request.kind() != RequestKind::Onramp {
         return Err(wrong_direction(d, "a UTR"));
     }
     if d.order.utr.as_ref() == Some(&utr) {
@@ -292,6 +313,7 @@ fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
         successor_id,
         &d.order.tenant,
         &format!("{}:successor", d.order.client_order_id),
+        d.order.provider.clone(),
         d.order.request.clone(),
         d.ctx,
     );
@@ -313,10 +335,12 @@ fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
 }
 
 fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
-    if d.order.direction() != Direction::Offramp {
+    if d.order.request.kind() != RequestKind::Offramp {
         return Err(wrong_direction(d, "a transaction hash"));
     }
-    let chain = d.order.request.chain_id();
+    let Some(chain) = d.order.request.chain_id() else {
+        return Err(wrong_direction(d, "a transaction hash"));
+    };
     let Some(family) = chain.family() else {
         return Err(reject(
             RejectCode::InvalidField,
@@ -346,6 +370,11 @@ fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
 
 pub(super) fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Rejection> {
     use OrderState::*;
+    if d.order.provider.plan == Plan::Partner
+        && let Some(answer) = super::partner::cancel(d, &reason)
+    {
+        return answer;
+    }
     match d.order.state {
         Cancelled => Ok(()),
         s if s.is_terminal() => Err(reject(

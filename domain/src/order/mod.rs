@@ -21,12 +21,14 @@ mod contested;
 mod decide;
 mod observe;
 mod operator;
+mod partner;
 mod status;
 #[cfg(test)]
 mod tests;
 
 pub use contested::{PAYMENT_REF_CONTESTED, PaymentRefKind, payment_ref_contested};
 pub use decide::{create, decide, decide_all, next_action};
+pub use partner::MINT_APPROVED;
 pub use status::{StatusClass, classify_status, known_statuses};
 
 use std::time::Duration;
@@ -38,7 +40,8 @@ use uuid::Uuid;
 
 use crate::Direction;
 use crate::chain_values::TxHash;
-use crate::command::{OfframpRequest, OnrampRequest, RejectCode, User};
+use crate::command::{MintRequest, OfframpRequest, OnrampRequest, RejectCode, User};
+use crate::provider::{ProviderRef, RequestKind};
 use crate::schedule::PollPolicy;
 use crate::values::{ChainId, InrAmount, TokenSymbol, Utr};
 
@@ -184,6 +187,9 @@ pub enum PrepStep {
     LinkPaymentMethod,
     Quote,
     CreateOrder,
+    /// Partner API: the deposit request stands; confirm it (or decline it, when upstream
+    /// cancelled meanwhile).
+    Confirm,
 }
 
 /// A provider call that must not happen twice. Its intent is persisted before the call;
@@ -194,6 +200,8 @@ pub enum Intent {
     CreateOrder,
     SubmitUtr,
     SubmitTxHash,
+    /// Partner API: the confirmation (`confirm: "YES"`) of a deposit request.
+    Confirm,
 }
 
 /// Timing rules for orders.
@@ -238,20 +246,33 @@ impl Default for OrderPolicy {
 pub enum OrderRequest {
     Onramp(OnrampRequest),
     Offramp(OfframpRequest),
+    /// Fiat the tenant holds, minted as stablecoin to the user's wallet (an on-ramp).
+    Mint(MintRequest),
 }
 
 impl OrderRequest {
     pub fn direction(&self) -> Direction {
         match self {
-            OrderRequest::Onramp(_) => Direction::Onramp,
+            OrderRequest::Onramp(_) | OrderRequest::Mint(_) => Direction::Onramp,
             OrderRequest::Offramp(_) => Direction::Offramp,
         }
     }
 
-    pub fn user(&self) -> &User {
+    pub fn kind(&self) -> RequestKind {
         match self {
-            OrderRequest::Onramp(r) => &r.user,
-            OrderRequest::Offramp(r) => &r.user,
+            OrderRequest::Onramp(_) => RequestKind::Onramp,
+            OrderRequest::Offramp(_) => RequestKind::Offramp,
+            OrderRequest::Mint(_) => RequestKind::Mint,
+        }
+    }
+
+    /// The user whose provider account the order runs on (`None`: a mint, which runs on
+    /// the tenant's account).
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            OrderRequest::Onramp(r) => Some(&r.user),
+            OrderRequest::Offramp(r) => Some(&r.user),
+            OrderRequest::Mint(_) => None,
         }
     }
 
@@ -259,13 +280,17 @@ impl OrderRequest {
         match self {
             OrderRequest::Onramp(r) => &r.token,
             OrderRequest::Offramp(r) => &r.token,
+            OrderRequest::Mint(r) => &r.token,
         }
     }
 
-    pub fn chain_id(&self) -> ChainId {
+    /// The chain the order's tokens move on (`None`: the Partner API's own chain, which
+    /// its requests do not name).
+    pub fn chain_id(&self) -> Option<ChainId> {
         match self {
-            OrderRequest::Onramp(r) => r.chain_id,
-            OrderRequest::Offramp(r) => r.chain_id,
+            OrderRequest::Onramp(r) => Some(r.chain_id),
+            OrderRequest::Offramp(r) => Some(r.chain_id),
+            OrderRequest::Mint(_) => None,
         }
     }
 
@@ -275,6 +300,7 @@ impl OrderRequest {
         match self {
             OrderRequest::Onramp(r) => r.max_price_change_pct,
             OrderRequest::Offramp(r) => r.max_price_change_pct,
+            OrderRequest::Mint(_) => None,
         }
     }
 }
@@ -348,6 +374,9 @@ pub struct Order {
     pub tenant: String,
     pub client_order_id: String,
     pub sm_version: i32,
+    /// The provider that serves the order, fixed at creation.
+    #[serde(default)]
+    pub provider: ProviderRef,
     pub request: OrderRequest,
     pub state: OrderState,
     pub step: PrepStep,
@@ -401,6 +430,14 @@ pub struct Order {
     /// Off-ramp: the bank payout reference (`transactionId`).
     #[serde(default)]
     pub payout_reference: Option<String>,
+    /// Partner API: the provider's id of the transaction a confirmation started (not an
+    /// on-chain hash).
+    #[serde(default)]
+    pub provider_transaction_id: Option<String>,
+    /// Partner API: upstream cancelled after the deposit request; the request is declined
+    /// (`confirm: "NO"`) before the order ends `cancelled`, with this reason.
+    #[serde(default)]
+    pub cancel_requested: Option<String>,
     /// Off-ramp: where a refund went.
     #[serde(default)]
     pub refund_address: Option<String>,
@@ -536,7 +573,28 @@ pub enum Observation {
     UtrAccepted,
     TxHashAccepted,
     Status(StatusReport),
+    /// Partner API: the confirmation was accepted; the payment is approved and the mint
+    /// under way.
+    Confirmed {
+        transaction_id: String,
+    },
+    /// Partner API: the deposit request was declined (`confirm: "NO"` answered, or the
+    /// request was already invalidated).
+    Declined,
+    /// What the on-chain history says about the order's settlement.
+    Chain(ChainCheck),
     CallFailed(CallFailure),
+}
+
+/// A look at the on-chain history for the transfer that settles an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainCheck {
+    /// Found, completed and not reverted: this transaction.
+    Settled { tx_hash: String },
+    /// Not there yet.
+    NotYet,
+    /// Something there may or may not be it (several candidates alike): a person decides.
+    Doubtful { evidence: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,6 +633,12 @@ pub enum Lookup {
     Found(Box<FoundOrder>),
     /// A complete search found no such order.
     NotFound,
+    /// The provider has no way to say whether the interrupted call reached it (the
+    /// Partner API cannot read a deposit request back): a person decides; the call is
+    /// never repeated on a guess.
+    Unanswerable {
+        evidence: String,
+    },
     /// The search could not rule the order in or out (a page that failed, an unreadable
     /// row, a row that may be ours, a list longer than the search may read, the order's own
     /// row missing). The evidence goes into the timeline; no PII. With `progress`, the next
@@ -672,6 +736,12 @@ pub enum Action {
     SubmitUtr(Utr),
     /// Persist `Intent::SubmitTxHash`, then submit this hash.
     SubmitTxHash(TxHash),
+    /// Partner API: persist `Intent::Confirm`, then confirm the deposit request.
+    Confirm,
+    /// Partner API: decline the deposit request (`confirm: "NO"`); safe to repeat.
+    Decline,
+    /// Ask the provider how the order is doing (the Partner API: look for its settlement
+    /// in the on-chain history).
     PollStatus,
     /// Feed [`Input::DeadlinePassed`].
     Expire,
@@ -687,6 +757,7 @@ impl Action {
             Action::CreateOrder => Some(Intent::CreateOrder),
             Action::SubmitUtr(_) => Some(Intent::SubmitUtr),
             Action::SubmitTxHash(_) => Some(Intent::SubmitTxHash),
+            Action::Confirm => Some(Intent::Confirm),
             _ => None,
         }
     }
@@ -702,6 +773,8 @@ impl Action {
             Action::FindProviderOrder => "find_provider_order",
             Action::SubmitUtr(_) => "submit_utr",
             Action::SubmitTxHash(_) => "submit_tx_hash",
+            Action::Confirm => "confirm",
+            Action::Decline => "decline",
             Action::PollStatus => "poll_status",
             Action::Expire => "expire",
             Action::Nothing => "nothing",

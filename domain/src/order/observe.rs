@@ -34,6 +34,13 @@ pub(super) fn observe(d: &mut Builder, obs: Observation) {
         );
         return;
     }
+    let obs = match d.order.provider.plan {
+        crate::provider::Plan::Partner => match super::partner::observe(d, obs) {
+            None => return,
+            Some(obs) => obs,
+        },
+        crate::provider::Plan::Onmeta => obs,
+    };
     match obs {
         Observation::CallFailed(f) => call_failed(d, f),
         Observation::Kyc { verified, missing } if expecting(d, PrepStep::CheckKyc) => {
@@ -205,6 +212,8 @@ fn provider_order(d: &mut Builder, po: ProviderOrder, how: &'static str) {
             }
             None => d.flag("provider order has no deposit address".into()),
         },
+        // The Partner plan folds its own deposit request (`partner.rs`).
+        OrderRequest::Mint(_) => {}
     }
     d.order.provider_order_id = Some(po.provider_order_id);
     d.order.provider_status = Some(initial_status(d.order.direction()).to_string());
@@ -295,7 +304,11 @@ fn lookup(d: &mut Builder, result: Lookup) {
 /// The intent stays, so the next step is another lookup on the backoff schedule, never the
 /// create or submission itself; past `attention_after_inconclusive_lookups` a person is
 /// asked to look, with the evidence in the timeline.
-fn inconclusive(d: &mut Builder, evidence: String, retry_after: Option<std::time::Duration>) {
+pub(super) fn inconclusive(
+    d: &mut Builder,
+    evidence: String,
+    retry_after: Option<std::time::Duration>,
+) {
     d.order.failures = d.order.failures.saturating_add(1);
     let attempts = d.order.failures;
     d.history(
@@ -305,6 +318,7 @@ fn inconclusive(d: &mut Builder, evidence: String, retry_after: Option<std::time
     if attempts == d.ctx.policy.poll.attention_after_inconclusive_lookups {
         let call = match d.order.intent {
             Some(Intent::CreateOrder) => "create",
+            Some(Intent::Confirm) => "confirmation",
             _ => "payment reference submission",
         };
         d.flag(format!(
@@ -435,6 +449,11 @@ fn call_failed(d: &mut Builder, f: CallFailure) {
         json!({ "action": action.name(), "kind": format!("{:?}", f.kind), "message": f.message }),
     );
     if f.kind == FailureKind::Rejected {
+        if d.order.provider.plan == crate::provider::Plan::Partner
+            && super::partner::refused(d, &action, f.message.clone()).is_some()
+        {
+            return;
+        }
         match (d.order.state, &action) {
             (Preparing, Action::CreateOrder) => {
                 // The provider refused outright: no order exists there.
@@ -500,6 +519,9 @@ fn obs_name(o: &Observation) -> &'static str {
         Observation::UtrAccepted => "utr_accepted",
         Observation::TxHashAccepted => "tx_hash_accepted",
         Observation::Status(_) => "status",
+        Observation::Confirmed { .. } => "confirmed",
+        Observation::Declined => "declined",
+        Observation::Chain(_) => "chain",
         Observation::CallFailed(_) => "call_failed",
     }
 }

@@ -2,6 +2,7 @@ mod callbacks;
 mod contested;
 mod fold;
 mod operator;
+mod partner;
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::*;
 use crate::chain_values::{TokenAmount, TxHash, WalletAddress};
 use crate::command::{OfframpRequest, PaymentMethod, PayoutAccount, User};
+use crate::provider::ProviderRef;
 use crate::values::*;
 
 fn t0() -> DateTime<Utc> {
@@ -126,6 +128,7 @@ fn new_order() -> Order {
         Uuid::nil(),
         "acme",
         "o-1",
+        ProviderRef::default(),
         OrderRequest::Onramp(request()),
         &ctx_at(t0()),
     )
@@ -197,6 +200,7 @@ fn create_emits_preparing_and_runs_now() {
         Uuid::nil(),
         "acme",
         "o-1",
+        ProviderRef::default(),
         OrderRequest::Onramp(request()),
         &ctx_at(t0()),
     );
@@ -401,6 +405,7 @@ fn at_create_step(max_pct: Option<&str>) -> Order {
         Uuid::nil(),
         "acme",
         "o-1",
+        ProviderRef::default(),
         OrderRequest::Onramp(r),
         &ctx_at(t0()),
     )
@@ -1032,6 +1037,7 @@ fn urgency_puts_submitted_payments_first_then_deadlines_then_parked_orders() {
         Uuid::nil(),
         "acme",
         "o-1",
+        ProviderRef::default(),
         OrderRequest::Onramp(request()),
         &ctx_at(t0()),
     );
@@ -1265,7 +1271,15 @@ fn new_order_of(direction: Direction) -> Order {
         Direction::Onramp => OrderRequest::Onramp(request()),
         Direction::Offramp => OrderRequest::Offramp(offramp_request()),
     };
-    create(Uuid::nil(), "acme", "o-1", request, &ctx_at(t0())).order
+    create(
+        Uuid::nil(),
+        "acme",
+        "o-1",
+        ProviderRef::default(),
+        request,
+        &ctx_at(t0()),
+    )
+    .order
 }
 
 fn any_input(direction: Direction) -> impl Strategy<Value = Input> {
@@ -1732,6 +1746,7 @@ fn a_tron_order_refuses_an_evm_hash() {
         Uuid::nil(),
         "acme",
         "o-t",
+        ProviderRef::default(),
         OrderRequest::Offramp(r),
         &ctx_at(t0()),
     )

@@ -96,6 +96,7 @@ fn answered_by(command: CommandName, state: &str) -> bool {
         CommandName::OnrampCreate | CommandName::OfframpCreate => {
             &["awaiting_payment", "kyc_required"][..]
         }
+        CommandName::MintCreate => &["processing"][..],
         CommandName::OnrampUtr => &["utr_submitted"][..],
         CommandName::OfframpTxHash => &["tx_hash_submitted"][..],
         CommandName::OrderCancel => &[][..],

@@ -23,7 +23,6 @@ use tracing::Instrument;
 
 use crate::pool::{self, LeasedWork};
 use crate::providers::attempt;
-use crate::providers::onmeta::OnmetaClient;
 use crate::shared::Shared;
 use crate::storage::entities::scheduled_tasks as tasks;
 use crate::storage::lease::{TASKS, claim, released};
@@ -76,7 +75,6 @@ const CLAIM_HORIZON: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Executor {
     shared: Shared,
-    provider: OnmetaClient,
     /// Waiting orders' tasks (deadline checks, parked) claimed under a budget and still
     /// running: each may spend a token yet, so the next claim counts them against the
     /// tokens available.
@@ -84,10 +82,9 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(shared: Shared, provider: OnmetaClient) -> Self {
+    pub fn new(shared: Shared) -> Self {
         Executor {
             shared,
-            provider,
             waiting: Arc::default(),
         }
     }
@@ -118,7 +115,7 @@ impl Executor {
     /// orders can neither spend the tokens the moving ones need nor be claimed only to
     /// be deferred (`providers::budget`).
     async fn claim_due(&self, room: u64) -> Result<Vec<tasks::Model>, DbErr> {
-        let budget = self.provider.budget();
+        let budget = self.shared.providers.claim_budget();
         let drive = Condition::all().add(tasks::Column::Kind.eq(DRIVE));
         if !budget.is_limited() {
             return self.claim_where(drive, room).await;
@@ -164,7 +161,9 @@ impl Executor {
             let trace_id = telemetry::warnings::order_trace_id(task.trace_ctx.as_deref());
             tracing::warn!(order.id = %task.order_id, order.trace_id = trace_id.as_deref(), error = %e, "task failed; retried after its lease");
         }
-        if self.provider.budget().is_limited() && task.priority != Urgency::Moving.rank() {
+        if self.shared.providers.claim_budget().is_limited()
+            && task.priority != Urgency::Moving.rank()
+        {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -252,7 +251,7 @@ impl Executor {
     ) -> Observation {
         let trace = task.trace_ctx.as_deref().or(order_trace);
         let timeout = call_timeout(&self.shared.cfg);
-        let call = steps::run(&self.provider, action, order, Utc::now(), trace);
+        let call = steps::run(&self.shared.providers, action, order, Utc::now(), trace);
         let call = attempt::scope(order.failures + 1, call);
         match tokio::time::timeout(timeout, call).await {
             Ok(obs) => obs,
@@ -324,9 +323,9 @@ impl Executor {
     }
 }
 
-/// The longest a provider call may take, its client's timeout and a second of slack.
+/// The longest a provider call may take: the longest client timeout and a second of slack.
 fn call_timeout(cfg: &crate::config::Config) -> Duration {
-    Duration::from_millis(cfg.provider.timeout_ms + 1_000)
+    Duration::from_millis(cfg.longest_provider_timeout_ms() + 1_000)
 }
 
 /// When a lease goes on with the order's next step instead of writing what it has.

@@ -7,6 +7,7 @@ pub mod error;
 pub(crate) mod lenient;
 pub mod onmeta;
 pub mod partner;
+pub mod registry;
 pub(crate) mod transport;
 
 pub use error::ProviderError;

@@ -11,6 +11,7 @@
 pub mod callback;
 pub mod lookup;
 mod parse;
+pub mod steps;
 
 pub use parse::classify_link_status;
 pub(crate) use parse::decimal_json;

@@ -20,6 +20,9 @@
 //!   completed on-chain transfer; the same `referenceId` again answers the same
 //!   `transactionId`.
 //!
+//! Faults: `lose_deposit_answers` and `lose_confirmation_answers` carry the first requests
+//! out and answer 504, as an answer lost on the way would.
+//!
 //! Control (no auth): `POST /partner/sandbox/transfers` adds an on-chain transfer (a
 //! user's redeem), `{from, to, amount, status?, revertReason?}` → `{trxId}`;
 //! `GET /partner/sandbox/stats` counts what was asked ([`PartnerStats`]).
@@ -48,6 +51,11 @@ pub struct PartnerSimConfig {
     pub mint_after_reads: u32,
     /// Deposits above this many tokens are rejected.
     pub max_deposit: Decimal,
+    /// The first this many deposit requests are carried out, but answered 504 as if the
+    /// answer was lost on the way (a caller cannot tell whether they arrived).
+    pub lose_deposit_answers: u32,
+    /// The same for confirmations.
+    pub lose_confirmation_answers: u32,
 }
 
 impl Default for PartnerSimConfig {
@@ -58,6 +66,8 @@ impl Default for PartnerSimConfig {
             tenant_header: "x-tenant-id".into(),
             mint_after_reads: 1,
             max_deposit: Decimal::from(10_000),
+            lose_deposit_answers: 0,
+            lose_confirmation_answers: 0,
         }
     }
 }
@@ -103,6 +113,17 @@ struct World {
     /// referenceId → (transaction hash, transactionId).
     payouts: HashMap<String, (String, String)>,
     stats: PartnerStats,
+    /// Answers lost so far: (deposit requests, confirmations).
+    lost: (u32, u32),
+}
+
+/// The 504 of an answer lost after the request was carried out.
+fn lost_answer() -> Response {
+    errors(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway",
+        "upstream request timeout",
+    )
 }
 
 /// The simulator's state; cheap to clone.
@@ -273,6 +294,10 @@ async fn deposit(State(sim): State<PartnerSim>, headers: HeaderMap, body: Json<V
         );
         ("INITIAL", "PENDING", "")
     };
+    if w.lost.0 < sim.config.lose_deposit_answers {
+        w.lost.0 += 1;
+        return lost_answer();
+    }
     let data = json!({
         "amount": amount.to_string(),
         "token": b.token,
@@ -349,6 +374,10 @@ async fn confirm(State(sim): State<PartnerSim>, headers: HeaderMap, body: Json<V
         memo: Some(id.clone()),
         hidden_for: sim.config.mint_after_reads,
     });
+    if w.lost.1 < sim.config.lose_confirmation_answers {
+        w.lost.1 += 1;
+        return lost_answer();
+    }
     let now = timestamp();
     let data = json!({
         "requestId": Uuid::new_v4().to_string(),

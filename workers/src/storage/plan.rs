@@ -176,17 +176,16 @@ impl Plan {
 /// `ramp.evt.<tenant>.<direction>.command_rejected`. `new_id` names the tasks and events.
 pub fn decision(
     w: &Write<'_>,
-    provider: &str,
     refusal: Option<(&str, &CommandRejected)>,
     new_id: &mut impl FnMut() -> Uuid,
 ) -> Result<Plan, serde_json::Error> {
     let mut plan = Plan::default();
     let d = w.decision;
-    order_rows(&mut plan, d, w.expected_version, w, provider, new_id)?;
+    order_rows(&mut plan, d, w.expected_version, w, new_id)?;
     if let Some(spawned) = &d.spawned {
         // A successor order is created in the same transaction as the decision that
         // names it: both orders exist, each pointing at the other, or neither does.
-        order_rows(&mut plan, spawned, None, w, provider, new_id)?;
+        order_rows(&mut plan, spawned, None, w, new_id)?;
     }
     let id = d.order.id.to_string();
     // A decision that schedules the task ends the lease after its task write; one that
@@ -227,7 +226,6 @@ fn order_rows(
     d: &Decision,
     expected_version: Option<i64>,
     w: &Write<'_>,
-    provider: &str,
     new_id: &mut impl FnMut() -> Uuid,
 ) -> Result<(), serde_json::Error> {
     let o = &d.order;
@@ -246,7 +244,7 @@ fn order_rows(
             data: serde_json::to_string(o)?,
             sm_version: o.sm_version,
             version: expected_version.map_or(1, |v| v + 1),
-            provider: provider.into(),
+            provider: o.provider.name.to_string(),
             provider_order_id: o.provider_order_id.clone(),
             utr: o.utr.as_ref().map(|u| u.as_str().to_string()),
             deposit_tx_hash: o.deposit_tx_hash.as_ref().map(|h| h.as_str().to_string()),

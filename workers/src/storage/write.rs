@@ -29,7 +29,6 @@ use super::group_commit::{GroupCommit, GroupWrite};
 use super::plan::{self, Plan};
 pub use super::plan::{CommandRecord, DRIVE, Write, event_subject, inbox_id};
 pub use super::write_error::WriteError;
-use crate::providers::onmeta::PROVIDER;
 use crate::telemetry::{meters, spans};
 
 /// Commit a decision. Returns the order's new version.
@@ -43,7 +42,7 @@ pub async fn commit_decision(db: &DatabaseConnection, w: Write<'_>) -> Result<i6
 }
 
 fn plan_of(w: &Write<'_>, refusal: Option<(&str, &CommandRejected)>) -> Result<Plan, WriteError> {
-    plan::decision(w, PROVIDER, refusal, &mut Uuid::now_v7)
+    plan::decision(w, refusal, &mut Uuid::now_v7)
         .map_err(|e| WriteError::Db(DbErr::Custom(e.to_string())))
 }
 

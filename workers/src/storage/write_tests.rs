@@ -110,6 +110,7 @@ fn new_order(tenant: &str, client_order_id: &str) -> Decision {
         Uuid::now_v7(),
         tenant,
         client_order_id,
+        rampd_domain::provider::ProviderRef::default(),
         OrderRequest::Onramp(request()),
         &ctx(t0()),
     )
@@ -136,6 +137,7 @@ fn new_offramp(tenant: &str, client_order_id: &str) -> Decision {
         Uuid::now_v7(),
         tenant,
         client_order_id,
+        rampd_domain::provider::ProviderRef::default(),
         OrderRequest::Offramp(r),
         &ctx(t0()),
     )
@@ -1612,13 +1614,7 @@ async fn one_apply_writes_many_plans_each_whole(db: DatabaseConnection) {
     let d_new = new_order("acme", "p-new");
     let create = cmd("acme", "cmd-p-new", "onramp.create");
     let plan = |expected, d: &Decision, c: Option<CommandRecord<'_>>| {
-        super::plan::decision(
-            &write(expected, d, c, at(1)),
-            crate::providers::onmeta::PROVIDER,
-            None,
-            &mut Uuid::now_v7,
-        )
-        .unwrap()
+        super::plan::decision(&write(expected, d, c, at(1)), None, &mut Uuid::now_v7).unwrap()
     };
     let plans = [
         plan(Some(twice.version), &first, None),

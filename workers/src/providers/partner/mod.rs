@@ -4,9 +4,11 @@
 //! tenant pays fiat → the payout reported with the fiat-transfer PUT.
 //!
 //! [`client`] makes the calls; [`wire`] parses what they answer and [`history`] concludes
-//! from the on-chain history, both pure. The order machine's step plan for this provider
-//! and its place behind the provider seam are not built yet (issue 11).
+//! from the on-chain history, both pure; [`steps`] runs the order machine's Partner plan
+//! (`rampd_domain::order`, `partner.rs`) on them. Mint is built; redeem's client calls and
+//! checks are, its plan is not yet.
 
 pub mod client;
 pub mod history;
+pub mod steps;
 pub mod wire;

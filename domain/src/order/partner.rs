@@ -1,0 +1,202 @@
+//! The Partner API's step plan (providers.md §4.1): a mint is a deposit request, its
+//! confirmation, then the mint credit seen in the on-chain history.
+//!
+//! ```text
+//! preparing ─deposit request─▶ (deposit stands) ─confirm YES─▶ processing ─credit seen─▶ completed
+//!     │ 201 rejection / 4xx: failed       │ cancel: confirm NO ▶ cancelled
+//!                                         │ 201 rejection / 400 invalidated: failed
+//! ```
+//!
+//! The API has no idempotency key and no endpoint to read a deposit request, a
+//! confirmation or a mint back, so crash recovery differs from Onmeta's lookups:
+//! - an unanswered **deposit request** cannot be looked up. It is never sent again on a
+//!   guess: the order is flagged for a person and, unless they act, ends `expired` at its
+//!   deadline. (A deposit request that did arrive mints nothing without a confirmation.)
+//! - an unanswered **confirmation** may have started the mint. It is never sent again:
+//!   the history is searched for the order's credit (its memo is the deposit request id),
+//!   and found, the order completes. Until then it is looked for on the lookup backoff
+//!   and flagged after `attention_after_inconclusive_lookups` looks. It never expires: the
+//!   money may be moving.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::builder::Builder;
+use super::decide::reject;
+use super::*;
+use crate::schedule::chrono_duration;
+
+/// The provider status of a confirmed mint (the confirmation's `paymentStatus`); the
+/// API has no status to poll, so it is the only one a mint records.
+pub const MINT_APPROVED: &str = "APPROVED";
+
+/// A mint starts with its deposit request: the Partner API has no KYC, link or quote
+/// steps of ours.
+pub(super) const FIRST_STEP: PrepStep = PrepStep::CreateOrder;
+
+pub(super) fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
+    use OrderState::*;
+    match order.state {
+        s if s.is_terminal() => Action::Nothing,
+        Preparing
+            if order.intent != Some(Intent::Confirm) && now >= order.unpaid_deadline(policy) =>
+        {
+            Action::Expire
+        }
+        Preparing => match (order.step, order.intent) {
+            (_, Some(_)) => Action::FindProviderOrder,
+            (PrepStep::Confirm, None) if order.cancel_requested.is_some() => Action::Decline,
+            (PrepStep::Confirm, None) => Action::Confirm,
+            (_, None) => Action::CreateOrder,
+        },
+        _ => Action::PollStatus,
+    }
+}
+
+/// Upstream's cancel, where this plan differs from the shared rule: once the deposit
+/// request stands it is declined first (the order ends `cancelled` when the provider has
+/// answered), and while a confirmation is in flight it cannot be undone. `None`: the
+/// shared rule applies.
+pub(super) fn cancel(d: &mut Builder, reason: &Option<String>) -> Option<Result<(), Rejection>> {
+    if d.order.state != OrderState::Preparing || d.order.step != PrepStep::Confirm {
+        return None;
+    }
+    if d.order.intent == Some(Intent::Confirm) {
+        return Some(Err(reject(
+            RejectCode::PaymentInProgress,
+            "the mint's confirmation may have reached the provider".into(),
+        )));
+    }
+    if d.order.cancel_requested.is_some() {
+        return Some(Ok(())); // already declining
+    }
+    let reason = reason
+        .clone()
+        .unwrap_or_else(|| "cancelled_by_upstream".into());
+    d.history("cancel_requested", json!({ "reason": reason }));
+    d.order.cancel_requested = Some(reason);
+    d.run_now();
+    Some(Ok(()))
+}
+
+/// Fold what this plan's calls return; the observation comes back when the shared fold
+/// is to take it (failed calls, and what does not apply here).
+pub(super) fn observe(d: &mut Builder, obs: Observation) -> Option<Observation> {
+    use OrderState::*;
+    let (state, step, intent) = (d.order.state, d.order.step, d.order.intent);
+    match obs {
+        Observation::Created(po) if state == Preparing && step == PrepStep::CreateOrder => {
+            d.order.failures = 0;
+            d.order.intent = None;
+            d.history(
+                "deposit_requested",
+                json!({ "deposit_request_id": po.provider_order_id }),
+            );
+            d.order.provider_order_id = Some(po.provider_order_id);
+            d.step(PrepStep::Confirm);
+        }
+        Observation::Confirmed { transaction_id }
+            if state == Preparing && step == PrepStep::Confirm =>
+        {
+            confirmed(d, Some(transaction_id));
+        }
+        Observation::Declined if state == Preparing && step == PrepStep::Confirm => {
+            d.order.failures = 0;
+            d.history("deposit_request_declined", json!({}));
+            d.order.reason = d.order.cancel_requested.take();
+            d.move_to(Cancelled);
+        }
+        Observation::Chain(check) if state == Processing => settlement(d, check),
+        // The confirmation went unanswered; its credit in the history answers for it.
+        Observation::Chain(check) if intent == Some(Intent::Confirm) => match check {
+            ChainCheck::Settled { tx_hash } => {
+                d.history("credit_found_after_interrupted_confirmation", json!({}));
+                confirmed(d, None);
+                settlement(d, ChainCheck::Settled { tx_hash });
+            }
+            ChainCheck::NotYet => super::observe::inconclusive(
+                d,
+                "confirmation unanswered and no mint credit in the history yet; \
+                 confirming again could mint twice"
+                    .into(),
+                None,
+            ),
+            ChainCheck::Doubtful { evidence } => super::observe::inconclusive(d, evidence, None),
+        },
+        Observation::Lookup(Lookup::Unanswerable { evidence })
+            if state == Preparing && intent == Some(Intent::CreateOrder) =>
+        {
+            d.history("lookup_unanswerable", json!({ "evidence": evidence }));
+            d.flag(format!(
+                "interrupted deposit request: {evidence}; not repeated, so a person \
+                 decides (cancel, or let the order expire)"
+            ));
+            // Nothing can be asked: the next look is at the deadline, which expires it.
+            let deadline = d.order.unpaid_deadline(&d.ctx.policy);
+            d.next = NextRun::At(deadline.max(d.ctx.now));
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// The confirmation was accepted (or its credit found): the payment is approved and the
+/// mint under way. The payment window now bounds the wait for the credit (a flag, never
+/// an expiry: the money moved).
+fn confirmed(d: &mut Builder, transaction_id: Option<String>) {
+    d.order.failures = 0;
+    d.order.intent = None;
+    if transaction_id.is_some() {
+        d.order.provider_transaction_id = transaction_id;
+    }
+    d.order.provider_status = Some(MINT_APPROVED.into());
+    d.history(
+        "confirmed",
+        json!({ "transaction_id": d.order.provider_transaction_id }),
+    );
+    let window = super::decide::payment_window(d.order.direction(), &d.ctx.policy);
+    d.order.expires_at = d.ctx.now + chrono_duration(window);
+    d.move_to(OrderState::Processing);
+}
+
+fn settlement(d: &mut Builder, check: ChainCheck) {
+    d.order.failures = 0;
+    match check {
+        ChainCheck::Settled { tx_hash } => {
+            d.history("mint_credited", json!({ "tx_hash": tx_hash }));
+            d.order.tx_hash = Some(tx_hash);
+            d.move_to(OrderState::Completed);
+        }
+        ChainCheck::NotYet => {
+            if d.ctx.now >= d.order.expires_at {
+                d.flag("no mint credit in the on-chain history within the payment window".into());
+            }
+            d.poll_later();
+        }
+        ChainCheck::Doubtful { evidence } => {
+            d.history("mint_credit_doubtful", json!({ "evidence": evidence }));
+            d.flag(format!("mint credit unclear: {evidence}"));
+            d.poll_later();
+        }
+    }
+}
+
+/// A refusal of this plan's own calls (`None`: the shared rule applies). A refused
+/// confirmation ends the order; a refused decline leaves nothing to undo (an unconfirmed
+/// deposit request mints nothing), so the cancel completes.
+pub(super) fn refused(d: &mut Builder, action: &Action, message: String) -> Option<()> {
+    match action {
+        Action::Confirm => {
+            d.order.intent = None;
+            d.order.reason = Some(message);
+            d.fail("confirmation_rejected");
+        }
+        Action::Decline => {
+            d.history("decline_refused", json!({ "message": message }));
+            d.order.reason = d.order.cancel_requested.take();
+            d.move_to(OrderState::Cancelled);
+        }
+        _ => return None,
+    }
+    Some(())
+}

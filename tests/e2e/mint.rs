@@ -1,0 +1,182 @@
+//! Mint orders at the Partner API end to end: deposit request, confirmation, the mint
+//! credit in the on-chain history; refusals; and interrupted calls that are never repeated.
+
+use rampd::sandbox::SandboxConfig;
+use rampd::sandbox::partner::PartnerSimConfig;
+use rampd::storage::entities::orders;
+use rampd_domain::order::OrderState;
+use rampd_e2e::{Backend, Stack, both, create_body, mint_body, wait_for, with_partner};
+use sea_orm::EntityTrait;
+
+async fn partner_stack(backend: Backend, partner: PartnerSimConfig) -> Stack {
+    let sandbox = SandboxConfig {
+        partner,
+        ..Default::default()
+    };
+    Stack::start_with(backend, sandbox, with_partner).await
+}
+
+async fn mint_happy_path(backend: Backend) {
+    let s = partner_stack(backend, PartnerSimConfig::default()).await;
+    s.send("mint.create", &mint_body("m-1", "alice.ul")).await;
+    let done = s.wait_state("m-1", OrderState::Completed).await;
+    assert_eq!(done.order.provider.name.as_str(), "partner");
+    assert!(
+        done.order.provider_order_id.is_some(),
+        "the deposit request id"
+    );
+    assert!(done.order.provider_transaction_id.is_some());
+    let credit = done.order.tx_hash.clone().expect("the mint credit's hash");
+    wait_for("three status events", || {
+        (s.states_of("m-1").len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(s.states_of("m-1"), ["preparing", "processing", "completed"]);
+    let ev = s
+        .wait_event("completed", |e| {
+            e["order_id"] == "m-1" && e["state"] == "completed"
+        })
+        .await;
+    assert_eq!(
+        ev["_subject"], "ramp.evt.acme.onramp.status_changed",
+        "{ev}"
+    );
+    assert_eq!(ev["provider"], "partner");
+    assert_eq!(ev["token"], "USBC");
+    assert_eq!(ev["token_amount"], "25");
+    assert_eq!(ev["tx_hash"], credit.as_str());
+    assert!(ev.get("chain_id").is_none(), "{ev}");
+    let hooks = wait_for("three webhooks", || {
+        let h = s.receiver.received();
+        (h.len() >= 3).then_some(h)
+    })
+    .await;
+    assert!(hooks.iter().all(|h| h.verified));
+    assert!(hooks.iter().all(|h| h.body["provider"] == "partner"));
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (1, 1));
+    // The row names the provider (the payment-reference indexes are per provider).
+    let row = orders::Entity::find_by_id(done.order.id.to_string())
+        .one(&s.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.provider, "partner");
+    // An on-ramp order of the same tenant still runs at Onmeta.
+    s.create("o-1").await;
+    let on = s.wait_order("o-1").await;
+    assert_eq!(on.order.provider.name.as_str(), "onmeta");
+    s.finish().await;
+}
+both!(mint_happy_path);
+
+async fn a_rejected_deposit_fails_the_mint(backend: Backend) {
+    let s = partner_stack(backend, PartnerSimConfig::default()).await;
+    // The simulator refuses deposits to wallets whose name ends in `reject` (in a 201).
+    s.send("mint.create", &mint_body("m-2", "bob.reject")).await;
+    let failed = s.wait_state("m-2", OrderState::Failed).await;
+    let reason = failed.order.reason.unwrap_or_default();
+    assert!(reason.contains("Deposit not allowed"), "{reason}");
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (1, 0));
+    s.finish().await;
+}
+both!(a_rejected_deposit_fails_the_mint);
+
+async fn a_lost_confirmation_answer_is_settled_from_the_history(backend: Backend) {
+    let partner = PartnerSimConfig {
+        lose_confirmation_answers: 1,
+        ..Default::default()
+    };
+    let s = partner_stack(backend, partner).await;
+    s.send("mint.create", &mint_body("m-3", "carol.ul")).await;
+    // The confirmation was carried out but its answer lost: never sent again, the credit
+    // in the history completes the order.
+    let done = s.wait_state("m-3", OrderState::Completed).await;
+    assert!(done.order.tx_hash.is_some());
+    let history = s.history("m-3").await;
+    assert!(
+        history
+            .iter()
+            .any(|h| h == "credit_found_after_interrupted_confirmation"),
+        "{history:?}"
+    );
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (1, 1));
+    s.finish().await;
+}
+both!(a_lost_confirmation_answer_is_settled_from_the_history);
+
+async fn a_lost_deposit_answer_is_flagged_not_repeated(backend: Backend) {
+    let partner = PartnerSimConfig {
+        lose_deposit_answers: 1,
+        ..Default::default()
+    };
+    let s = partner_stack(backend, partner).await;
+    s.send("mint.create", &mint_body("m-4", "dave.ul")).await;
+    let flagged = s
+        .wait_event("attention", |e| {
+            e["order_id"] == "m-4" && e["type"] == "order.attention_needed"
+        })
+        .await;
+    let reason = flagged["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("interrupted deposit request"), "{reason}");
+    let o = s.wait_order("m-4").await;
+    assert_eq!(o.order.state, OrderState::Preparing);
+    assert!(o.order.attention.is_some());
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (1, 0));
+    // The person's way out: cancel (nothing was confirmed, so nothing was minted).
+    s.send(
+        "order.cancel",
+        &serde_json::json!({"command_id": "m-4-cancel", "order_id": "m-4"}),
+    )
+    .await;
+    s.wait_state("m-4", OrderState::Cancelled).await;
+    assert_eq!(s.sandbox.partner().stats().deposit_requests, 1);
+    s.finish().await;
+}
+both!(a_lost_deposit_answer_is_flagged_not_repeated);
+
+async fn a_create_runs_only_at_a_provider_that_serves_it(backend: Backend) {
+    let s = partner_stack(backend, PartnerSimConfig::default()).await;
+    let rejected = |order_id: &'static str| {
+        move |e: &serde_json::Value| e["type"] == "command.rejected" && e["order_id"] == order_id
+    };
+    let mut mint = mint_body("m-5", "erin.ul");
+    mint["provider"] = "onmeta".into();
+    s.send("mint.create", &mint).await;
+    let r = s
+        .wait_event("mint at onmeta refused", rejected("m-5"))
+        .await;
+    assert_eq!(r["code"], "invalid_field");
+    assert_eq!(r["_subject"], "ramp.evt.acme.mint.command_rejected", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not serve mint orders"),
+        "{r}"
+    );
+    let mut on = create_body("o-5", "o-5-create");
+    on["provider"] = "partner".into();
+    s.send("onramp.create", &on).await;
+    let r = s
+        .wait_event("onramp at partner refused", rejected("o-5"))
+        .await;
+    assert_eq!(r["code"], "invalid_field");
+    let mut unknown = mint_body("m-6", "erin.ul");
+    unknown["provider"] = "bunq".into();
+    s.send("mint.create", &unknown).await;
+    let r = s
+        .wait_event("unknown provider refused", rejected("m-6"))
+        .await;
+    assert!(
+        r["reason"].as_str().unwrap().contains("no provider bunq"),
+        "{r}"
+    );
+    assert!(s.order("m-5").await.is_none() && s.order("o-5").await.is_none());
+    assert_eq!(s.sandbox.partner().stats().deposit_requests, 0);
+    s.finish().await;
+}
+both!(a_create_runs_only_at_a_provider_that_serves_it);

@@ -1,0 +1,129 @@
+//! The Partner plan's steps (`rampd_domain::order` Partner plan): turn an [`Action`] into
+//! this connector's calls and their result into an [`Observation`]. Holds no order state.
+//!
+//! Recovery of an interrupted call makes no call that could repeat it: an interrupted
+//! deposit request is [`Lookup::Unanswerable`] (the API cannot read one back), and an
+//! interrupted confirmation is answered by the history, where its mint credit carries
+//! the deposit request id as memo.
+
+use rampd_domain::command::{MintRequest, MintWallet};
+use rampd_domain::order::{
+    Action, ChainCheck, Intent, Lookup, Observation, Order, OrderRequest, ProviderOrder,
+};
+
+use super::client::{DepositRequest, PartnerClient, WalletIdentifierType};
+use super::history::{Expected, MintCheck, mint_credit};
+use super::wire::{Confirmation, Deposit, INVALIDATED};
+use crate::providers::ProviderError;
+
+pub async fn call(
+    p: &PartnerClient,
+    action: &Action,
+    o: &Order,
+    trace: Option<&str>,
+) -> Result<Observation, ProviderError> {
+    let OrderRequest::Mint(mint) = &o.request else {
+        return Err(refused(format!(
+            "a {} order is not served by the Partner plan",
+            o.request.kind().as_str()
+        )));
+    };
+    let deposit = deposit_of(mint);
+    let deposit_id = o.provider_order_id.as_deref();
+    Ok(match (action, deposit_id) {
+        (Action::CreateOrder, _) => match p.deposit_request(&deposit, trace).await? {
+            Deposit::Accepted {
+                deposit_request_id,
+                amount,
+            } if amount == deposit.amount => Observation::Created(ProviderOrder {
+                provider_order_id: deposit_request_id,
+                ..Default::default()
+            }),
+            // Confirming it would mint another amount than the order's.
+            Deposit::Accepted { amount, .. } => {
+                return Err(refused(format!(
+                    "the deposit request stands for {amount}, not the {} asked",
+                    deposit.amount
+                )));
+            }
+            Deposit::Rejected { reason, .. } => return Err(refused(reason)),
+        },
+        (Action::Confirm, Some(id)) => match p.confirm(id, &deposit, true, trace).await? {
+            Confirmation::Confirmed {
+                request_id,
+                transaction_id,
+                ..
+            } => Observation::Confirmed {
+                transaction_id: transaction_id.unwrap_or(request_id),
+            },
+            Confirmation::Rejected { reason, .. } => return Err(refused(reason)),
+            Confirmation::Invalidated => return Err(refused(INVALIDATED.into())),
+        },
+        (Action::Decline, Some(id)) => match p.confirm(id, &deposit, false, trace).await? {
+            Confirmation::Rejected { .. } | Confirmation::Invalidated => Observation::Declined,
+            // Answered like a YES: something is wrong; retried, and flagged if it lasts.
+            Confirmation::Confirmed { .. } => {
+                return Err(ProviderError::Unknown {
+                    detail: "a decline was answered as a confirmation".into(),
+                });
+            }
+        },
+        (Action::FindProviderOrder, _) if o.intent == Some(Intent::CreateOrder) => {
+            Observation::Lookup(Lookup::Unanswerable {
+                evidence: "the Partner API has no endpoint to read a deposit request back".into(),
+            })
+        }
+        (Action::FindProviderOrder | Action::PollStatus, Some(id)) => {
+            Observation::Chain(credit(p, mint, id, trace).await?)
+        }
+        (other, _) => {
+            return Err(refused(format!(
+                "{} is not a step of the Partner plan here",
+                other.name()
+            )));
+        }
+    })
+}
+
+/// What the deposit request (and its confirmation, which repeats it) says.
+fn deposit_of(mint: &MintRequest) -> DepositRequest {
+    DepositRequest {
+        amount: mint.amount.value(),
+        token: mint.token.as_str().to_string(),
+        wallet_identifier: mint.wallet.identifier().to_string(),
+        wallet_identifier_type: match mint.wallet {
+            MintWallet::CustomNamespace(_) => WalletIdentifierType::CustomNamespace,
+            MintWallet::WalletAddress(_) => WalletIdentifierType::WalletAddress,
+        },
+    }
+}
+
+/// Look for the mint's credit in the wallet's history, narrowed to the deposit request's
+/// memo. More than one credit alike is doubtful, never picked.
+async fn credit(
+    p: &PartnerClient,
+    mint: &MintRequest,
+    deposit_id: &str,
+    trace: Option<&str>,
+) -> Result<ChainCheck, ProviderError> {
+    let wallet = mint.wallet.identifier();
+    let history = p.history(wallet, Some(deposit_id), trace).await?;
+    let expected = Expected {
+        to: wallet,
+        amount: mint.amount.value(),
+    };
+    Ok(match mint_credit(&history, expected, &[]) {
+        MintCheck::Credited(t) => ChainCheck::Settled { tx_hash: t.trx_id },
+        MintCheck::NotYet => ChainCheck::NotYet,
+        MintCheck::Ambiguous { candidates } => ChainCheck::Doubtful {
+            evidence: format!("{candidates} completed credits of this amount carry its memo"),
+        },
+    })
+}
+
+fn refused(message: String) -> ProviderError {
+    ProviderError::Rejected {
+        code: None,
+        message,
+    }
+}
