@@ -25,16 +25,20 @@ pub enum CommandName {
     OfframpCreate,
     OfframpTxHash,
     MintCreate,
+    RedeemCreate,
+    RedeemPayout,
     OrderCancel,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 6] = [
+    pub const ALL: [CommandName; 8] = [
         CommandName::OnrampCreate,
         CommandName::OnrampUtr,
         CommandName::OfframpCreate,
         CommandName::OfframpTxHash,
         CommandName::MintCreate,
+        CommandName::RedeemCreate,
+        CommandName::RedeemPayout,
         CommandName::OrderCancel,
     ];
 
@@ -45,6 +49,8 @@ impl CommandName {
             CommandName::OfframpCreate => "offramp.create",
             CommandName::OfframpTxHash => "offramp.txhash",
             CommandName::MintCreate => "mint.create",
+            CommandName::RedeemCreate => "redeem.create",
+            CommandName::RedeemPayout => "redeem.payout",
             CommandName::OrderCancel => "order.cancel",
         }
     }
@@ -97,10 +103,12 @@ pub enum RejectCode {
     PaymentRefUnavailable,
     /// The chain is not one the provider supports (or, for an on-ramp, not an EVM chain).
     UnsupportedChain,
+    /// A redeem's payout was already reported under a different reference.
+    PayoutAlreadySet,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 19] = [
+    pub const ALL: [RejectCode; 20] = [
         RejectCode::Malformed,
         RejectCode::InvalidSchema,
         RejectCode::InvalidField,
@@ -120,6 +128,7 @@ impl RejectCode {
         RejectCode::CommandIdReused,
         RejectCode::PaymentRefUnavailable,
         RejectCode::UnsupportedChain,
+        RejectCode::PayoutAlreadySet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +151,7 @@ impl RejectCode {
             RejectCode::MsgIdMismatch => "msg_id_mismatch",
             RejectCode::CommandIdReused => "command_id_reused",
             RejectCode::PaymentRefUnavailable => "payment_ref_unavailable",
+            RejectCode::PayoutAlreadySet => "payout_already_set",
             RejectCode::UnsupportedChain => "unsupported_chain",
         }
     }
@@ -297,22 +307,22 @@ pub struct OfframpRequest {
     pub max_price_change_pct: Option<Decimal>,
 }
 
-/// Where a mint's tokens go: a Partner API namespace or a wallet address.
+/// A wallet at the Partner API, where tokens go: a mint's user, a redeem's tenant.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(tag = "type", content = "identifier", rename_all = "snake_case")]
-pub enum MintWallet {
+pub enum PartnerWallet {
     /// A namespace of the Partner API (`CUSTOM NAMESPACE`, such as `alice.ul`).
     CustomNamespace(Namespace),
     /// An address on the Partner API's chain (`WALLET ADDRESS`).
     WalletAddress(EvmAddress),
 }
 
-impl MintWallet {
+impl PartnerWallet {
     /// The identifier as the provider's history names the wallet.
     pub fn identifier(&self) -> &str {
         match self {
-            MintWallet::CustomNamespace(n) => n.as_str(),
-            MintWallet::WalletAddress(a) => a.as_str(),
+            PartnerWallet::CustomNamespace(n) => n.as_str(),
+            PartnerWallet::WalletAddress(a) => a.as_str(),
         }
     }
 }
@@ -364,7 +374,31 @@ pub struct MintRequest {
     /// Tokens to mint (the provider's `amount`).
     pub amount: TokenAmount,
     pub token: TokenSymbol,
-    pub wallet: MintWallet,
+    pub wallet: PartnerWallet,
+}
+
+/// A validated redeem request (stablecoin the user sends on chain → fiat the tenant's
+/// treasury pays out to a transfer method, reported to the Partner API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct RedeemRequest {
+    /// Tokens the user sends (exactly).
+    pub amount: TokenAmount,
+    pub token: TokenSymbol,
+    /// The wallet the user sends them to (the tenant's).
+    pub wallet: PartnerWallet,
+    /// What the treasury pays out.
+    pub fiat: FiatPayout,
+}
+
+/// The fiat side of a redeem: how much, in which currency, to which transfer method.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct FiatPayout {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// ISO 4217, upper case (`USD`).
+    pub symbol: String,
+    /// The payout destination (`/offchainTransaction/transfer-method`: ACH or card).
+    pub transfer_method_id: String,
 }
 
 /// The most significant digits a mint amount may have: the Partner API takes amounts as
@@ -377,6 +411,11 @@ pub enum Command {
     CreateOnramp(Box<OnrampRequest>),
     CreateOfframp(Box<OfframpRequest>),
     CreateMint(Box<MintRequest>),
+    CreateRedeem(Box<RedeemRequest>),
+    /// The tenant's treasury paid a redeem's fiat: its payout reference.
+    ReportPayout {
+        reference: String,
+    },
     SubmitUtr {
         utr: Utr,
     },
@@ -404,6 +443,10 @@ impl Command {
             Command::CreateOnramp(r) => Target::New(Box::new(OrderRequest::Onramp(*r))),
             Command::CreateOfframp(r) => Target::New(Box::new(OrderRequest::Offramp(*r))),
             Command::CreateMint(r) => Target::New(Box::new(OrderRequest::Mint(*r))),
+            Command::CreateRedeem(r) => Target::New(Box::new(OrderRequest::Redeem(*r))),
+            Command::ReportPayout { reference } => {
+                Target::Existing(Input::PayoutReported { reference })
+            }
             Command::SubmitUtr { utr } => Target::Existing(Input::SubmitUtr { utr }),
             Command::SubmitTxHash { hash } => Target::Existing(Input::SubmitTxHash { hash }),
             Command::Cancel { reason } => Target::Existing(Input::Cancel { reason }),
@@ -496,6 +539,22 @@ struct RawMintCreate {
 }
 
 #[derive(Deserialize)]
+struct RawRedeemCreate {
+    amount: serde_json::Value,
+    token: String,
+    wallet_identifier: String,
+    wallet_identifier_type: WalletIdentifierType,
+    fiat_amount: serde_json::Value,
+    fiat_symbol: String,
+    transfer_method_id: String,
+}
+
+#[derive(Deserialize)]
+struct RawPayout {
+    payout_reference: String,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum WalletIdentifierType {
     CustomNamespace,
@@ -534,6 +593,61 @@ struct RawUtr {
 struct RawCancel {
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// An amount the Partner API takes: a token amount of at most `max_decimals` places and
+/// [`MINT_AMOUNT_DIGITS`] significant digits (it arrives there as a double).
+fn partner_amount(
+    v: &serde_json::Value,
+    field: &'static str,
+    max_decimals: u32,
+) -> Result<TokenAmount, CommandError> {
+    let invalid = |reason: String| CommandError::Invalid { field, reason };
+    let amount = TokenAmount::parse(&decimal_text(v, field)?)
+        .map_err(|e| invalid(CommandError::from(e).reason()))?;
+    if significant_digits(amount.value()) > MINT_AMOUNT_DIGITS {
+        return Err(invalid(format!(
+            "must have at most {MINT_AMOUNT_DIGITS} significant digits"
+        )));
+    }
+    if amount.value().normalize().scale() > max_decimals {
+        return Err(invalid(format!(
+            "must have at most {max_decimals} decimal places"
+        )));
+    }
+    Ok(amount)
+}
+
+fn partner_wallet(
+    identifier: &str,
+    kind: WalletIdentifierType,
+) -> Result<PartnerWallet, CommandError> {
+    Ok(match kind {
+        WalletIdentifierType::CustomNamespace => {
+            PartnerWallet::CustomNamespace(Namespace::parse(identifier)?)
+        }
+        WalletIdentifierType::WalletAddress => {
+            PartnerWallet::WalletAddress(EvmAddress::parse(identifier).map_err(|e| {
+                CommandError::Invalid {
+                    field: "wallet_identifier",
+                    reason: CommandError::from(e).reason(),
+                }
+            })?)
+        }
+    })
+}
+
+/// An opaque reference of the tenant's (a transfer method id, a payout reference): 1–128
+/// printable characters, kept as given (trimmed).
+fn reference_text(s: &str, field: &'static str) -> Result<String, CommandError> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+        return Err(CommandError::Invalid {
+            field,
+            reason: "must be 1-128 printable characters".into(),
+        });
+    }
+    Ok(t.to_string())
 }
 
 /// Digits of `d` without leading or trailing zeros (`0.0250` has 2).
@@ -691,31 +805,46 @@ pub fn parse_command(
         }
         CommandName::MintCreate => {
             let raw: RawMintCreate = typed(value)?;
-            let amount = TokenAmount::parse(&decimal_text(&raw.amount, "amount")?)?;
-            if significant_digits(amount.value()) > MINT_AMOUNT_DIGITS {
+            Ok(Command::CreateMint(Box::new(MintRequest {
+                amount: partner_amount(&raw.amount, "amount", TokenAmount::MAX_DECIMALS)?,
+                token: TokenSymbol::parse(&raw.token)?,
+                wallet: partner_wallet(&raw.wallet_identifier, raw.wallet_identifier_type)?,
+            })))
+        }
+        CommandName::RedeemCreate => {
+            let raw: RawRedeemCreate = typed(value)?;
+            let fiat = partner_amount(&raw.fiat_amount, "fiat_amount", 2)?;
+            let symbol = raw.fiat_symbol.trim();
+            if symbol.len() != 3 || !symbol.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(CommandError::Invalid {
-                    field: "amount",
-                    reason: format!("must have at most {MINT_AMOUNT_DIGITS} significant digits"),
+                    field: "fiat_symbol",
+                    reason: "must be an ISO 4217 code such as USD".into(),
                 });
             }
-            let wallet = match raw.wallet_identifier_type {
-                WalletIdentifierType::CustomNamespace => {
-                    MintWallet::CustomNamespace(Namespace::parse(&raw.wallet_identifier)?)
-                }
-                WalletIdentifierType::WalletAddress => {
-                    MintWallet::WalletAddress(EvmAddress::parse(&raw.wallet_identifier).map_err(
-                        |e| CommandError::Invalid {
-                            field: "wallet_identifier",
-                            reason: CommandError::from(e).reason(),
-                        },
-                    )?)
-                }
-            };
-            Ok(Command::CreateMint(Box::new(MintRequest {
-                amount,
+            Ok(Command::CreateRedeem(Box::new(RedeemRequest {
+                amount: partner_amount(&raw.amount, "amount", TokenAmount::MAX_DECIMALS)?,
                 token: TokenSymbol::parse(&raw.token)?,
-                wallet,
+                wallet: partner_wallet(&raw.wallet_identifier, raw.wallet_identifier_type)?,
+                fiat: FiatPayout {
+                    // Cents, always written with both places.
+                    amount: {
+                        let mut cents = fiat.value();
+                        cents.rescale(2);
+                        cents
+                    },
+                    symbol: symbol.to_string(),
+                    transfer_method_id: reference_text(
+                        &raw.transfer_method_id,
+                        "transfer_method_id",
+                    )?,
+                },
             })))
+        }
+        CommandName::RedeemPayout => {
+            let raw: RawPayout = typed(value)?;
+            Ok(Command::ReportPayout {
+                reference: reference_text(&raw.payout_reference, "payout_reference")?,
+            })
         }
         CommandName::OfframpTxHash => {
             let raw: RawTxHash = typed(value)?;
@@ -1060,7 +1189,7 @@ mod tests {
         assert_eq!(r.amount.value().to_string(), "25.5");
         assert_eq!(
             r.wallet,
-            MintWallet::CustomNamespace(Namespace("alice.ul".into()))
+            PartnerWallet::CustomNamespace(Namespace("alice.ul".into()))
         );
         assert_eq!(r.wallet.identifier(), "alice.ul");
         let mut b = mint_body();
@@ -1129,6 +1258,58 @@ mod tests {
         assert_eq!(
             named(json!({"provider": 7})).unwrap_err().code(),
             RejectCode::Malformed
+        );
+    }
+
+    fn redeem_body() -> serde_json::Value {
+        json!({
+            "command_id": "c-1", "order_id": "r-1", "amount": "25", "token": "USBC",
+            "wallet_identifier": "treasury.acme.ul", "wallet_identifier_type": "custom_namespace",
+            "fiat_amount": "25.00", "fiat_symbol": "USD", "transfer_method_id": "tm-1"
+        })
+    }
+
+    #[test]
+    fn redeem_commands_parse_and_refuse() {
+        let Command::CreateRedeem(r) = parse(CommandName::RedeemCreate, &redeem_body()).unwrap()
+        else {
+            panic!("a redeem");
+        };
+        assert_eq!(r.fiat.amount.to_string(), "25.00");
+        assert_eq!(
+            (r.fiat.symbol.as_str(), r.fiat.transfer_method_id.as_str()),
+            ("USD", "tm-1")
+        );
+        assert_eq!(r.wallet.identifier(), "treasury.acme.ul");
+        for (field, value) in [
+            ("fiat_amount", json!("25.001")),
+            ("fiat_amount", json!("0")),
+            ("fiat_symbol", json!("usd")),
+            ("fiat_symbol", json!("DOLLARS")),
+            ("transfer_method_id", json!("")),
+            ("amount", json!("-1")),
+        ] {
+            let mut b = redeem_body();
+            b[field] = value.clone();
+            let err = parse(CommandName::RedeemCreate, &b).unwrap_err();
+            assert_eq!(
+                err.code(),
+                RejectCode::InvalidField,
+                "{field} = {value}: {err}"
+            );
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        let ok = json!({"command_id": "c-2", "order_id": "r-1", "payout_reference": " ACH-77 "});
+        assert_eq!(
+            parse(CommandName::RedeemPayout, &ok).unwrap(),
+            Command::ReportPayout {
+                reference: "ACH-77".into()
+            }
+        );
+        let bad = json!({"command_id": "c-2", "order_id": "r-1", "payout_reference": "a\nb"});
+        assert_eq!(
+            parse(CommandName::RedeemPayout, &bad).unwrap_err().code(),
+            RejectCode::InvalidField
         );
     }
 }

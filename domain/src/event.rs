@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Direction;
+use crate::command::FiatPayout;
 use crate::order::{
     DepositInstructions, EventKind, Order, OrderRequest, OrderState, PaymentInstructions,
 };
@@ -73,6 +74,10 @@ pub struct OrderEvent {
     /// Off-ramp, while the user has to send the tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposit: Option<DepositInstructions>,
+    /// Redeem, with `processing`: the fiat the tenant's treasury pays, and to which
+    /// transfer method; report it with `redeem.payout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<FiatPayout>,
     /// While the order waits for KYC: the onboarding items still missing, when the
     /// provider lists them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,10 @@ pub fn order_event(
             Some(r.token_amount.value().to_string()),
         ),
         OrderRequest::Mint(r) => (None, Some(r.amount.value().to_string())),
+        OrderRequest::Redeem(r) => (
+            Some(r.fiat.amount.to_string()),
+            Some(r.amount.value().to_string()),
+        ),
     };
     OrderEvent {
         event_id,
@@ -175,6 +184,10 @@ pub fn order_event(
         provider_status: order.provider_status.clone(),
         payment: order.payment.clone().filter(|_| awaiting),
         deposit: order.deposit.clone().filter(|_| awaiting),
+        payout: match &order.request {
+            OrderRequest::Redeem(r) if state == OrderState::Processing => Some(r.fiat.clone()),
+            _ => None,
+        },
         kyc_missing: order
             .kyc
             .as_ref()

@@ -92,7 +92,7 @@ impl Plan {
     pub fn serves(self, kind: RequestKind) -> bool {
         match self {
             Plan::Onmeta => matches!(kind, RequestKind::Onramp | RequestKind::Offramp),
-            Plan::Partner => kind == RequestKind::Mint,
+            Plan::Partner => matches!(kind, RequestKind::Mint | RequestKind::Redeem),
         }
     }
 }
@@ -103,6 +103,7 @@ pub enum RequestKind {
     Onramp,
     Offramp,
     Mint,
+    Redeem,
 }
 
 impl RequestKind {
@@ -111,6 +112,7 @@ impl RequestKind {
             RequestKind::Onramp => "onramp",
             RequestKind::Offramp => "offramp",
             RequestKind::Mint => "mint",
+            RequestKind::Redeem => "redeem",
         }
     }
 }
@@ -247,7 +249,8 @@ mod tests {
         use RequestKind::*;
         assert!(Plan::Onmeta.serves(Onramp) && Plan::Onmeta.serves(Offramp));
         assert!(!Plan::Onmeta.serves(Mint));
-        assert!(Plan::Partner.serves(Mint));
+        assert!(Plan::Partner.serves(Mint) && Plan::Partner.serves(Redeem));
+        assert!(!Plan::Onmeta.serves(Redeem));
         assert!(!Plan::Partner.serves(Onramp) && !Plan::Partner.serves(Offramp));
         for p in Plan::ALL {
             assert_eq!(Plan::parse(p.as_str()), Some(p));

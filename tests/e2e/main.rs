@@ -18,9 +18,9 @@ mod chained_steps;
 mod edge_cases;
 mod fairness;
 mod lookup;
-mod mint;
 mod nats_cluster;
 mod offramp;
+mod partner;
 mod tenant_scoping;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

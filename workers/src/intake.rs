@@ -621,6 +621,7 @@ fn direction(name: CommandName) -> &'static str {
     match name {
         CommandName::OnrampCreate | CommandName::OnrampUtr => "onramp",
         CommandName::MintCreate => "mint",
+        CommandName::RedeemCreate | CommandName::RedeemPayout => "redeem",
         CommandName::OfframpCreate | CommandName::OfframpTxHash => "offramp",
         CommandName::OrderCancel => "order",
     }

@@ -517,6 +517,11 @@ fn event_schemas_match_the_event_types() {
         provider_status: full.then(|| "fiatPending".into()),
         payment: full.then(|| payment(true)),
         deposit: full.then(deposit),
+        payout: full.then(|| rampd_domain::command::FiatPayout {
+            amount: "25.00".parse().unwrap(),
+            symbol: "USD".into(),
+            transfer_method_id: "tm".into(),
+        }),
         kyc_missing: full.then(|| vec!["DATE_OF_BIRTH".into()]),
         tx_hash: full.then(|| "0x".into()),
         deposit_tx_hash: full.then(|| "0x".into()),
@@ -546,6 +551,9 @@ fn event_schemas_match_the_event_types() {
     // DepositInstructions has no optional field.
     assert_eq!(doc.properties("DepositInstructions"), keys_of(&deposit()));
     assert_eq!(doc.required("DepositInstructions"), keys_of(&deposit()));
+    let payout = event(true).payout.unwrap();
+    assert_eq!(doc.properties("PayoutInstructions"), keys_of(&payout));
+    assert_eq!(doc.required("PayoutInstructions"), keys_of(&payout));
     let rejected = CommandRejected {
         event_id: "e".into(),
         event_type: COMMAND_REJECTED.into(),
@@ -675,10 +683,18 @@ fn check_order_event_example(file: &str, event_type: &str) {
         awaiting && d == Direction::Onramp,
         "{file}: payment goes only with an on-ramp awaiting_payment"
     );
+    // The Partner API's orders name no chain (and have no deposit instructions: a redeem's
+    // wallet is the tenant's own).
+    let partner = e.chain_id.is_none();
     assert_eq!(
         e.deposit.is_some(),
-        awaiting && d == Direction::Offramp,
+        awaiting && d == Direction::Offramp && !partner,
         "{file}: deposit goes only with an off-ramp awaiting_payment"
+    );
+    assert_eq!(
+        e.payout.is_some(),
+        state == Processing && d == Direction::Offramp && partner,
+        "{file}: payout goes only with a redeem's processing"
     );
     if let Some(dep) = &e.deposit {
         assert_eq!(Some(dep.chain_id.get()), e.chain_id, "{file}");
@@ -697,7 +713,10 @@ fn check_order_event_example(file: &str, event_type: &str) {
         assert_eq!(d, Direction::Offramp, "{file}");
     }
     if let Some(hash) = &e.deposit_tx_hash {
-        let family = ChainId::new(e.chain_id.unwrap()).unwrap().family().unwrap();
+        let family = match e.chain_id {
+            Some(id) => ChainId::new(id).unwrap().family().unwrap(),
+            None => ChainFamily::Evm, // the Partner API's ledger
+        };
         let parsed = TxHash::parse(family, hash).unwrap();
         assert_eq!(
             parsed.as_str(),
@@ -975,6 +994,8 @@ fn command_schemas(name: CommandName, body: &Value) -> Vec<(Vec<&'static str>, &
             (vec!["bank"], "PayoutAccount"),
         ],
         CommandName::MintCreate => vec![(vec![], "MintCreate")],
+        CommandName::RedeemCreate => vec![(vec![], "RedeemCreate")],
+        CommandName::RedeemPayout => vec![(vec![], "RedeemPayout")],
         CommandName::OnrampUtr => vec![(vec![], "OnrampUtr")],
         CommandName::OfframpTxHash => vec![(vec![], "OfframpTxHash")],
         CommandName::OrderCancel => vec![(vec![], "OrderCancel")],

@@ -11,6 +11,7 @@ use crate::chain_values::TxHash;
 use crate::command::RejectCode;
 use crate::provider::{Plan, ProviderRef, RequestKind};
 use crate::schedule::chrono_duration;
+use crate::values::ChainFamily;
 
 /// A new order in `Preparing` at `provider`, with its `created` event and an immediate
 /// first step. The shell only asks for plans that serve the request (`Plan::serves`).
@@ -71,6 +72,9 @@ pub fn create(
         to: OrderState::Preparing,
     });
     d.run_now();
+    if d.order.provider.plan == Plan::Partner {
+        super::partner::created(&mut d);
+    }
     d.finish()
 }
 
@@ -156,6 +160,7 @@ pub fn decide(order: &Order, input: Input, ctx: &Ctx) -> Result<Decision, Reject
         Input::SubmitUtr { utr } => submit_utr(&mut d, utr)?,
         Input::SubmitTxHash { hash } => submit_tx_hash(&mut d, &hash)?,
         Input::Cancel { reason } => cancel(&mut d, reason)?,
+        Input::PayoutReported { reference } => super::partner::payout_reported(&mut d, reference)?,
         Input::Intent(_) if order.state.is_terminal() => {}
         Input::Intent(intent) => {
             d.order.intent = Some(intent);
@@ -335,17 +340,16 @@ fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
 }
 
 fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
-    if d.order.request.kind() != RequestKind::Offramp {
-        return Err(wrong_direction(d, "a transaction hash"));
-    }
-    let Some(chain) = d.order.request.chain_id() else {
-        return Err(wrong_direction(d, "a transaction hash"));
-    };
-    let Some(family) = chain.family() else {
-        return Err(reject(
-            RejectCode::InvalidField,
-            format!("chain {chain} has no known hash format"),
-        ));
+    let family = match (d.order.request.kind(), d.order.request.chain_id()) {
+        (RequestKind::Offramp, Some(chain)) => chain.family().ok_or_else(|| {
+            reject(
+                RejectCode::InvalidField,
+                format!("chain {chain} has no known hash format"),
+            )
+        })?,
+        // The Partner API's ledger is an EVM chain (its history names 0x hashes).
+        (RequestKind::Redeem, _) => ChainFamily::Evm,
+        _ => return Err(wrong_direction(d, "a transaction hash")),
     };
     let hash =
         TxHash::parse(family, raw).map_err(|e| reject(RejectCode::InvalidTxHash, e.to_string()))?;

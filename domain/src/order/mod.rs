@@ -40,7 +40,7 @@ use uuid::Uuid;
 
 use crate::Direction;
 use crate::chain_values::TxHash;
-use crate::command::{MintRequest, OfframpRequest, OnrampRequest, RejectCode, User};
+use crate::command::{MintRequest, OfframpRequest, OnrampRequest, RedeemRequest, RejectCode, User};
 use crate::provider::{ProviderRef, RequestKind};
 use crate::schedule::PollPolicy;
 use crate::values::{ChainId, InrAmount, TokenSymbol, Utr};
@@ -202,6 +202,9 @@ pub enum Intent {
     SubmitTxHash,
     /// Partner API: the confirmation (`confirm: "YES"`) of a deposit request.
     Confirm,
+    /// Partner API: the report of a redeem's payout (`PUT …/fiat-transfer/{hash}`),
+    /// idempotent at the provider by our reference, so repeated after a crash.
+    ReportPayout,
 }
 
 /// Timing rules for orders.
@@ -248,13 +251,15 @@ pub enum OrderRequest {
     Offramp(OfframpRequest),
     /// Fiat the tenant holds, minted as stablecoin to the user's wallet (an on-ramp).
     Mint(MintRequest),
+    /// Stablecoin the user sends on chain, paid out in fiat by the tenant (an off-ramp).
+    Redeem(RedeemRequest),
 }
 
 impl OrderRequest {
     pub fn direction(&self) -> Direction {
         match self {
             OrderRequest::Onramp(_) | OrderRequest::Mint(_) => Direction::Onramp,
-            OrderRequest::Offramp(_) => Direction::Offramp,
+            OrderRequest::Offramp(_) | OrderRequest::Redeem(_) => Direction::Offramp,
         }
     }
 
@@ -263,6 +268,7 @@ impl OrderRequest {
             OrderRequest::Onramp(_) => RequestKind::Onramp,
             OrderRequest::Offramp(_) => RequestKind::Offramp,
             OrderRequest::Mint(_) => RequestKind::Mint,
+            OrderRequest::Redeem(_) => RequestKind::Redeem,
         }
     }
 
@@ -272,7 +278,7 @@ impl OrderRequest {
         match self {
             OrderRequest::Onramp(r) => Some(&r.user),
             OrderRequest::Offramp(r) => Some(&r.user),
-            OrderRequest::Mint(_) => None,
+            OrderRequest::Mint(_) | OrderRequest::Redeem(_) => None,
         }
     }
 
@@ -281,6 +287,7 @@ impl OrderRequest {
             OrderRequest::Onramp(r) => &r.token,
             OrderRequest::Offramp(r) => &r.token,
             OrderRequest::Mint(r) => &r.token,
+            OrderRequest::Redeem(r) => &r.token,
         }
     }
 
@@ -290,7 +297,7 @@ impl OrderRequest {
         match self {
             OrderRequest::Onramp(r) => Some(r.chain_id),
             OrderRequest::Offramp(r) => Some(r.chain_id),
-            OrderRequest::Mint(_) => None,
+            OrderRequest::Mint(_) | OrderRequest::Redeem(_) => None,
         }
     }
 
@@ -300,7 +307,7 @@ impl OrderRequest {
         match self {
             OrderRequest::Onramp(r) => r.max_price_change_pct,
             OrderRequest::Offramp(r) => r.max_price_change_pct,
-            OrderRequest::Mint(_) => None,
+            OrderRequest::Mint(_) | OrderRequest::Redeem(_) => None,
         }
     }
 }
@@ -427,7 +434,8 @@ pub struct Order {
     /// received (off-ramp).
     #[serde(default)]
     pub tx_hash: Option<String>,
-    /// Off-ramp: the bank payout reference (`transactionId`).
+    /// Off-ramp: the bank payout reference (`transactionId`); a redeem's, as the tenant's
+    /// treasury reported it.
     #[serde(default)]
     pub payout_reference: Option<String>,
     /// Partner API: the provider's id of the transaction a confirmation started (not an
@@ -516,6 +524,10 @@ pub enum Input {
     Cancel {
         reason: Option<String>,
     },
+    /// A redeem's fiat was paid by the tenant's treasury, under this reference.
+    PayoutReported {
+        reference: String,
+    },
     /// The shell is about to make the call that `next_action` named and it must record
     /// the intent first (see [`Intent`]).
     Intent(Intent),
@@ -581,6 +593,11 @@ pub enum Observation {
     /// Partner API: the deposit request was declined (`confirm: "NO"` answered, or the
     /// request was already invalidated).
     Declined,
+    /// Partner API: a redeem's payout was recorded (the fiat-transfer PUT's
+    /// `transactionId`).
+    PayoutRecorded {
+        transaction_id: String,
+    },
     /// What the on-chain history says about the order's settlement.
     Chain(ChainCheck),
     CallFailed(CallFailure),
@@ -591,8 +608,10 @@ pub enum Observation {
 pub enum ChainCheck {
     /// Found, completed and not reverted: this transaction.
     Settled { tx_hash: String },
-    /// Not there yet.
+    /// Not there yet (or nothing to look for yet).
     NotYet,
+    /// Failed or reverted on chain: the user's transfer pays nothing.
+    Failed { reason: String },
     /// Something there may or may not be it (several candidates alike): a person decides.
     Doubtful { evidence: String },
 }
@@ -740,6 +759,8 @@ pub enum Action {
     Confirm,
     /// Partner API: decline the deposit request (`confirm: "NO"`); safe to repeat.
     Decline,
+    /// Partner API: persist `Intent::ReportPayout`, then report the redeem's payout.
+    ReportPayout,
     /// Ask the provider how the order is doing (the Partner API: look for its settlement
     /// in the on-chain history).
     PollStatus,
@@ -758,6 +779,7 @@ impl Action {
             Action::SubmitUtr(_) => Some(Intent::SubmitUtr),
             Action::SubmitTxHash(_) => Some(Intent::SubmitTxHash),
             Action::Confirm => Some(Intent::Confirm),
+            Action::ReportPayout => Some(Intent::ReportPayout),
             _ => None,
         }
     }
@@ -775,6 +797,7 @@ impl Action {
             Action::SubmitTxHash(_) => "submit_tx_hash",
             Action::Confirm => "confirm",
             Action::Decline => "decline",
+            Action::ReportPayout => "report_payout",
             Action::PollStatus => "poll_status",
             Action::Expire => "expire",
             Action::Nothing => "nothing",

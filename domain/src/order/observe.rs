@@ -212,8 +212,8 @@ fn provider_order(d: &mut Builder, po: ProviderOrder, how: &'static str) {
             }
             None => d.flag("provider order has no deposit address".into()),
         },
-        // The Partner plan folds its own deposit request (`partner.rs`).
-        OrderRequest::Mint(_) => {}
+        // The Partner plan folds its own calls (`partner.rs`).
+        OrderRequest::Mint(_) | OrderRequest::Redeem(_) => {}
     }
     d.order.provider_order_id = Some(po.provider_order_id);
     d.order.provider_status = Some(initial_status(d.order.direction()).to_string());
@@ -521,6 +521,7 @@ fn obs_name(o: &Observation) -> &'static str {
         Observation::Status(_) => "status",
         Observation::Confirmed { .. } => "confirmed",
         Observation::Declined => "declined",
+        Observation::PayoutRecorded { .. } => "payout_recorded",
         Observation::Chain(_) => "chain",
         Observation::CallFailed(_) => "call_failed",
     }

@@ -97,6 +97,8 @@ fn answered_by(command: CommandName, state: &str) -> bool {
             &["awaiting_payment", "kyc_required"][..]
         }
         CommandName::MintCreate => &["processing"][..],
+        CommandName::RedeemCreate => &["awaiting_payment"][..],
+        CommandName::RedeemPayout => &["paid_out"][..],
         CommandName::OnrampUtr => &["utr_submitted"][..],
         CommandName::OfframpTxHash => &["tx_hash_submitted"][..],
         CommandName::OrderCancel => &[][..],

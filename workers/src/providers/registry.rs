@@ -107,10 +107,12 @@ impl Providers {
         provider::choose(&self.plans, self.tenants.get(tenant), kind, named)
     }
 
-    /// The budget that decides how many waiting orders a claim takes: `[provider]`'s. Only
-    /// Onmeta orders wait (parked for a payment or KYC); a Partner order is always in
-    /// motion. Every connector still spends its own budget on each call, and a call over
-    /// it is deferred without being made.
+    /// The budget that decides how many waiting orders a claim takes: `[provider]`'s. The
+    /// orders that wait and make calls while they do (parked for a payment or KYC) are
+    /// Onmeta's; the one Partner order that waits, a redeem before its hash arrives, makes
+    /// no call until then. Every connector still spends its own budget on each call, and a
+    /// call over it is deferred without being made. (Per-provider claims would need the
+    /// provider on the task row.)
     pub fn claim_budget(&self) -> &RequestBudget {
         &self.primary_budget
     }

@@ -150,7 +150,8 @@ impl PartnerSim {
         self.push_transfer(from, to, amount, "Completed", None)
     }
 
-    fn push_transfer(
+    /// Add an on-chain transfer with this status (and revert reason); returns its hash.
+    pub fn push_transfer(
         &self,
         from: &str,
         to: &str,

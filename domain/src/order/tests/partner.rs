@@ -2,7 +2,7 @@
 //! cancel that declines, and crash recovery that never repeats a deposit or confirmation.
 
 use super::*;
-use crate::command::{MintRequest, MintWallet, Namespace};
+use crate::command::{MintRequest, Namespace, PartnerWallet};
 use crate::provider::{Plan, ProviderName};
 
 fn partner() -> ProviderRef {
@@ -16,7 +16,7 @@ fn mint() -> Order {
     let request = OrderRequest::Mint(MintRequest {
         amount: TokenAmount::parse("25").unwrap(),
         token: TokenSymbol::parse("USBC").unwrap(),
-        wallet: MintWallet::CustomNamespace(Namespace::parse("alice.ul").unwrap()),
+        wallet: PartnerWallet::CustomNamespace(Namespace::parse("alice.ul").unwrap()),
     });
     let d = create(
         Uuid::nil(),
@@ -356,4 +356,183 @@ fn the_plan_is_kept_in_the_stored_order_and_old_orders_are_onmeta() {
     old.as_object_mut().unwrap().remove("provider");
     let back: Order = serde_json::from_value(old).unwrap();
     assert_eq!(back.provider, ProviderRef::default());
+}
+
+// Redeem ------------------------------------------------------------------------------
+
+fn redeem() -> Order {
+    let request = OrderRequest::Redeem(crate::command::RedeemRequest {
+        amount: TokenAmount::parse("25").unwrap(),
+        token: TokenSymbol::parse("USBC").unwrap(),
+        wallet: PartnerWallet::CustomNamespace(Namespace::parse("treasury.acme.ul").unwrap()),
+        fiat: crate::command::FiatPayout {
+            amount: "25.00".parse().unwrap(),
+            symbol: "USD".into(),
+            transfer_method_id: "tm-1".into(),
+        },
+    });
+    let d = create(
+        Uuid::nil(),
+        "acme",
+        "r-1",
+        partner(),
+        request,
+        &ctx_at(t0()),
+    );
+    assert_eq!(
+        states(&d),
+        vec![OrderState::Preparing, OrderState::AwaitingPayment],
+        "nothing to prepare"
+    );
+    assert_eq!(d.order.direction(), Direction::Offramp);
+    d.order
+}
+
+fn hash() -> String {
+    format!("0x{}", "ab".repeat(32))
+}
+
+fn with_hash() -> Order {
+    let d = decide(&redeem(), Input::SubmitTxHash { hash: hash() }, &at(1)).unwrap();
+    assert_eq!(d.next_run, NextRun::At(at(1).now), "verified at once");
+    d.order
+}
+
+fn verified() -> Order {
+    let d = observe(
+        &with_hash(),
+        Observation::Chain(ChainCheck::Settled { tx_hash: hash() }),
+    );
+    assert_eq!(d.order.state, OrderState::Processing);
+    d.order
+}
+
+fn payout(o: &Order, reference: &str) -> Result<Decision, Rejection> {
+    decide(
+        o,
+        Input::PayoutReported {
+            reference: reference.into(),
+        },
+        &at(10),
+    )
+}
+
+#[test]
+fn a_redeem_verifies_the_transfer_then_reports_the_treasurys_payout() {
+    let o = redeem();
+    // Waiting for the hash: nothing to ask (the connector answers without a call).
+    assert_eq!(next(&o), Action::PollStatus);
+    let d = observe(&o, Observation::Chain(ChainCheck::NotYet));
+    assert!(d.history.is_empty() && d.events.is_empty());
+    let o = with_hash();
+    assert_eq!(o.deposit_tx_hash.as_ref().unwrap().as_str(), hash());
+    assert_eq!(next(&o), Action::PollStatus);
+    let o = verified();
+    assert_eq!(o.tx_hash.as_deref(), Some(hash().as_str()));
+    assert_eq!(next(&o), Action::PollStatus, "waits for redeem.payout");
+    let d = observe(&o, Observation::Chain(ChainCheck::NotYet));
+    assert_eq!(d.order.state, OrderState::Processing);
+    assert!(d.history.is_empty(), "a quiet wait");
+    let d = payout(&o, "ACH-77").unwrap();
+    assert_eq!(d.order.payout_reference.as_deref(), Some("ACH-77"));
+    assert_eq!(next(&d.order), Action::ReportPayout);
+    assert_eq!(Action::ReportPayout.intent(), Some(Intent::ReportPayout));
+    let o = intent(&d.order, Intent::ReportPayout);
+    // Interrupted: the PUT is made again (idempotent at the provider by our reference).
+    assert_eq!(next(&o), Action::ReportPayout);
+    let d = observe(
+        &o,
+        Observation::PayoutRecorded {
+            transaction_id: "ftx-1".into(),
+        },
+    );
+    assert_eq!(states(&d), vec![OrderState::PaidOut, OrderState::Completed]);
+    assert_eq!(d.order.provider_transaction_id.as_deref(), Some("ftx-1"));
+}
+
+#[test]
+fn payout_references_are_checked() {
+    let r = payout(&with_hash(), "ACH-1").unwrap_err();
+    assert_eq!(r.code, RejectCode::NotApplicable, "not verified yet");
+    let d = payout(&verified(), "ACH-1").unwrap();
+    assert!(
+        payout(&d.order, "ACH-1").unwrap().is_noop(),
+        "the same again"
+    );
+    let r = payout(&d.order, "ACH-2").unwrap_err();
+    assert_eq!(r.code, RejectCode::PayoutAlreadySet);
+    let r = payout(&deposited(), "ACH-1").unwrap_err();
+    assert_eq!(r.code, RejectCode::NotApplicable, "not a redeem");
+    assert!(r.message.contains("mint order"), "{}", r.message);
+}
+
+#[test]
+fn a_failed_transfer_refuses_the_hash_and_a_mismatch_flags() {
+    let d = observe(
+        &with_hash(),
+        Observation::Chain(ChainCheck::Failed {
+            reason: "reverted: out of gas".into(),
+        }),
+    );
+    assert_eq!(d.order.state, OrderState::AwaitingPayment);
+    assert_eq!(d.order.deposit_tx_hash, None, "another hash may be sent");
+    assert!(d.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::PaymentRefRejected { reason } if reason.contains("out of gas")
+    )));
+    let d = observe(
+        &with_hash(),
+        Observation::Chain(ChainCheck::Doubtful {
+            evidence: "10 tokens sent, expected 25".into(),
+        }),
+    );
+    assert_eq!(d.order.state, OrderState::AwaitingPayment);
+    assert!(
+        d.order
+            .attention
+            .as_deref()
+            .unwrap()
+            .contains("10 tokens sent")
+    );
+    assert!(d.order.deposit_tx_hash.is_some(), "kept for the person");
+}
+
+#[test]
+fn an_unpaid_redeem_expires_or_is_cancelled_and_a_paid_one_is_not() {
+    let o = redeem();
+    let deadline = o.unpaid_deadline(&policy());
+    assert_eq!(next_action(&o, deadline, &policy()), Action::Expire);
+    let c = decide(&o, Input::Cancel { reason: None }, &at(1)).unwrap();
+    assert_eq!(c.order.state, OrderState::Cancelled);
+    let r = decide(&with_hash(), Input::Cancel { reason: None }, &at(2)).unwrap_err();
+    assert_eq!(r.code, RejectCode::PaymentClaimed);
+    assert_eq!(
+        next_action(&with_hash(), deadline, &policy()),
+        Action::PollStatus
+    );
+}
+
+#[test]
+fn a_refused_payout_report_flags_and_slows_down() {
+    let d = payout(&verified(), "ACH-1").unwrap();
+    let o = intent(&d.order, Intent::ReportPayout);
+    let d = observe(
+        &o,
+        Observation::CallFailed(CallFailure {
+            kind: FailureKind::Rejected,
+            retry_after: None,
+            message: "please enter correct amount".into(),
+            action: Some(Action::ReportPayout),
+        }),
+    );
+    assert_eq!(d.order.state, OrderState::Processing);
+    assert!(
+        d.order
+            .attention
+            .as_deref()
+            .unwrap()
+            .contains("correct amount")
+    );
+    let slow = t0() + chrono::Duration::from_std(policy().poll.parked_max).unwrap();
+    assert_eq!(d.next_run, NextRun::At(slow));
 }

@@ -146,7 +146,8 @@ pub async fn call(
                 refund_address: s.refund_address,
             })
         }
-        (_, OrderRequest::Mint(_)) | (Action::Confirm | Action::Decline, _) => {
+        (_, OrderRequest::Mint(_) | OrderRequest::Redeem(_))
+        | (Action::Confirm | Action::Decline | Action::ReportPayout, _) => {
             return Err(not_ours(o));
         }
         (Action::Expire | Action::Nothing, _) => {
@@ -300,7 +301,9 @@ async fn ensure_linked(
             account_name: bank.account_name.expose(),
             ifsc: bank.ifsc.as_str(),
         },
-        OrderRequest::Mint(_) => unreachable!("a mint has no user (returned above)"),
+        OrderRequest::Mint(_) | OrderRequest::Redeem(_) => {
+            unreachable!("a Partner order has no user (returned above)")
+        }
     };
     let linked = p.fetch_banks(email, trace).await?;
     if let Some(b) = linked.iter().find(|b| {
@@ -352,7 +355,7 @@ async fn find(
     let kind = match o.request {
         OrderRequest::Onramp(_) => OrderKind::Onramp,
         OrderRequest::Offramp(_) => OrderKind::Offramp,
-        OrderRequest::Mint(_) => return Err(not_ours(o)),
+        OrderRequest::Mint(_) | OrderRequest::Redeem(_) => return Err(not_ours(o)),
     };
     let sought = match &o.provider_order_id {
         Some(id) => Sought::ProviderId(id.clone()),

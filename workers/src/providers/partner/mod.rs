@@ -5,8 +5,7 @@
 //!
 //! [`client`] makes the calls; [`wire`] parses what they answer and [`history`] concludes
 //! from the on-chain history, both pure; [`steps`] runs the order machine's Partner plan
-//! (`rampd_domain::order`, `partner.rs`) on them. Mint is built; redeem's client calls and
-//! checks are, its plan is not yet.
+//! (`rampd_domain::order`, `partner.rs`) on them, for mints and redeems.
 
 pub mod client;
 pub mod history;

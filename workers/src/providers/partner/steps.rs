@@ -1,18 +1,19 @@
-//! The Partner plan's steps (`rampd_domain::order` Partner plan): turn an [`Action`] into
-//! this connector's calls and their result into an [`Observation`]. Holds no order state.
+//! The Partner plan's steps (`rampd_domain::order` Partner plan), for mints and redeems:
+//! turn an [`Action`] into this connector's calls and their result into an
+//! [`Observation`]. Holds no order state.
 //!
 //! Recovery of an interrupted call makes no call that could repeat it: an interrupted
 //! deposit request is [`Lookup::Unanswerable`] (the API cannot read one back), and an
 //! interrupted confirmation is answered by the history, where its mint credit carries
 //! the deposit request id as memo.
 
-use rampd_domain::command::{MintRequest, MintWallet};
+use rampd_domain::command::{MintRequest, PartnerWallet, RedeemRequest};
 use rampd_domain::order::{
-    Action, ChainCheck, Intent, Lookup, Observation, Order, OrderRequest, ProviderOrder,
+    Action, ChainCheck, Intent, Lookup, Observation, Order, OrderRequest, OrderState, ProviderOrder,
 };
 
-use super::client::{DepositRequest, PartnerClient, WalletIdentifierType};
-use super::history::{Expected, MintCheck, mint_credit};
+use super::client::{DepositRequest, FiatTransferRequest, PartnerClient, WalletIdentifierType};
+use super::history::{Expected, MintCheck, TransferCheck, mint_credit, verify_transfer};
 use super::wire::{Confirmation, Deposit, INVALIDATED};
 use crate::providers::ProviderError;
 
@@ -22,12 +23,23 @@ pub async fn call(
     o: &Order,
     trace: Option<&str>,
 ) -> Result<Observation, ProviderError> {
-    let OrderRequest::Mint(mint) = &o.request else {
-        return Err(refused(format!(
+    match &o.request {
+        OrderRequest::Mint(mint) => mint_step(p, action, o, mint, trace).await,
+        OrderRequest::Redeem(redeem) => redeem_step(p, action, o, redeem, trace).await,
+        other => Err(refused(format!(
             "a {} order is not served by the Partner plan",
-            o.request.kind().as_str()
-        )));
-    };
+            other.kind().as_str()
+        ))),
+    }
+}
+
+async fn mint_step(
+    p: &PartnerClient,
+    action: &Action,
+    o: &Order,
+    mint: &MintRequest,
+    trace: Option<&str>,
+) -> Result<Observation, ProviderError> {
     let deposit = deposit_of(mint);
     let deposit_id = o.provider_order_id.as_deref();
     Ok(match (action, deposit_id) {
@@ -85,6 +97,62 @@ pub async fn call(
     })
 }
 
+/// A redeem's steps: verify the user's transfer in the wallet's history (nothing to ask
+/// before its hash arrives, or once verified while the treasury pays), then report the
+/// payout against it.
+async fn redeem_step(
+    p: &PartnerClient,
+    action: &Action,
+    o: &Order,
+    redeem: &RedeemRequest,
+    trace: Option<&str>,
+) -> Result<Observation, ProviderError> {
+    let hash = o.deposit_tx_hash.as_ref().map(|h| h.as_str());
+    Ok(match (action, o.state, hash) {
+        (Action::PollStatus, OrderState::AwaitingPayment, Some(hash)) => {
+            let wallet = redeem.wallet.identifier();
+            let history = p.history(wallet, None, trace).await?;
+            let expected = Expected {
+                to: wallet,
+                amount: redeem.amount.value(),
+            };
+            Observation::Chain(match verify_transfer(&history, hash, expected) {
+                TransferCheck::Verified(t) => ChainCheck::Settled { tx_hash: t.trx_id },
+                TransferCheck::NotYet => ChainCheck::NotYet,
+                TransferCheck::Failed { reason } => ChainCheck::Failed { reason },
+                TransferCheck::Mismatch { what } => ChainCheck::Doubtful { evidence: what },
+            })
+        }
+        (Action::PollStatus, _, _) => Observation::Chain(ChainCheck::NotYet),
+        (Action::ReportPayout, _, Some(hash)) => {
+            let request = FiatTransferRequest {
+                reference_id: o.id.to_string(),
+                fiat_amount: redeem.fiat.amount,
+                token_symbol: redeem.token.as_str().to_string(),
+                fiat_symbol: redeem.fiat.symbol.clone(),
+            };
+            let recorded = p.report_fiat_transfer(hash, &request, trace).await?;
+            if recorded.fiat_amount != redeem.fiat.amount {
+                return Err(ProviderError::Unknown {
+                    detail: format!(
+                        "the payout was recorded for {}, not {}",
+                        recorded.fiat_amount, redeem.fiat.amount
+                    ),
+                });
+            }
+            Observation::PayoutRecorded {
+                transaction_id: recorded.transaction_id,
+            }
+        }
+        (other, _, _) => {
+            return Err(refused(format!(
+                "{} is not a step of the Partner plan here",
+                other.name()
+            )));
+        }
+    })
+}
+
 /// What the deposit request (and its confirmation, which repeats it) says.
 fn deposit_of(mint: &MintRequest) -> DepositRequest {
     DepositRequest {
@@ -92,8 +160,8 @@ fn deposit_of(mint: &MintRequest) -> DepositRequest {
         token: mint.token.as_str().to_string(),
         wallet_identifier: mint.wallet.identifier().to_string(),
         wallet_identifier_type: match mint.wallet {
-            MintWallet::CustomNamespace(_) => WalletIdentifierType::CustomNamespace,
-            MintWallet::WalletAddress(_) => WalletIdentifierType::WalletAddress,
+            PartnerWallet::CustomNamespace(_) => WalletIdentifierType::CustomNamespace,
+            PartnerWallet::WalletAddress(_) => WalletIdentifierType::WalletAddress,
         },
     }
 }

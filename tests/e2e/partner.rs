@@ -3,10 +3,10 @@
 
 use rampd::sandbox::SandboxConfig;
 use rampd::sandbox::partner::PartnerSimConfig;
-use rampd::storage::entities::orders;
+use rampd::storage::entities::{orders, processed_commands};
 use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, both, create_body, mint_body, wait_for, with_partner};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 async fn partner_stack(backend: Backend, partner: PartnerSimConfig) -> Stack {
     let sandbox = SandboxConfig {
@@ -180,3 +180,143 @@ async fn a_create_runs_only_at_a_provider_that_serves_it(backend: Backend) {
     s.finish().await;
 }
 both!(a_create_runs_only_at_a_provider_that_serves_it);
+
+const TREASURY: &str = "treasury.acme.ul";
+
+fn redeem_body(order_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "command_id": format!("{order_id}-create"),
+        "order_id": order_id,
+        "amount": "25",
+        "token": "USBC",
+        "wallet_identifier": TREASURY,
+        "wallet_identifier_type": "custom_namespace",
+        "fiat_amount": "25.00",
+        "fiat_symbol": "USD",
+        "transfer_method_id": "tm-ach-1"
+    })
+}
+
+async fn redeem_happy_path(backend: Backend) {
+    let s = partner_stack(backend, PartnerSimConfig::default()).await;
+    s.send("redeem.create", &redeem_body("r-1")).await;
+    s.wait_state("r-1", OrderState::AwaitingPayment).await;
+    // The user sends the tokens on chain, then upstream sends the hash.
+    let hash = s
+        .sandbox
+        .partner()
+        .add_transfer("alice.ul", TREASURY, "25".parse().unwrap());
+    s.tx_hash("r-1", &hash.to_uppercase().replace("0X", "0x"))
+        .await;
+    let ev = s
+        .wait_event("payout instructions", |e| {
+            e["order_id"] == "r-1" && e["state"] == "processing"
+        })
+        .await;
+    assert_eq!(
+        ev["_subject"], "ramp.evt.acme.offramp.status_changed",
+        "{ev}"
+    );
+    assert_eq!(ev["payout"]["amount"], "25.00", "{ev}");
+    assert_eq!(ev["payout"]["symbol"], "USD");
+    assert_eq!(ev["payout"]["transfer_method_id"], "tm-ach-1");
+    assert_eq!(ev["tx_hash"], hash.as_str());
+    // The treasury pays and says so; rampd reports it to the provider.
+    let payout = serde_json::json!({"command_id": "r-1-payout", "order_id": "r-1", "payout_reference": "ACH-77"});
+    s.send("redeem.payout", &payout).await;
+    let done = s.wait_state("r-1", OrderState::Completed).await;
+    assert_eq!(done.order.payout_reference.as_deref(), Some("ACH-77"));
+    assert!(done.order.provider_transaction_id.is_some());
+    wait_for("five status events", || {
+        (s.states_of("r-1").len() >= 5).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.states_of("r-1"),
+        [
+            "preparing",
+            "awaiting_payment",
+            "processing",
+            "paid_out",
+            "completed"
+        ]
+    );
+    // The same payout again (another command) changes nothing; nothing is reported twice.
+    let mut again = payout.clone();
+    again["command_id"] = "r-1-payout-again".into();
+    s.send("redeem.payout", &again).await;
+    let deadline = std::time::Instant::now() + rampd_e2e::WAIT;
+    let outcome = loop {
+        let row = processed_commands::Entity::find()
+            .filter(processed_commands::Column::CommandId.eq("r-1-payout-again"))
+            .one(&s.db)
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row.outcome;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the repeat was never handled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(outcome, "noop");
+    assert_eq!(s.sandbox.partner().stats().fiat_transfers, 1);
+    s.finish().await;
+}
+both!(redeem_happy_path);
+
+async fn a_redeem_refuses_a_failed_transfer_and_flags_a_short_one(backend: Backend) {
+    let s = partner_stack(backend, PartnerSimConfig::default()).await;
+    let sim = s.sandbox.partner().clone();
+    s.send("redeem.create", &redeem_body("r-2")).await;
+    s.send("redeem.create", &redeem_body("r-3")).await;
+    s.wait_state("r-2", OrderState::AwaitingPayment).await;
+    s.wait_state("r-3", OrderState::AwaitingPayment).await;
+    let reverted = sim.push_transfer(
+        "alice.ul",
+        TREASURY,
+        "25".parse().unwrap(),
+        "Completed",
+        Some("out of gas".into()),
+    );
+    s.tx_hash("r-2", &reverted).await;
+    let r = s
+        .wait_event("tx_hash_rejected", |e| {
+            e["order_id"] == "r-2" && e["type"] == "order.tx_hash_rejected"
+        })
+        .await;
+    assert!(r["reason"].as_str().unwrap().contains("out of gas"), "{r}");
+    let short = sim.add_transfer("bob.ul", TREASURY, "10".parse().unwrap());
+    s.tx_hash("r-3", &short).await;
+    let f = s
+        .wait_event("attention", |e| {
+            e["order_id"] == "r-3" && e["type"] == "order.attention_needed"
+        })
+        .await;
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("10 tokens sent, expected 25"),
+        "{f}"
+    );
+    // Neither is paid out: no payout reported, both still waiting.
+    for id in ["r-2", "r-3"] {
+        let o = s.wait_order(id).await;
+        assert_eq!(o.order.state, OrderState::AwaitingPayment, "{id}");
+    }
+    let early = serde_json::json!({"command_id": "r-3-payout", "order_id": "r-3", "payout_reference": "ACH-1"});
+    s.send("redeem.payout", &early).await;
+    let r = s
+        .wait_event("early payout refused", |e| {
+            e["order_id"] == "r-3" && e["type"] == "command.rejected"
+        })
+        .await;
+    assert_eq!(r["code"], "not_applicable");
+    assert_eq!(r["_subject"], "ramp.evt.acme.redeem.command_rejected");
+    assert_eq!(sim.stats().fiat_transfers, 0);
+    s.finish().await;
+}
+both!(a_redeem_refuses_a_failed_transfer_and_flags_a_short_one);
