@@ -509,6 +509,8 @@ async fn demo_completes_every_order() {
     let summary = rampd::demo::run(rampd::demo::DemoOptions {
         onramp: 6,
         offramp: 4,
+        mint: 3,
+        redeem: 2,
         nats_url: Some(nats.url.clone()),
         timeout: Duration::from_secs(60),
         progress: false,
@@ -516,12 +518,15 @@ async fn demo_completes_every_order() {
     .await
     .unwrap();
     assert!(summary.success(), "{summary:?}");
-    assert_eq!(summary.completed, 10);
+    assert_eq!(summary.completed, 15);
     assert_eq!((summary.onramp_orders, summary.offramp_orders), (6, 4));
+    assert_eq!((summary.mint_orders, summary.redeem_orders), (3, 2));
     assert_eq!(summary.provider_orders, 10);
-    // six status changes per order, each delivered once and verified
-    assert_eq!(summary.webhooks_received, 60);
-    assert_eq!(summary.webhooks_verified, 60);
+    assert_eq!(summary.duplicate_partner_calls, 0);
+    // Six status changes per Onmeta order, three per mint, five per redeem, each
+    // delivered once and verified.
+    assert_eq!(summary.webhooks_received, 60 + 3 * 3 + 2 * 5);
+    assert_eq!(summary.webhooks_verified, summary.webhooks_received);
 }
 
 async fn replicas_share_the_work_without_duplicates(backend: Backend) {

@@ -1,8 +1,9 @@
-//! Mint orders at the Partner API end to end: deposit request, confirmation, the mint
-//! credit in the on-chain history; refusals; and interrupted calls that are never repeated.
+//! Mint and redeem orders at the Partner API end to end: deposit request, confirmation,
+//! the mint credit in the on-chain history; a redeem's verified transfer and reported payout;
+//! refusals; routing; and interrupted or killed calls that are never repeated.
 
 use rampd::sandbox::SandboxConfig;
-use rampd::sandbox::partner::PartnerSimConfig;
+use rampd::sandbox::partner::{Creating, PartnerSimConfig};
 use rampd::storage::entities::{orders, processed_commands};
 use rampd_domain::order::OrderState;
 use rampd_e2e::{Backend, Stack, both, create_body, mint_body, wait_for, with_partner};
@@ -320,3 +321,107 @@ async fn a_redeem_refuses_a_failed_transfer_and_flags_a_short_one(backend: Backe
     s.finish().await;
 }
 both!(a_redeem_refuses_a_failed_transfer_and_flags_a_short_one);
+
+/// Stop the worker once `reached` says the provider carried a call out, while it holds
+/// the answer; then start a new worker with answers flowing again.
+async fn kill_after(
+    s: &mut Stack,
+    what: &str,
+    reached: impl Fn(&rampd::sandbox::partner::PartnerStats) -> bool,
+) {
+    let sim = s.sandbox.partner().clone();
+    wait_for(what, || reached(&sim.stats()).then_some(())).await;
+    s.kill_worker().await;
+    sim.hold_answers(None);
+    s.start_worker().await;
+}
+
+fn hold(call: Creating) -> Option<(Creating, std::time::Duration)> {
+    Some((call, std::time::Duration::from_secs(600)))
+}
+
+async fn a_worker_killed_after_each_creating_call_repeats_none(backend: Backend) {
+    let mut s = partner_stack(backend, PartnerSimConfig::default()).await;
+    let sim = s.sandbox.partner().clone();
+
+    // After the deposit request: it cannot be read back, so it is flagged, not repeated.
+    sim.hold_answers(hold(Creating::Deposit));
+    s.send("mint.create", &mint_body("k-1", "kate.ul")).await;
+    kill_after(&mut s, "deposit request", |st| st.deposit_requests >= 1).await;
+    let flagged = s
+        .wait_event("attention", |e| {
+            e["order_id"] == "k-1" && e["type"] == "order.attention_needed"
+        })
+        .await;
+    assert!(
+        flagged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted deposit request"),
+        "{flagged}"
+    );
+
+    // After the confirmation: its credit in the history completes the order.
+    sim.hold_answers(hold(Creating::Confirmation));
+    s.send("mint.create", &mint_body("k-2", "liam.ul")).await;
+    kill_after(&mut s, "confirmation", |st| st.confirmations >= 1).await;
+    s.wait_state("k-2", OrderState::Completed).await;
+
+    // After the payout report: made again, and the provider records it once.
+    s.send("redeem.create", &redeem_body("k-3")).await;
+    s.wait_state("k-3", OrderState::AwaitingPayment).await;
+    let hash = sim.add_transfer("mia.ul", TREASURY, "25".parse().unwrap());
+    s.tx_hash("k-3", &hash).await;
+    s.wait_state("k-3", OrderState::Processing).await;
+    sim.hold_answers(hold(Creating::FiatTransfer));
+    let payout = serde_json::json!({"command_id": "k-3-payout", "order_id": "k-3", "payout_reference": "ACH-9"});
+    s.send("redeem.payout", &payout).await;
+    kill_after(&mut s, "payout report", |st| st.fiat_transfers >= 1).await;
+    let done = s.wait_state("k-3", OrderState::Completed).await;
+    assert!(done.order.provider_transaction_id.is_some());
+
+    let stats = sim.stats();
+    assert_eq!(stats.deposit_requests, 2, "one per mint");
+    assert_eq!(stats.confirmations, 1, "never repeated");
+    assert_eq!(stats.fiat_transfers, 1, "recorded once");
+    let k1 = s.wait_order("k-1").await;
+    assert_eq!(k1.order.state, OrderState::Preparing);
+    s.finish().await;
+}
+both!(a_worker_killed_after_each_creating_call_repeats_none);
+
+async fn orders_are_routed_by_tenant_and_by_command(backend: Backend) {
+    let sandbox = SandboxConfig::default();
+    let s = Stack::start_with(backend, sandbox, |cfg| {
+        with_partner(cfg);
+        // A second Partner account; the tenant's default is it.
+        let rampd::config::NamedProvider::Partner(p) = cfg.providers["partner"].clone() else {
+            unreachable!()
+        };
+        cfg.providers.insert(
+            "partner-eu".into(),
+            rampd::config::NamedProvider::Partner(p),
+        );
+        cfg.tenants.insert(
+            "acme".into(),
+            rampd::config::TenantConfig {
+                provider: Some("partner-eu".into()),
+            },
+        );
+    })
+    .await;
+    s.send("mint.create", &mint_body("t-1", "nora.ul")).await;
+    let mut named = mint_body("t-2", "omar.ul");
+    named["provider"] = "partner".into();
+    s.send("mint.create", &named).await;
+    // The tenant's default serves mints only: its on-ramp orders still go to Onmeta.
+    s.create("t-3").await;
+    let by_default = s.wait_state("t-1", OrderState::Completed).await;
+    let by_name = s.wait_state("t-2", OrderState::Completed).await;
+    let onramp = s.wait_order("t-3").await;
+    assert_eq!(by_default.order.provider.name.as_str(), "partner-eu");
+    assert_eq!(by_name.order.provider.name.as_str(), "partner");
+    assert_eq!(onramp.order.provider.name.as_str(), "onmeta");
+    s.finish().await;
+}
+both!(orders_are_routed_by_tenant_and_by_command);

@@ -130,14 +130,24 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Run on-ramp and off-ramp orders end to end on embedded defaults and print a summary.
+    /// Run orders of both providers end to end on embedded defaults and print a summary.
     Demo {
-        /// Number of on-ramp (fiat → crypto) orders.
+        /// Number of on-ramp (fiat → crypto) orders, at Onmeta.
         #[arg(long, default_value_t = 20)]
         onramp: usize,
-        /// Number of off-ramp (crypto → fiat) orders.
+        /// Number of off-ramp (crypto → fiat) orders, at Onmeta.
         #[arg(long, default_value_t = 0)]
         offramp: usize,
+        /// Number of mint (fiat → stablecoin) orders, at the Partner API.
+        #[arg(long, default_value_t = 5)]
+        mint: usize,
+        /// Number of redeem (stablecoin → fiat) orders, at the Partner API.
+        #[arg(long, default_value_t = 5)]
+        redeem: usize,
+        /// Only this provider's orders (`onmeta`: on-ramp and off-ramp; `partner`: mint and
+        /// redeem); both by default.
+        #[arg(long, value_parser = ["onmeta", "partner"])]
+        provider: Option<String>,
         /// NATS to use; when none answers, a private nats-server is started from PATH.
         #[arg(long, env = "NATS_URL")]
         nats_url: Option<String>,
@@ -328,6 +338,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Demo {
             onramp,
             offramp,
+            mint,
+            redeem,
+            provider,
             nats_url,
             json,
             timeout_secs,
@@ -341,9 +354,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
                 _ => None,
             };
+            let (onmeta, partner) = match provider.as_deref() {
+                Some("onmeta") => (true, false),
+                Some("partner") => (false, true),
+                _ => (true, true),
+            };
+            let only = |on: bool, n: usize| if on { n } else { 0 };
             let opts = DemoOptions {
-                onramp,
-                offramp,
+                onramp: only(onmeta, onramp),
+                offramp: only(onmeta, offramp),
+                mint: only(partner, mint),
+                redeem: only(partner, redeem),
                 nats_url,
                 timeout: Duration::from_secs(timeout_secs),
                 progress: true,

@@ -74,7 +74,13 @@ pub async fn receive(
     {
         return Ok(Outcome::Duplicate);
     }
-    let found = load_by_provider_order(&shared.db, PROVIDER, &callback.provider_order_id).await?;
+    // The callbacks are `[provider]`'s; its orders carry its configured name, or the
+    // legacy `onmeta` when they were stored before orders named their provider.
+    let name = shared.cfg.provider.name.as_str();
+    let mut found = load_by_provider_order(&shared.db, name, &callback.provider_order_id).await?;
+    if found.is_none() && name != PROVIDER {
+        found = load_by_provider_order(&shared.db, PROVIDER, &callback.provider_order_id).await?;
+    }
     let order_id = found.as_ref().map(|s| s.order.id.to_string());
     let outcome = match found {
         None => {

@@ -1,10 +1,12 @@
 //! `rampd demo`: the whole system on embedded defaults, acting as the upstream service.
 //!
-//! SQLite in a fresh file, the sandbox provider and a verifying webhook receiver
-//! in-process, and NATS from `--nats-url`/`NATS_URL` or a private `nats-server`. It
-//! publishes create commands for on-ramp and off-ramp orders, answers each payment
+//! SQLite in a fresh file, the sandbox (both providers: Onmeta-style and the Partner API)
+//! and a verifying webhook receiver in-process, and NATS from `--nats-url`/`NATS_URL` or a
+//! private `nats-server`. It publishes create commands for on-ramp and off-ramp orders
+//! (Onmeta) and mint and redeem orders (the Partner API), answers each payment
 //! instruction like a user would (a UTR for fiat, a transaction hash for tokens sent to
-//! the deposit address), and waits for every order to end.
+//! the deposit address or, for a redeem, to the tenant's wallet), pays each redeem out
+//! like the tenant's treasury would, and waits for every order to end.
 
 pub mod receiver;
 
@@ -28,6 +30,10 @@ use receiver::Receiver;
 pub struct DemoOptions {
     pub onramp: usize,
     pub offramp: usize,
+    /// Mint orders at the Partner API.
+    pub mint: usize,
+    /// Redeem orders at the Partner API.
+    pub redeem: usize,
     pub nats_url: Option<String>,
     pub timeout: Duration,
     /// Print progress lines on stderr.
@@ -46,6 +52,8 @@ pub struct DemoSummary {
     pub orders: usize,
     pub onramp_orders: usize,
     pub offramp_orders: usize,
+    pub mint_orders: usize,
+    pub redeem_orders: usize,
     pub completed: usize,
     pub failed: usize,
     pub expired: usize,
@@ -61,6 +69,8 @@ pub struct DemoSummary {
     pub events_received: usize,
     pub provider_orders: usize,
     pub duplicate_provider_orders: usize,
+    /// Partner API deposit requests, confirmations and payout reports beyond one per order.
+    pub duplicate_partner_calls: usize,
     pub nats: String,
     pub duration_s: f64,
 }
@@ -77,6 +87,7 @@ impl DemoSummary {
             && hooks_ok
             && self.webhooks_undelivered == 0
             && self.duplicate_provider_orders == 0
+            && self.duplicate_partner_calls == 0
     }
 
     pub fn table(&self) -> String {
@@ -84,6 +95,8 @@ impl DemoSummary {
             ("orders", self.orders.to_string()),
             ("  on-ramp", self.onramp_orders.to_string()),
             ("  off-ramp", self.offramp_orders.to_string()),
+            ("  mint (Partner API)", self.mint_orders.to_string()),
+            ("  redeem (Partner API)", self.redeem_orders.to_string()),
             ("completed", self.completed.to_string()),
             ("failed", self.failed.to_string()),
             ("expired", self.expired.to_string()),
@@ -102,6 +115,10 @@ impl DemoSummary {
             (
                 "duplicate provider orders",
                 self.duplicate_provider_orders.to_string(),
+            ),
+            (
+                "duplicate Partner API calls",
+                self.duplicate_partner_calls.to_string(),
             ),
             ("nats", self.nats.clone()),
             ("duration", format!("{:.2} s", self.duration_s)),
@@ -166,6 +183,14 @@ pub async fn run_with(
     cfg.provider.base_url = sandbox.base_url();
     cfg.provider.api_key = SecretString::from(SandboxConfig::default().api_key);
     cfg.provider.timeout_ms = 5_000;
+    cfg.providers.insert(
+        "partner".into(),
+        crate::config::NamedProvider::Partner(crate::config::PartnerProviderConfig {
+            base_url: format!("{}/partner", sandbox.base_url()),
+            timeout_ms: 5_000,
+            ..Default::default()
+        }),
+    );
     // A consumer of its own, for this run's tenant only, so a shared NATS is left alone.
     cfg.nats.consumer = format!("rampd-demo-{}", &run_id[..8]);
     cfg.nats.consumer_filter = Some(format!("ramp.cmd.{tenant}.>"));
@@ -221,7 +246,27 @@ pub async fn run_with(
         )
         .await?;
     }
-    let total = opts.onramp + opts.offramp;
+    for i in 0..opts.mint {
+        let order_id = format!("mint-{:04}", i + 1);
+        publish(
+            &js,
+            &tenant,
+            "mint.create",
+            &mint_create(&tenant, &order_id, i),
+        )
+        .await?;
+    }
+    for i in 0..opts.redeem {
+        let order_id = format!("redeem-{:04}", i + 1);
+        publish(
+            &js,
+            &tenant,
+            "redeem.create",
+            &redeem_create(&tenant, &order_id, i),
+        )
+        .await?;
+    }
+    let total = opts.onramp + opts.offramp + opts.mint + opts.redeem;
 
     let mut states: HashMap<String, String> = HashMap::new();
     let mut events_received = 0usize;
@@ -248,7 +293,12 @@ pub async fn run_with(
                     *seq_state = state.to_string();
                 }
                 if state == "awaiting_payment" {
-                    pay(&js, &tenant, order_id, &ev).await?;
+                    pay(&js, &tenant, order_id, &ev, &sandbox).await?;
+                }
+                if state == "processing" && ev.get("payout").is_some() {
+                    // The treasury pays the redeem out and says so.
+                    let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-payout"), "order_id": order_id, "payout_reference": format!("ACH-{order_id}")});
+                    publish(&js, &tenant, "redeem.payout", &body).await?;
                 }
             } else if ev["type"] == "command.rejected" {
                 eprintln!("rampd demo: command rejected: {}", ev["reason"]);
@@ -296,6 +346,8 @@ pub async fn run_with(
 
     let hooks = receiver.received();
     let stats = sandbox.stats();
+    let partner = sandbox.partner().stats();
+    let beyond = |calls: u64, orders: usize| (calls as usize).saturating_sub(orders);
     let count = |s: &str| states.values().filter(|v| v.as_str() == s).count();
     let provider_orders = || {
         stats
@@ -307,6 +359,8 @@ pub async fn run_with(
         orders: total,
         onramp_orders: opts.onramp,
         offramp_orders: opts.offramp,
+        mint_orders: opts.mint,
+        redeem_orders: opts.redeem,
         completed: count("completed"),
         failed: count("failed"),
         expired: count("expired"),
@@ -320,6 +374,9 @@ pub async fn run_with(
         events_received,
         provider_orders: provider_orders().map(|n| *n as usize).sum(),
         duplicate_provider_orders: provider_orders().filter(|n| **n > 1).count(),
+        duplicate_partner_calls: beyond(partner.deposit_requests, opts.mint)
+            + beyond(partner.confirmations, opts.mint)
+            + beyond(partner.fiat_transfers, opts.redeem),
         nats: nats_url,
         duration_s: started.elapsed().as_secs_f64(),
     };
@@ -382,15 +439,53 @@ fn offramp_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
     })
 }
 
-/// The user pays: a bank reference for fiat (on-ramp), or the hash of the transfer to
-/// the provider's deposit address (off-ramp).
+/// The tenant's wallet at the Partner API that redeems are sent to.
+const TREASURY: &str = "treasury.demo.ul";
+
+fn mint_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "command_id": format!("{tenant}-{order_id}-create"),
+        "order_id": order_id,
+        "amount": format!("{}", 10 + i % 40),
+        "token": "USBC",
+        "wallet_identifier": format!("user{}.demo.ul", i + 1),
+        "wallet_identifier_type": "custom_namespace",
+    })
+}
+
+fn redeem_create(tenant: &str, order_id: &str, i: usize) -> serde_json::Value {
+    let amount = 10 + i % 40;
+    serde_json::json!({
+        "command_id": format!("{tenant}-{order_id}-create"),
+        "order_id": order_id,
+        "amount": amount.to_string(),
+        "token": "USBC",
+        "wallet_identifier": TREASURY,
+        "wallet_identifier_type": "custom_namespace",
+        "fiat_amount": format!("{amount}.00"),
+        "fiat_symbol": "USD",
+        "transfer_method_id": format!("tm-ach-{}", i + 1),
+    })
+}
+
+/// The user pays: a bank reference for fiat (on-ramp), the hash of the transfer to the
+/// provider's deposit address (off-ramp), or the hash of a transfer to the tenant's
+/// wallet at the Partner API, which the user makes there first (redeem).
 async fn pay(
     js: &async_nats::jetstream::Context,
     tenant: &str,
     order_id: &str,
     ev: &serde_json::Value,
+    sandbox: &crate::sandbox::SandboxHandle,
 ) -> anyhow::Result<()> {
-    if ev["direction"] == "offramp" {
+    if ev["provider"] == "partner" {
+        let amount = ev["token_amount"].as_str().unwrap_or_default().parse()?;
+        let hash = sandbox
+            .partner()
+            .add_transfer(&format!("{order_id}.demo.ul"), TREASURY, amount);
+        let body = serde_json::json!({"command_id": format!("{tenant}-{order_id}-tx"), "order_id": order_id, "tx_hash": hash});
+        publish(js, tenant, "offramp.txhash", &body).await
+    } else if ev["direction"] == "offramp" {
         let hash = format!(
             "0x{:032x}{:032x}",
             rand::random::<u128>(),

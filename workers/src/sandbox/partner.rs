@@ -21,7 +21,8 @@
 //!   `transactionId`.
 //!
 //! Faults: `lose_deposit_answers` and `lose_confirmation_answers` carry the first requests
-//! out and answer 504, as an answer lost on the way would.
+//! out and answer 504, as an answer lost on the way would; `hold_answers` carries every
+//! creating call out and holds its answer (for tests that stop the caller meanwhile).
 //!
 //! Control (no auth): `POST /partner/sandbox/transfers` adds an on-chain transfer (a
 //! user's redeem), `{from, to, amount, status?, revertReason?}` → `{trxId}`;
@@ -30,6 +31,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -131,6 +133,9 @@ fn lost_answer() -> Response {
 pub struct PartnerSim {
     config: Arc<PartnerSimConfig>,
     world: Arc<Mutex<World>>,
+    /// Which creating call's answers are held after the call was carried out, and how
+    /// long ([`PartnerSim::hold_answers`]).
+    hold: Arc<Mutex<Option<(Creating, Duration)>>>,
 }
 
 impl PartnerSim {
@@ -138,7 +143,15 @@ impl PartnerSim {
         PartnerSim {
             config: Arc::new(config),
             world: Arc::default(),
+            hold: Arc::default(),
         }
+    }
+
+    /// From now on, carry out each call of `call` at once but hold its answer for `hold`
+    /// (`None`: answer every call at once), so a test can stop the caller while the call
+    /// has reached the provider and its answer has not.
+    pub fn hold_answers(&self, held: Option<(Creating, Duration)>) {
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = held;
     }
 
     pub fn stats(&self) -> PartnerStats {
@@ -179,21 +192,62 @@ impl PartnerSim {
 
     /// The routes, to be nested under `/partner`.
     pub fn router(&self) -> Router {
-        Router::new()
+        let creating = Router::new()
             .route("/transaction/deposit-requests", post(deposit))
             .route("/transaction/confirmation-requests", post(confirm))
             .route(
-                "/transactions/identifier/{identifier}/type/{kind}/history",
-                get(history),
-            )
-            .route(
                 "/transaction/redeem/fiat-transfer/{hash}",
                 put(fiat_transfer),
+            )
+            .layer(axum::middleware::from_fn_with_state(self.clone(), held));
+        Router::new()
+            .merge(creating)
+            .route(
+                "/transactions/identifier/{identifier}/type/{kind}/history",
+                get(history),
             )
             .route("/sandbox/transfers", post(add_transfer))
             .route("/sandbox/stats", get(stats))
             .with_state(self.clone())
     }
+}
+
+/// The calls that create something at the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Creating {
+    Deposit,
+    Confirmation,
+    FiatTransfer,
+}
+
+impl Creating {
+    fn of(path: &str) -> Option<Creating> {
+        [
+            ("/transaction/deposit-requests", Creating::Deposit),
+            ("/transaction/confirmation-requests", Creating::Confirmation),
+            ("/transaction/redeem/fiat-transfer/", Creating::FiatTransfer),
+        ]
+        .into_iter()
+        .find(|(p, _)| path.contains(p))
+        .map(|(_, c)| c)
+    }
+}
+
+/// Carry the call out, then hold its answer as [`PartnerSim::hold_answers`] says.
+async fn held(
+    State(sim): State<PartnerSim>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let call = Creating::of(request.uri().path());
+    let answer = next.run(request).await;
+    let held = *sim.hold.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((which, hold)) = held
+        && Some(which) == call
+    {
+        tokio::time::sleep(hold).await;
+    }
+    answer
 }
 
 /// A documented error body: `{"errors":[{"type","message"}]}`.

@@ -82,6 +82,16 @@ fn states(d: &Decision) -> Vec<OrderState> {
         .collect()
 }
 
+/// The provider refused `action` with `message`.
+fn refusal(action: Action, message: &str) -> Observation {
+    Observation::CallFailed(CallFailure {
+        kind: FailureKind::Rejected,
+        retry_after: None,
+        message: message.into(),
+        action: Some(action),
+    })
+}
+
 fn settled() -> Observation {
     Observation::Chain(ChainCheck::Settled {
         tx_hash: "0xabc".into(),
@@ -114,15 +124,7 @@ fn a_mint_runs_deposit_confirm_and_completes_on_its_credit() {
 #[test]
 fn a_rejected_deposit_fails_with_the_reason_and_nothing_is_retried() {
     let o = intent(&mint(), Intent::CreateOrder);
-    let d = observe(
-        &o,
-        Observation::CallFailed(CallFailure {
-            kind: FailureKind::Rejected,
-            retry_after: None,
-            message: "Deposit not allowed".into(),
-            action: Some(Action::CreateOrder),
-        }),
-    );
+    let d = observe(&o, refusal(Action::CreateOrder, "Deposit not allowed"));
     assert_eq!(d.order.state, OrderState::Failed);
     assert_eq!(
         d.order.reason.as_deref(),
@@ -136,12 +138,10 @@ fn a_refused_or_invalidated_confirmation_is_terminal() {
     let o = intent(&deposited(), Intent::Confirm);
     let d = observe(
         &o,
-        Observation::CallFailed(CallFailure {
-            kind: FailureKind::Rejected,
-            retry_after: None,
-            message: "Successfully Invalidated Confirmation Request".into(),
-            action: Some(Action::Confirm),
-        }),
+        refusal(
+            Action::Confirm,
+            "Successfully Invalidated Confirmation Request",
+        ),
     );
     assert_eq!(d.order.state, OrderState::Failed);
     assert!(
@@ -261,15 +261,7 @@ fn cancel_before_confirmation_declines_the_deposit_request() {
     let c = observe(&f.order, Observation::Declined);
     assert_eq!(c.order.state, OrderState::Cancelled);
     assert_eq!(c.order.reason.as_deref(), Some("user left"));
-    let r = observe(
-        &f.order,
-        Observation::CallFailed(CallFailure {
-            kind: FailureKind::Rejected,
-            retry_after: None,
-            message: "Something went wrong".into(),
-            action: Some(Action::Decline),
-        }),
-    );
+    let r = observe(&f.order, refusal(Action::Decline, "Something went wrong"));
     assert_eq!(r.order.state, OrderState::Cancelled);
 }
 
@@ -518,12 +510,7 @@ fn a_refused_payout_report_flags_and_slows_down() {
     let o = intent(&d.order, Intent::ReportPayout);
     let d = observe(
         &o,
-        Observation::CallFailed(CallFailure {
-            kind: FailureKind::Rejected,
-            retry_after: None,
-            message: "please enter correct amount".into(),
-            action: Some(Action::ReportPayout),
-        }),
+        refusal(Action::ReportPayout, "please enter correct amount"),
     );
     assert_eq!(d.order.state, OrderState::Processing);
     assert!(
