@@ -127,7 +127,7 @@ pub enum NamedProvider {
     /// Another Onmeta account (its callbacks are not received: `[callbacks]` verifies
     /// `[provider]`'s).
     Onmeta(ProviderConfig),
-    /// The stablecoin Partner API (mint).
+    /// The stablecoin Partner API (mint and redeem).
     Partner(PartnerProviderConfig),
 }
 
@@ -646,6 +646,7 @@ impl Config {
         if let Some(v) = env("RAMPD_PROVIDER_API_SECRET_PREVIOUS") {
             cfg.provider.api_secret_previous = Some(SecretString::from(v));
         }
+        provider_secrets_from(&mut cfg, env);
         if let Some(v) = env("RAMPD_CALLBACKS_LISTEN") {
             cfg.callbacks.listen = Some(
                 v.parse()
@@ -670,9 +671,79 @@ impl Config {
     }
 }
 
+/// The secrets of `[providers.<name>]` from the environment, under
+/// `RAMPD_PROVIDERS_<NAME>_` (the name upper-cased, `-` as `_`): `TOKEN` for a Partner
+/// account; `API_KEY`, `API_SECRET` for an Onmeta one.
+fn provider_secrets_from(cfg: &mut Config, env: impl Fn(&str) -> Option<String>) {
+    for (name, p) in cfg.providers.iter_mut() {
+        let var = |what: &str| {
+            let name = name.to_ascii_uppercase().replace('-', "_");
+            env(&format!("RAMPD_PROVIDERS_{name}_{what}")).map(SecretString::from)
+        };
+        match p {
+            NamedProvider::Partner(c) => {
+                if let Some(v) = var("TOKEN") {
+                    c.token = v;
+                }
+            }
+            NamedProvider::Onmeta(c) => {
+                if let Some(v) = var("API_KEY") {
+                    c.api_key = v;
+                }
+                if let Some(v) = var("API_SECRET") {
+                    c.api_secret = v;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn named_providers_load_with_their_kind_and_take_secrets_from_the_environment() {
+        let mut c: Config = toml::from_str(
+            "[providers.partner-eu]\nkind = \"partner\"\ntenant_id = \"t-1\"\n\
+             [providers.onmeta-2]\nkind = \"onmeta\"\nbase_url = \"http://127.0.0.1:9\"\n\
+             [tenants.acme]\nprovider = \"partner-eu\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| match k {
+            "RAMPD_PROVIDERS_PARTNER_EU_TOKEN" => Some("tok-from-env".to_string()),
+            "RAMPD_PROVIDERS_ONMETA_2_API_KEY" => Some("key-from-env".to_string()),
+            _ => None,
+        };
+        provider_secrets_from(&mut c, env);
+        let NamedProvider::Partner(p) = &c.providers["partner-eu"] else {
+            panic!("a partner account");
+        };
+        assert_eq!(
+            (p.tenant_id.as_str(), p.token.expose_secret()),
+            ("t-1", "tok-from-env")
+        );
+        assert_eq!(p.tenant_header, "x-tenant-id", "defaults kept");
+        let NamedProvider::Onmeta(o) = &c.providers["onmeta-2"] else {
+            panic!("an onmeta account");
+        };
+        assert_eq!(o.api_key.expose_secret(), "key-from-env");
+        assert_eq!(o.api_secret.expose_secret(), "sandbox-api-secret");
+        assert_eq!(c.tenants["acme"].provider.as_deref(), Some("partner-eu"));
+        assert!(
+            !format!("{c:?}").contains("tok-from-env"),
+            "secrets are not printed"
+        );
+        for bad in [
+            "[providers.x]\nkind = \"bunq\"\n",
+            "[providers.x]\nbase_url = \"http://h\"\n",
+            "[providers.x]\nkind = \"partner\"\nbogus = 1\n",
+            "[tenants.acme]\nbogus = 1\n",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_follow_the_provider_guidance() {
