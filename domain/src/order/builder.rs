@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::schedule::{chrono_duration, parked_delay, poll_delay};
+use crate::schedule::{chrono_duration, parked_delay, poll_delay, retry_delay};
 
 pub(super) struct Builder<'a> {
     pub order: Order,
@@ -132,6 +132,37 @@ impl<'a> Builder<'a> {
         if self.next == NextRun::Keep && !self.order.state.is_terminal() {
             self.poll_later();
         }
+    }
+
+    /// A lookup that established nothing (an inconclusive search, or a failed lookup call).
+    /// The intent stays, so the next step is another lookup on the backoff schedule, never the
+    /// create or submission itself; past `attention_after_inconclusive_lookups` a person is
+    /// asked to look, with the evidence in the timeline.
+    pub fn inconclusive(&mut self, evidence: String, retry_after: Option<std::time::Duration>) {
+        self.order.failures = self.order.failures.saturating_add(1);
+        let attempts = self.order.failures;
+        self.history(
+            "lookup_inconclusive",
+            json!({ "attempts": attempts, "evidence": evidence }),
+        );
+        if attempts == self.ctx.policy.poll.attention_after_inconclusive_lookups {
+            let call = match self.order.intent {
+                Some(Intent::CreateOrder) => "create",
+                Some(Intent::Confirm) => "confirmation",
+                _ => "payment reference submission",
+            };
+            self.flag(format!(
+                "interrupted {call} unconfirmed after {attempts} failed or inconclusive calls; \
+             not repeated: {evidence}"
+            ));
+        }
+        let delay = retry_delay(
+            &self.ctx.policy.poll,
+            attempts,
+            retry_after,
+            self.ctx.jitter,
+        );
+        self.run_after(delay);
     }
 
     /// Flag the order for a person; announce it once per distinct reason.

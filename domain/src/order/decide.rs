@@ -24,7 +24,7 @@ pub fn create(
     ctx: &Ctx,
 ) -> Decision {
     debug_assert!(provider.plan.serves(request.kind()));
-    let window = payment_window(request.direction(), &ctx.policy);
+    let window = ctx.policy.window(request.direction());
     let first_step = match provider.plan {
         Plan::Onmeta => PrepStep::CheckKyc,
         Plan::Partner => super::partner::FIRST_STEP,
@@ -76,14 +76,6 @@ pub fn create(
         super::partner::created(&mut d);
     }
     d.finish()
-}
-
-/// How long the user has to pay, by direction.
-pub(super) fn payment_window(direction: Direction, policy: &OrderPolicy) -> std::time::Duration {
-    match direction {
-        Direction::Onramp => policy.payment_window,
-        Direction::Offramp => policy.deposit_window,
-    }
 }
 
 fn kyc_deadline(order: &Order, policy: &OrderPolicy) -> Option<DateTime<Utc>> {
@@ -199,7 +191,7 @@ pub fn decide_all(order: &Order, inputs: &[Input], ctx: &Ctx) -> Result<Decision
     for input in rest {
         let next = decide(&folded.order, input.clone(), ctx)?;
         if folded.spawned.is_some() && next.spawned.is_some() {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::NotApplicable,
                 "two successor orders in one write".into(),
             ));
@@ -235,7 +227,7 @@ fn then(first: Decision, next: Decision) -> Decision {
 }
 
 fn wrong_direction(d: &Builder, what: &str) -> Rejection {
-    reject(
+    Rejection::new(
         RejectCode::NotApplicable,
         format!(
             "{what} does not apply to a {} order",
@@ -257,13 +249,13 @@ fn submit_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
         return late_utr(d, utr);
     }
     if state.is_terminal() {
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::OrderClosed,
             format!("order is {}", state.as_str()),
         ));
     }
     if d.order.utr.is_some() {
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::UtrAlreadySet,
             "a different UTR was already received for this order".into(),
         ));
@@ -290,7 +282,7 @@ fn accept_payment_ref(d: &mut Builder, keep: impl FnOnce(&mut Order)) -> Result<
             d.run_now();
             Ok(())
         }
-        s => Err(reject(
+        s => Err(Rejection::new(
             RejectCode::OrderAlreadyPaid,
             format!(
                 "order is {}; the provider already has the payment",
@@ -308,7 +300,7 @@ fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
         if d.order.late_utr.as_ref() == Some(&utr) {
             return Ok(()); // the same late UTR again: the successor already carries it
         }
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::UtrAlreadySet,
             format!("a late UTR was already moved to successor order {successor}"),
         ));
@@ -342,7 +334,7 @@ fn late_utr(d: &mut Builder, utr: Utr) -> Result<(), Rejection> {
 fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
     let family = match (d.order.request.kind(), d.order.request.chain_id()) {
         (RequestKind::Offramp, Some(chain)) => chain.family().ok_or_else(|| {
-            reject(
+            Rejection::new(
                 RejectCode::InvalidField,
                 format!("chain {chain} has no known hash format"),
             )
@@ -351,20 +343,20 @@ fn submit_tx_hash(d: &mut Builder, raw: &str) -> Result<(), Rejection> {
         (RequestKind::Redeem, _) => ChainFamily::Evm,
         _ => return Err(wrong_direction(d, "a transaction hash")),
     };
-    let hash =
-        TxHash::parse(family, raw).map_err(|e| reject(RejectCode::InvalidTxHash, e.to_string()))?;
+    let hash = TxHash::parse(family, raw)
+        .map_err(|e| Rejection::new(RejectCode::InvalidTxHash, e.to_string()))?;
     if d.order.deposit_tx_hash.as_ref() == Some(&hash) {
         return Ok(());
     }
     let state = d.order.state;
     if state.is_terminal() {
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::OrderClosed,
             format!("order is {}", state.as_str()),
         ));
     }
     if d.order.deposit_tx_hash.is_some() {
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::TxHashAlreadySet,
             "a different transaction hash was already received for this order".into(),
         ));
@@ -381,7 +373,7 @@ pub(super) fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Reje
     }
     match d.order.state {
         Cancelled => Ok(()),
-        s if s.is_terminal() => Err(reject(
+        s if s.is_terminal() => Err(Rejection::new(
             RejectCode::OrderClosed,
             format!("order is {}", s.as_str()),
         )),
@@ -392,11 +384,11 @@ pub(super) fn cancel(d: &mut Builder, reason: Option<String>) -> Result<(), Reje
             d.move_to(Cancelled);
             Ok(())
         }
-        Preparing | KycRequired | AwaitingPayment => Err(reject(
+        Preparing | KycRequired | AwaitingPayment => Err(Rejection::new(
             RejectCode::PaymentClaimed,
             "a payment reference was received; the order can no longer be cancelled".into(),
         )),
-        s => Err(reject(
+        s => Err(Rejection::new(
             RejectCode::PaymentInProgress,
             format!("order is {}", s.as_str()),
         )),
@@ -428,8 +420,4 @@ pub(super) fn expire_unpaid(d: &mut Builder) {
         .into(),
     );
     d.move_to(OrderState::Expired);
-}
-
-pub(super) fn reject(code: RejectCode, message: String) -> Rejection {
-    Rejection { code, message }
 }

@@ -228,6 +228,16 @@ pub struct OrderPolicy {
     pub quote_validity: Duration,
 }
 
+impl OrderPolicy {
+    /// How long the user has to pay, by direction.
+    pub fn window(&self, direction: Direction) -> Duration {
+        match direction {
+            Direction::Onramp => self.payment_window,
+            Direction::Offramp => self.deposit_window,
+        }
+    }
+}
+
 impl Default for OrderPolicy {
     fn default() -> Self {
         OrderPolicy {
@@ -937,6 +947,12 @@ impl Decision {
 pub struct Rejection {
     pub code: RejectCode,
     pub message: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(code: RejectCode, message: String) -> Self {
+        Rejection { code, message }
+    }
 }
 
 /// Inputs that do not come from the order: the current time and a jitter sample in

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::builder::Builder;
-use super::decide::{expire_unpaid, payment_window};
+use super::decide::expire_unpaid;
 use super::status::initial_status;
 use super::*;
 use crate::schedule::{capped_exponential, chrono_duration, retry_delay};
@@ -89,7 +89,7 @@ fn kyc(d: &mut Builder, verified: bool, missing: Vec<String>) {
     if verified {
         if d.order.state == OrderState::KycRequired {
             // The payment window starts now, not while the user was doing KYC.
-            let window = payment_window(d.order.direction(), &d.ctx.policy);
+            let window = d.ctx.policy.window(d.order.direction());
             d.order.expires_at = d.ctx.now + chrono_duration(window);
             d.move_to(OrderState::Preparing);
         }
@@ -186,7 +186,7 @@ fn price_change_pct(reference: Decimal, rate: Decimal) -> Decimal {
 fn provider_order(d: &mut Builder, po: ProviderOrder, how: &'static str) {
     d.order.failures = 0;
     d.order.intent = None;
-    let window = payment_window(d.order.direction(), &d.ctx.policy);
+    let window = d.ctx.policy.window(d.order.direction());
     d.order.expires_at = po.expires_at.unwrap_or(d.ctx.now + chrono_duration(window));
     d.history(how, json!({ "provider_order_id": po.provider_order_id }));
     match &d.order.request {
@@ -281,8 +281,7 @@ fn lookup(d: &mut Builder, result: Lookup) {
         (AwaitingPayment, Some(_), Lookup::NotFound) if submitting => {
             // The provider order exists (we hold its id), so a search that missed it
             // proves nothing about the submission.
-            inconclusive(
-                d,
+            d.inconclusive(
                 "the provider order's own row was not in its order list".into(),
                 None,
             )
@@ -294,40 +293,10 @@ fn lookup(d: &mut Builder, result: Lookup) {
                 d.order.failures = 0;
             }
             d.order.lookup_progress = progress;
-            inconclusive(d, evidence, None)
+            d.inconclusive(evidence, None)
         }
         _ => d.history("stale_observation", json!({ "observation": "lookup" })),
     }
-}
-
-/// A lookup that established nothing (an inconclusive search, or a failed lookup call).
-/// The intent stays, so the next step is another lookup on the backoff schedule, never the
-/// create or submission itself; past `attention_after_inconclusive_lookups` a person is
-/// asked to look, with the evidence in the timeline.
-pub(super) fn inconclusive(
-    d: &mut Builder,
-    evidence: String,
-    retry_after: Option<std::time::Duration>,
-) {
-    d.order.failures = d.order.failures.saturating_add(1);
-    let attempts = d.order.failures;
-    d.history(
-        "lookup_inconclusive",
-        json!({ "attempts": attempts, "evidence": evidence }),
-    );
-    if attempts == d.ctx.policy.poll.attention_after_inconclusive_lookups {
-        let call = match d.order.intent {
-            Some(Intent::CreateOrder) => "create",
-            Some(Intent::Confirm) => "confirmation",
-            _ => "payment reference submission",
-        };
-        d.flag(format!(
-            "interrupted {call} unconfirmed after {attempts} failed or inconclusive calls; \
-             not repeated: {evidence}"
-        ));
-    }
-    let delay = retry_delay(&d.ctx.policy.poll, attempts, retry_after, d.ctx.jitter);
-    d.run_after(delay);
 }
 
 fn our_payment_ref(o: &Order) -> Option<String> {
@@ -491,7 +460,7 @@ fn call_failed(d: &mut Builder, f: CallFailure) {
     }
     if action == Action::FindProviderOrder && d.order.intent.is_some() {
         let evidence = format!("lookup call failed ({:?}): {}", f.kind, f.message);
-        return inconclusive(d, evidence, f.retry_after);
+        return d.inconclusive(evidence, f.retry_after);
     }
     d.order.failures = d.order.failures.saturating_add(1);
     if d.order.failures == d.ctx.policy.poll.attention_after_errors {

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::builder::Builder;
-use super::decide::{cancel, reject};
+use super::decide::cancel;
 use super::*;
 
 /// An action that would change nothing (resolving an order that is not flagged) is a
@@ -19,7 +19,7 @@ pub(super) fn operator(
     let state = d.order.state;
     match action {
         OperatorAction::Cancel if state == OrderState::Cancelled => {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::OrderClosed,
                 "order is already cancelled".into(),
             ));
@@ -32,7 +32,7 @@ pub(super) fn operator(
             d.history("attention_resolved", json!({ "was": was }));
         }
         OperatorAction::RetryNow if state.is_terminal() => {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::OrderClosed,
                 format!("order is {}", state.as_str()),
             ));

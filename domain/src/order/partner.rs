@@ -39,7 +39,6 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::builder::Builder;
-use super::decide::reject;
 use super::*;
 use crate::schedule::chrono_duration;
 
@@ -94,7 +93,7 @@ pub(super) fn created(d: &mut Builder) {
 /// The same reference again changes nothing; another one is refused.
 pub(super) fn payout_reported(d: &mut Builder, reference: String) -> Result<(), Rejection> {
     if !matches!(d.order.request, OrderRequest::Redeem(_)) {
-        return Err(reject(
+        return Err(Rejection::new(
             RejectCode::NotApplicable,
             format!(
                 "a payout does not apply to a {} order",
@@ -105,7 +104,7 @@ pub(super) fn payout_reported(d: &mut Builder, reference: String) -> Result<(), 
     match &d.order.payout_reference {
         Some(r) if *r == reference => return Ok(()),
         Some(_) => {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::PayoutAlreadySet,
                 "a different payout reference was already reported for this order".into(),
             ));
@@ -115,13 +114,13 @@ pub(super) fn payout_reported(d: &mut Builder, reference: String) -> Result<(), 
     match d.order.state {
         OrderState::Processing => {}
         s if s.is_terminal() => {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::OrderClosed,
                 format!("order is {}", s.as_str()),
             ));
         }
         _ => {
-            return Err(reject(
+            return Err(Rejection::new(
                 RejectCode::NotApplicable,
                 "the user's transfer is not verified yet: pay out only after `processing`".into(),
             ));
@@ -142,7 +141,7 @@ pub(super) fn cancel(d: &mut Builder, reason: &Option<String>) -> Option<Result<
         return None;
     }
     if d.order.intent == Some(Intent::Confirm) {
-        return Some(Err(reject(
+        return Some(Err(Rejection::new(
             RejectCode::PaymentInProgress,
             "the mint's confirmation may have reached the provider".into(),
         )));
@@ -206,15 +205,14 @@ pub(super) fn observe(d: &mut Builder, obs: Observation) -> Option<Observation> 
                 confirmed(d, None);
                 settlement(d, ChainCheck::Settled { tx_hash });
             }
-            ChainCheck::NotYet => super::observe::inconclusive(
-                d,
+            ChainCheck::NotYet => d.inconclusive(
                 "confirmation unanswered and no mint credit in the history yet; \
                  confirming again could mint twice"
                     .into(),
                 None,
             ),
             ChainCheck::Doubtful { evidence } | ChainCheck::Failed { reason: evidence } => {
-                super::observe::inconclusive(d, evidence, None)
+                d.inconclusive(evidence, None)
             }
         },
         Observation::Lookup(Lookup::Unanswerable { evidence })
@@ -249,7 +247,7 @@ fn redeem_check(d: &mut Builder, check: ChainCheck) {
             d.history("transfer_verified", json!({ "tx_hash": tx_hash }));
             d.order.tx_hash = Some(tx_hash);
             // The payment window now bounds the wait for the treasury's payout (a flag).
-            let window = super::decide::payment_window(d.order.direction(), &d.ctx.policy);
+            let window = d.ctx.policy.window(d.order.direction());
             d.order.expires_at = d.ctx.now + chrono_duration(window);
             d.move_to(Processing);
             d.run_after(p.parked_max);
@@ -292,7 +290,7 @@ fn confirmed(d: &mut Builder, transaction_id: Option<String>) {
         "confirmed",
         json!({ "transaction_id": d.order.provider_transaction_id }),
     );
-    let window = super::decide::payment_window(d.order.direction(), &d.ctx.policy);
+    let window = d.ctx.policy.window(d.order.direction());
     d.order.expires_at = d.ctx.now + chrono_duration(window);
     d.move_to(OrderState::Processing);
 }
