@@ -84,6 +84,31 @@ async fn a_rejected_deposit_fails_the_mint(backend: Backend) {
 }
 both!(a_rejected_deposit_fails_the_mint);
 
+async fn an_invalidated_confirmation_fails_the_mint_and_is_not_retried(backend: Backend) {
+    let partner = PartnerSimConfig {
+        invalidate_confirmations: true,
+        ..Default::default()
+    };
+    let s = partner_stack(backend, partner).await;
+    s.send("mint.create", &mint_body("m-7", "finn.ul")).await;
+    let failed = s.wait_state("m-7", OrderState::Failed).await;
+    let reason = failed.order.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("confirmation_rejected: Successfully Invalidated"),
+        "{reason}"
+    );
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (1, 0));
+    let history = s.history("m-7").await;
+    let calls = history.iter().filter(|h| *h == "intent").count();
+    assert_eq!(
+        calls, 2,
+        "one deposit and one confirmation intent: {history:?}"
+    );
+    s.finish().await;
+}
+both!(an_invalidated_confirmation_fails_the_mint_and_is_not_retried);
+
 async fn a_lost_confirmation_answer_is_settled_from_the_history(backend: Backend) {
     let partner = PartnerSimConfig {
         lose_confirmation_answers: 1,

@@ -21,7 +21,8 @@
 //!   `transactionId`.
 //!
 //! Faults: `lose_deposit_answers` and `lose_confirmation_answers` carry the first requests
-//! out and answer 504, as an answer lost on the way would; `hold_answers` carries every
+//! out and answer 504, as an answer lost on the way would; `invalidate_confirmations`
+//! answers every confirmation with the "Invalidated" 400; `hold_answers` carries a kind of
 //! creating call out and holds its answer (for tests that stop the caller meanwhile).
 //!
 //! Control (no auth): `POST /partner/sandbox/transfers` adds an on-chain transfer (a
@@ -58,6 +59,9 @@ pub struct PartnerSimConfig {
     pub lose_deposit_answers: u32,
     /// The same for confirmations.
     pub lose_confirmation_answers: u32,
+    /// Answer every confirmation with the 400 "Successfully Invalidated Confirmation
+    /// Request", as if the request had been invalidated before it was confirmed.
+    pub invalidate_confirmations: bool,
 }
 
 impl Default for PartnerSimConfig {
@@ -70,6 +74,7 @@ impl Default for PartnerSimConfig {
             max_deposit: Decimal::from(10_000),
             lose_deposit_answers: 0,
             lose_confirmation_answers: 0,
+            invalidate_confirmations: false,
         }
     }
 }
@@ -404,7 +409,10 @@ async fn confirm(State(sim): State<PartnerSim>, headers: HeaderMap, body: Json<V
             "Initiation of deposit request got failed",
         );
     };
-    if d.settled {
+    if d.settled || sim.config.invalidate_confirmations {
+        if let Some(stored) = w.deposits.get_mut(&id) {
+            stored.settled = true;
+        }
         return invalidated();
     }
     if yes && (amount_of(&b["amount"]) != Some(d.amount) || b["token"].as_str() != Some(&d.token)) {
