@@ -22,11 +22,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY domain/Cargo.toml domain/
 COPY migrations/Cargo.toml migrations/
+COPY sandbox/Cargo.toml sandbox/
 COPY workers/Cargo.toml workers/
 COPY tests/Cargo.toml tests/
-RUN mkdir -p domain/src migrations/src workers/src \
+RUN mkdir -p domain/src migrations/src sandbox/src workers/src \
         tests/support tests/e2e tests/webhooks tests/ops tests/chaos \
-    && touch domain/src/lib.rs migrations/src/lib.rs workers/src/lib.rs tests/support/mod.rs \
+    && touch domain/src/lib.rs migrations/src/lib.rs sandbox/src/lib.rs workers/src/lib.rs \
+             tests/support/mod.rs \
     && for f in workers/src/main.rs tests/e2e/main.rs tests/webhooks/main.rs \
                 tests/ops/main.rs tests/chaos/main.rs; do echo 'fn main() {}' > "$f"; done \
     && cargo build --release --locked -p rampd
@@ -35,8 +37,10 @@ RUN mkdir -p domain/src migrations/src workers/src \
 #    crate roots: otherwise cargo would take the empty crates built above as up to date.
 COPY domain/src domain/src
 COPY migrations/src migrations/src
+COPY sandbox/src sandbox/src
 COPY workers/src workers/src
-RUN touch domain/src/lib.rs migrations/src/lib.rs workers/src/lib.rs workers/src/main.rs \
+RUN touch domain/src/lib.rs migrations/src/lib.rs sandbox/src/lib.rs workers/src/lib.rs \
+          workers/src/main.rs \
     && cargo build --release --locked -p rampd \
     && ./target/release/rampd --version
 

@@ -6,7 +6,8 @@
 //! - [`relay`]: outbox → NATS events.
 //! - [`webhooks`]: signed deliveries to tenant endpoints.
 //! - [`retention`]: deletes finished work (never `order_events`) past its retention.
-//! - [`providers`]: the provider connector; [`sandbox`]: a provider simulator.
+//! - [`providers`]: the provider connectors; [`sandbox`]: the provider simulator (the
+//!   `rampd-sandbox` crate, re-exported).
 //! - [`storage`]: schema entities, the decision write path, leased claims.
 //! - [`admin`]: metrics and health endpoints, operator commands; [`telemetry`]: logs,
 //!   traces, metrics.
@@ -27,7 +28,7 @@ pub mod pool;
 pub mod providers;
 pub mod relay;
 pub mod retention;
-pub mod sandbox;
+pub use rampd_sandbox as sandbox;
 pub mod shared;
 pub mod storage;
 pub mod telemetry;

@@ -11,10 +11,11 @@
 pub mod callback;
 pub mod lookup;
 mod parse;
+#[cfg(test)]
+mod sandbox_tests;
 pub mod steps;
 
 pub use parse::classify_link_status;
-pub(crate) use parse::decimal_json;
 
 use std::collections::HashMap;
 use std::fmt;

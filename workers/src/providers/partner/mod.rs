@@ -9,5 +9,7 @@
 
 pub mod client;
 pub mod history;
+#[cfg(test)]
+mod sandbox_tests;
 pub mod steps;
 pub mod wire;

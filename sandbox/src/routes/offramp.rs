@@ -11,10 +11,10 @@ use super::{
     ApiResult, St, decimal_field, json_body, opt_str, reply_after_create, respond, rfc3339,
     str_field, u64_field, user,
 };
-use crate::providers::onmeta::{decimal_json, mask_tail};
-use crate::sandbox::clock::Clock;
-use crate::sandbox::faults;
-use crate::sandbox::state::{ApiError, NewOfframp, OfframpOrder, REFUND_REASON, TxHashAnswer};
+use crate::clock::Clock;
+use crate::faults;
+use crate::json::{amount, mask_tail};
+use crate::state::{ApiError, NewOfframp, OfframpOrder, REFUND_REASON, TxHashAnswer};
 
 fn check_currency(v: &Value) -> Result<(), ApiError> {
     match opt_str(v, "fiatCurrency") {
@@ -73,7 +73,7 @@ pub(super) async fn create(State(s): St, headers: HeaderMap, body: Bytes) -> Res
             "orderId": o.id,
             "receiverWalletAddress": o.deposit_address,
             "quote": o.quote.base_units,
-            "fiatAmount": decimal_json(o.quote.fiat_amount),
+            "fiatAmount": amount(o.quote.fiat_amount),
             "conversionRate": o.quote.conversion_rate.to_string(),
             "gasPriceWei": "30000000000",
             "gasUseEstimate": "65000",
@@ -116,7 +116,7 @@ fn status_json(clock: &Clock, o: &OfframpOrder, status: &str) -> Value {
         "orderId": o.id,
         "status": status,
         "reason": reason,
-        "fiat": decimal_json(o.quote.fiat_amount),
+        "fiat": amount(o.quote.fiat_amount),
         "currency": "INR",
         "senderWalletAddress": o.request.sender_wallet,
         "receiverWalletAddress": o.deposit_address,
@@ -159,7 +159,7 @@ pub(super) fn listed_json(clock: &Clock, o: &OfframpOrder) -> Value {
         "eventType": "offramp",
         "orderId": o.id,
         "status": o.reported_status(),
-        "fiat": decimal_json(o.quote.fiat_amount),
+        "fiat": amount(o.quote.fiat_amount),
         "currency": "INR",
         "sellTokenSymbol": o.request.token_symbol,
         "chainId": o.request.chain_id,

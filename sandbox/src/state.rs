@@ -467,8 +467,7 @@ impl World {
         self.check_token(access_token, TokenKind::Access, now)
     }
 
-    /// Test hook: make tokens unusable (access only, or refresh tokens too).
-    #[cfg(test)]
+    /// Make tokens unusable (access only, or refresh tokens too).
     pub(crate) fn expire_tokens(&mut self, include_refresh: bool) {
         self.tokens
             .retain(|_, t| !(t.kind == TokenKind::Access || include_refresh));

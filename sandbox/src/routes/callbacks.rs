@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{St, error_response};
-use crate::sandbox::Callbacks;
-use crate::sandbox::state::ApiError;
+use crate::Callbacks;
+use crate::state::ApiError;
 
 /// `GET /sandbox/callbacks`.
 pub(super) async fn get_settings(State(s): St) -> Response {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-use super::{Faults, Sandbox, SandboxConfig, SandboxHandle};
 use crate::providers::{
     CreateOnrampRequest, LinkBankRequest, LinkStatus, LinkUpiRequest, OnmetaClient, OnmetaConfig,
     OnrampPayment, ProviderError, QuoteRequest, UtrOutcome,
 };
+use rampd_sandbox::{Faults, Sandbox, SandboxConfig, SandboxHandle};
 
 const EMAIL: &str = "asha@example.com";
 const UPI: &str = "asha@okhdfc";
@@ -33,7 +33,7 @@ async fn start(config: SandboxConfig) -> SandboxHandle {
         .unwrap()
 }
 
-async fn start_scenario(scenario: super::Scenario) -> SandboxHandle {
+async fn start_scenario(scenario: rampd_sandbox::Scenario) -> SandboxHandle {
     start(SandboxConfig {
         scenario,
         ..SandboxConfig::default()
@@ -647,7 +647,7 @@ async fn control_endpoints_and_shutdown() {
 
     let c = client(&sandbox);
     c.kyc_status(EMAIL, None).await.unwrap();
-    let stats: super::SandboxStats = get_control(&sandbox, "/sandbox/stats").await;
+    let stats: rampd_sandbox::SandboxStats = get_control(&sandbox, "/sandbox/stats").await;
     assert_eq!(stats.logins, 1);
 
     // /v1 needs the API key; /sandbox does not.

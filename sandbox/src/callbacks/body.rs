@@ -9,10 +9,10 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use super::Callbacks;
-use crate::providers::onmeta::decimal_json;
-use crate::sandbox::clock::Clock;
-use crate::sandbox::routes::rfc3339;
-use crate::sandbox::state::{Change, Customer, OfframpOrder, Order, Snapshot, token_decimals};
+use crate::clock::Clock;
+use crate::json::amount;
+use crate::routes::rfc3339;
+use crate::state::{Change, Customer, OfframpOrder, Order, Snapshot, token_decimals};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -100,7 +100,7 @@ fn onramp_json(clock: &Clock, o: &Order, rate: Decimal, customer: &Customer) -> 
         meta["merchantRef"] = json!(merchant_ref);
     }
     let mut body = json!({
-        "fiat": decimal_json(o.request.fiat_amount),
+        "fiat": amount(o.request.fiat_amount),
         "receiverWalletAddress": o.request.receiver_address,
         "buyTokenSymbol": o.request.token_symbol,
         "buyTokenAddress": o.request.token_address.clone().unwrap_or_default(),
@@ -133,7 +133,7 @@ fn offramp_json(clock: &Clock, o: &OfframpOrder, customer: &Customer) -> Value {
         meta["merchantRef"] = json!(merchant_ref);
     }
     let mut body = json!({
-        "fiat": decimal_json(o.quote.fiat_amount),
+        "fiat": amount(o.quote.fiat_amount),
         "senderWalletAddress": o.request.sender_wallet,
         "sellTokenSymbol": o.request.token_symbol,
         "sellTokenAddress": o.request.token_address.clone().unwrap_or_default(),

@@ -32,13 +32,18 @@
 mod callbacks;
 mod clock;
 mod faults;
+mod json;
 pub mod partner;
 mod routes;
 mod scenario;
 mod state;
-#[cfg(test)]
-mod tests;
 mod traffic;
+
+/// The callback sender's TLS provider (ring, as the rest of rampd uses); a no-op when one
+/// is installed already.
+pub(crate) fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -51,7 +56,7 @@ use self::clock::Clock;
 use self::state::World;
 
 pub use self::callbacks::{Callbacks, CallbacksError};
-pub use self::scenario::{OfframpProgression, Scenario};
+pub use self::scenario::{KNOWN_OFFRAMP_STATUSES, OfframpProgression, Scenario};
 
 #[derive(Clone)]
 pub struct SandboxConfig {
@@ -490,9 +495,9 @@ impl SandboxHandle {
         self.stop.send_replace(true);
     }
 
-    /// Test hook: invalidate access tokens (and refresh tokens too when `include_refresh`).
-    #[cfg(test)]
-    pub(crate) fn expire_tokens(&self, include_refresh: bool) {
+    /// Invalidate every access token (and refresh token too when `include_refresh`), as the
+    /// provider does when they lapse: the next calls must log in again.
+    pub fn expire_tokens(&self, include_refresh: bool) {
         self.shared.world().expire_tokens(include_refresh);
     }
 }

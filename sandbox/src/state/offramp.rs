@@ -7,7 +7,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, LinkState, World, key, random_digits, token_decimals};
-use crate::sandbox::scenario::{
+use crate::scenario::{
     OFFRAMP_COMPLETED, OFFRAMP_CREATED, OFFRAMP_PAYOUT_SUCCESS, OFFRAMP_PENDING, OFFRAMP_REFUNDED,
     offramp_progressed_status,
 };
@@ -311,7 +311,7 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
-    use crate::sandbox::{SandboxConfig, Scenario};
+    use crate::{SandboxConfig, Scenario};
 
     const EMAIL: &str = "ravi@example.com";
     const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";

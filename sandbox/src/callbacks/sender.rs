@@ -12,10 +12,10 @@ use axum::http::header;
 use tokio::sync::{mpsc, watch};
 
 use super::body::{body_bytes, sign};
-use crate::sandbox::SandboxStats;
-use crate::sandbox::clock::Clock;
-use crate::sandbox::faults::chance;
-use crate::sandbox::state::Change;
+use crate::SandboxStats;
+use crate::clock::Clock;
+use crate::faults::chance;
+use crate::state::Change;
 
 /// Per-request timeout (connect included).
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ pub(crate) fn spawn_sender(
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    crate::tls::install_crypto();
+    crate::install_crypto();
     let http = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)

@@ -8,8 +8,8 @@ use super::{
 use crate::providers::{
     CreateOfframpRequest, OnmetaClient, OrderKind, ProviderError, SellQuoteRequest, TxHashOutcome,
 };
-use crate::sandbox::scenario::KNOWN_OFFRAMP_STATUSES;
-use crate::sandbox::{Faults, SandboxConfig, Scenario};
+use rampd_sandbox::KNOWN_OFFRAMP_STATUSES;
+use rampd_sandbox::{Faults, SandboxConfig, Scenario};
 
 pub(super) const HASH: &str = "0x9f2c4a7e1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 const SENDER: &str = "0x64Dc21C25Ba5ec2637e1fA32a5db7A845b9Ec222";

@@ -5,7 +5,6 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-use super::PartnerStats;
 use crate::providers::ProviderError;
 use crate::providers::partner::client::{
     DepositRequest, FiatTransferRequest, PartnerClient, PartnerConfig, WalletIdentifierType,
@@ -14,7 +13,8 @@ use crate::providers::partner::history::{
     Expected, MintCheck, TransferCheck, mint_credit, verify_transfer,
 };
 use crate::providers::partner::wire::{Confirmation, Deposit};
-use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use rampd_sandbox::partner::{PartnerSimConfig, PartnerStats};
+use rampd_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 async fn sandbox() -> SandboxHandle {
     crate::tls::install_crypto();
@@ -24,7 +24,7 @@ async fn sandbox() -> SandboxHandle {
 }
 
 fn client(s: &SandboxHandle, token: &str) -> PartnerClient {
-    let cfg = super::PartnerSimConfig::default();
+    let cfg = PartnerSimConfig::default();
     PartnerClient::new(PartnerConfig {
         base_url: format!("{}/partner", s.base_url()),
         token: SecretString::from(token),
@@ -36,7 +36,7 @@ fn client(s: &SandboxHandle, token: &str) -> PartnerClient {
 }
 
 fn good(s: &SandboxHandle) -> PartnerClient {
-    client(s, &super::PartnerSimConfig::default().token)
+    client(s, &PartnerSimConfig::default().token)
 }
 
 fn mint(wallet: &str, amount: &str) -> DepositRequest {
@@ -212,8 +212,8 @@ async fn a_wrong_token_is_refused_and_nothing_is_deposited() {
     );
     let other_header = PartnerClient::new(PartnerConfig {
         base_url: format!("{}/partner", s.base_url()),
-        token: SecretString::from(super::PartnerSimConfig::default().token),
-        tenant_id: super::PartnerSimConfig::default().tenant_id,
+        token: SecretString::from(PartnerSimConfig::default().token),
+        tenant_id: PartnerSimConfig::default().tenant_id,
         tenant_header: "x-partner-tenant".into(),
         timeout: Duration::from_secs(5),
     })

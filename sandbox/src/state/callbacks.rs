@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::offramp::OfframpOrder;
 use super::{ApiError, Order, Payment, STATUS_COMPLETED, STATUS_EXPIRED, STATUS_FIAT_PENDING};
 use super::{World, key};
-use crate::sandbox::callbacks::Callbacks;
+use crate::callbacks::Callbacks;
 
 /// Status a paid order moves to.
 const STATUS_FIAT_RECEIVED: &str = "fiatReceived";
@@ -192,9 +192,9 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::sandbox::SandboxConfig;
-    use crate::sandbox::callbacks::Callbacks;
-    use crate::sandbox::state::NewOrder;
+    use crate::SandboxConfig;
+    use crate::callbacks::Callbacks;
+    use crate::state::NewOrder;
 
     const EMAIL: &str = "asha@example.com";
 

@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(decide(&mut Faults::default(), Call::Status, || 0.0), None);
     }
 
-    use crate::sandbox::scenario::KNOWN_OFFRAMP_STATUSES;
+    use crate::scenario::KNOWN_OFFRAMP_STATUSES;
 
     #[test]
     fn odd_statuses_are_not_known_ones() {

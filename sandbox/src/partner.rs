@@ -622,6 +622,3 @@ async fn add_transfer(State(sim): State<PartnerSim>, Json(t): Json<NewTransfer>)
 async fn stats(State(sim): State<PartnerSim>) -> Json<PartnerStats> {
     Json(sim.stats())
 }
-
-#[cfg(test)]
-mod tests;

@@ -65,8 +65,7 @@ impl OfframpProgression {
 }
 
 /// Every off-ramp status the provider documents (`providers.md` §1.4), exact case.
-#[cfg(test)]
-pub(crate) const KNOWN_OFFRAMP_STATUSES: &[&str] = &[
+pub const KNOWN_OFFRAMP_STATUSES: &[&str] = &[
     "cryptoInit",
     "pending",
     "orderReceived",

@@ -5,7 +5,7 @@ use super::{
     start_scenario, upi_link, upi_order,
 };
 use crate::providers::{LinkStatus, ProviderError, UtrOutcome, classify_link_status};
-use crate::sandbox::{Faults, SandboxConfig, Scenario};
+use rampd_sandbox::{Faults, SandboxConfig, Scenario};
 
 #[tokio::test]
 async fn kyc_details_list_outstanding_fulfilments() {

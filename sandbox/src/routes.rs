@@ -23,7 +23,7 @@ use super::clock::Clock;
 use super::faults;
 use super::state::{ApiError, LinkKind, LinkState, Listed, NewOrder, Order, Payment};
 use super::{Faults, Scenario, Shared};
-use crate::providers::onmeta::{decimal_json, mask_tail};
+use crate::json::{amount, mask_tail};
 
 /// Orders per page of `GET /v1/orders/{skip}`.
 const PAGE_SIZE: usize = 10;
@@ -368,7 +368,7 @@ fn created_json(clock: &Clock, o: &Order) -> Value {
         "orderId": o.id,
         "pgOrderId": "",
         "status": o.status,
-        "fiatAmount": decimal_json(o.request.fiat_amount),
+        "fiatAmount": amount(o.request.fiat_amount),
         "fiatCurrency": "INR",
         "buyTokenSymbol": o.request.token_symbol,
         "chainId": o.request.chain_id,
@@ -462,7 +462,7 @@ fn status_json(clock: &Clock, o: &Order, status: &str) -> Value {
         "explorerUrl": o.tx_hash.as_ref().map(|h| format!("https://polygonscan.com/tx/{h}")).unwrap_or_default(),
         "transferredAmount": o.transferred_amount.map(|a| a.to_string()).unwrap_or_default(),
         "transferredAmountWei": wei,
-        "fiat": decimal_json(o.request.fiat_amount),
+        "fiat": amount(o.request.fiat_amount),
         "receiverWalletAddress": o.request.receiver_address,
         "buyTokenSymbol": o.request.token_symbol,
         "buyTokenAddress": o.request.token_address.clone().unwrap_or_default(),
@@ -509,7 +509,7 @@ async fn list_orders(State(s): St, headers: HeaderMap, Path(skip): Path<String>)
                     "eventType": "onramp",
                     "orderId": o.id,
                     "status": o.status,
-                    "fiat": decimal_json(o.request.fiat_amount),
+                    "fiat": amount(o.request.fiat_amount),
                     "currency": "INR",
                     "buyTokenSymbol": o.request.token_symbol,
                     "chainId": o.request.chain_id,

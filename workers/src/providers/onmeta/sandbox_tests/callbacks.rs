@@ -18,7 +18,7 @@ use sha2::Sha256;
 use super::offramp::{HASH, linked_offramp};
 use super::{EMAIL, TP, client, get_control, linked_order, put_control, start, upi_order};
 use crate::providers::OnmetaClient;
-use crate::sandbox::{Callbacks, Progression, Sandbox, SandboxConfig, SandboxHandle};
+use rampd_sandbox::{Callbacks, Progression, Sandbox, SandboxConfig, SandboxHandle};
 
 const SECRET: &str = "merchant-test-secret";
 const UTR: &str = "412345678901";
@@ -617,7 +617,7 @@ async fn settings_endpoint_validation_and_failed_sends() {
     })
     .await;
     assert_eq!(receiver.hits().len(), 2);
-    let stats: crate::sandbox::SandboxStats = get_control(&sandbox, "/sandbox/stats").await;
+    let stats: rampd_sandbox::SandboxStats = get_control(&sandbox, "/sandbox/stats").await;
     assert_eq!((stats.callbacks_sent, stats.callbacks_failed), (2, 2));
     sandbox.shutdown();
 }
