@@ -22,7 +22,8 @@
 //!
 //! Faults: `lose_deposit_answers` and `lose_confirmation_answers` carry the first requests
 //! out and answer 504, as an answer lost on the way would; `invalidate_confirmations`
-//! answers every confirmation with the "Invalidated" 400; `hold_answers` carries a kind of
+//! answers every confirmation with the "Invalidated" 400; `history_ignores_memo` lists the
+//! whole history whatever the memo; `hold_answers` carries a kind of
 //! creating call out and holds its answer (for tests that stop the caller meanwhile).
 //!
 //! Control (no auth): `POST /partner/sandbox/transfers` adds an on-chain transfer (a
@@ -62,6 +63,9 @@ pub struct PartnerSimConfig {
     /// Answer every confirmation with the 400 "Successfully Invalidated Confirmation
     /// Request", as if the request had been invalidated before it was confirmed.
     pub invalidate_confirmations: bool,
+    /// List the whole history whatever `memo` asks (the documents do not say the filter
+    /// is exact).
+    pub history_ignores_memo: bool,
 }
 
 impl Default for PartnerSimConfig {
@@ -75,6 +79,7 @@ impl Default for PartnerSimConfig {
             lose_deposit_answers: 0,
             lose_confirmation_answers: 0,
             invalidate_confirmations: false,
+            history_ignores_memo: false,
         }
     }
 }
@@ -517,7 +522,7 @@ async fn history(
         if t.from != identifier && t.to != identifier {
             continue;
         }
-        if q.memo.is_some() && t.memo != q.memo {
+        if q.memo.is_some() && t.memo != q.memo && !sim.config.history_ignores_memo {
             continue;
         }
         if t.hidden_for > 0 {

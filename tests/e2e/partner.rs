@@ -133,6 +133,36 @@ async fn a_lost_confirmation_answer_is_settled_from_the_history(backend: Backend
 }
 both!(a_lost_confirmation_answer_is_settled_from_the_history);
 
+async fn a_mint_never_takes_a_credit_another_order_holds(backend: Backend) {
+    // Should the history not narrow to the memo, two mints of the same amount to the same
+    // wallet see each other's credits; the second credit shows one read late.
+    let partner = PartnerSimConfig {
+        history_ignores_memo: true,
+        ..Default::default()
+    };
+    let s = partner_stack(backend, partner).await;
+    s.send("mint.create", &mint_body("m-8", "gina.ul")).await;
+    let first = s.wait_state("m-8", OrderState::Completed).await;
+    s.send("mint.create", &mint_body("m-9", "gina.ul")).await;
+    let second = s.wait_state("m-9", OrderState::Completed).await;
+    let (a, b) = (first.order.tx_hash.unwrap(), second.order.tx_hash.unwrap());
+    assert_ne!(a, b, "each mint settles with its own credit");
+    // The credit is held in the per-provider unique column, so no two orders share one.
+    let row = orders::Entity::find_by_id(first.order.id.to_string())
+        .one(&s.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.deposit_tx_hash.as_deref(),
+        Some(a.to_ascii_lowercase().as_str())
+    );
+    let stats = s.sandbox.partner().stats();
+    assert_eq!((stats.deposit_requests, stats.confirmations), (2, 2));
+    s.finish().await;
+}
+both!(a_mint_never_takes_a_credit_another_order_holds);
+
 async fn a_lost_deposit_answer_is_flagged_not_repeated(backend: Backend) {
     let partner = PartnerSimConfig {
         lose_deposit_answers: 1,

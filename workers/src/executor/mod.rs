@@ -251,7 +251,8 @@ impl Executor {
     ) -> Observation {
         let trace = task.trace_ctx.as_deref().or(order_trace);
         let timeout = call_timeout(&self.shared.cfg);
-        let call = steps::run(&self.shared.providers, action, order, Utc::now(), trace);
+        let providers = &self.shared.providers;
+        let call = steps::run(providers, &self.shared.db, action, order, Utc::now(), trace);
         let call = attempt::scope(order.failures + 1, call);
         match tokio::time::timeout(timeout, call).await {
             Ok(obs) => obs,

@@ -4,12 +4,16 @@
 use chrono::{DateTime, Utc};
 use rampd_domain::order::{Action, CallFailure, FailureKind, Observation, Order};
 
+use sea_orm::DatabaseConnection;
+
 use crate::providers::registry::{Connector, Providers};
 use crate::providers::{ProviderError, onmeta, partner};
+use crate::storage::orders::held_tx_hashes;
 use crate::telemetry::warnings;
 
 pub async fn run(
     providers: &Providers,
+    db: &DatabaseConnection,
     action: &Action,
     order: &Order,
     now: DateTime<Utc>,
@@ -18,7 +22,10 @@ pub async fn run(
     let result = match providers.get(&order.provider.name) {
         Some(c) if c.plan() != order.provider.plan => Err(unserved(order, "has another plan")),
         Some(Connector::Onmeta(p)) => onmeta::steps::call(p, action, order, now, trace).await,
-        Some(Connector::Partner(p)) => partner::steps::call(p, action, order, trace).await,
+        Some(Connector::Partner(p)) => {
+            let claims = StoredClaims { db, order };
+            partner::steps::call(p, action, order, &claims, trace).await
+        }
         None => Err(unserved(order, "is not configured on this replica")),
     };
     match result {
@@ -28,6 +35,24 @@ pub async fn run(
             warnings::provider_call_failed(&order_id, trace, action.name(), &e);
             Observation::CallFailed(failure(e, action))
         }
+    }
+}
+
+/// The settling transactions other orders of the provider hold, from storage.
+struct StoredClaims<'a> {
+    db: &'a DatabaseConnection,
+    order: &'a Order,
+}
+
+impl partner::steps::Claims for StoredClaims<'_> {
+    async fn held(&self, hashes: &[String]) -> Result<Vec<String>, ProviderError> {
+        let (provider, id) = (self.order.provider.name.as_str(), self.order.id.to_string());
+        held_tx_hashes(self.db, provider, &id, hashes)
+            .await
+            .map_err(|e| ProviderError::Retryable {
+                reason: format!("reading the transactions other orders hold failed: {e}"),
+                retry_after: None,
+            })
     }
 }
 

@@ -132,6 +132,29 @@ pub async fn load_by_client_id(
         .transpose()
 }
 
+/// Which of `hashes` (lower case) orders of `provider` other than `order_id` already hold
+/// as the transaction that settles them (the `deposit_tx_hash` column, unique per
+/// provider): a mint's credit, an off-ramp's or a redeem's deposit.
+pub async fn held_tx_hashes(
+    db: &impl ConnectionTrait,
+    provider: &str,
+    order_id: &str,
+    hashes: &[String],
+) -> Result<Vec<String>, DbErr> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(orders::Entity::find()
+        .filter(orders::Column::Provider.eq(provider))
+        .filter(orders::Column::DepositTxHash.is_in(hashes.iter().cloned()))
+        .filter(orders::Column::Id.ne(order_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.deposit_tx_hash)
+        .collect())
+}
+
 /// The order, other than `order_id`, that holds a payment reference (`utr` or
 /// `deposit_tx_hash`, as the unique indexes store them) at `order_id`'s provider: its id
 /// and tenant. The scope is the indexes' own, (provider, reference), across tenants.

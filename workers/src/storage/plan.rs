@@ -220,6 +220,19 @@ fn now_ms(w: &Write<'_>) -> i64 {
     w.now.timestamp_millis()
 }
 
+/// The transaction that settles the order, as the `deposit_tx_hash` column holds it (unique
+/// per provider): the user's deposit, or a mint's credit (lower case), so no two orders
+/// can claim the same transfer.
+fn settling_tx(o: &rampd_domain::order::Order) -> Option<String> {
+    match (&o.deposit_tx_hash, &o.request) {
+        (Some(h), _) => Some(h.as_str().to_string()),
+        (None, rampd_domain::order::OrderRequest::Mint(_)) => {
+            o.tx_hash.as_deref().map(str::to_ascii_lowercase)
+        }
+        (None, _) => None,
+    }
+}
+
 /// One order's row, history, drive task and events.
 fn order_rows(
     plan: &mut Plan,
@@ -247,7 +260,7 @@ fn order_rows(
             provider: o.provider.name.to_string(),
             provider_order_id: o.provider_order_id.clone(),
             utr: o.utr.as_ref().map(|u| u.as_str().to_string()),
-            deposit_tx_hash: o.deposit_tx_hash.as_ref().map(|h| h.as_str().to_string()),
+            deposit_tx_hash: settling_tx(o),
             flagged: o.attention.is_some(),
             trace_ctx: trace_ctx.clone(),
             created_at: now,

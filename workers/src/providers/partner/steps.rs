@@ -17,14 +17,21 @@ use super::history::{Expected, MintCheck, TransferCheck, mint_credit, verify_tra
 use super::wire::{Confirmation, Deposit, INVALIDATED};
 use crate::providers::ProviderError;
 
+/// The on-chain transactions other orders already settled with (the shell reads them from
+/// storage): a mint never takes a credit another order holds.
+pub trait Claims {
+    fn held(&self, hashes: &[String]) -> impl Future<Output = Result<Vec<String>, ProviderError>>;
+}
+
 pub async fn call(
     p: &PartnerClient,
     action: &Action,
     o: &Order,
+    claims: &impl Claims,
     trace: Option<&str>,
 ) -> Result<Observation, ProviderError> {
     match &o.request {
-        OrderRequest::Mint(mint) => mint_step(p, action, o, mint, trace).await,
+        OrderRequest::Mint(mint) => mint_step(p, action, o, mint, claims, trace).await,
         OrderRequest::Redeem(redeem) => redeem_step(p, action, o, redeem, trace).await,
         other => Err(refused(format!(
             "a {} order is not served by the Partner plan",
@@ -38,6 +45,7 @@ async fn mint_step(
     action: &Action,
     o: &Order,
     mint: &MintRequest,
+    claims: &impl Claims,
     trace: Option<&str>,
 ) -> Result<Observation, ProviderError> {
     let deposit = deposit_of(mint);
@@ -86,7 +94,7 @@ async fn mint_step(
             })
         }
         (Action::FindProviderOrder | Action::PollStatus, Some(id)) => {
-            Observation::Chain(credit(p, mint, id, trace).await?)
+            Observation::Chain(credit(p, mint, id, claims, trace).await?)
         }
         (other, _) => {
             return Err(refused(format!(
@@ -167,11 +175,14 @@ fn deposit_of(mint: &MintRequest) -> DepositRequest {
 }
 
 /// Look for the mint's credit in the wallet's history, narrowed to the deposit request's
-/// memo. More than one credit alike is doubtful, never picked.
+/// memo, leaving out the credits other orders hold (should the memo not narrow it, an
+/// earlier mint of the same amount to the same wallet is not taken for this one). More
+/// than one credit alike is doubtful, never picked.
 async fn credit(
     p: &PartnerClient,
     mint: &MintRequest,
     deposit_id: &str,
+    claims: &impl Claims,
     trace: Option<&str>,
 ) -> Result<ChainCheck, ProviderError> {
     let wallet = mint.wallet.identifier();
@@ -180,7 +191,12 @@ async fn credit(
         to: wallet,
         amount: mint.amount.value(),
     };
-    Ok(match mint_credit(&history, expected, &[]) {
+    let seen: Vec<String> = history
+        .iter()
+        .map(|t| t.trx_id.to_ascii_lowercase())
+        .collect();
+    let held = claims.held(&seen).await?;
+    Ok(match mint_credit(&history, expected, &held) {
         MintCheck::Credited(t) => ChainCheck::Settled { tx_hash: t.trx_id },
         MintCheck::NotYet => ChainCheck::NotYet,
         MintCheck::Ambiguous { candidates } => ChainCheck::Doubtful {
