@@ -82,6 +82,11 @@ fn states(d: &Decision) -> Vec<OrderState> {
         .collect()
 }
 
+/// Why the decision's order is flagged (it must be).
+fn flag_of(d: &Decision) -> &str {
+    d.order.attention.as_deref().expect("flagged")
+}
+
 /// The provider refused `action` with `message`.
 fn refusal(action: Action, message: &str) -> Observation {
     Observation::CallFailed(CallFailure {
@@ -167,13 +172,7 @@ fn an_unanswered_deposit_is_flagged_never_repeated_and_expires_at_its_deadline()
             evidence: "the Partner API cannot read a deposit request back".into(),
         }),
     );
-    assert!(
-        d.order
-            .attention
-            .as_deref()
-            .unwrap()
-            .contains("interrupted deposit request")
-    );
+    assert!(flag_of(&d).contains("interrupted deposit request"));
     assert!(
         d.events
             .iter()
@@ -217,7 +216,7 @@ fn an_unanswered_confirmation_is_settled_by_its_credit_or_flagged_never_repeated
     assert!(
         o.attention
             .as_deref()
-            .unwrap()
+            .expect("flagged")
             .contains("interrupted confirmation")
     );
     // Then the credit shows up: the order completes through processing.
@@ -287,13 +286,7 @@ fn a_doubtful_or_missing_credit_flags_but_keeps_looking() {
         }),
     );
     assert_eq!(d.order.state, OrderState::Processing);
-    assert!(
-        d.order
-            .attention
-            .as_deref()
-            .unwrap()
-            .contains("2 credits alike")
-    );
+    assert!(flag_of(&d).contains("2 credits alike"));
     assert!(matches!(d.next_run, NextRun::At(_)));
     let late = Ctx {
         now: o.expires_at,
@@ -305,13 +298,7 @@ fn a_doubtful_or_missing_credit_flags_but_keeps_looking() {
         &late,
     )
     .unwrap();
-    assert!(
-        d.order
-            .attention
-            .as_deref()
-            .unwrap()
-            .contains("within the payment window")
-    );
+    assert!(flag_of(&d).contains("within the payment window"));
     assert_eq!(
         d.order.state,
         OrderState::Processing,
@@ -479,13 +466,7 @@ fn a_failed_transfer_refuses_the_hash_and_a_mismatch_flags() {
         }),
     );
     assert_eq!(d.order.state, OrderState::AwaitingPayment);
-    assert!(
-        d.order
-            .attention
-            .as_deref()
-            .unwrap()
-            .contains("10 tokens sent")
-    );
+    assert!(flag_of(&d).contains("10 tokens sent"));
     assert!(d.order.deposit_tx_hash.is_some(), "kept for the person");
 }
 
@@ -513,13 +494,7 @@ fn a_refused_payout_report_flags_and_slows_down() {
         refusal(Action::ReportPayout, "please enter correct amount"),
     );
     assert_eq!(d.order.state, OrderState::Processing);
-    assert!(
-        d.order
-            .attention
-            .as_deref()
-            .unwrap()
-            .contains("correct amount")
-    );
+    assert!(flag_of(&d).contains("correct amount"));
     let slow = t0() + chrono::Duration::from_std(policy().poll.parked_max).unwrap();
     assert_eq!(d.next_run, NextRun::At(slow));
 }
