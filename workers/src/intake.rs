@@ -388,7 +388,7 @@ async fn handle(
             }
         }
         let parsed = parse_command(name, body, &shared.cfg.orders.limits())
-            .and_then(|c| Ok((c, parse_provider(body)?)));
+            .and_then(|c| Ok((c, created_at(name, body)?)));
         let verdict = match parsed {
             Err(e) => Verdict::Refused {
                 code: e.code(),
@@ -616,6 +616,21 @@ fn rejected_event(
     }
 }
 
+/// The provider a create names (`provider`); only a create reads the field, since an order
+/// never changes provider.
+fn created_at(name: CommandName, body: &[u8]) -> Result<Option<ProviderName>, CommandError> {
+    match name {
+        CommandName::OnrampCreate
+        | CommandName::OfframpCreate
+        | CommandName::MintCreate
+        | CommandName::RedeemCreate => parse_provider(body),
+        CommandName::OnrampUtr
+        | CommandName::OfframpTxHash
+        | CommandName::RedeemPayout
+        | CommandName::OrderCancel => Ok(None),
+    }
+}
+
 /// The `<direction>` part of a command's rejection subject.
 fn direction(name: CommandName) -> &'static str {
     match name {
@@ -710,6 +725,17 @@ fn meters_for_outcome(subject: &str, outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_create_reads_its_provider() {
+        let junk = br#"{"provider": 7}"#;
+        assert!(created_at(CommandName::MintCreate, junk).is_err());
+        assert!(created_at(CommandName::OnrampCreate, junk).is_err());
+        assert_eq!(created_at(CommandName::OnrampUtr, junk).unwrap(), None);
+        assert_eq!(created_at(CommandName::RedeemPayout, junk).unwrap(), None);
+        let named = created_at(CommandName::RedeemCreate, br#"{"provider": "partner"}"#);
+        assert_eq!(named.unwrap().unwrap().as_str(), "partner");
+    }
 
     #[test]
     fn routes_subjects() {
