@@ -78,67 +78,12 @@ pub fn create(
     d.finish()
 }
 
-fn kyc_deadline(order: &Order, policy: &OrderPolicy) -> Option<DateTime<Utc>> {
-    order
-        .kyc
-        .as_ref()
-        .map(|k| k.since + chrono_duration(policy.kyc_window))
-}
-
 /// What the shell should do next for this order: its provider's plan says.
 pub fn next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
     match order.provider.plan {
-        Plan::Onmeta => onmeta_next_action(order, now, policy),
+        Plan::Onmeta => super::onmeta::next_action(order, now, policy),
         Plan::Partner => super::partner::next_action(order, now, policy),
     }
-}
-
-/// The Onmeta plan's next step.
-///
-/// An order that has a provider order is never expired without asking the provider
-/// first: past its deadline it is polled, and the status reply decides (see
-/// `observe::status`). Money that arrived at the last minute is never lost that way.
-fn onmeta_next_action(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> Action {
-    use OrderState::*;
-    match order.state {
-        s if s.is_terminal() => Action::Nothing,
-        KycRequired => match kyc_deadline(order, policy) {
-            Some(deadline) if now >= deadline => Action::Expire,
-            _ => Action::CheckKyc,
-        },
-        Preparing if !order.payment_claimed() && now >= order.unpaid_deadline(policy) => {
-            Action::Expire
-        }
-        Preparing => match order.step {
-            PrepStep::CheckKyc => Action::CheckKyc,
-            PrepStep::LinkPaymentMethod => match &order.link_reference {
-                Some(reference) => Action::PollLink(reference.clone()),
-                None => Action::EnsurePaymentMethod,
-            },
-            PrepStep::Quote => Action::FetchQuote,
-            PrepStep::CreateOrder if order.intent == Some(Intent::CreateOrder) => {
-                Action::FindProviderOrder
-            }
-            PrepStep::CreateOrder if quote_is_stale(order, now, policy) => Action::FetchQuote,
-            PrepStep::CreateOrder => Action::CreateOrder,
-            // Not a step of this plan.
-            PrepStep::Confirm => Action::PollStatus,
-        },
-        AwaitingPayment => match (order.intent, &order.utr, &order.deposit_tx_hash) {
-            (Some(Intent::SubmitUtr | Intent::SubmitTxHash), _, _) => Action::FindProviderOrder,
-            (_, Some(utr), _) => Action::SubmitUtr(utr.clone()),
-            (_, _, Some(hash)) => Action::SubmitTxHash(hash.clone()),
-            _ => Action::PollStatus,
-        },
-        _ => Action::PollStatus,
-    }
-}
-
-fn quote_is_stale(order: &Order, now: DateTime<Utc>, policy: &OrderPolicy) -> bool {
-    order
-        .quote
-        .as_ref()
-        .is_none_or(|q| now - q.quoted_at > chrono_duration(policy.quote_validity))
 }
 
 /// Fold one input into the order.
@@ -399,7 +344,9 @@ fn deadline_passed(d: &mut Builder) {
     use OrderState::*;
     let now = d.ctx.now;
     match d.order.state {
-        KycRequired if kyc_deadline(&d.order, &d.ctx.policy).is_some_and(|t| now >= t) => {
+        KycRequired
+            if super::onmeta::kyc_deadline(&d.order, &d.ctx.policy).is_some_and(|t| now >= t) =>
+        {
             d.fail("kyc_timeout");
         }
         Preparing | AwaitingPayment

@@ -20,6 +20,7 @@ mod builder;
 mod contested;
 mod decide;
 mod observe;
+mod onmeta;
 mod operator;
 mod partner;
 mod status;
