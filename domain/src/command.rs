@@ -58,6 +58,17 @@ impl CommandName {
     pub fn parse(s: &str) -> Option<CommandName> {
         CommandName::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    /// A command that creates an order.
+    pub fn creates(self) -> bool {
+        matches!(
+            self,
+            CommandName::OnrampCreate
+                | CommandName::OfframpCreate
+                | CommandName::MintCreate
+                | CommandName::RedeemCreate
+        )
+    }
 }
 
 /// Why a command was refused: the stable, machine-readable `code` of a
@@ -561,22 +572,13 @@ enum WalletIdentifierType {
     WalletAddress,
 }
 
-/// The `provider` a create command may name (any command may carry the field; only a
-/// create reads it, and an order never changes provider).
-#[derive(Deserialize)]
-struct RawProvider {
-    #[serde(default)]
-    provider: Option<String>,
-}
-
-/// The provider a create command names, if it names one.
-pub fn parse_provider(body: &[u8]) -> Result<Option<ProviderName>, CommandError> {
-    let raw: RawProvider = serde_json::from_slice(body)
-        .map_err(|e| CommandError::Malformed(e.classify_name().into()))?;
-    Ok(raw
-        .provider
-        .map(|p| ProviderName::parse(p.trim()))
-        .transpose()?)
+/// The `provider` a create names, from its parsed body (`None` when it names none).
+fn provider_of(value: &serde_json::Value) -> Result<Option<ProviderName>, CommandError> {
+    match value.get("provider") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(p)) => Ok(Some(ProviderName::parse(p.trim())?)),
+        Some(_) => Err(CommandError::Malformed("provider must be a string".into())),
+    }
 }
 
 #[derive(Deserialize)]
@@ -749,8 +751,29 @@ pub fn parse_command(
     body: &[u8],
     limits: &CommandLimits,
 ) -> Result<Command, CommandError> {
+    parse_command_at(name, body, limits).map(|(command, _)| command)
+}
+
+/// [`parse_command`], and the provider a create names in `provider` (one parse of the
+/// body). Only a create reads the field: an order never changes provider, so a later
+/// command's `provider` is ignored.
+pub fn parse_command_at(
+    name: CommandName,
+    body: &[u8],
+    limits: &CommandLimits,
+) -> Result<(Command, Option<ProviderName>), CommandError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| CommandError::Malformed(e.classify_name().into()))?;
+    let provider = name.creates().then(|| provider_of(&value));
+    let command = parse_value(name, value, limits)?;
+    Ok((command, provider.transpose()?.flatten()))
+}
+
+fn parse_value(
+    name: CommandName,
+    value: serde_json::Value,
+    limits: &CommandLimits,
+) -> Result<Command, CommandError> {
     match name {
         CommandName::OnrampCreate => {
             let raw: RawCreate = typed(value)?;
@@ -1245,7 +1268,19 @@ mod tests {
 
     #[test]
     fn a_create_may_name_its_provider() {
-        let named = |v: serde_json::Value| parse_provider(v.to_string().as_bytes());
+        let named = |v: serde_json::Value| {
+            let mut body = mint_body();
+            body.as_object_mut().unwrap().remove("provider");
+            body.as_object_mut()
+                .unwrap()
+                .extend(v.as_object().unwrap().clone());
+            parse_command_at(
+                CommandName::MintCreate,
+                body.to_string().as_bytes(),
+                &CommandLimits::default(),
+            )
+            .map(|(_, p)| p)
+        };
         assert_eq!(
             named(mint_body()).unwrap().map(|p| p.to_string()),
             Some("partner".into())
@@ -1258,7 +1293,16 @@ mod tests {
         assert_eq!(
             named(json!({"provider": 7})).unwrap_err().code(),
             RejectCode::Malformed
-        );
+        ); // Only a create reads it.
+        let utr = json!({"command_id": "c", "order_id": "o", "utr": "512345678901", "provider": 7});
+        let (_, provider) = parse_command_at(
+            CommandName::OnrampUtr,
+            utr.to_string().as_bytes(),
+            &CommandLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(provider, None);
+        assert!(CommandName::RedeemCreate.creates() && !CommandName::RedeemPayout.creates());
     }
 
     fn redeem_body() -> serde_json::Value {

@@ -17,8 +17,7 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
 use futures::StreamExt;
 use rampd_domain::command::{
-    Command, CommandError, CommandIds, CommandName, RejectCode, Target, parse_command, parse_ids,
-    parse_provider,
+    Command, CommandError, CommandIds, CommandName, RejectCode, Target, parse_command_at, parse_ids,
 };
 use rampd_domain::command_identity::{Fingerprint, msg_id_fits};
 use rampd_domain::event::{COMMAND_REJECTED, CommandRejected};
@@ -387,9 +386,7 @@ async fn handle(
                 return Ok(Outcome::Ack);
             }
         }
-        let parsed = parse_command(name, body, &shared.cfg.orders.limits())
-            .and_then(|c| Ok((c, created_at(name, body)?)));
-        let verdict = match parsed {
+        let verdict = match parse_command_at(name, body, &shared.cfg.orders.limits()) {
             Err(e) => Verdict::Refused {
                 code: e.code(),
                 reason: e.to_string(),
@@ -616,21 +613,6 @@ fn rejected_event(
     }
 }
 
-/// The provider a create names (`provider`); only a create reads the field, since an order
-/// never changes provider.
-fn created_at(name: CommandName, body: &[u8]) -> Result<Option<ProviderName>, CommandError> {
-    match name {
-        CommandName::OnrampCreate
-        | CommandName::OfframpCreate
-        | CommandName::MintCreate
-        | CommandName::RedeemCreate => parse_provider(body),
-        CommandName::OnrampUtr
-        | CommandName::OfframpTxHash
-        | CommandName::RedeemPayout
-        | CommandName::OrderCancel => Ok(None),
-    }
-}
-
 /// The `<direction>` part of a command's rejection subject.
 fn direction(name: CommandName) -> &'static str {
     match name {
@@ -725,17 +707,6 @@ fn meters_for_outcome(subject: &str, outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_create_reads_its_provider() {
-        let junk = br#"{"provider": 7}"#;
-        assert!(created_at(CommandName::MintCreate, junk).is_err());
-        assert!(created_at(CommandName::OnrampCreate, junk).is_err());
-        assert_eq!(created_at(CommandName::OnrampUtr, junk).unwrap(), None);
-        assert_eq!(created_at(CommandName::RedeemPayout, junk).unwrap(), None);
-        let named = created_at(CommandName::RedeemCreate, br#"{"provider": "partner"}"#);
-        assert_eq!(named.unwrap().unwrap().as_str(), "partner");
-    }
 
     #[test]
     fn routes_subjects() {

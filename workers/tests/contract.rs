@@ -27,7 +27,7 @@ use rampd::config::Config;
 use rampd_domain::Direction;
 use rampd_domain::chain_values::TxHash;
 use rampd_domain::command::{
-    Command, CommandLimits, CommandName, RejectCode, parse_command, parse_ids, parse_provider,
+    Command, CommandLimits, CommandName, RejectCode, parse_command, parse_command_at, parse_ids,
 };
 use rampd_domain::event::{
     ATTENTION_NEEDED, COMMAND_REJECTED, CommandRejected, OPERATOR_ACTION, ORDER_EVENT_TYPES,
@@ -923,9 +923,7 @@ fn order_machine_keeps_the_documented_promises() {
 /// What intake does with a body: both steps must pass for the command to be carried out.
 fn accepted(name: CommandName, body: &Value) -> bool {
     let bytes = body.to_string().into_bytes();
-    parse_ids(&bytes).is_ok()
-        && parse_command(name, &bytes, &CommandLimits::default()).is_ok()
-        && parse_provider(&bytes).is_ok()
+    parse_ids(&bytes).is_ok() && parse_command_at(name, &bytes, &CommandLimits::default()).is_ok()
 }
 
 /// For each documented property of `schema`, found in `body` at `path`: leaving it out

@@ -141,9 +141,6 @@ pub async fn held_tx_hashes(
     order_id: &str,
     hashes: &[String],
 ) -> Result<Vec<String>, DbErr> {
-    if hashes.is_empty() {
-        return Ok(Vec::new());
-    }
     Ok(orders::Entity::find()
         .filter(orders::Column::Provider.eq(provider))
         .filter(orders::Column::DepositTxHash.is_in(hashes.iter().cloned()))

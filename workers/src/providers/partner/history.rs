@@ -67,11 +67,13 @@ pub enum MintCheck {
     },
 }
 
-/// Find the mint credit of `expected.amount` to `expected.to` among `history` (queried
-/// with the order's `memo` where the mint carries one), leaving out the transfers that
-/// other orders already claimed.
-pub fn mint_credit(history: &[Transfer], expected: Expected, claimed: &[String]) -> MintCheck {
-    let fits: Vec<&Transfer> = history
+/// The completed, unreverted credits of `expected.amount` to `expected.to` in `history`:
+/// what could be a mint's credit, before the ones other orders hold are left out.
+pub fn credits<'h>(
+    history: &'h [Transfer],
+    expected: Expected<'h>,
+) -> impl Iterator<Item = &'h Transfer> {
+    history
         .iter()
         .filter(|t| completed(t) && failure(t).is_none())
         .filter(|t| {
@@ -79,7 +81,14 @@ pub fn mint_credit(history: &[Transfer], expected: Expected, claimed: &[String])
                 .as_deref()
                 .is_none_or(|p| p.eq_ignore_ascii_case("credit"))
         })
-        .filter(|t| t.to.eq_ignore_ascii_case(expected.to) && t.amount == expected.amount)
+        .filter(move |t| t.to.eq_ignore_ascii_case(expected.to) && t.amount == expected.amount)
+}
+
+/// Find the mint credit of `expected.amount` to `expected.to` among `history` (queried
+/// with the order's `memo` where the mint carries one), leaving out the transfers that
+/// other orders already claimed.
+pub fn mint_credit(history: &[Transfer], expected: Expected, claimed: &[String]) -> MintCheck {
+    let fits: Vec<&Transfer> = credits(history, expected)
         .filter(|t| !claimed.iter().any(|c| c.eq_ignore_ascii_case(&t.trx_id)))
         .collect();
     match fits.as_slice() {

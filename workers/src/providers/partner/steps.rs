@@ -13,7 +13,7 @@ use rampd_domain::order::{
 };
 
 use super::client::{DepositRequest, FiatTransferRequest, PartnerClient, WalletIdentifierType};
-use super::history::{Expected, MintCheck, TransferCheck, mint_credit, verify_transfer};
+use super::history::{Expected, MintCheck, TransferCheck, credits, mint_credit, verify_transfer};
 use super::wire::{Confirmation, Deposit, INVALIDATED};
 use crate::providers::ProviderError;
 
@@ -191,11 +191,14 @@ async fn credit(
         to: wallet,
         amount: mint.amount.value(),
     };
-    let seen: Vec<String> = history
-        .iter()
+    // Only credits that fit are asked about: most polls find none, and ask nothing.
+    let fitting: Vec<String> = credits(&history, expected)
         .map(|t| t.trx_id.to_ascii_lowercase())
         .collect();
-    let held = claims.held(&seen).await?;
+    let held = match fitting.is_empty() {
+        true => Vec::new(),
+        false => claims.held(&fitting).await?,
+    };
     Ok(match mint_credit(&history, expected, &held) {
         MintCheck::Credited(t) => ChainCheck::Settled { tx_hash: t.trx_id },
         MintCheck::NotYet => ChainCheck::NotYet,
