@@ -12,6 +12,7 @@ use crate::executor::Executor;
 use crate::providers::registry::Providers;
 use crate::shared::{Shared, Wakers};
 use crate::storage::group_commit::GroupCommit;
+use crate::storage::handoff::Handoff;
 use crate::webhooks::Endpoints;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::vault::Vault;
@@ -93,15 +94,18 @@ impl Worker {
             true => 1, // SQLite has one writer at a time
             false => storage::group_commit::POSTGRES_WRITERS,
         };
+        let wake = Arc::new(Wakers::default());
+        let (handoff, handed) =
+            Handoff::to_relay(&cfg.worker_id, relay::lease_ms(&cfg), wake.outbox.clone());
         let shared = Shared {
-            commits: GroupCommit::start(db.clone(), writers),
+            commits: GroupCommit::start_with(db.clone(), writers, handoff),
             db,
             nats: client,
             js,
             endpoints,
             providers,
             cfg: Arc::new(cfg),
-            wake: Arc::new(Wakers::default()),
+            wake,
             stream_drift: Arc::new(topology.drift),
         };
         let shutdown = CancellationToken::new();
@@ -131,7 +135,7 @@ impl Worker {
             shutdown.clone(),
         ));
         tasks.spawn(Executor::new(shared.clone()).run(shutdown.clone()));
-        tasks.spawn(relay::run(shared.clone(), shutdown.clone()));
+        tasks.spawn(relay::run(shared.clone(), handed, shutdown.clone()));
         tasks.spawn(Sender::new(shared.clone())?.run(shutdown.clone()));
         tasks.spawn(retention::run(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.cfg.worker_id, "rampd worker started");

@@ -306,7 +306,8 @@ pub struct OrdersConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ExecutorConfig {
     /// How long a claimed task belongs to this replica. Must exceed the provider timeout
-    /// plus a commit; a crashed replica's tasks are taken over when it runs out.
+    /// plus a commit; a crashed replica's tasks are taken over when it runs out. The
+    /// outbox relay's leases last this long too, at most 30 s.
     pub lease_ms: u64,
     pub batch: u64,
     pub concurrency: usize,

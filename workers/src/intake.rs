@@ -557,7 +557,13 @@ async fn conclude(
     meters::command(inc.name.as_str(), verdict.label());
     let trace = telemetry::outgoing_trace_ctx(inc.trace);
     match verdict {
-        Verdict::Committed | Verdict::Contested => {}
+        Verdict::Committed => {
+            // Its events went through the group commit, which sees to the relay.
+            shared.wake.tasks.notify_one();
+            shared.wake_webhooks();
+            return Ok(Outcome::Ack);
+        }
+        Verdict::Contested => {}
         Verdict::NotYet => return Ok(Outcome::Retry(Duration::from_secs(1))),
         Verdict::Unchanged { order_id } => {
             record_unchanged(

@@ -1,9 +1,15 @@
 //! The outbox relay: publishes committed events to NATS JetStream.
 //!
-//! Rows are claimed with a lease, published with `Nats-Msg-Id` = the outbox id (so a
-//! publish repeated after a crash is dropped by the stream's duplicate window), and marked
-//! published once JetStream acknowledged them. Order is kept: a batch is published in
-//! `created_at` order and its acks awaited before the next batch.
+//! Rows come two ways: handed over by the group commit right after their batch committed
+//! (inserted already leased to this worker, see [`crate::storage::handoff`]), or claimed
+//! with a lease by a scan, woken by writes that did not hand their rows over and run every
+//! idle interval for rows whose lease ran out (a relay that stopped or died). Either way a
+//! row is published with `Nats-Msg-Id` = the outbox id (so a publish repeated after a
+//! crash is dropped by the stream's duplicate window), and marked published once
+//! JetStream acknowledged it. A batch is published in order (commit order, or
+//! `created_at` for a scan) and its acks awaited before the next batch; a handed row and a
+//! scanned one can overtake each other, as the contract allows (events carry their
+//! per-order `sequence`).
 
 use std::time::Duration;
 
@@ -11,29 +17,62 @@ use async_nats::HeaderMap;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::Config;
 use crate::shared::Shared;
 use crate::storage::entities::outbox;
+use crate::storage::handoff::Handed;
 use crate::storage::lease::{OUTBOX, claim, released};
 use crate::telemetry::{context, spans};
 
 const BATCH: u64 = 256;
-const LEASE_MS: i64 = 30_000;
 
-pub async fn run(shared: Shared, shutdown: CancellationToken) {
-    let idle = Duration::from_millis(shared.cfg.executor.idle_ms);
-    while !shutdown.is_cancelled() {
-        match relay_once(&shared).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),
-        }
+/// How long a claimed or handed row stays this relay's before another may take it: 30 s,
+/// or `executor.lease_ms` when that is shorter (a crashed replica's events wait no longer
+/// than its tasks).
+pub fn lease_ms(cfg: &Config) -> i64 {
+    Ord::min(cfg.executor.lease_ms as i64, 30_000)
+}
+
+pub async fn run(shared: Shared, mut handed: Handed, shutdown: CancellationToken) {
+    let mut scan = tokio::time::interval(Duration::from_millis(shared.cfg.executor.idle_ms));
+    scan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rows = Vec::new();
+    let mut open = true;
+    loop {
         tokio::select! {
+            // Scans first, so that a steady stream of handed rows cannot starve them.
+            biased;
             _ = shutdown.cancelled() => break,
-            _ = shared.wake.outbox.notified() => {}
-            _ = tokio::time::sleep(idle) => {}
+            _ = scan.tick() => scan_all(&shared).await,
+            _ = shared.wake.outbox.notified() => scan_all(&shared).await,
+            n = handed.recv_many(&mut rows, BATCH as usize), if open => {
+                if n == 0 {
+                    open = false; // the writers stopped; scans go on
+                    continue;
+                }
+                let batch: Vec<outbox::Model> = rows.drain(..).flatten().collect();
+                if let Err(e) = publish(&shared, batch).await {
+                    tracing::warn!(error = %e, "marking handed events published failed");
+                }
+            }
+        }
+    }
+}
+
+/// Claim and publish batches until none is left.
+async fn scan_all(shared: &Shared) {
+    loop {
+        match relay_once(shared).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay pass failed");
+                break;
+            }
         }
     }
 }
@@ -48,10 +87,16 @@ pub async fn relay_once(shared: &Shared) -> Result<usize, DbErr> {
         Condition::all(),
         &shared.cfg.worker_id,
         now,
-        LEASE_MS,
+        lease_ms(&shared.cfg),
         BATCH,
     )
     .await?;
+    publish(shared, rows).await
+}
+
+/// Publish `rows` (leased to this relay), await their acks, and mark the acknowledged
+/// ones published; returns how many were.
+async fn publish(shared: &Shared, rows: Vec<outbox::Model>) -> Result<usize, DbErr> {
     if rows.is_empty() {
         return Ok(0);
     }

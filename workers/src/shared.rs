@@ -15,7 +15,9 @@ use crate::webhooks::Endpoints;
 #[derive(Default)]
 pub struct Wakers {
     pub tasks: Notify,
-    pub outbox: Notify,
+    /// Shared with the group commit, which wakes the relay for the rows it did not hand
+    /// to it (`storage::handoff`).
+    pub outbox: Arc<Notify>,
     pub webhooks: Notify,
 }
 
@@ -38,9 +40,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// A committed decision queued events: wake the outbox relay and the webhook sender.
-    pub fn wake_publishers(&self) {
-        self.wake.outbox.notify_one();
+    /// A decision committed through the group commit queued events: wake the webhook
+    /// sender. (The group commit hands the events to the relay, or wakes it, itself.)
+    pub fn wake_webhooks(&self) {
         self.wake.webhooks.notify_one();
     }
 

@@ -159,7 +159,7 @@ async fn apply(
             Ok(_) => {
                 shared.wake.tasks.notify_one();
                 if announces {
-                    shared.wake_publishers();
+                    shared.wake_webhooks();
                 }
                 return Ok(Outcome::Applied);
             }

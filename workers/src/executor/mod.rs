@@ -304,7 +304,7 @@ impl Executor {
         .await;
         let version = committed?;
         if !decision.events.is_empty() {
-            self.shared.wake_publishers();
+            self.shared.wake_webhooks();
         }
         Ok(StoredOrder {
             order: decision.order,

@@ -33,6 +33,7 @@ use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_attempts,
     webhook_deliveries,
 };
+use super::handoff::OutboxLease;
 use super::plan::{DRIVE, Plan};
 use super::write_error::{WriteError, classify};
 use crate::webhooks::endpoints::{Subscriber, subscribers};
@@ -43,16 +44,21 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Write `plans` in `txn`: for each, its order's new version, or `Conflict` when its
 /// order moved on. `Err` when a statement failed: then `txn` holds part of the rows and
-/// must be rolled back.
+/// must be rolled back. With `lease`, the outbox rows are inserted under it, to be handed
+/// to the relay once committed ([`super::handoff`]).
 pub async fn apply(
     txn: &impl ConnectionTrait,
     plans: &[&Plan],
+    lease: Option<&OutboxLease>,
 ) -> Result<Vec<Result<i64, WriteError>>, WriteError> {
     let mut results: Vec<Option<Result<i64, WriteError>>> = Vec::new();
     results.resize_with(plans.len(), || None);
     for round in rounds(plans) {
         let batch: Vec<&Plan> = round.iter().map(|&i| plans[i]).collect();
-        for (i, r) in round.into_iter().zip(apply_round(txn, &batch).await?) {
+        for (i, r) in round
+            .into_iter()
+            .zip(apply_round(txn, &batch, lease).await?)
+        {
             results[i] = Some(r);
         }
     }
@@ -88,6 +94,7 @@ fn rounds(plans: &[&Plan]) -> Vec<Vec<usize>> {
 async fn apply_round(
     txn: &impl ConnectionTrait,
     plans: &[&Plan],
+    lease: Option<&OutboxLease>,
 ) -> Result<Vec<Result<i64, WriteError>>, WriteError> {
     let changed = update_orders(txn, plans).await?;
     let results: Vec<Result<i64, WriteError>> = plans
@@ -135,7 +142,7 @@ async fn apply_round(
         .collect();
     insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(task_upsert)).await?;
     end_leases(txn, &live).await?;
-    write_events(txn, &live).await?;
+    write_events(txn, &live, lease).await?;
     let inbox = live
         .iter()
         .filter_map(|p| p.inbox.clone())
@@ -349,7 +356,11 @@ async fn end_leases(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), D
 /// tenant subscribed to the event's type (endpoints read in this transaction, so one an
 /// operator added takes effect with the next event on every replica). A disabled
 /// endpoint's deliveries wait, skipped, to be replayed when it is enabled.
-async fn write_events(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), DbErr> {
+async fn write_events(
+    txn: &impl ConnectionTrait,
+    plans: &[&Plan],
+    lease: Option<&OutboxLease>,
+) -> Result<(), DbErr> {
     let events: Vec<_> = plans.iter().flat_map(|p| &p.events).collect();
     let tenants: Vec<&str> = events
         .iter()
@@ -362,7 +373,11 @@ async fn write_events(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(),
         txn,
         events
             .iter()
-            .map(|e| e.outbox.clone().into_active_model())
+            .map(|e| match lease {
+                Some(l) => l.stamp(e.outbox.clone()),
+                None => e.outbox.clone(),
+            })
+            .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
     )

@@ -23,6 +23,11 @@
 //! Writes are spread over `writers` writer tasks (one on SQLite, which has one writer;
 //! several on PostgreSQL), always by order, so one order's writes are never in two
 //! batches at once.
+//!
+//! The outbox rows that a batch's plans queue are handed to the relay once the batch has
+//! committed ([`super::handoff`]): written plainly, they are inserted leased and sent over
+//! a channel; written again (savepoints, alone), they are inserted unleased and the relay
+//! is woken to scan for them. The group commit owns that wake-up for its plans' rows.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -35,6 +40,8 @@ use tracing::Instrument;
 
 use super::apply::apply;
 use super::begin_write;
+use super::entities::outbox;
+use super::handoff::Handoff;
 use super::plan::Plan;
 use super::write_error::WriteError;
 
@@ -75,8 +82,14 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Start `writers` writer tasks (at least one) on the current runtime.
+    /// Start `writers` writer tasks (at least one) on the current runtime, with no relay
+    /// to hand committed outbox rows to.
     pub fn start(db: DatabaseConnection, writers: usize) -> Self {
+        Self::start_with(db, writers, Handoff::default())
+    }
+
+    /// [`start`](Self::start), handing the committed outbox rows over `handoff`.
+    pub fn start_with(db: DatabaseConnection, writers: usize, handoff: Handoff) -> Self {
         let system = match db.get_database_backend() {
             DbBackend::Postgres => "postgresql",
             DbBackend::Sqlite => "sqlite",
@@ -85,7 +98,7 @@ impl GroupCommit {
         let writers = (0..writers.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_batches(db.clone(), rx));
+                tokio::spawn(write_batches(db.clone(), rx, handoff.clone()));
                 tx
             })
             .collect();
@@ -130,14 +143,24 @@ fn shard(order: &str, n: usize) -> usize {
     (h.finish() % n as u64) as usize
 }
 
-async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn write_batches(
+    db: DatabaseConnection,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+    handoff: Handoff,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // First without savepoints (two statements fewer per write); only a batch in which
         // some write failed is written again with a savepoint for each.
-        let written = match write_plain(&db, &batch).await {
+        let written = match write_plain(&db, &batch, &handoff).await {
             Ok(Some(results)) => Ok(results),
-            Ok(None) => write_batch(&db, &batch).await,
+            Ok(None) => {
+                let results = write_batch(&db, &batch).await;
+                if results.is_ok() && queued_events(&batch) {
+                    handoff.wake();
+                }
+                results
+            }
             Err(e) => Err(e),
         };
         match written {
@@ -153,6 +176,9 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
                 }
                 for job in batch.drain(..) {
                     let result = write_alone(&db, &job).await;
+                    if result.is_ok() && queued_events(std::slice::from_ref(&job)) {
+                        handoff.wake();
+                    }
                     let _ = job.done.send((result, 1));
                 }
             }
@@ -169,7 +195,10 @@ async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
 async fn write_plain(
     db: &DatabaseConnection,
     batch: &[Job],
+    handoff: &Handoff,
 ) -> Result<Option<Vec<Result<i64, WriteError>>>, DbErr> {
+    let lease = handoff.lease(chrono::Utc::now().timestamp_millis());
+    let mut handed: Vec<outbox::Model> = Vec::new();
     let txn = begin_write(db).await?;
     let mut results: Vec<Option<Result<i64, WriteError>>> = Vec::new();
     results.resize_with(batch.len(), || None);
@@ -179,9 +208,13 @@ async fn write_plain(
         .filter_map(|(i, job)| Some((i, job.work.plan()?)))
         .unzip();
     if !plans.is_empty() {
-        match apply(&txn, &plans).await {
+        match apply(&txn, &plans, lease.as_ref()).await {
             Ok(applied) => {
-                for (i, r) in planned.into_iter().zip(applied) {
+                for ((i, plan), r) in planned.into_iter().zip(&plans).zip(applied) {
+                    // Only a plan that was written inserted its rows (leased, if `lease`).
+                    if r.is_ok() {
+                        handed.extend(plan.events.iter().map(|e| e.outbox.clone()));
+                    }
                     results[i] = Some(r);
                 }
             }
@@ -204,6 +237,11 @@ async fn write_plain(
         }
     }
     txn.commit().await?;
+    match &lease {
+        Some(lease) => handoff.hand(handed.into_iter().map(|r| lease.stamp(r)).collect()),
+        None if !handed.is_empty() => handoff.wake(),
+        None => {}
+    }
     Ok(Some(
         results
             .into_iter()
@@ -235,6 +273,14 @@ async fn write_batch(
     }
     txn.commit().await?;
     Ok(results)
+}
+
+/// Whether a plan of `jobs` queues events (its outbox rows are written unleased when
+/// the jobs are written one by one).
+fn queued_events(jobs: &[Job]) -> bool {
+    jobs.iter()
+        .filter_map(|j| j.work.plan())
+        .any(|p| !p.events.is_empty())
 }
 
 async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<i64, WriteError> {

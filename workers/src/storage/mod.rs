@@ -5,6 +5,7 @@ pub mod apply;
 pub mod connect;
 pub mod entities;
 pub mod group_commit;
+pub mod handoff;
 pub mod lease;
 pub mod orders;
 pub mod plan;

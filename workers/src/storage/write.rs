@@ -48,7 +48,7 @@ fn plan_of(w: &Write<'_>, refusal: Option<(&str, &CommandRejected)>) -> Result<P
 
 /// Write one plan in `txn`: the order's new version, or why not.
 pub(crate) async fn apply_one(txn: &impl ConnectionTrait, plan: &Plan) -> Result<i64, WriteError> {
-    apply(txn, &[plan])
+    apply(txn, &[plan], None)
         .await?
         .pop()
         .expect("one result for one plan")

@@ -6,6 +6,10 @@
 //! `rampd_wt_<random>` and drops it at the end (also when the test panics).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::Notify;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rampd_domain::chain_values::{TokenAmount, WalletAddress};
@@ -32,7 +36,8 @@ use super::entities::{
     order_events, orders, outbox, processed_commands, scheduled_tasks, webhook_deliveries,
 };
 use super::group_commit::GroupCommit;
-use super::lease::{TASKS, claim};
+use super::handoff::Handoff;
+use super::lease::{OUTBOX, TASKS, claim};
 use super::orders::load;
 use super::test_db::{storage_cases, task_row};
 use super::write::{
@@ -59,6 +64,7 @@ storage_cases!(
     one_batch_moves_each_task_by_its_own_guard,
     one_apply_writes_many_plans_each_whole,
     a_command_reads_its_inbox_row_and_order_at_once,
+    committed_events_are_handed_to_the_relay,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1624,7 +1630,7 @@ async fn one_apply_writes_many_plans_each_whole(db: DatabaseConnection) {
         plan(Some(other.version), &d_other, None),
     ];
     let txn = super::begin_write(db).await.unwrap();
-    let results = super::apply::apply(&txn, &plans.iter().collect::<Vec<_>>())
+    let results = super::apply::apply(&txn, &plans.iter().collect::<Vec<_>>(), None)
         .await
         .expect("no statement fails");
     txn.commit().await.unwrap();
@@ -1755,4 +1761,114 @@ fn a_flag_warning_names_the_stored_trace_without_a_span() {
         "{text}"
     );
     assert!(!text.contains("HTTP 503"), "the evidence stays out: {text}");
+}
+
+/// `d` on `expected`, through `group`.
+async fn grouped(
+    group: &GroupCommit,
+    expected: i64,
+    d: Decision,
+) -> (Decision, Result<i64, WriteError>) {
+    let w = OwnedWrite {
+        expected_version: Some(expected),
+        decision: d,
+        command: None,
+        trace_ctx: None,
+        now: at(2),
+        release_lease: None,
+    };
+    commit_grouped(group, w).await
+}
+
+/// The unpublished outbox rows of `order_id`, oldest first.
+async fn unpublished(db: &DatabaseConnection, order_id: &str) -> Vec<outbox::Model> {
+    outbox::Entity::find()
+        .filter(outbox::Column::OrderId.eq(order_id))
+        .filter(outbox::Column::PublishedAt.is_null())
+        .order_by_asc(outbox::Column::CreatedAt)
+        .all(db)
+        .await
+        .unwrap()
+}
+
+/// With a relay to hand to, a batch's committed events reach it over the channel, stored
+/// leased to it, so that no scan claims them while the lease lasts, and any scan does once
+/// it has run out; a decision refused for a conflict hands nothing and wakes nothing.
+/// Without a relay, the events are stored unleased and the relay is woken to scan.
+async fn committed_events_are_handed_to_the_relay(db: DatabaseConnection) {
+    let db = &db;
+    register_endpoints(db).await;
+    let handed_order = insert_checked(db, &new_order("acme", "h-handed"), None).await;
+    let stale = insert_checked(db, &new_order("acme", "h-stale"), None).await;
+    let scanned = insert_checked(db, &new_order("acme", "h-scanned"), None).await;
+    // What the inserts queued is not this test's.
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::PublishedAt, Expr::value(1))
+        .exec(db)
+        .await
+        .unwrap();
+    // A cancel: a state change, so events.
+    let cancel = || Input::Cancel { reason: None };
+    let claim_at = |now_ms: i64| {
+        claim::<outbox::Entity, _>(db, &OUTBOX, Condition::all(), "other", now_ms, 1_000, 100)
+    };
+
+    let wake = Arc::new(Notify::new());
+    let (handoff, mut handed) = Handoff::to_relay("w1", 30_000, wake.clone());
+    let group = GroupCommit::start_with(db.clone(), 1, handoff);
+    let d = order::decide(&handed_order.order, cancel(), &ctx(at(2))).unwrap();
+    let d_stale = order::decide(&stale.order, cancel(), &ctx(at(2))).unwrap();
+    let before = Utc::now().timestamp_millis();
+    let (ok, refused) = tokio::join!(
+        grouped(&group, handed_order.version, d),
+        grouped(&group, stale.version + 7, d_stale),
+    );
+    ok.1.unwrap();
+    assert!(matches!(refused.1, Err(WriteError::Conflict)));
+    // Handed before the writes' results were sent back.
+    let mut got = handed.try_recv().expect("the written decision's rows");
+    assert!(
+        handed.try_recv().is_err(),
+        "one batch of rows, the written decision's"
+    );
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut stored = unpublished(db, &handed_order.order.id.to_string()).await;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    assert!(!stored.is_empty());
+    assert_eq!(got, stored, "handed as stored, leased");
+    for row in &got {
+        assert!(row.lease_owner.as_deref().unwrap().starts_with("w1/"));
+        assert!(row.lease_until.unwrap() >= before + 30_000);
+    }
+    assert!(
+        unpublished(db, &stale.order.id.to_string())
+            .await
+            .is_empty()
+    );
+    assert!(
+        wake.notified().now_or_never().is_none(),
+        "handed rows wake no scan"
+    );
+    assert!(
+        claim_at(before).await.unwrap().is_empty(),
+        "leased to the relay"
+    );
+    let late = claim_at(got[0].lease_until.unwrap() + 1).await.unwrap();
+    assert_eq!(
+        late.len(),
+        got.len(),
+        "claimed by a scan once the lease ran out"
+    );
+
+    let wake = Arc::new(Notify::new());
+    let group = GroupCommit::start_with(db.clone(), 1, Handoff::wake_only(wake.clone()));
+    let d = order::decide(&scanned.order, cancel(), &ctx(at(2))).unwrap();
+    grouped(&group, scanned.version, d).await.1.unwrap();
+    assert!(
+        wake.notified().now_or_never().is_some(),
+        "the relay is woken"
+    );
+    let stored = unpublished(db, &scanned.order.id.to_string()).await;
+    assert!(!stored.is_empty() && stored.iter().all(|r| r.lease_owner.is_none()));
+    assert_eq!(claim_at(before).await.unwrap().len(), stored.len());
 }
