@@ -25,7 +25,7 @@ use super::signature_header;
 use crate::pool::{self, LeasedWork};
 use crate::shared::Shared;
 use crate::storage::entities::webhook_deliveries as deliveries;
-use crate::storage::lease::{DELIVERIES, claimable, released, take};
+use crate::storage::lease::{DELIVERIES, claim, claimable, released, take};
 use crate::telemetry::{self, spans};
 use tracing::Instrument;
 
@@ -155,8 +155,13 @@ impl Sender {
         self.shared.cfg.webhooks.concurrency_per_endpoint.max(1)
     }
 
-    /// Pick due deliveries within each endpoint's remaining room (by reading candidates
-    /// first), then claim exactly those with the guarded lease update.
+    /// Claim due deliveries within each endpoint's remaining room.
+    ///
+    /// When every endpoint has room for the whole claim (or for as many as the claim is
+    /// cut to), any due deliveries will do: they are claimed at once, in one statement
+    /// (`lease::claim`). Only when that claim came back full and there is room left, so
+    /// that more due deliveries may wait for endpoints with room, are candidates read
+    /// first and claimed within each endpoint's remaining room.
     async fn claim_due(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
         let now = Utc::now().timestamp_millis();
         let lease = self.shared.cfg.webhooks.timeout_ms as i64 + 15_000;
@@ -166,20 +171,51 @@ impl Sender {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let full: Vec<String> = used
-            .iter()
-            .filter(|(_, n)| **n >= per)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut due = claimable(&DELIVERIES, now);
-        if !full.is_empty() {
-            due = due.add(deliveries::Column::EndpointId.is_not_in(full));
+        let busiest = used.values().filter(|n| **n < per).max().copied();
+        let direct = room.min((per - busiest.unwrap_or(0)) as u64);
+        let owner = &self.shared.cfg.worker_id;
+        let mut rows = claim::<deliveries::Entity, _>(
+            &self.shared.db,
+            &DELIVERIES,
+            with_room(&used, per),
+            owner,
+            now,
+            lease,
+            direct,
+        )
+        .await?;
+        for r in &rows {
+            *used.entry(r.endpoint_id.clone()).or_default() += 1;
         }
+        let left = room - rows.len() as u64;
+        if rows.len() as u64 == direct && left > 0 {
+            let due = with_room(&used, per);
+            rows.extend(self.claim_chosen(left, &mut used, due, now, lease).await?);
+        }
+        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &rows {
+            *m.entry(r.endpoint_id.clone()).or_default() += 1;
+        }
+        Ok(rows)
+    }
+
+    /// Read up to `room` × 4 due candidates (`due`: the endpoints not at their bound),
+    /// choose those within each endpoint's remaining room (`used`: in flight), and claim
+    /// exactly those with the guarded lease update.
+    async fn claim_chosen(
+        &self,
+        room: u64,
+        used: &mut HashMap<String, usize>,
+        due: Condition,
+        now: i64,
+        lease: i64,
+    ) -> Result<Vec<deliveries::Model>, DbErr> {
+        let per = self.per_endpoint();
         let candidates: Vec<(String, String)> = deliveries::Entity::find()
             .select_only()
             .column(deliveries::Column::Id)
             .column(deliveries::Column::EndpointId)
-            .filter(due)
+            .filter(due.clone().add(claimable(&DELIVERIES, now)))
             .order_by_asc(deliveries::Column::RunAt)
             .limit(room.min(256) * 4)
             .into_tuple()
@@ -198,21 +234,16 @@ impl Sender {
         }
         // The candidates may be stale by now (another replica may have attempted and
         // rescheduled one): `take` re-checks pending, due and free in its UPDATE.
-        let rows = take::<deliveries::Entity, _>(
+        take::<deliveries::Entity, _>(
             &self.shared.db,
             &DELIVERIES,
             chosen,
-            Condition::all(),
+            due,
             &self.shared.cfg.worker_id,
             now,
             lease,
         )
-        .await?;
-        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        for r in &rows {
-            *m.entry(r.endpoint_id.clone()).or_default() += 1;
-        }
-        Ok(rows)
+        .await
     }
 
     /// Send `d` once and record the outcome. `slot` (the delivery's place in its
@@ -313,6 +344,19 @@ impl Sender {
             telemetry::warnings::endpoint_disabled(&delivery_ids(&d), reason.as_str());
         }
         Ok(())
+    }
+}
+
+/// Deliveries to the endpoints not at their bound (`used`: in flight, `per`: the bound).
+fn with_room(used: &HashMap<String, usize>, per: usize) -> Condition {
+    let full: Vec<String> = used
+        .iter()
+        .filter(|(_, n)| **n >= per)
+        .map(|(k, _)| k.clone())
+        .collect();
+    match full.is_empty() {
+        true => Condition::all(),
+        false => Condition::all().add(deliveries::Column::EndpointId.is_not_in(full)),
     }
 }
 
