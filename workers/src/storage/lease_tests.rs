@@ -259,7 +259,8 @@ async fn a_claim_takes_at_most_its_limit_oldest_first(db: DatabaseConnection) {
 
 /// When fewer tasks can be claimed than are due (a short provider budget), the most
 /// urgent go first, whatever their age: a submitted payment (0) before a deadline check
-/// (1) before a parked order (2); within one urgency, the oldest due first.
+/// (1) before a parked order (2); within one urgency, the oldest due first. A claim's limit holds across urgencies, and
+/// tasks not yet due are never claimed, however urgent.
 async fn a_claim_takes_the_most_urgent_due_tasks_first(db: DatabaseConnection) {
     let db = &db;
     for (id, priority, age) in [
@@ -268,6 +269,8 @@ async fn a_claim_takes_the_most_urgent_due_tasks_first(db: DatabaseConnection) {
         ("paid-new", 0, 10),
         ("parked-new", 2, 100),
         ("paid-old", 0, 3_000),
+        ("paid-later", 0, -5_000),
+        ("parked-later", 2, -1),
     ] {
         let mut row = task_row(id, "ready", NOW - age);
         row.priority = Set(priority);
@@ -281,11 +284,16 @@ async fn a_claim_takes_the_most_urgent_due_tasks_first(db: DatabaseConnection) {
         .unwrap();
     let ids: Vec<&str> = first.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["paid-old", "paid-new"]);
-    let rest = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW, LEASE, 10)
+    let second = claim::<tasks::Entity, _>(db, &TASKS, drive(), "b", NOW, LEASE, 2)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = second.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["deadline", "parked-old"]);
+    let rest = claim::<tasks::Entity, _>(db, &TASKS, drive(), "c", NOW, LEASE, 10)
         .await
         .unwrap();
     let ids: Vec<&str> = rest.iter().map(|t| t.id.as_str()).collect();
-    assert_eq!(ids, ["deadline", "parked-old", "parked-new"]);
+    assert_eq!(ids, ["parked-new"]);
 }
 
 storage_cases!(
