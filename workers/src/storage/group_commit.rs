@@ -237,11 +237,7 @@ async fn write_plain(
         }
     }
     txn.commit().await?;
-    match &lease {
-        Some(lease) => handoff.hand(handed.into_iter().map(|r| lease.stamp(r)).collect()),
-        None if !handed.is_empty() => handoff.wake(),
-        None => {}
-    }
+    handoff.hand(handed, lease.as_ref());
     Ok(Some(
         results
             .into_iter()

@@ -90,17 +90,19 @@ impl Handoff {
         })
     }
 
-    /// After a commit: hand the rows written under a lease to the relay.
-    pub fn hand(&self, rows: Vec<outbox::Model>) {
+    /// After a commit: hand `rows` to the relay when they were written under `lease`;
+    /// otherwise (written unleased, or the relay has stopped) wake it to scan. A row
+    /// leased to a stopped relay waits for its lease to run out.
+    pub fn hand(&self, rows: Vec<outbox::Model>, lease: Option<&OutboxLease>) {
         if rows.is_empty() {
             return;
         }
-        if let Some(r) = &self.relay
-            && r.rows.send(rows).is_ok()
-        {
-            return;
+        if let (Some(r), Some(lease)) = (&self.relay, lease) {
+            let rows = rows.into_iter().map(|row| lease.stamp(row)).collect();
+            if r.rows.send(rows).is_ok() {
+                return;
+            }
         }
-        // The relay has stopped: the rows wait for their lease to run out and a scan.
         self.wake.notify_one();
     }
 
@@ -136,9 +138,10 @@ mod tests {
     fn rows_reach_the_relay_in_order_and_a_stopped_relay_means_a_scan() {
         let wake = Arc::new(Notify::new());
         let (h, mut rx) = Handoff::to_relay("w1", 30_000, wake.clone());
-        h.hand(vec![row("a"), row("b")]);
-        h.hand(Vec::new());
-        h.hand(vec![row("c")]);
+        let lease = h.lease(1_000);
+        h.hand(vec![row("a"), row("b")], lease.as_ref());
+        h.hand(Vec::new(), lease.as_ref());
+        h.hand(vec![row("c")], lease.as_ref());
         let ids = |v: Vec<outbox::Model>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(rx.try_recv().unwrap()), ["a", "b"]);
         assert_eq!(ids(rx.try_recv().unwrap()), ["c"]);
@@ -148,8 +151,13 @@ mod tests {
             wake.notified().now_or_never().is_none(),
             "handed rows wake no scan"
         );
+        h.hand(vec![row("unleased")], None);
+        assert!(
+            wake.notified().now_or_never().is_some(),
+            "unleased rows mean a scan"
+        );
         drop(rx);
-        h.hand(vec![row("d")]);
+        h.hand(vec![row("d")], lease.as_ref());
         assert!(
             wake.notified().now_or_never().is_some(),
             "a stopped relay means a scan"
