@@ -830,21 +830,14 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    /// Every urgency, most urgent first.
-    pub const ALL: [Urgency; 3] = [Urgency::Moving, Urgency::Deadline, Urgency::Parked];
-    /// Their ranks, in the same order.
-    pub const RANKS: [i16; 3] = [
-        Urgency::ALL[0].rank(),
-        Urgency::ALL[1].rank(),
-        Urgency::ALL[2].rank(),
-    ];
-
-    pub const fn rank(self) -> i16 {
+    pub fn rank(self) -> i16 {
         self as i16
     }
 
     pub fn from_rank(rank: i16) -> Option<Urgency> {
-        Urgency::ALL.into_iter().find(|u| u.rank() == rank)
+        [Urgency::Moving, Urgency::Deadline, Urgency::Parked]
+            .into_iter()
+            .find(|u| u.rank() == rank)
     }
 
     pub fn as_str(self) -> &'static str {

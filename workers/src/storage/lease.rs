@@ -15,8 +15,7 @@
 //! due in 30 s must not be sent again 35 ms later), finish it or publish it. Callers only
 //! narrow (`kind = drive`, the ids the sender chose).
 
-use rampd_domain::order::Urgency;
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, SimpleExpr};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ModelTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, UpdateMany,
@@ -31,9 +30,9 @@ pub struct LeaseColumns<C> {
     pub id: C,
     pub lease_owner: C,
     pub lease_until: C,
-    /// Claimed first, lowest first, before `order_by` (the tasks' urgency), with every
-    /// value it takes; `None` for queues whose rows are all alike.
-    pub first_by: Option<(C, &'static [i16])>,
+    /// Claimed first, lowest first, before `order_by` (the tasks' urgency); `None` for
+    /// queues whose rows are all alike.
+    pub first_by: Option<C>,
     /// Claim order (oldest due first).
     pub order_by: C,
     /// When a row falls due (epoch ms); a claim takes only rows with `due_at <= now`.
@@ -50,7 +49,7 @@ pub const TASKS: LeaseColumns<scheduled_tasks::Column> = LeaseColumns {
     id: scheduled_tasks::Column::Id,
     lease_owner: scheduled_tasks::Column::LeaseOwner,
     lease_until: scheduled_tasks::Column::LeaseUntil,
-    first_by: Some((scheduled_tasks::Column::Priority, &Urgency::RANKS)),
+    first_by: Some(scheduled_tasks::Column::Priority),
     order_by: scheduled_tasks::Column::RunAt,
     due_at: Some(scheduled_tasks::Column::RunAt),
     open: || Condition::all().add(scheduled_tasks::Column::Status.eq("ready")),
@@ -106,7 +105,31 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let chosen = due_ids::<E, C>(db.get_database_backend(), cols, &narrow, now_ms, limit);
+    let mut due = in_claim_order(
+        E::find()
+            .select_only()
+            .column(cols.id)
+            .filter(narrow.clone())
+            .filter(claimable(cols, now_ms)),
+        cols,
+    )
+    .limit(limit)
+    .into_query();
+    let chosen = if db.get_database_backend() == DbBackend::Postgres {
+        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        // Not `IN (subquery)`: PostgreSQL may plan that as a semi-join that runs the
+        // subquery again per row, and then LIMIT bounds each run, not the claim (seen:
+        // a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before the update.
+        Expr::cust_with_exprs(
+            "$1 = ANY(ARRAY($2))",
+            [
+                Expr::col(cols.id),
+                Expr::SubQuery(None, Box::new(due.into())),
+            ],
+        )
+    } else {
+        cols.id.in_subquery(due)
+    };
     let token = format!("{owner}/{}", Uuid::now_v7().simple());
     let mut rows = E::update_many()
         .col_expr(cols.lease_owner, Expr::value(token))
@@ -120,84 +143,6 @@ where
     Ok(rows)
 }
 
-/// `id` among up to `limit` claimable rows, in claim order: the condition a claim's
-/// UPDATE picks its rows by.
-///
-/// On PostgreSQL, `id = ANY(ARRAY(<ids>))`, not `IN (subquery)`: PostgreSQL may plan that
-/// as a semi-join that runs the subquery again per row, and then LIMIT bounds each run,
-/// not the claim (seen: a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before
-/// the update, and says `FOR UPDATE SKIP LOCKED`, only so that concurrent claimers pass
-/// over each other's rows instead of waiting for them.
-///
-/// With a `first_by` column, one bounded read per value it takes, most urgent first, cut
-/// to `limit` together: `first_by = v AND due ORDER BY order_by` is one range of the
-/// `(status, first_by, order_by)` index. A single `ORDER BY first_by, order_by` read
-/// cannot skip from one value to the next in that index, and so reads every open row
-/// that is not yet due (100,000 parked orders: 9 ms per claim, against 0.2 ms).
-fn due_ids<E, C>(
-    backend: DbBackend,
-    cols: &LeaseColumns<C>,
-    narrow: &Condition,
-    now_ms: i64,
-    limit: u64,
-) -> SimpleExpr
-where
-    E: EntityTrait<Column = C>,
-    C: ColumnTrait,
-{
-    let postgres = backend == DbBackend::Postgres;
-    let read = |only: Option<(C, i16)>| {
-        let mut q = E::find()
-            .select_only()
-            .column(cols.id)
-            .filter(narrow.clone())
-            .filter(claimable(cols, now_ms));
-        if let Some((col, v)) = only {
-            q = q.filter(col.eq(v));
-        }
-        let mut q = in_claim_order(q, cols).limit(limit).into_query();
-        if postgres {
-            q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        Expr::SubQuery(None, Box::new(q.into()))
-    };
-    let reads: Vec<SimpleExpr> = match cols.first_by {
-        Some((col, values)) => values.iter().map(|v| read(Some((col, *v)))).collect(),
-        None => vec![read(None)],
-    };
-    // The builder's placeholders: numbered on PostgreSQL, `?` in turn on SQLite. The
-    // limit is bound, not written, so that the statement's text (and so its prepared
-    // statement) is the same whatever the limit.
-    let n = reads.len();
-    let parts = (2..n + 2).map(|i| match postgres {
-        true => format!("${i}"),
-        false => "?".into(),
-    });
-    let template = match (postgres, n) {
-        (true, 1) => "$1 = ANY(ARRAY($2))".to_string(),
-        (true, _) => {
-            let arrays: Vec<String> = parts.map(|p| format!("ARRAY({p})")).collect();
-            format!(
-                "$1 = ANY(ARRAY(SELECT u.id FROM unnest({}) WITH ORDINALITY AS u(id, i) \
-                 ORDER BY u.i LIMIT ${}))",
-                arrays.join(" || "),
-                n + 2
-            )
-        }
-        (false, 1) => "? IN ?".to_string(),
-        (false, _) => {
-            let selects: Vec<String> = parts.map(|p| format!("SELECT * FROM {p}")).collect();
-            format!("? IN ({} LIMIT ?)", selects.join(" UNION ALL "))
-        }
-    };
-    let mut exprs = vec![Expr::col(cols.id).into()];
-    exprs.extend(reads);
-    if n > 1 {
-        exprs.push(Expr::val(limit as i64).into());
-    }
-    Expr::cust_with_exprs(template, exprs)
-}
-
 /// RETURNING keeps no order; claimers work (and the relay publishes) in claim order.
 fn sort_in_claim_order<M, C>(rows: &mut [M], cols: &LeaseColumns<C>)
 where
@@ -205,9 +150,7 @@ where
     C: ColumnTrait + Into<<M::Entity as EntityTrait>::Column>,
 {
     rows.sort_by_key(|row| {
-        let first = cols
-            .first_by
-            .map_or(0, |(c, _)| sort_key(row.get(c.into())));
+        let first = cols.first_by.map_or(0, |c| sort_key(row.get(c.into())));
         (first, sort_key(row.get(cols.order_by.into())))
     });
 }
@@ -219,7 +162,7 @@ where
     C: ColumnTrait,
 {
     match cols.first_by {
-        Some((first, _)) => q.order_by_asc(first).order_by_asc(cols.order_by),
+        Some(first) => q.order_by_asc(first).order_by_asc(cols.order_by),
         None => q.order_by_asc(cols.order_by),
     }
 }
