@@ -7,9 +7,10 @@
 //! row is published with `Nats-Msg-Id` = the outbox id (so a publish repeated after a
 //! crash is dropped by the stream's duplicate window), and marked published once
 //! JetStream acknowledged it. A batch is published in order (commit order, or
-//! `created_at` for a scan) and its acks awaited before the next batch; a handed row and a
-//! scanned one can overtake each other, as the contract allows (events carry their
-//! per-order `sequence`).
+//! `created_at` for a scan) and its acks awaited before the next batch; handed batches and
+//! scan passes take turns ([`run`]), so a handed row and a scanned one can overtake each
+//! other by up to a batch, as the contract allows (events carry their per-order
+//! `sequence`).
 
 use std::time::Duration;
 
@@ -37,18 +38,21 @@ pub fn lease_ms(cfg: &Config) -> i64 {
     Ord::min(cfg.executor.lease_ms as i64, 30_000)
 }
 
+/// The relay's loop. Handed batches and scan passes take turns: after each handed batch,
+/// one scan pass if one is due, and scans go on pass by pass (each takes what has been
+/// committed unleased since the last) while they find rows. So neither a stream of handed
+/// rows nor a backlog of scanned ones (a flood of rejections, written outside the group
+/// commit) holds the other back by more than one batch.
 pub async fn run(shared: Shared, mut handed: Handed, shutdown: CancellationToken) {
-    let mut scan = tokio::time::interval(Duration::from_millis(shared.cfg.executor.idle_ms));
-    scan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.executor.idle_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut rows = Vec::new();
     let mut open = true;
+    let mut scan_due = true;
     loop {
         tokio::select! {
-            // Scans first, so that a steady stream of handed rows cannot starve them.
             biased;
             _ = shutdown.cancelled() => break,
-            _ = scan.tick() => scan_all(&shared).await,
-            _ = shared.wake.outbox.notified() => scan_all(&shared).await,
             n = handed.recv_many(&mut rows, BATCH as usize), if open => {
                 if n == 0 {
                     open = false; // the writers stopped; scans go on
@@ -58,21 +62,24 @@ pub async fn run(shared: Shared, mut handed: Handed, shutdown: CancellationToken
                 if let Err(e) = publish(&shared, batch).await {
                     tracing::warn!(error = %e, "marking handed events published failed");
                 }
+                if scan_due {
+                    scan_due = scan(&shared).await;
+                }
             }
+            _ = std::future::ready(()), if scan_due => scan_due = scan(&shared).await,
+            _ = tick.tick() => scan_due = true,
+            _ = shared.wake.outbox.notified() => scan_due = true,
         }
     }
 }
 
-/// Claim and publish batches until none is left.
-async fn scan_all(shared: &Shared) {
-    loop {
-        match relay_once(shared).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay pass failed");
-                break;
-            }
+/// One scan pass; whether another is due (this one found rows, so more may wait).
+async fn scan(shared: &Shared) -> bool {
+    match relay_once(shared).await {
+        Ok(n) => n > 0,
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox relay pass failed");
+            false
         }
     }
 }
