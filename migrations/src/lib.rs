@@ -25,6 +25,7 @@ mod m20261201_000051_provider_callbacks;
 mod m20261201_000052_task_priority;
 mod m20261201_000061_claims_update_in_place;
 mod m20261202_000071_orders_history_seq;
+mod m20261202_000081_json_rows;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000052_task_priority::Migration),
             Box::new(m20261201_000061_claims_update_in_place::Migration),
             Box::new(m20261202_000071_orders_history_seq::Migration),
+            Box::new(m20261202_000081_json_rows::Migration),
         ]
     }
 }

@@ -20,6 +20,11 @@ pub struct TopStatement {
     pub calls: i64,
     /// Planning plus execution time, milliseconds, over all calls.
     pub ms: f64,
+    /// Of `ms`, the planning time.
+    pub plan_ms: f64,
+    /// How many times it was planned (fewer than `calls` once a prepared statement's
+    /// generic plan is reused).
+    pub plans: i64,
     pub query: String,
 }
 
@@ -235,7 +240,7 @@ impl PrivatePostgres {
                 DbBackend::Postgres,
                 format!(
                     "SELECT calls::bigint, (total_plan_time + total_exec_time)::float8 AS ms, \
-                     query FROM pg_stat_statements \
+                     total_plan_time::float8, plans::bigint, query FROM pg_stat_statements \
                      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{db}') \
                      ORDER BY ms DESC LIMIT {n}"
                 ),
@@ -246,7 +251,9 @@ impl PrivatePostgres {
                 Ok(TopStatement {
                     calls: r.try_get_by_index(0)?,
                     ms: r.try_get_by_index(1)?,
-                    query: r.try_get_by_index(2)?,
+                    plan_ms: r.try_get_by_index(2)?,
+                    plans: r.try_get_by_index(3)?,
+                    query: r.try_get_by_index(4)?,
                 })
             })
             .collect()

@@ -295,12 +295,21 @@ impl BenchReport {
             out.push_str(&format!("{k:<width$}  {v}\n"));
         }
         if !self.top_statements.is_empty() {
-            out.push_str("costliest statements (planning + execution ms/order, calls/order):\n");
+            out.push_str(
+                "costliest statements (planning + execution ms/order, of it planning, \
+                 calls/order, plans/order):\n",
+            );
             for s in &self.top_statements {
                 let q: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
                 let q: String = q.chars().take(100).collect();
-                let (ms, calls) = (self.per_order(s.ms), self.per_order(s.calls as f64));
-                out.push_str(&format!("  {ms:>6.3} {calls:>5.1}  {q}\n"));
+                let (ms, plan) = (self.per_order(s.ms), self.per_order(s.plan_ms));
+                let (calls, plans) = (
+                    self.per_order(s.calls as f64),
+                    self.per_order(s.plans as f64),
+                );
+                out.push_str(&format!(
+                    "  {ms:>6.3} {plan:>6.3} {calls:>5.1} {plans:>5.1}  {q}\n"
+                ));
             }
         }
         out.trim_end().to_string()

@@ -2,14 +2,14 @@
 //! their number, instead of one per row.
 //!
 //! For the plans of one transaction:
-//! 1. every order update, in one `UPDATE orders … FROM (VALUES …)` guarded row by row by
+//! 1. every order update, in one `UPDATE orders … FROM v` guarded row by row by
 //!    the version the plan expects, `RETURNING` the ids it changed: a plan whose order
 //!    moved on meanwhile is a [`WriteError::Conflict`] and none of its other rows are
 //!    written (the ones after it do not depend on it);
-//! 2. the new orders, their history (numbered after one read of the orders' last
-//!    numbers), the drive tasks (one upsert), the lease ends and task moves (one `UPDATE
-//!    … FROM (VALUES …)`), the outbox, the webhook deliveries (after one read of the
-//!    tenants' endpoints) and the inbox: one multi-row statement each.
+//! 2. the new orders, their history (numbered from the order rows' `history_seq`, no
+//!    read), the drive tasks (one upsert), the lease ends and task moves (one `UPDATE
+//!    … FROM v`), the outbox, the webhook deliveries (after one read of the tenants'
+//!    endpoints) and the inbox: one multi-row statement each ([`super::many_rows`]).
 //!
 //! A plan's rows are written whole or not at all: a conflict is found before anything of
 //! the plan is written, and any statement that fails (a UTR another order holds, a
@@ -22,10 +22,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DbErr, IntoActiveModel, Value};
 use uuid::Uuid;
 
 use super::entities::webhook_deliveries::{PENDING, SKIPPED};
@@ -34,13 +31,10 @@ use super::entities::{
     webhook_deliveries,
 };
 use super::handoff::OutboxLease;
+use super::many_rows::{Upsert, insert_all, update_from};
 use super::plan::{DRIVE, Plan};
 use super::write_error::{WriteError, classify};
 use crate::webhooks::endpoints::{Subscriber, subscribers};
-
-/// Most rows one multi-row statement carries (PostgreSQL takes at most 65,535 bound
-/// values, SQLite 32,766; the widest row here has 19).
-const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Write `plans` in `txn`: for each, its order's new version, or `Conflict` when its
 /// order moved on. `Err` when a statement failed: then `txn` holds part of the rows and
@@ -124,23 +118,24 @@ async fn apply_round(
         .await
         .map_err(classify)?;
     write_history(txn, &live, &changed).await?;
-    let task_upsert = OnConflict::columns([
-        scheduled_tasks::Column::OrderId,
-        scheduled_tasks::Column::Kind,
-    ])
-    .update_columns([
-        scheduled_tasks::Column::Status,
-        scheduled_tasks::Column::RunAt,
-        scheduled_tasks::Column::Priority,
-        scheduled_tasks::Column::UpdatedAt,
-    ])
-    .to_owned();
+    let task_upsert = Upsert::<scheduled_tasks::Entity> {
+        on: vec![
+            scheduled_tasks::Column::OrderId,
+            scheduled_tasks::Column::Kind,
+        ],
+        update: vec![
+            scheduled_tasks::Column::Status,
+            scheduled_tasks::Column::RunAt,
+            scheduled_tasks::Column::Priority,
+            scheduled_tasks::Column::UpdatedAt,
+        ],
+    };
     let tasks = live
         .iter()
         .flat_map(|p| &p.tasks)
         .map(|t| t.clone().into_active_model())
         .collect();
-    insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(task_upsert)).await?;
+    insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(&task_upsert)).await?;
     end_leases(txn, &live).await?;
     write_events(txn, &live, lease).await?;
     let inbox = live
@@ -182,14 +177,14 @@ async fn write_attempts(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(
         })
         .collect();
     let columns = [
-        "v_id",
-        "v_owner",
-        "v_attempt",
-        "v_status",
-        "v_last_status",
-        "v_last_error",
-        "v_run_at",
-        "v_delivered_at",
+        ("v_id", "text"),
+        ("v_owner", "text"),
+        ("v_attempt", "integer"),
+        ("v_status", "text"),
+        ("v_last_status", "integer"),
+        ("v_last_error", "text"),
+        ("v_run_at", "bigint"),
+        ("v_delivered_at", "bigint"),
     ];
     let update = "UPDATE webhook_deliveries SET attempt = v.v_attempt, status = v.v_status, \
          last_status = v.v_last_status, last_error = v.v_last_error, \
@@ -198,7 +193,7 @@ async fn write_attempts(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(
          lease_owner = NULL, lease_until = NULL \
          FROM v WHERE webhook_deliveries.id = v.v_id \
          AND webhook_deliveries.lease_owner = v.v_owner RETURNING id";
-    let written = update_from_values(txn, &columns, &rows, update).await?;
+    let written = update_from(txn, &columns, &rows, update).await?;
     if written.len() < rows.len() {
         tracing::warn!(
             lost = rows.len() - written.len(),
@@ -236,17 +231,17 @@ async fn update_orders(
         })
         .collect();
     let columns = [
-        "v_id",
-        "v_expected",
-        "v_version",
-        "v_state",
-        "v_data",
-        "v_provider_order_id",
-        "v_utr",
-        "v_tx_hash",
-        "v_flagged",
-        "v_updated_at",
-        "v_history_added",
+        ("v_id", "text"),
+        ("v_expected", "bigint"),
+        ("v_version", "bigint"),
+        ("v_state", "text"),
+        ("v_data", "text"),
+        ("v_provider_order_id", "text"),
+        ("v_utr", "text"),
+        ("v_tx_hash", "text"),
+        ("v_flagged", "boolean"),
+        ("v_updated_at", "bigint"),
+        ("v_history_added", "integer"),
     ];
     let update = "UPDATE orders SET version = v.v_version, state = v.v_state, \
          data = v.v_data, provider_order_id = v.v_provider_order_id, utr = v.v_utr, \
@@ -255,7 +250,7 @@ async fn update_orders(
          FROM v WHERE orders.id = v.v_id AND orders.version = v.v_expected \
          RETURNING id, history_seq";
     let mut changed = HashMap::new();
-    for row in update_from_values(txn, &columns, &rows, update)
+    for row in update_from(txn, &columns, &rows, update)
         .await
         .map_err(classify)?
     {
@@ -329,12 +324,12 @@ async fn end_leases(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), D
         })
         .collect();
     let columns = [
-        "v_order",
-        "v_token",
-        "v_run_at",
-        "v_priority",
-        "v_claimed_run_at",
-        "v_claimed_updated_at",
+        ("v_order", "text"),
+        ("v_token", "text"),
+        ("v_run_at", "bigint"),
+        ("v_priority", "smallint"),
+        ("v_claimed_run_at", "bigint"),
+        ("v_claimed_updated_at", "bigint"),
     ];
     let unchanged = "v.v_run_at IS NOT NULL \
          AND scheduled_tasks.run_at = v.v_claimed_run_at \
@@ -348,7 +343,7 @@ async fn end_leases(txn: &impl ConnectionTrait, plans: &[&Plan]) -> Result<(), D
          AND scheduled_tasks.kind = '{DRIVE}' AND scheduled_tasks.lease_owner = v.v_token \
          RETURNING id"
     );
-    update_from_values(txn, &columns, &rows, &update).await?;
+    update_from(txn, &columns, &rows, &update).await?;
     Ok(())
 }
 
@@ -416,64 +411,6 @@ async fn write_events(
     insert_all::<webhook_deliveries::Entity>(txn, deliveries, None).await
 }
 
-/// Insert `rows` in statements of up to [`ROWS_PER_STATEMENT`] rows (none for none).
-async fn insert_all<E: EntityTrait>(
-    txn: &impl ConnectionTrait,
-    rows: Vec<E::ActiveModel>,
-    on_conflict: Option<OnConflict>,
-) -> Result<(), DbErr> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = E::insert_many(chunk.to_vec());
-        if let Some(c) = &on_conflict {
-            insert = insert.on_conflict(c.clone());
-        }
-        insert.exec_without_returning(txn).await?;
-    }
-    Ok(())
-}
-
-/// Run `WITH v(<columns>) AS (VALUES <rows>) <update>` in statements of up to
-/// [`ROWS_PER_STATEMENT`] rows (none for none); the rows the updates returned.
-async fn update_from_values(
-    txn: &impl ConnectionTrait,
-    columns: &[&str],
-    rows: &[Vec<Value>],
-    update: &str,
-) -> Result<Vec<QueryResult>, DbErr> {
-    let backend = txn.get_database_backend();
-    let mut returned = Vec::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let (with, values) = values_cte(backend, columns, chunk);
-        let sql = format!("{with} {update}");
-        let stmt = Statement::from_sql_and_values(backend, sql, values);
-        returned.extend(txn.query_all_raw(stmt).await?);
-    }
-    Ok(returned)
-}
-
-/// `WITH v(<columns>) AS (VALUES (…), …)` with the placeholders of `backend`, and the
-/// values in their order. Every row has one value per column.
-fn values_cte(backend: DbBackend, columns: &[&str], rows: &[Vec<Value>]) -> (String, Vec<Value>) {
-    let mut sql = format!("WITH v({}) AS (VALUES ", columns.join(", "));
-    let mut values = Vec::with_capacity(rows.len() * columns.len());
-    for (r, row) in rows.iter().enumerate() {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for (c, value) in row.iter().enumerate() {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            values.push(value.clone());
-            match backend {
-                DbBackend::Postgres => sql.push_str(&format!("${}", values.len())),
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    sql.push(')');
-    (sql, values)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,18 +435,5 @@ mod tests {
         let plans = [&a, &b, &a, &c, &a, &b];
         assert_eq!(rounds(&plans), vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
         assert_eq!(rounds(&[]), Vec::<Vec<usize>>::new());
-    }
-
-    #[test]
-    fn values_use_each_backends_placeholders() {
-        let rows = vec![
-            vec![Value::from("a"), Value::from(1i64)],
-            vec![Value::from("b"), Value::from(2i64)],
-        ];
-        let (pg, values) = values_cte(DbBackend::Postgres, &["x", "y"], &rows);
-        assert_eq!(pg, "WITH v(x, y) AS (VALUES ($1, $2), ($3, $4))");
-        assert_eq!(values.len(), 4);
-        let (lite, _) = values_cte(DbBackend::Sqlite, &["x", "y"], &rows);
-        assert_eq!(lite, "WITH v(x, y) AS (VALUES (?, ?), (?, ?))");
     }
 }

@@ -7,6 +7,7 @@ pub mod entities;
 pub mod group_commit;
 pub mod handoff;
 pub mod lease;
+pub mod many_rows;
 pub mod orders;
 pub mod plan;
 pub mod retention;
