@@ -3,9 +3,9 @@
 //!
 //! On PostgreSQL the rows travel as **one JSON parameter**, read back into rows by
 //! `json_populate_recordset` (inserts: typed by the table itself) or `jsonb_to_record`
-//! (the rows an update joins as `v`: typed by [`Column`]; see [`json_cte`] for the plan). Each statement therefore has
-//! one text whatever its number of rows, so every connection parses and prepares it once
-//! and PostgreSQL reuses its plan. A `VALUES` list is a new text for every new length:
+//! (the rows an update joins as `v`: typed by [`Column`]; [`json_cte`] says how its plan
+//! stays a lookup by key). Each statement therefore has one text whatever its number of
+//! rows, so every connection parses and prepares it once and PostgreSQL reuses its plan. A `VALUES` list is a new text for every new length:
 //! parsed, prepared (a round trip of its own) and planned again, and in the benchmark the
 //! group commit's batches came in hundreds of lengths.
 //!

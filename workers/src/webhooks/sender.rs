@@ -209,7 +209,9 @@ impl Sender {
     /// cut to), any due deliveries will do: they are claimed at once, in one statement
     /// (`lease::claim`). Only when that claim came back full and there is room left, so
     /// that more due deliveries may wait for endpoints with room, are candidates read
-    /// first and claimed within each endpoint's remaining room.
+    /// first and claimed within each endpoint's remaining room. A claim that must leave
+    /// out endpoints at their bound is skipped while the same one found nothing less than
+    /// `executor.idle_ms` ago ([`Searches`]).
     async fn claim_due(&self, room: u64) -> Result<Vec<deliveries::Model>, DbErr> {
         let now = Utc::now().timestamp_millis();
         let lease = self.shared.cfg.webhooks.timeout_ms as i64 + 15_000;
