@@ -23,7 +23,7 @@ use super::http::{Outgoing, WebhookHttp};
 use super::outcome::{self, Attempt, SKIPPED};
 use super::signature_header;
 use crate::pool::{self, LeasedWork};
-use crate::shared::Shared;
+use crate::shared::{Shared, Wakers};
 use crate::storage::entities::webhook_deliveries as deliveries;
 use crate::storage::lease::{DELIVERIES, claim, claimable, released, take};
 use crate::telemetry::{self, spans};
@@ -71,6 +71,8 @@ impl LeasedWork for Sender {
         let slot = Slot {
             inflight: self.inflight.clone(),
             endpoint: d.endpoint_id.clone(),
+            per: self.per_endpoint(),
+            wake: self.shared.wake.clone(),
         };
         let span = spans::webhook(
             &d.id,
@@ -136,18 +138,29 @@ impl Searches {
 }
 
 /// One in-flight delivery's place in its endpoint's bound; freed on drop.
+///
+/// Freeing a place of an endpoint that was at its bound wakes the sender: the last claim
+/// may have come back empty only because of that bound, and the sender otherwise waits
+/// for new deliveries or the idle interval (with one saturated endpoint and
+/// `executor.idle_ms = 500`, deliveries went out about one bound's worth per interval).
 struct Slot {
     inflight: Arc<Mutex<HashMap<String, usize>>>,
     endpoint: String,
+    per: usize,
+    wake: Arc<Wakers>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(&self.endpoint) {
+            let was_full = *n >= self.per;
             *n = n.saturating_sub(1);
             if *n == 0 {
                 m.remove(&self.endpoint);
+            }
+            if was_full {
+                self.wake.webhooks.notify_one();
             }
         }
     }
@@ -470,6 +483,32 @@ mod tests {
         assert!(!s.worth(&set(&["a"]), t0, idle));
         s.record(set(&["a"]), 3, t0);
         assert!(s.worth(&set(&["a"]), t0, idle));
+    }
+
+    /// Freeing a place of an endpoint at its bound wakes the sender; freeing one below
+    /// the bound does not.
+    #[test]
+    fn a_slot_freed_at_the_bound_wakes_the_sender() {
+        use futures::FutureExt;
+        let wake = Arc::new(Wakers::default());
+        let inflight = Arc::new(Mutex::new(HashMap::from([("a".to_owned(), 2)])));
+        let slot = || Slot {
+            inflight: inflight.clone(),
+            endpoint: "a".into(),
+            per: 2,
+            wake: wake.clone(),
+        };
+        drop(slot());
+        assert!(
+            wake.webhooks.notified().now_or_never().is_some(),
+            "at the bound"
+        );
+        drop(slot());
+        assert!(
+            wake.webhooks.notified().now_or_never().is_none(),
+            "below it"
+        );
+        assert!(inflight.lock().unwrap().is_empty());
     }
 
     #[test]
