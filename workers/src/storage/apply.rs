@@ -36,6 +36,21 @@ use super::plan::{DRIVE, Plan};
 use super::write_error::{WriteError, classify};
 use crate::webhooks::endpoints::{Subscriber, subscribers};
 
+/// A drive task written again (one per order and kind) takes the new status, run and
+/// urgency, and keeps the rest (its id, attempts, lease, trace).
+pub(crate) const DRIVE_TASK_UPSERT: Upsert<scheduled_tasks::Entity> = Upsert {
+    on: &[
+        scheduled_tasks::Column::OrderId,
+        scheduled_tasks::Column::Kind,
+    ],
+    update: &[
+        scheduled_tasks::Column::Status,
+        scheduled_tasks::Column::RunAt,
+        scheduled_tasks::Column::Priority,
+        scheduled_tasks::Column::UpdatedAt,
+    ],
+};
+
 /// Write `plans` in `txn`: for each, its order's new version, or `Conflict` when its
 /// order moved on. `Err` when a statement failed: then `txn` holds part of the rows and
 /// must be rolled back. With `lease`, the outbox rows are inserted under it, to be handed
@@ -118,24 +133,12 @@ async fn apply_round(
         .await
         .map_err(classify)?;
     write_history(txn, &live, &changed).await?;
-    let task_upsert = Upsert::<scheduled_tasks::Entity> {
-        on: vec![
-            scheduled_tasks::Column::OrderId,
-            scheduled_tasks::Column::Kind,
-        ],
-        update: vec![
-            scheduled_tasks::Column::Status,
-            scheduled_tasks::Column::RunAt,
-            scheduled_tasks::Column::Priority,
-            scheduled_tasks::Column::UpdatedAt,
-        ],
-    };
     let tasks = live
         .iter()
         .flat_map(|p| &p.tasks)
         .map(|t| t.clone().into_active_model())
         .collect();
-    insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(&task_upsert)).await?;
+    insert_all::<scheduled_tasks::Entity>(txn, tasks, Some(&DRIVE_TASK_UPSERT)).await?;
     end_leases(txn, &live).await?;
     write_events(txn, &live, lease).await?;
     let inbox = live

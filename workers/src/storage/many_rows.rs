@@ -27,15 +27,15 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 pub type Column<'a> = (&'a str, &'a str);
 
 /// An insert's `ON CONFLICT (<on>) DO UPDATE SET <update> = excluded.<update>`.
-pub struct Upsert<E: EntityTrait> {
-    pub on: Vec<E::Column>,
-    pub update: Vec<E::Column>,
+pub struct Upsert<E: EntityTrait + 'static> {
+    pub on: &'static [E::Column],
+    pub update: &'static [E::Column],
 }
 
 impl<E: EntityTrait> Upsert<E> {
     fn on_conflict(&self) -> OnConflict {
-        OnConflict::columns(self.on.clone())
-            .update_columns(self.update.clone())
+        OnConflict::columns(self.on.iter().copied())
+            .update_columns(self.update.iter().copied())
             .to_owned()
     }
 
@@ -396,18 +396,9 @@ mod tests {
         assert_eq!(task.run_at, i64::MAX - 1);
     }
 
-    /// The upsert updates only its columns of the row it conflicts with.
+    /// The drive tasks' upsert updates only its columns of the row it conflicts with.
     async fn upsert_updates_its_columns(db: sea_orm::DatabaseConnection) {
-        let upsert = Upsert::<scheduled_tasks::Entity> {
-            on: vec![
-                scheduled_tasks::Column::OrderId,
-                scheduled_tasks::Column::Kind,
-            ],
-            update: vec![
-                scheduled_tasks::Column::Status,
-                scheduled_tasks::Column::RunAt,
-            ],
-        };
+        let upsert = &crate::storage::apply::DRIVE_TASK_UPSERT;
         insert_all::<scheduled_tasks::Entity>(&db, vec![task_row("1", "pending", 10)], None)
             .await
             .expect("insert");
@@ -415,7 +406,7 @@ mod tests {
         again.id = Set("other id".into());
         again.attempt = Set(7);
         let new = task_row("2", "pending", 30);
-        insert_all::<scheduled_tasks::Entity>(&db, vec![again, new], Some(&upsert))
+        insert_all::<scheduled_tasks::Entity>(&db, vec![again, new], Some(upsert))
             .await
             .expect("upsert");
         let tasks = scheduled_tasks::Entity::find()

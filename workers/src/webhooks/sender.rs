@@ -419,7 +419,6 @@ impl Sender {
     }
 }
 
-/// Deliveries to the endpoints not at their bound (`used`: in flight, `per`: the bound).
 /// The endpoints with `per` or more deliveries in flight (`used`), sorted.
 fn full_endpoints(used: &HashMap<String, usize>, per: usize) -> Vec<String> {
     let mut full: Vec<String> = used
