@@ -303,3 +303,50 @@ storage_cases!(
     stale_candidates_never_claim_a_rescheduled_or_done_task,
     stale_candidates_never_republish_an_outbox_row,
 );
+
+/// Many claimers at once on PostgreSQL (several pooled connections, `SKIP LOCKED` inner
+/// selects overlapping): every row is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_never_share_a_row_on_postgres() {
+    super::test_db::on_postgres(|db| async move {
+        for i in 0..200 {
+            deliveries::Entity::insert(delivery(&format!("d{i:03}"), NOW - 1_000 + i))
+                .exec_without_returning(&db)
+                .await
+                .unwrap();
+        }
+        let claimers = (0..8).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut won = Vec::new();
+                loop {
+                    let owner = format!("r{n}");
+                    let rows = claim::<deliveries::Entity, _>(
+                        &db,
+                        &DELIVERIES,
+                        Condition::all(),
+                        &owner,
+                        NOW,
+                        LEASE,
+                        7,
+                    )
+                    .await
+                    .unwrap();
+                    if rows.is_empty() {
+                        return won;
+                    }
+                    won.extend(rows.into_iter().map(|d| d.id));
+                }
+            })
+        });
+        let mut all: Vec<String> = Vec::new();
+        for c in claimers.collect::<Vec<_>>() {
+            all.extend(c.await.unwrap());
+        }
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!((total, all.len()), (200, 200), "claimed twice or missed");
+    })
+    .await;
+}
