@@ -1,5 +1,6 @@
 //! A private PostgreSQL cluster for one benchmark run: `initdb` in a temporary directory,
-//! its own port, fsync on, `pg_stat_statements` preloaded; stopped and removed at the end.
+//! its own port, fsync on, `pg_stat_statements` preloaded, sized like a production server
+//! ([`SIZING`]); stopped and removed at the end.
 //!
 //! PostgreSQL refuses to run as root, so when the benchmark runs as root the cluster is
 //! created and run as the `postgres` user.
@@ -13,6 +14,19 @@ use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::natsd::free_port;
+
+/// Memory and WAL sizing of the benchmark's cluster, as a production server is configured
+/// rather than `initdb`'s minimal defaults (shared_buffers 128MB, wal_buffers 4MB,
+/// max_wal_size 1GB). With those defaults, backends waited for WAL writes when the 4 MB of
+/// WAL buffers filled (about 57 KiB of WAL per order), and a 10,000-order run crossed a
+/// size-forced checkpoint, after which every first change of a page logged the whole page:
+/// 10.2 against 8.3 CPU ms per order and 141 against 181 orders/s, same worker, two pairs
+/// of runs. Durability is unchanged: fsync and synchronous_commit stay on.
+pub const SIZING: [&str; 3] = [
+    "shared_buffers=256MB",
+    "wal_buffers=16MB",
+    "max_wal_size=4GB",
+];
 
 /// One statement of `pg_stat_statements` in the window.
 #[derive(Debug, Clone)]
@@ -104,7 +118,10 @@ impl PrivatePostgres {
             "pg_stat_statements.track=top".into(),
             "pg_stat_statements.track_planning=on".into(),
             "max_connections=200".into(),
-        ] {
+        ]
+        .into_iter()
+        .chain(SIZING.map(String::from))
+        {
             cmd.arg("-c").arg(setting);
         }
         cmd.stdin(Stdio::null())

@@ -108,7 +108,7 @@ impl BenchReport {
                     },
                     self.postgres_version
                         .as_deref()
-                        .map(|v| format!(" {v} (fsync on)"))
+                        .map(|v| format!(" {v} (fsync on, {})", super::postgres::SIZING.join(", ")))
                         .unwrap_or_default()
                 ),
             ),
