@@ -26,6 +26,7 @@ mod m20261201_000052_task_priority;
 mod m20261201_000061_claims_update_in_place;
 mod m20261202_000071_orders_history_seq;
 mod m20261202_000081_json_rows;
+mod m20261202_000091_claim_ids;
 
 /// All of rampd's migrations, oldest first.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000061_claims_update_in_place::Migration),
             Box::new(m20261202_000071_orders_history_seq::Migration),
             Box::new(m20261202_000081_json_rows::Migration),
+            Box::new(m20261202_000091_claim_ids::Migration),
         ]
     }
 }

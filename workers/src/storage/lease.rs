@@ -82,12 +82,15 @@ pub const DELIVERIES: LeaseColumns<webhook_deliveries::Column> = LeaseColumns {
 /// Claim up to `limit` claimable rows of `E` (within `narrow`) for `owner`; returns the
 /// claimed rows, oldest due first.
 ///
-/// One statement: `UPDATE … WHERE id IN (<up to limit claimable ids, oldest due first>)
-/// AND <claimable> RETURNING *` (on PostgreSQL `id = ANY(ARRAY(<ids>))`, see below). The outer guard repeats the inner one, so the statement is
-/// correct without row locks (on SQLite, or on PostgreSQL under READ COMMITTED, where a row
-/// another claimer updated first is re-checked and skipped). On PostgreSQL the inner
-/// select also says `FOR UPDATE SKIP LOCKED`, only so that concurrent claimers pass over
-/// each other's rows instead of waiting for them.
+/// One statement. On SQLite: `UPDATE … WHERE id IN (<up to limit claimable ids, oldest
+/// due first>) AND <claimable> RETURNING *`; the outer guard repeats the inner one, so the
+/// statement is correct without row locks.
+///
+/// On PostgreSQL: `UPDATE … WHERE id IN (SELECT * FROM rampd_ids(ARRAY(<the same select>
+/// FOR UPDATE SKIP LOCKED))) RETURNING *`, without the outer guard. The inner select locks
+/// the ids it returns (concurrent claimers pass over each other's rows), and a row another
+/// claimer changed first is re-checked on its newest version before it is locked, so the
+/// ids are claimable until the statement ends.
 ///
 /// The two phases of a claim, [`candidates`] and [`take`], are public so that a caller can
 /// choose among the candidates (the webhook sender bounds each endpoint's share) and so
@@ -105,6 +108,27 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
+    let backend = db.get_database_backend();
+    let update = claim_update::<E, C>(backend, cols, narrow, owner, now_ms, lease_ms, limit);
+    let mut rows = update.exec_with_returning(db).await?;
+    sort_in_claim_order(&mut rows, cols);
+    Ok(rows)
+}
+
+/// The UPDATE of [`claim`] for `backend`.
+pub(super) fn claim_update<E, C>(
+    backend: DbBackend,
+    cols: &LeaseColumns<C>,
+    narrow: Condition,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: u64,
+) -> UpdateMany<E>
+where
+    E: EntityTrait<Column = C>,
+    C: ColumnTrait,
+{
     let mut due = in_claim_order(
         E::find()
             .select_only()
@@ -115,13 +139,16 @@ where
     )
     .limit(limit)
     .into_query();
-    let chosen = if db.get_database_backend() == DbBackend::Postgres {
+    let postgres = backend == DbBackend::Postgres;
+    let chosen = if postgres {
         due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        // Not `IN (subquery)`: PostgreSQL may plan that as a semi-join that runs the
-        // subquery again per row, and then LIMIT bounds each run, not the claim (seen:
-        // a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before the update.
+        // Not `IN (subquery)` directly: PostgreSQL may plan that as a semi-join that runs
+        // the subquery again per row, and then LIMIT bounds each run, not the claim (seen:
+        // a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before the update,
+        // and `rampd_ids` (estimated one row) makes the cached plan look the chosen ids up
+        // by key at any table size (migration m20261202_000091).
         Expr::cust_with_exprs(
-            "$1 = ANY(ARRAY($2))",
+            "$1 IN (SELECT * FROM rampd_ids(ARRAY($2)))",
             [
                 Expr::col(cols.id),
                 Expr::SubQuery(None, Box::new(due.into())),
@@ -130,17 +157,19 @@ where
     } else {
         cols.id.in_subquery(due)
     };
+    // On PostgreSQL the inner select locks every id it returns, after re-checking its
+    // conditions on the row's newest version, so the ids stay claimable until this
+    // statement ends; repeating the guard outside only gave the planner a range to scan.
+    let guard = match postgres {
+        true => Condition::all(),
+        false => narrow.add(claimable(cols, now_ms)),
+    };
     let token = format!("{owner}/{}", Uuid::now_v7().simple());
-    let mut rows = E::update_many()
+    E::update_many()
         .col_expr(cols.lease_owner, Expr::value(token))
         .col_expr(cols.lease_until, Expr::value(now_ms + lease_ms))
         .filter(chosen)
-        .filter(narrow)
-        .filter(claimable(cols, now_ms))
-        .exec_with_returning(db)
-        .await?;
-    sort_in_claim_order(&mut rows, cols);
-    Ok(rows)
+        .filter(guard)
 }
 
 /// RETURNING keeps no order; claimers work (and the relay publishes) in claim order.
