@@ -10,6 +10,16 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// Run `sql` when the database is PostgreSQL; nothing on SQLite (for the planner aids that
+/// only PostgreSQL needs, such as the one-row set functions).
+async fn on_postgres_only(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait as _, DbBackend as Backend};
+    if manager.get_database_backend() == Backend::Postgres {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
 mod m20261121_000001_orders;
 mod m20261121_000002_order_events;
 mod m20261121_000003_processed_commands;

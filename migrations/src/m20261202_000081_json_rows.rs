@@ -11,7 +11,6 @@
 //! estimate of 100.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -19,29 +18,17 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE OR REPLACE FUNCTION rampd_json_rows(rows jsonb) RETURNS SETOF jsonb \
-                 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE ROWS 1 \
-                 SET search_path = pg_catalog \
-                 AS 'SELECT jsonb_array_elements(rows)'",
-            )
-            .await?;
-        Ok(())
+        crate::on_postgres_only(
+            manager,
+            "CREATE OR REPLACE FUNCTION rampd_json_rows(rows jsonb) RETURNS SETOF jsonb \
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE ROWS 1 \
+            SET search_path = pg_catalog \
+            AS 'SELECT jsonb_array_elements(rows)'",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP FUNCTION IF EXISTS rampd_json_rows(jsonb)")
-            .await?;
-        Ok(())
+        crate::on_postgres_only(manager, "DROP FUNCTION IF EXISTS rampd_json_rows(jsonb)").await
     }
 }

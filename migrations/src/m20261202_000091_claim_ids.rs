@@ -10,7 +10,6 @@
 //! estimate.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -18,29 +17,17 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE OR REPLACE FUNCTION rampd_ids(ids text[]) RETURNS SETOF text \
-                 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE ROWS 1 \
-                 SET search_path = pg_catalog \
-                 AS 'SELECT unnest(ids)'",
-            )
-            .await?;
-        Ok(())
+        crate::on_postgres_only(
+            manager,
+            "CREATE OR REPLACE FUNCTION rampd_ids(ids text[]) RETURNS SETOF text \
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE ROWS 1 \
+            SET search_path = pg_catalog \
+            AS 'SELECT unnest(ids)'",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP FUNCTION IF EXISTS rampd_ids(text[])")
-            .await?;
-        Ok(())
+        crate::on_postgres_only(manager, "DROP FUNCTION IF EXISTS rampd_ids(text[])").await
     }
 }

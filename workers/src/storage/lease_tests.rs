@@ -359,75 +359,40 @@ async fn concurrent_claims_never_share_a_row_on_postgres() {
 /// orders; through `rampd_ids` it was 0.4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_claim_plans_cached_on_empty_tables_look_rows_up_by_key() {
-    use super::lease::claim_update;
-    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
     super::test_db::on_postgres(|db| async move {
-        let updates = [
-            claim_update::<deliveries::Entity, _>(
-                DbBackend::Postgres,
-                &DELIVERIES,
-                Condition::all(),
-                "a",
-                NOW,
-                LEASE,
-                16,
-            )
-            .build(DbBackend::Postgres),
-            claim_update::<tasks::Entity, _>(
-                DbBackend::Postgres,
-                &TASKS,
-                drive(),
-                "a",
-                NOW,
-                LEASE,
-                16,
-            )
-            .build(DbBackend::Postgres),
-            claim_update::<outbox::Entity, _>(
-                DbBackend::Postgres,
-                &OUTBOX,
-                Condition::all(),
-                "a",
-                NOW,
-                LEASE,
-                16,
-            )
-            .build(DbBackend::Postgres),
-        ];
-        for (n, stmt) in updates.into_iter().enumerate() {
-            let args: Vec<String> = stmt
-                .values
-                .iter()
-                .flat_map(|v| v.0.iter())
-                .map(|v| match v {
-                    sea_orm::Value::String(Some(s)) => format!("'{}'", s.replace('\'', "''")),
-                    sea_orm::Value::BigInt(Some(n)) => n.to_string(),
-                    sea_orm::Value::BigUnsigned(Some(n)) => n.to_string(),
-                    other => panic!("a claim value of an unexpected kind: {other:?}"),
-                })
-                .collect();
-            let txn = db.begin().await.unwrap();
-            for sql in [
-                "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
-                format!("PREPARE claim_q{n} AS {}", stmt.sql),
-            ] {
-                txn.execute_unprepared(&sql).await.expect(&sql);
-            }
-            let plan: Vec<String> = txn
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("EXPLAIN EXECUTE claim_q{n}({})", args.join(", ")),
-                ))
-                .await
-                .expect("explain")
-                .iter()
-                .map(|r| r.try_get_by_index::<String>(0).expect("plan line"))
-                .collect();
-            let plan = plan.join("\n");
-            assert!(!plan.contains("Seq Scan"), "{}\n{plan}", stmt.sql);
-            assert!(plan.contains("_pkey"), "{}\n{plan}", stmt.sql);
-            txn.rollback().await.unwrap();
+        for (sql, args) in [
+            claim_sql::<deliveries::Entity, _>(&DELIVERIES, Condition::all()),
+            claim_sql::<tasks::Entity, _>(&TASKS, drive()),
+            claim_sql::<outbox::Entity, _>(&OUTBOX, Condition::all()),
+        ] {
+            let plan = super::test_db::generic_plan(&db, &sql, &args).await;
+            assert!(!plan.contains("Seq Scan"), "{sql}\n{plan}");
+            assert!(plan.contains("_pkey"), "{sql}\n{plan}");
         }
     })
     .await;
+}
+
+/// A PostgreSQL claim of 16 rows of `E` and its values as SQL literals.
+fn claim_sql<E, C>(cols: &super::lease::LeaseColumns<C>, narrow: Condition) -> (String, String)
+where
+    E: EntityTrait<Column = C>,
+    C: sea_orm::ColumnTrait,
+{
+    use sea_orm::{DbBackend, QueryTrait};
+    let update =
+        super::lease::claim_update::<E, C>(DbBackend::Postgres, cols, narrow, "a", NOW, LEASE, 16);
+    let stmt = update.build(DbBackend::Postgres);
+    let args: Vec<String> = stmt
+        .values
+        .iter()
+        .flat_map(|v| v.0.iter())
+        .map(|v| match v {
+            sea_orm::Value::String(Some(s)) => format!("'{}'", s.replace('\'', "''")),
+            sea_orm::Value::BigInt(Some(n)) => n.to_string(),
+            sea_orm::Value::BigUnsigned(Some(n)) => n.to_string(),
+            other => panic!("a claim value of an unexpected kind: {other:?}"),
+        })
+        .collect();
+    (stmt.sql, args.join(", "))
 }

@@ -426,38 +426,17 @@ mod tests {
     /// grows: 1.7 ms per statement at 5,000 deliveries in the benchmark).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_update_plans_look_rows_up_by_key() {
-        use sea_orm::TransactionTrait;
         crate::storage::test_db::on_postgres(|db| async move {
-            let txn = db.begin().await.expect("begin");
             let columns = [("v_id", "text"), ("v_error", "text")];
             let update = format!(
                 "{} UPDATE scheduled_tasks SET last_error = v.v_error \
                  FROM v WHERE scheduled_tasks.id = v.v_id RETURNING scheduled_tasks.id",
                 json_cte(&columns)
             );
-            for sql in [
-                "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
-                format!("PREPARE batch_update(text) AS {update}"),
-            ] {
-                txn.execute_unprepared(&sql).await.expect(&sql);
-            }
-            let plan: Vec<String> = txn
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "EXPLAIN EXECUTE batch_update('[{\"v_id\":\"1\",\"v_error\":null}]')",
-                ))
-                .await
-                .expect("explain")
-                .iter()
-                .map(|r| r.try_get_by_index::<String>(0).expect("plan line"))
-                .collect();
-            let plan = plan.join("\n");
+            let args = "'[{\"v_id\":\"1\",\"v_error\":null}]'";
+            let plan = crate::storage::test_db::generic_plan(&db, &update, args).await;
             assert!(plan.contains("Index Scan"), "{plan}");
             assert!(!plan.contains("Seq Scan"), "{plan}");
-            txn.execute_unprepared("DEALLOCATE batch_update")
-                .await
-                .expect("deallocate");
-            txn.rollback().await.expect("rollback");
         })
         .await;
     }

@@ -130,6 +130,35 @@ where
     drop(file);
 }
 
+/// PostgreSQL's cached generic plan of `statement` (as `EXPLAIN` prints it), prepared as
+/// `PREPARE q AS <statement>` and run with `args` (`EXECUTE q(<args>)`), in a transaction
+/// that is rolled back.
+pub(crate) async fn generic_plan(db: &DatabaseConnection, statement: &str, args: &str) -> String {
+    use sea_orm::{DbBackend, Statement, TransactionTrait};
+    let txn = db.begin().await.expect("begin");
+    for sql in [
+        "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
+        format!("PREPARE rampd_plan_q AS {statement}"),
+    ] {
+        txn.execute_unprepared(&sql).await.expect(&sql);
+    }
+    let lines: Vec<String> = txn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("EXPLAIN EXECUTE rampd_plan_q({args})"),
+        ))
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("plan line"))
+        .collect();
+    txn.execute_unprepared("DEALLOCATE rampd_plan_q")
+        .await
+        .expect("deallocate");
+    txn.rollback().await.expect("rollback");
+    lines.join("\n")
+}
+
 /// Run `case` against a fresh, migrated PostgreSQL database, dropped afterwards.
 pub(crate) async fn on_postgres<F, Fut>(case: F)
 where
