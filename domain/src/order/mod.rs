@@ -830,14 +830,15 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    pub fn rank(self) -> i16 {
+    /// Every urgency, most urgent first.
+    pub const ALL: [Urgency; 3] = [Urgency::Moving, Urgency::Deadline, Urgency::Parked];
+
+    pub const fn rank(self) -> i16 {
         self as i16
     }
 
     pub fn from_rank(rank: i16) -> Option<Urgency> {
-        [Urgency::Moving, Urgency::Deadline, Urgency::Parked]
-            .into_iter()
-            .find(|u| u.rank() == rank)
+        Urgency::ALL.into_iter().find(|u| u.rank() == rank)
     }
 
     pub fn as_str(self) -> &'static str {

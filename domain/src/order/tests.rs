@@ -1053,7 +1053,12 @@ fn urgency_puts_submitted_payments_first_then_deadlines_then_parked_orders() {
     assert_eq!(kyc.order.state, OrderState::KycRequired);
     assert_eq!(kyc.urgency, Urgency::Parked);
     assert!(Urgency::Moving < Urgency::Deadline && Urgency::Deadline < Urgency::Parked);
-    for u in [Urgency::Moving, Urgency::Deadline, Urgency::Parked] {
+    // Claims read urgencies in the order of `ALL`: every variant, most urgent first.
+    assert_eq!(
+        Urgency::ALL,
+        [Urgency::Moving, Urgency::Deadline, Urgency::Parked]
+    );
+    for u in Urgency::ALL {
         assert_eq!(Urgency::from_rank(u.rank()), Some(u));
     }
     assert_eq!(Urgency::from_rank(7), None);
