@@ -51,11 +51,17 @@ pub struct ClaimFirst<C> {
     pub values: &'static [i16],
 }
 
-const URGENCY_RANKS: [i16; 3] = [
-    Urgency::ALL[0].rank(),
-    Urgency::ALL[1].rank(),
-    Urgency::ALL[2].rank(),
-];
+/// The rank of every urgency, most urgent first: derived from `Urgency::ALL`, so that an
+/// urgency added there is claimed too (a rank left out would never be claimed).
+const URGENCY_RANKS: [i16; Urgency::ALL.len()] = {
+    let mut ranks = [0; Urgency::ALL.len()];
+    let mut i = 0;
+    while i < ranks.len() {
+        ranks[i] = Urgency::ALL[i].rank();
+        i += 1;
+    }
+    ranks
+};
 
 /// Order tasks, claimed most urgent first (`priority`), then oldest `run_at` first: when
 /// the provider budget lets the executor claim fewer than are due, the orders whose
