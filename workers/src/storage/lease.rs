@@ -154,30 +154,28 @@ where
     E: EntityTrait<Column = C>,
     C: ColumnTrait,
 {
-    let postgres = backend == DbBackend::Postgres;
-    let chosen = if postgres {
+    // One pair per backend: which ids are claimed, and the guard the UPDATE repeats.
+    let (chosen, guard) = if backend == DbBackend::Postgres {
         // Not `IN (subquery)` directly: PostgreSQL may plan that as a semi-join that runs
         // the subquery again per row, and then LIMIT bounds each run, not the claim (seen:
         // a claim of 32 took 682 rows). `ARRAY(subquery)` runs once, before the update,
         // and `rampd_ids` (estimated one row) makes the cached plan look the chosen ids up
-        // by key at any table size (migration m20261202_000091).
-        Expr::cust_with_exprs(
+        // by key at any table size (migration m20261202_000091). No guard: the inner
+        // select locks every id it returns, after re-checking its conditions on the row's
+        // newest version, so the ids stay claimable until this statement ends; repeating
+        // the guard outside only gave the planner a range to scan.
+        let chosen = Expr::cust_with_exprs(
             "$1 IN (SELECT * FROM rampd_ids(ARRAY($2)))",
             [
                 Expr::col(cols.id),
-                postgres_due_ids::<E, C>(cols, narrow.clone(), now_ms, limit),
+                postgres_due_ids::<E, C>(cols, narrow, now_ms, limit),
             ],
-        )
+        );
+        (chosen, Condition::all())
     } else {
         let due = in_claim_order(due_select::<E, C>(cols, narrow.clone(), now_ms), cols);
-        cols.id.in_subquery(due.limit(limit).into_query())
-    };
-    // On PostgreSQL the inner select locks every id it returns, after re-checking its
-    // conditions on the row's newest version, so the ids stay claimable until this
-    // statement ends; repeating the guard outside only gave the planner a range to scan.
-    let guard = match postgres {
-        true => Condition::all(),
-        false => narrow.add(claimable(cols, now_ms)),
+        let chosen = cols.id.in_subquery(due.limit(limit).into_query());
+        (chosen, narrow.add(claimable(cols, now_ms)))
     };
     let token = format!("{owner}/{}", Uuid::now_v7().simple());
     E::update_many()
@@ -253,7 +251,10 @@ where
     C: ColumnTrait + Into<<M::Entity as EntityTrait>::Column>,
 {
     rows.sort_by_key(|row| {
-        let first = (cols.first_by.as_ref()).map_or(0, |f| sort_key(row.get(f.col.into())));
+        let first = cols
+            .first_by
+            .as_ref()
+            .map_or(0, |f| sort_key(row.get(f.col.into())));
         (first, sort_key(row.get(cols.order_by.into())))
     });
 }

@@ -385,7 +385,7 @@ async fn postgres_task_claim_plans_read_in_claim_order() {
     use sea_orm::ConnectionTrait;
     super::test_db::on_postgres(|db| async move {
         // The benchmark's table halfway through: most orders parked (not due), some done,
-        // a few hundred in motion, half of those leased.
+        // 250 in motion, 150 of those leased.
         let fill = format!(
             "INSERT INTO scheduled_tasks (id, order_id, kind, status, run_at, priority, \
              attempt, lease_until, created_at, updated_at) \
