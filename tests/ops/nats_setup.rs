@@ -43,8 +43,11 @@ async fn a_token_connects_and_is_never_logged() {
     let nats = NatsServer::start_with(&["--auth", &token]).await.unwrap();
     let dir = temp_dir();
     // A list whose first server is down: the client goes on to the next.
-    let down = rampd::natsd::free_port().unwrap();
-    let mut cfg = config(format!("nats://127.0.0.1:{down}, {}", nats.url), &dir);
+    let down = rampd_e2e::hooks::DownPort::new();
+    let mut cfg = config(
+        format!("nats://127.0.0.1:{}, {}", down.port(), nats.url),
+        &dir,
+    );
 
     let text = refusal(&cfg, "no token, no connection").await;
     assert!(

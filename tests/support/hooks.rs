@@ -60,21 +60,43 @@ pub struct HookReceiver {
     stop: watch::Sender<bool>,
 }
 
-/// A free loopback port with nothing listening on it (a receiver that is down).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port that is bound but not listening: connections to it are refused (a
+/// receiver or server that is down), and no other process can take it while it is held,
+/// so a receiver can later come up on it ([`HookReceiver::start_on`]).
+pub struct DownPort(tokio::net::TcpSocket);
+
+impl DownPort {
+    pub fn new() -> DownPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        DownPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+}
+
+impl Default for DownPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl HookReceiver {
     pub async fn start(secrets: &[&str], default: Reply) -> HookReceiver {
-        Self::start_on(0, secrets, default).await
-    }
-
-    pub async fn start_on(port: u16, secrets: &[&str], default: Reply) -> HookReceiver {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
+        Self::serve(listener, secrets, default)
+    }
+
+    /// A receiver on a port that was down until now.
+    pub async fn start_on(port: DownPort, secrets: &[&str], default: Reply) -> HookReceiver {
+        Self::serve(port.0.listen(1024).unwrap(), secrets, default)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, secrets: &[&str], default: Reply) -> HookReceiver {
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let (release, _) = watch::channel(false);
         let (stop, mut stopped) = watch::channel(false);

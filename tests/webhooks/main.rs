@@ -14,7 +14,7 @@ use rampd::storage::entities::{
 use rampd::webhooks::WebhookSecret;
 use rampd::webhooks::admin::{DeliveryArgs, EndpointCmd, Selection, WebhooksCmd, execute};
 use rampd_domain::order::OrderState;
-use rampd_e2e::hooks::{Hook, HookReceiver, Reply, free_port};
+use rampd_e2e::hooks::{DownPort, Hook, HookReceiver, Reply};
 use rampd_e2e::{Backend, Stack, WAIT, both};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
@@ -308,8 +308,8 @@ both!(endpoint_added_by_command_with_an_event_filter);
 /// same id once it accepted it.
 async fn receiver_down_then_back(backend: Backend) {
     let key = secret();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/hooks");
+    let port = DownPort::new();
+    let url = format!("http://127.0.0.1:{}/hooks", port.port());
     let s = start(backend, vec![endpoint("e1", &url, &key)], |_| {}).await;
     order_awaiting_payment(&s, "o-a").await;
     order_awaiting_payment(&s, "o-b").await;
