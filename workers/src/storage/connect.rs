@@ -27,6 +27,9 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 pub const SQLITE_MMAP_BYTES: u64 = 256 << 20;
 /// How long getting a pooled connection (including opening a new one) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle this long is pinged before it is handed out; one in use
+/// since is not (see [`open`]).
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Whether opening a SQLite database may create its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,13 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 ///
 /// PostgreSQL: up to [`POSTGRES_MAX_CONNECTIONS`] connections; acquiring one times out
 /// after [`CONNECT_TIMEOUT`]. Opening never creates a database nor applies migrations.
+///
+/// Both: sqlx pings a connection (a round trip to the server, or a hand-off to SQLite's
+/// connection thread) every time one is handed out, unless told otherwise, and again
+/// every time one is given back. Only connections idle for [`PING_IF_IDLE_FOR`] are
+/// pinged when handed out (the ones a server, proxy or firewall may have dropped); a
+/// connection that broke while in use fails its statement, which the caller retries like
+/// any database error, and the ping on its return then closes it.
 pub async fn open(url: &str, create: Create) -> Result<DatabaseConnection, OpenError> {
     let target = Target::parse(url, create)?;
     target.probe().await?;
@@ -91,7 +101,9 @@ pub async fn open(url: &str, create: Create) -> Result<DatabaseConnection, OpenE
     let mut opt = ConnectOptions::new(url.to_owned());
     // sqlx would log every statement at INFO through `log`; sea-orm's own tracing spans
     // already record statements.
-    opt.sqlx_logging(false).connect_timeout(CONNECT_TIMEOUT);
+    opt.sqlx_logging(false)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
     match &target {
         Target::Sqlite { memory, .. } => {
             let create = target.creates();

@@ -52,6 +52,38 @@ impl PgDb {
         }
     }
 
+    /// The server ends every session of this database (as a restart or a proxy would),
+    /// leaving the pool's connections broken; returns once none is left.
+    pub async fn terminate_sessions(&self) -> usize {
+        let sql = format!(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = '{}'",
+            self.name
+        );
+        let ended = self.sessions_by(&sql).await;
+        let left = format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        );
+        while self.sessions_by(&left).await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        ended
+    }
+
+    async fn sessions_by(&self, sql: &str) -> usize {
+        let row = self
+            .admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .expect("pg_stat_activity")
+            .expect("a count");
+        row.try_get::<i64>("", "n").expect("n") as usize
+    }
+
     pub async fn drop_db(mut self) {
         self.db.close_by_ref().await.expect("close pool");
         self.admin

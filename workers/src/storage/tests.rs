@@ -379,6 +379,32 @@ async fn pragma(conn: &impl ConnectionTrait, name: &str) -> String {
         .expect("pragma value")
 }
 
+/// Connections in use are not pinged when handed out (only those idle for
+/// `PING_IF_IDLE_FOR` are), so a connection the server dropped while it sat in the pool
+/// fails one statement, which its caller retries; the ping on its return closes it, and
+/// the pool then works again with fresh connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_recovers_from_sessions_the_server_ended() {
+    let pg = PgDb::create("rampd_mig").await;
+    let select = || pg.db.execute_unprepared("SELECT 1");
+    select().await.expect("the pool works");
+    let broken = pg.terminate_sessions().await;
+    assert!(broken >= 1, "the pool held a session");
+    let mut failed = 0;
+    while select().await.is_err() {
+        failed += 1;
+        assert!(
+            failed <= broken,
+            "{failed} statements failed after {broken} sessions ended: the pool keeps broken \
+             connections"
+        );
+    }
+    for _ in 0..3 {
+        select().await.expect("the pool works again");
+    }
+    pg.drop_db().await;
+}
+
 /// Every pooled SQLite connection carries the PRAGMAs, and the pool holds 8 of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pragmas_on_every_connection() {
