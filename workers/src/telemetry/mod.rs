@@ -193,6 +193,7 @@ pub fn init_with(opts: Options) -> anyhow::Result<Telemetry> {
             .boxed()
     } else {
         fmt.compact()
+            .fmt_fields(logs::TextFields)
             .with_ansi(opts.ansi)
             .with_filter(filter)
             .boxed()
