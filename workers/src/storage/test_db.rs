@@ -60,18 +60,19 @@ impl PgDb {
              WHERE datname = '{}'",
             self.name
         );
-        let ended = self.sessions_by(&sql).await;
+        let ended = self.count(&sql).await;
         let left = format!(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}'",
             self.name
         );
-        while self.sessions_by(&left).await > 0 {
+        while self.count(&left).await > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         ended
     }
 
-    async fn sessions_by(&self, sql: &str) -> usize {
+    /// The count `sql` selects (as `n`), asked on the admin connection.
+    async fn count(&self, sql: &str) -> usize {
         let row = self
             .admin
             .query_one_raw(sea_orm::Statement::from_string(

@@ -1726,18 +1726,7 @@ async fn a_command_reads_its_inbox_row_and_order_at_once(db: DatabaseConnection)
 /// where no span carries one (text logs without an exporter).
 #[test]
 fn a_flag_warning_names_the_stored_trace_without_a_span() {
-    #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
+    let buf = crate::telemetry::logs::LogBuffer::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -1753,7 +1742,7 @@ fn a_flag_warning_names_the_stored_trace_without_a_span() {
     tracing::subscriber::with_default(subscriber, || {
         crate::telemetry::warnings::committed(&d, Some(TRACE));
     });
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let text = buf.text();
     assert!(text.contains("order flagged for attention"), "{text}");
     assert!(
         text.contains("order.trace_id=\"0af7651916cd43dd8448eb211c80319c\"")

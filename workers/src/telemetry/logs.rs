@@ -129,30 +129,40 @@ impl Visit for TextVisitor<'_> {
     }
 }
 
+/// Log lines written in memory, for tests that read what a subscriber printed: give a
+/// clone to `with_writer(move || buf.clone())`, read them back with [`text`](Self::text).
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl LogBuffer {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use super::TextFields;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::{LogBuffer, TextFields};
 
     /// A text line shows the event's fields and its spans' `rampd.*` fields, never the
     /// trace exporter's semantic-convention attributes.
     #[test]
     fn text_lines_leave_the_exporters_attributes_out() {
-        let buf = Buf::default();
+        let buf = LogBuffer::default();
         let sink = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .compact()
@@ -176,7 +186,7 @@ mod tests {
             let _in = span.enter();
             tracing::warn!(order.id = "01a2", attempts = 3, "provider call failed");
         });
-        let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line = buf.text();
         assert!(
             line.contains(
                 "provider call failed order.id=\"01a2\" attempts=3 server.address=\"127.0.0.1\" \
